@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+import { x } from "../ipam/hello.ts";
+console.log(x);
