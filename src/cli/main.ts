@@ -1,4 +1,3 @@
 #!/usr/bin/env node
-import { x } from "../ipam/hello.ts";
-
-console.log(x);
+console.error("lb-ip-guard: not built yet");
+process.exit(2);
