@@ -1,0 +1,72 @@
+import type { Family, IPAddress } from "./address.ts";
+import { isUsableAddress, type Pool } from "./pool.ts";
+import type { AddressRange } from "./range.ts";
+import type { UsageIndex } from "./usage.ts";
+
+/**
+ * The lowest free address of a range, or undefined. Each step is a logarithmic query on the used
+ * set; with avoidBuggyIPs a step may land on .255/.0 and hop over it, so the loop runs at most a
+ * few times per /24 boundary crossed, never once per address.
+ */
+export function firstFreeInRange(
+  pool: Pool,
+  range: AddressRange,
+  usage: UsageIndex,
+): bigint | undefined {
+  const used = usage.used(range.family);
+  let candidate = range.first;
+  while (candidate <= range.last) {
+    candidate = used.firstAbsentFrom(candidate);
+    if (candidate > range.last) return undefined;
+    if (isUsableAddress(pool, range.family, candidate)) return candidate;
+    candidate += 1n;
+  }
+  return undefined;
+}
+
+/** The next free address of one family in a pool: ranges in declaration order, lowest first. */
+export function firstFreeInPool(
+  pool: Pool,
+  family: Family,
+  usage: UsageIndex,
+): IPAddress | undefined {
+  for (const range of pool.ranges) {
+    if (range.family !== family) continue;
+    const value = firstFreeInRange(pool, range, usage);
+    if (value !== undefined) return { family, value };
+  }
+  return undefined;
+}
+
+/** Up to `limit` runs of free addresses of a pool, for messages that say what would be accepted. */
+export function freeRuns(pool: Pool, usage: UsageIndex, limit: number): readonly AddressRange[] {
+  const runs: AddressRange[] = [];
+  for (const range of pool.ranges) {
+    const used = usage.used(range.family);
+    let from = range.first;
+    while (runs.length < limit && from <= range.last) {
+      const first = firstFreeInRange(pool, { ...range, first: from }, usage);
+      if (first === undefined) break;
+      const nextUsed = used.firstMemberFrom(first);
+      let last = nextUsed === undefined || nextUsed > range.last ? range.last : nextUsed - 1n;
+      if (pool.avoidBuggyIPs && range.family === "IPv4") last = lastBeforeBuggy(first, last);
+      runs.push({ family: range.family, first, last });
+      from = last + 1n;
+    }
+  }
+  return runs;
+}
+
+/** With avoidBuggyIPs a free run ends at the .254 of its /24. */
+function lastBeforeBuggy(first: bigint, last: bigint): bigint {
+  const endOfBlock = (first | 255n) - 1n;
+  return last < endOfBlock ? last : endOfBlock;
+}
+
+/** Addresses of the pool's ranges of one family that are in use (by anyone). */
+export function usedInPool(pool: Pool, family: Family, usage: UsageIndex): number {
+  const used = usage.used(family);
+  return pool.ranges
+    .filter((range) => range.family === family)
+    .reduce((sum, range) => sum + used.countBetween(range.first, range.last), 0);
+}

@@ -1,0 +1,441 @@
+import { FAMILIES, type Family, formatAddress, type IPAddress, parseAddress } from "./address.ts";
+import { firstFreeInPool, freeRuns } from "./allocator.ts";
+import { formatSelector, type Labels } from "./labels.ts";
+import {
+  describePool,
+  type Pool,
+  type PoolSet,
+  poolAllowsService,
+  type ServiceIdentity,
+} from "./pool.ts";
+import { formatRange, rangeContains } from "./range.ts";
+import {
+  ANNOTATION,
+  addressRequest,
+  annotations,
+  backendKey,
+  DEPRECATED_PREFIX,
+  declaredFamilies,
+  firstAnnotation,
+  isLoadBalancer,
+  portKeys,
+  type ServiceObject,
+  serviceRef,
+  sharingKey,
+  statusAddresses,
+  wantsAutoAssign,
+} from "./service.ts";
+import type { Holder, UsageIndex } from "./usage.ts";
+
+/** The contract's reason codes. `NotReady` is the admission layer's; the core never needs it. */
+export type ReasonCode =
+  | "InvalidAddress"
+  | "ConflictingFields"
+  | "FamilyMismatch"
+  | "NotInAnyPool"
+  | "PoolNotFound"
+  | "PoolMismatch"
+  | "PoolNotAllowed"
+  | "AddressInUse"
+  | "SharingConflict"
+  | "PoolExhausted"
+  | "NotReady";
+
+export type Decision =
+  | {
+      readonly kind: "allowed";
+      readonly addresses: readonly IPAddress[];
+      readonly pool: string | undefined;
+      readonly message: string;
+      readonly warnings: readonly string[];
+    }
+  | {
+      /** The Service gets `addresses` written and becomes a LoadBalancer (the mutation). */
+      readonly kind: "assigned";
+      readonly addresses: readonly IPAddress[];
+      readonly pool: string;
+      readonly message: string;
+      readonly warnings: readonly string[];
+    }
+  | {
+      readonly kind: "denied";
+      readonly reason: ReasonCode;
+      readonly addresses: readonly IPAddress[];
+      readonly pool: string | undefined;
+      readonly message: string;
+    };
+
+export type Denial = Extract<Decision, { kind: "denied" }>;
+
+/** What the decision reads of the cluster: pools, who holds what, namespace labels. */
+export interface ClusterView {
+  readonly pools: PoolSet;
+  readonly usage: UsageIndex;
+  namespaceLabels(namespace: string): Labels;
+}
+
+export interface Policy {
+  /** The `loadBalancerClass` MetalLB answers to; undefined means Services without a class. */
+  readonly loadBalancerClass: string | undefined;
+}
+
+/** Whether this tool has anything to say about the Service at all. */
+export function isInScope(service: ServiceObject, policy: Policy): boolean {
+  const serviceClass = service.spec?.loadBalancerClass;
+  if (serviceClass !== undefined && serviceClass !== policy.loadBalancerClass) return false;
+  return isLoadBalancer(service) || wantsAutoAssign(service);
+}
+
+/**
+ * Decides one Service against the pools and the addresses held by others. `ref` identifies the
+ * Service as a holder (its own holdings never conflict with it); callers pass a unique one for
+ * objects that have only a generateName.
+ */
+export function decide(
+  service: ServiceObject,
+  view: ClusterView,
+  policy: Policy,
+  ref: string = serviceRef(service),
+): Decision {
+  if (!isInScope(service, policy)) {
+    const serviceClass = service.spec?.loadBalancerClass;
+    const why =
+      serviceClass !== undefined && serviceClass !== policy.loadBalancerClass
+        ? `loadBalancerClass "${serviceClass}" is not MetalLB's`
+        : "not a LoadBalancer Service and no auto-assign annotation";
+    return {
+      kind: "allowed",
+      addresses: [],
+      pool: undefined,
+      message: `${ref}: ${why}; nothing to check`,
+      warnings: [],
+    };
+  }
+  const context: Context = {
+    ref,
+    service,
+    view,
+    holder: {
+      ref,
+      sharingKey: sharingKey(service),
+      ports: portKeys(service),
+      backendKey: backendKey(service),
+    },
+    identity: {
+      namespace: service.metadata?.namespace ?? "default",
+      labels: service.metadata?.labels ?? {},
+      namespaceLabels: view.namespaceLabels(service.metadata?.namespace ?? "default"),
+    },
+    warnings: deprecationWarnings(service),
+  };
+
+  const request = addressRequest(service);
+  if (request.source === "both") {
+    return deny(
+      "ConflictingFields",
+      `${ref} sets both spec.loadBalancerIP and the ${request.key} annotation; MetalLB refuses a Service with both: keep only the annotation`,
+    );
+  }
+  const named = namedPool(context);
+  if (named !== undefined && "kind" in named) return named;
+
+  if (request.source !== "none") {
+    const where = request.source === "spec" ? "spec.loadBalancerIP" : `annotation ${request.key}`;
+    return checkRequested(context, request.texts, where, named?.pool);
+  }
+  if (wantsAutoAssign(service)) {
+    const current = statusAddresses(service);
+    if (isLoadBalancer(service) && current.length > 0) {
+      return checkRequested(context, current, "status.loadBalancer.ingress", named?.pool);
+    }
+    return allocate(context, named?.pool);
+  }
+  if (named !== undefined && !poolAllowsService(named.pool, context.identity))
+    return notAllowed(context, named.pool);
+  const from = named === undefined ? "" : ` from pool "${named.pool.name}"`;
+  return {
+    kind: "allowed",
+    addresses: [],
+    pool: named?.pool.name,
+    message: `${ref} requests no address; MetalLB assigns one${from}`,
+    warnings: context.warnings,
+  };
+}
+
+interface Context {
+  readonly ref: string;
+  readonly service: ServiceObject;
+  readonly view: ClusterView;
+  readonly holder: Holder;
+  readonly identity: ServiceIdentity;
+  readonly warnings: readonly string[];
+}
+
+function deny(
+  reason: ReasonCode,
+  message: string,
+  addresses: readonly IPAddress[] = [],
+  pool?: Pool,
+): Denial {
+  return { kind: "denied", reason, addresses, pool: pool?.name, message };
+}
+
+function namedPool(context: Context): { readonly pool: Pool } | Denial | undefined {
+  const annotation = firstAnnotation(context.service, ANNOTATION.addressPool);
+  if (annotation === undefined) return undefined;
+  const pool = context.view.pools.byName(annotation.value);
+  if (pool !== undefined) return { pool };
+  const known = context.view.pools.pools.map((candidate) => candidate.name);
+  return deny(
+    "PoolNotFound",
+    `${context.ref} names pool "${annotation.value}" (${annotation.key}), which does not exist; known pools: ${known.length > 0 ? known.join(", ") : "none"}`,
+  );
+}
+
+function checkRequested(
+  context: Context,
+  texts: readonly string[],
+  where: string,
+  named: Pool | undefined,
+): Decision {
+  const { ref, view } = context;
+  const addresses: IPAddress[] = [];
+  for (const text of texts) {
+    const parsed = parseAddress(text);
+    if (!parsed.ok) return deny("InvalidAddress", `${ref} requests ${parsed.error} (in ${where})`);
+    addresses.push(parsed.value);
+  }
+  const familyProblem = familyMismatch(context, addresses);
+  if (familyProblem !== undefined)
+    return deny(
+      "FamilyMismatch",
+      `${ref} requests ${list(addresses)}: ${familyProblem}`,
+      addresses,
+    );
+
+  const pools: Pool[] = [];
+  for (const address of addresses) {
+    const pool = named ?? view.pools.poolOf(address.family, address.value);
+    if (pool === undefined) {
+      return deny(
+        "NotInAnyPool",
+        `${ref} requests ${formatAddress(address)}, which lies in no pool; ${poolsHint(view.pools, address.family)}`,
+        addresses,
+      );
+    }
+    if (!pool.ranges.some((range) => rangeContains(range, address.family, address.value))) {
+      return deny(
+        "PoolMismatch",
+        `${ref} requests ${formatAddress(address)}, which is not in the pool it names: ${describePool(pool)}; ${freeHint(pool, view.usage)}`,
+        addresses,
+        pool,
+      );
+    }
+    pools.push(pool);
+  }
+  const [pool, other] = pools;
+  if (pool === undefined)
+    return deny("InvalidAddress", `${ref} requests an empty address list (in ${where})`);
+  if (other !== undefined && other !== pool) {
+    return deny(
+      "PoolMismatch",
+      `${ref} requests ${list(addresses)} from two pools ("${pool.name}", "${other.name}"); dual-stack addresses must come from one pool`,
+      addresses,
+      pool,
+    );
+  }
+  if (!poolAllowsService(pool, context.identity)) return notAllowed(context, pool, addresses);
+  for (const address of addresses) {
+    const conflict = findConflict(context, address, pool);
+    if (conflict !== undefined) return conflict;
+  }
+  const mutated = !isLoadBalancer(context.service);
+  return {
+    kind: mutated ? "assigned" : "allowed",
+    addresses,
+    pool: pool.name,
+    message: `${ref} ${mutated ? "becomes a LoadBalancer with" : "may use"} ${list(addresses)} from pool "${pool.name}"`,
+    warnings: context.warnings,
+  };
+}
+
+function familyMismatch(context: Context, addresses: readonly IPAddress[]): string | undefined {
+  if (addresses.length > 2) return "at most two addresses are allowed, one per family";
+  const [first, second] = addresses;
+  if (first !== undefined && second !== undefined && first.family === second.family) {
+    return `two addresses must be of different families, both are ${first.family}`;
+  }
+  const declared = declaredFamilies(context.service);
+  const foreign = addresses.find(
+    (address) => declared.length > 0 && !declared.includes(address.family),
+  );
+  if (foreign !== undefined) {
+    return `${formatAddress(foreign)} is ${foreign.family} but spec.ipFamilies is [${declared.join(", ")}]`;
+  }
+  if (addresses.length === 2 && context.service.spec?.ipFamilyPolicy === "SingleStack") {
+    return "two addresses need ipFamilyPolicy PreferDualStack or RequireDualStack, not SingleStack";
+  }
+  return undefined;
+}
+
+function findConflict(context: Context, address: IPAddress, pool: Pool): Denial | undefined {
+  const { holder, ref, view } = context;
+  for (const other of view.usage.holdersOf(address.family, address.value)) {
+    if (other.ref === holder.ref) continue;
+    const held = `${ref} requests ${formatAddress(address)}, which ${other.ref} already holds (pool "${pool.name}")`;
+    if (holder.sharingKey === "" || holder.sharingKey !== other.sharingKey) {
+      const sharing =
+        other.sharingKey === ""
+          ? `${other.ref} does not allow sharing`
+          : `to share it, set ${ANNOTATION.allowSharedIP[0]}: "${other.sharingKey}" (the key ${other.ref} uses)`;
+      return deny(
+        "AddressInUse",
+        `${held}; ${sharing}; ${freeHint(pool, view.usage)}`,
+        [address],
+        pool,
+      );
+    }
+    const port = holder.ports.find((candidate) => other.ports.includes(candidate));
+    if (port !== undefined) {
+      return deny(
+        "SharingConflict",
+        `${held} with sharing key "${holder.sharingKey}", but both expose ${port}; use another port or address`,
+        [address],
+        pool,
+      );
+    }
+    if (holder.backendKey !== other.backendKey) {
+      return deny(
+        "SharingConflict",
+        `${held} with sharing key "${holder.sharingKey}", but their backends differ (${holder.backendKey} vs ${other.backendKey}); shared Services need the same externalTrafficPolicy and, for Local, the same selector`,
+        [address],
+        pool,
+      );
+    }
+  }
+  return undefined;
+}
+
+function notAllowed(context: Context, pool: Pool, addresses: readonly IPAddress[] = []): Denial {
+  const allocation = pool.serviceAllocation;
+  const rules = [
+    ...(allocation?.namespaces.length ? [`namespaces ${allocation.namespaces.join(", ")}`] : []),
+    ...(allocation?.namespaceSelectors.length
+      ? [`namespace labels ${allocation.namespaceSelectors.map(formatSelector).join(" or ")}`]
+      : []),
+    ...(allocation?.serviceSelectors.length
+      ? [`Service labels ${allocation.serviceSelectors.map(formatSelector).join(" or ")}`]
+      : []),
+  ];
+  return deny(
+    "PoolNotAllowed",
+    `${context.ref} may not use pool "${pool.name}": its serviceAllocation admits ${rules.join("; ")}`,
+    addresses,
+    pool,
+  );
+}
+
+/** Pools in the contract's allocation order for this Service. */
+export function allocationOrder(pools: PoolSet, identity: ServiceIdentity): readonly Pool[] {
+  const selective = pools.pools
+    .filter(
+      (pool) =>
+        pool.autoAssign &&
+        pool.serviceAllocation !== undefined &&
+        poolAllowsService(pool, identity),
+    )
+    .sort((a, b) => priorityRank(a) - priorityRank(b));
+  const open = pools.pools.filter(
+    (pool) => pool.autoAssign && pool.serviceAllocation === undefined,
+  );
+  return [...selective, ...open];
+}
+
+/** Unset priorities sort after every number; the sort is stable, so ties keep name order. */
+function priorityRank(pool: Pool): number {
+  return pool.serviceAllocation?.priority ?? Number.MAX_SAFE_INTEGER;
+}
+
+function allocate(context: Context, named: Pool | undefined): Decision {
+  const { ref, view } = context;
+  if (named !== undefined && !poolAllowsService(named, context.identity))
+    return notAllowed(context, named);
+  const { required, optional } = wantedFamilies(context.service);
+  const candidates = named !== undefined ? [named] : allocationOrder(view.pools, context.identity);
+  for (const pool of candidates) {
+    const picked = required.map((family) => firstFreeInPool(pool, family, view.usage));
+    if (picked.some((address) => address === undefined)) continue;
+    const addresses = [
+      ...(picked as IPAddress[]),
+      ...optional.flatMap((family) => firstFreeInPool(pool, family, view.usage) ?? []),
+    ];
+    return {
+      kind: "assigned",
+      addresses,
+      pool: pool.name,
+      message: `${ref} gets ${list(addresses)} from pool "${pool.name}"`,
+      warnings: context.warnings,
+    };
+  }
+  const tried = candidates.map((pool) => `"${pool.name}"`).join(", ");
+  return deny(
+    "PoolExhausted",
+    candidates.length === 0
+      ? `${ref} asks for auto-assign, but no pool with autoAssign is open to it; name one with ${ANNOTATION.addressPool[0]}`
+      : `${ref} asks for auto-assign, but no free ${required.join(" + ")} address is left in pool${candidates.length > 1 ? "s" : ""} ${tried}`,
+    [],
+    named,
+  );
+}
+
+function wantedFamilies(service: ServiceObject): {
+  required: readonly Family[];
+  optional: readonly Family[];
+} {
+  const declared = declaredFamilies(service);
+  const clusterIP = parseAddress(service.spec?.clusterIP ?? "");
+  const primary = declared[0] ?? (clusterIP.ok ? clusterIP.value.family : "IPv4");
+  const secondary = declared[1] ?? FAMILIES.find((family) => family !== primary) ?? "IPv6";
+  switch (service.spec?.ipFamilyPolicy) {
+    case "RequireDualStack":
+      return { required: [primary, secondary], optional: [] };
+    case "PreferDualStack":
+      return { required: [primary], optional: [secondary] };
+    default:
+      return { required: [primary], optional: [] };
+  }
+}
+
+function deprecationWarnings(service: ServiceObject): readonly string[] {
+  const warnings = Object.keys(annotations(service))
+    .filter((key) => key.startsWith(DEPRECATED_PREFIX))
+    .map(
+      (key) =>
+        `annotation ${key} is deprecated; use metallb.io/${key.slice(DEPRECATED_PREFIX.length)}`,
+    );
+  if ((service.spec?.loadBalancerIP ?? "") !== "") {
+    warnings.push(
+      `spec.loadBalancerIP is deprecated by Kubernetes; ${ANNOTATION.loadBalancerIPs[0]} is the lasting form`,
+    );
+  }
+  return warnings;
+}
+
+function list(addresses: readonly IPAddress[]): string {
+  return addresses.map(formatAddress).join(", ");
+}
+
+export function freeHint(pool: Pool, usage: UsageIndex): string {
+  const runs = freeRuns(pool, usage, 4);
+  if (runs.length === 0) return `pool "${pool.name}" has no free address`;
+  const more = runs.length === 4 ? ", ..." : "";
+  return `free in pool "${pool.name}": ${runs.slice(0, 3).map(formatRange).join(", ")}${more}`;
+}
+
+function poolsHint(pools: PoolSet, family: Family): string {
+  const ofFamily = pools.pools.filter((pool) =>
+    pool.ranges.some((range) => range.family === family),
+  );
+  if (ofFamily.length === 0) return `no pool has ${family} addresses`;
+  return `${family} pools: ${ofFamily.map(describePool).join("; ")}`;
+}
