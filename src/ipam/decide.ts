@@ -115,12 +115,7 @@ export function decide(
     ref,
     service,
     view,
-    holder: {
-      ref,
-      sharingKey: sharingKey(service),
-      ports: portKeys(service),
-      backendKey: backendKey(service),
-    },
+    holder: holderOf(service, ref),
     identity: {
       namespace: service.metadata?.namespace ?? "default",
       labels: service.metadata?.labels ?? {},
@@ -160,6 +155,31 @@ export function decide(
     message: `${ref} requests no address; MetalLB assigns one${from}`,
     warnings: context.warnings,
   };
+}
+
+export function holderOf(service: ServiceObject, ref: string = serviceRef(service)): Holder {
+  return {
+    ref,
+    sharingKey: sharingKey(service),
+    ports: portKeys(service),
+    backendKey: backendKey(service),
+  };
+}
+
+/**
+ * The addresses a Service holds as the cluster sees it: what it requests (when parseable) and
+ * what MetalLB already assigned in status. Out-of-scope Services hold nothing.
+ */
+export function holdingsOf(service: ServiceObject, policy: Policy): readonly IPAddress[] {
+  if (!isInScope(service, policy) || !isLoadBalancer(service)) return [];
+  const request = addressRequest(service);
+  const requested =
+    request.source === "spec" || request.source === "annotation" ? request.texts : [];
+  const specIP = request.source === "both" ? [service.spec?.loadBalancerIP ?? ""] : [];
+  return [...requested, ...specIP, ...statusAddresses(service)].flatMap((text) => {
+    const parsed = parseAddress(text);
+    return parsed.ok ? [parsed.value] : [];
+  });
 }
 
 interface Context {
