@@ -16,6 +16,11 @@ export function parseAddressBlock(text: string): Result<AddressRange> {
   const trimmed = text.trim();
   if (trimmed.includes("-")) return parseRange(trimmed);
   if (trimmed.includes("/")) return parseCidr(trimmed);
+  if (!parseAddress(trimmed).ok) {
+    return fail(
+      `"${text}" is neither a CIDR nor a range; expected e.g. 192.0.2.0/24 or 192.0.2.10-192.0.2.20`,
+    );
+  }
   return fail(
     `"${text}" is a bare address; write it as a CIDR (${trimmed}/${trimmed.includes(":") ? 128 : 32}) or a range (a-b)`,
   );
