@@ -1,0 +1,60 @@
+import type { IPAddress } from "../ipam/address.ts";
+import type { Holder, UsageIndex } from "../ipam/usage.ts";
+
+/** An address granted by an admission, not yet visible as a Service in the watch cache. */
+export interface Grant {
+  readonly ref: string;
+  readonly holder: Holder;
+  readonly addresses: readonly IPAddress[];
+}
+
+const holdKey = (ref: string) => `hold:${ref}`;
+
+/**
+ * In-flight grants. Between the admission of an address and the moment its Service reaches the
+ * informer cache, the address must look used to every other request; a hold does that inside the
+ * usage index. It ends when the Service shows up (release) or, for admissions that never
+ * persisted (a later webhook refused, the client gave up), when it expires.
+ */
+export class HoldBook {
+  #usage: UsageIndex;
+  readonly #ttlMs: number;
+  readonly #holds = new Map<string, { readonly grant: Grant; readonly expiry: number }>();
+
+  constructor(usage: UsageIndex, ttlMs: number) {
+    this.#usage = usage;
+    this.#ttlMs = ttlMs;
+  }
+
+  hold(grant: Grant, now: number): void {
+    this.#usage.set(holdKey(grant.ref), grant.holder, grant.addresses);
+    this.#holds.set(grant.ref, { grant, expiry: now + this.#ttlMs });
+  }
+
+  release(ref: string): void {
+    if (!this.#holds.delete(ref)) return;
+    this.#usage.delete(holdKey(ref));
+  }
+
+  /** Drops expired holds; returns how many. */
+  expire(now: number): number {
+    let dropped = 0;
+    for (const [ref, { expiry }] of this.#holds) {
+      if (expiry > now) continue;
+      this.release(ref);
+      dropped += 1;
+    }
+    return dropped;
+  }
+
+  /** Moves every live hold onto a rebuilt index (after a relist), so no grant is forgotten. */
+  attach(usage: UsageIndex): void {
+    this.#usage = usage;
+    for (const { grant } of this.#holds.values())
+      usage.set(holdKey(grant.ref), grant.holder, grant.addresses);
+  }
+
+  get size(): number {
+    return this.#holds.size;
+  }
+}
