@@ -1,0 +1,120 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import fc from "fast-check";
+import { type Family, isBuggyIPv4 } from "../../src/ipam/address.ts";
+import { firstFreeInPool, freeRuns, usedInPool } from "../../src/ipam/allocator.ts";
+import type { Pool } from "../../src/ipam/pool.ts";
+import type { AddressRange } from "../../src/ipam/range.ts";
+import { UsageIndex } from "../../src/ipam/usage.ts";
+
+const holder = (ref: string) => ({ ref, sharingKey: "", ports: [], backendKey: "Cluster" });
+
+/** Small pools near interesting boundaries: .255/.0 for IPv4, and high in the IPv6 space. */
+const BASES: Record<Family, bigint> = {
+  IPv4: 0xc0a8_23f0n,
+  IPv6: (1n << 127n) + (1n << 64n) - 20n,
+};
+
+const arbitraryPool = fc
+  .record({
+    family: fc.constantFrom<Family>("IPv4", "IPv6"),
+    spans: fc.array(fc.tuple(fc.nat(24), fc.nat(6)), { minLength: 1, maxLength: 3 }),
+    avoidBuggyIPs: fc.boolean(),
+    used: fc.array(fc.nat(40), { maxLength: 30 }),
+  })
+  .map(({ family, spans, avoidBuggyIPs, used }) => {
+    // Ranges may be declared out of order and may touch, as in real configurations, but a
+    // validated pool never has overlapping ranges, so drop the ones that would overlap.
+    const ranges: AddressRange[] = [];
+    for (const [offset, length] of spans) {
+      const range = {
+        family,
+        first: BASES[family] + BigInt(offset),
+        last: BASES[family] + BigInt(offset + length),
+      };
+      if (ranges.every((other) => range.last < other.first || other.last < range.first))
+        ranges.push(range);
+    }
+    const pool: Pool = {
+      name: "p",
+      ranges,
+      autoAssign: true,
+      avoidBuggyIPs,
+      serviceAllocation: undefined,
+      origin: "test",
+    };
+    return { pool, family, used: used.map((offset) => BASES[family] + BigInt(offset)) };
+  });
+
+function modelAddresses(pool: Pool, family: Family): bigint[] {
+  const all: bigint[] = [];
+  for (const range of pool.ranges) {
+    for (let value = range.first; value <= range.last; value += 1n) {
+      if (!(pool.avoidBuggyIPs && family === "IPv4" && isBuggyIPv4(value))) all.push(value);
+    }
+  }
+  return all;
+}
+
+function indexOf(family: Family, used: readonly bigint[]): UsageIndex {
+  return UsageIndex.from(
+    used.map((value, i) => [`s${i}`, holder(`ns/s${i}`), [{ family, value }]] as const),
+  );
+}
+
+test("firstFreeInPool picks what a brute-force walk in declaration order picks", () => {
+  fc.assert(
+    fc.property(arbitraryPool, ({ pool, family, used }) => {
+      const usage = indexOf(family, used);
+      const expected = modelAddresses(pool, family).find((value) => !used.includes(value));
+      assert.equal(firstFreeInPool(pool, family, usage)?.value, expected);
+    }),
+    { numRuns: 400 },
+  );
+});
+
+test("freeRuns lists exactly the free addresses, in declaration order", () => {
+  fc.assert(
+    fc.property(arbitraryPool, ({ pool, family, used }) => {
+      const usage = indexOf(family, used);
+      const expected = modelAddresses(pool, family).filter((value) => !used.includes(value));
+      const listed = freeRuns(pool, usage, 1000).flatMap((run) => {
+        const values: bigint[] = [];
+        for (let value = run.first; value <= run.last; value += 1n) values.push(value);
+        return values;
+      });
+      assert.deepEqual(listed, expected);
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test("usedInPool counts used addresses inside the pool only", () => {
+  fc.assert(
+    fc.property(arbitraryPool, ({ pool, family, used }) => {
+      const usage = indexOf(family, used);
+      const inside = new Set(
+        used.filter((value) => pool.ranges.some((r) => r.first <= value && value <= r.last)),
+      );
+      assert.equal(usedInPool(pool, family, usage), inside.size);
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test("allocation skips .255 and .0 under avoidBuggyIPs and returns undefined when full", () => {
+  const range = { family: "IPv4" as const, first: 0xc0a8_00fen, last: 0xc0a8_0101n }; // .0.254 - .1.1
+  const pool: Pool = {
+    name: "p",
+    ranges: [range],
+    autoAssign: true,
+    avoidBuggyIPs: true,
+    serviceAllocation: undefined,
+    origin: "t",
+  };
+  const usage = indexOf("IPv4", [0xc0a8_00fen]);
+  assert.equal(firstFreeInPool(pool, "IPv4", usage)?.value, 0xc0a8_0101n);
+  usage.set("x", holder("ns/x"), [{ family: "IPv4", value: 0xc0a8_0101n }]);
+  assert.equal(firstFreeInPool(pool, "IPv4", usage), undefined);
+  assert.equal(firstFreeInPool(pool, "IPv6", usage), undefined);
+});

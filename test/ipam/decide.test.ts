@@ -1,0 +1,435 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import fc from "fast-check";
+import { formatAddress } from "../../src/ipam/address.ts";
+import {
+  type ClusterView,
+  type Decision,
+  decide,
+  holderOf,
+  holdingsOf,
+} from "../../src/ipam/decide.ts";
+import { type Pool, PoolSet, type ServiceAllocation } from "../../src/ipam/pool.ts";
+import { parseAddressBlock } from "../../src/ipam/range.ts";
+import type { ServiceObject } from "../../src/ipam/service.ts";
+import { UsageIndex } from "../../src/ipam/usage.ts";
+
+const policy = { loadBalancerClass: undefined };
+
+function pool(name: string, blocks: string[], extra: Partial<Pool> = {}): Pool {
+  const ranges = blocks.map((block) => {
+    const parsed = parseAddressBlock(block);
+    if (!parsed.ok) throw new Error(parsed.error);
+    return parsed.value;
+  });
+  return {
+    name,
+    ranges,
+    autoAssign: true,
+    avoidBuggyIPs: false,
+    serviceAllocation: undefined,
+    origin: "test",
+    ...extra,
+  };
+}
+
+function allocation(partial: Partial<ServiceAllocation>): ServiceAllocation {
+  return {
+    priority: undefined,
+    namespaces: [],
+    namespaceSelectors: [],
+    serviceSelectors: [],
+    ...partial,
+  };
+}
+
+interface Spec {
+  type?: string;
+  ip?: string;
+  annotations?: Record<string, string>;
+  labels?: Record<string, string>;
+  ports?: { protocol?: string; port: number }[];
+  ipFamilies?: string[];
+  ipFamilyPolicy?: string;
+  externalTrafficPolicy?: string;
+  selector?: Record<string, string>;
+  loadBalancerClass?: string;
+}
+
+function service(ref: string, spec: Spec = {}): ServiceObject {
+  const [namespace, name] = ref.split("/");
+  return {
+    metadata: { namespace, name, annotations: spec.annotations ?? {}, labels: spec.labels ?? {} },
+    spec: {
+      type: spec.type ?? "LoadBalancer",
+      ...(spec.ip !== undefined && { loadBalancerIP: spec.ip }),
+      ports: spec.ports ?? [{ port: 80 }],
+      ...(spec.ipFamilies && { ipFamilies: spec.ipFamilies }),
+      ...(spec.ipFamilyPolicy && { ipFamilyPolicy: spec.ipFamilyPolicy }),
+      ...(spec.externalTrafficPolicy && { externalTrafficPolicy: spec.externalTrafficPolicy }),
+      ...(spec.selector && { selector: spec.selector }),
+      ...(spec.loadBalancerClass && { loadBalancerClass: spec.loadBalancerClass }),
+    },
+  };
+}
+
+/** A cluster where admitted Services are recorded, as check and the webhook do. */
+function cluster(pools: Pool[], namespaceLabels: Record<string, Record<string, string>> = {}) {
+  const view: ClusterView = {
+    pools: new PoolSet(pools),
+    usage: new UsageIndex(),
+    namespaceLabels: (namespace) => namespaceLabels[namespace] ?? {},
+  };
+  const admit = (svc: ServiceObject): Decision => {
+    const decision = decide(svc, view, policy);
+    if (decision.kind !== "denied") {
+      const held = decision.kind === "assigned" ? decision.addresses : holdingsOf(svc, policy);
+      view.usage.set(holderOf(svc).ref, holderOf(svc), held);
+    }
+    return decision;
+  };
+  return { view, admit };
+}
+
+function denied(decision: Decision, reason: string): string {
+  assert.equal(
+    decision.kind,
+    "denied",
+    `expected a denial, got ${decision.kind}: ${decision.message}`,
+  );
+  assert.equal(decision.kind === "denied" && decision.reason, reason, decision.message);
+  return decision.message;
+}
+
+const ips = (decision: Decision) => decision.addresses.map(formatAddress);
+
+describe("the MetalLB v0.11 Kubeflow scenario", () => {
+  const { admit } = cluster([pool("default", ["192.168.35.100-192.168.35.110"])]);
+  const dashboards = [
+    ["istio-system/istio-ingressgateway", "192.168.35.100"],
+    ["kubeflow/minio-service", "192.168.35.101"],
+    ["mlflow-system/mlflow-server-service", "192.168.35.102"],
+    ["seldon-system/seldon-core-analytics-grafana", "192.168.35.103"],
+  ] as const;
+
+  test("the four dashboards are allowed from pool default", () => {
+    for (const [ref, ip] of dashboards) {
+      const decision = admit(service(ref, { ip }));
+      assert.equal(decision.kind, "allowed", decision.message);
+      assert.deepEqual(ips(decision), [ip]);
+      assert.equal(decision.pool, "default");
+    }
+  });
+
+  test("the auto-assign ClusterIP Service gets .104 and becomes a LoadBalancer", () => {
+    const decision = admit(
+      service("kubeflow/ml-pipeline-ui", {
+        type: "ClusterIP",
+        annotations: { "lb-ip-guard.dev/auto-assign": "true" },
+      }),
+    );
+    assert.equal(decision.kind, "assigned");
+    assert.deepEqual(ips(decision), ["192.168.35.104"]);
+  });
+
+  test("asking for .101 again is refused, naming minio-service and the free addresses", () => {
+    const message = denied(
+      admit(service("team-a/minio-copy", { ip: "192.168.35.101" })),
+      "AddressInUse",
+    );
+    assert.match(message, /kubeflow\/minio-service/);
+    assert.match(message, /team-a\/minio-copy/);
+    assert.match(message, /192\.168\.35\.105-192\.168\.35\.110/);
+  });
+
+  test("an address outside every pool is NotInAnyPool, and the hint lists the pool", () => {
+    const message = denied(admit(service("team-a/x", { ip: "192.168.35.120" })), "NotInAnyPool");
+    assert.match(message, /192\.168\.35\.100-192\.168\.35\.110/);
+  });
+
+  test("a typo is InvalidAddress", () => {
+    denied(admit(service("team-a/x", { ip: "192.168.35.1o1" })), "InvalidAddress");
+    denied(
+      admit(
+        service("team-a/x", { annotations: { "metallb.io/loadBalancerIPs": "192.168.35.105,," } }),
+      ),
+      "InvalidAddress",
+    );
+  });
+});
+
+describe("reason codes", () => {
+  test("ConflictingFields: spec.loadBalancerIP and the annotation together", () => {
+    const { admit } = cluster([pool("default", ["10.0.0.0/24"])]);
+    const svc = service("a/b", {
+      ip: "10.0.0.1",
+      annotations: { "metallb.universe.tf/loadBalancerIPs": "10.0.0.2" },
+    });
+    assert.match(denied(admit(svc), "ConflictingFields"), /metallb\.universe\.tf\/loadBalancerIPs/);
+  });
+
+  test("FamilyMismatch: wrong family for ipFamilies, two of one family, SingleStack with two", () => {
+    const { admit } = cluster([pool("dual", ["10.0.0.0/24", "fd00::/120"])]);
+    denied(admit(service("a/v6", { ip: "fd00::5", ipFamilies: ["IPv4"] })), "FamilyMismatch");
+    const two = { "metallb.io/loadBalancerIPs": "10.0.0.1,10.0.0.2" };
+    denied(admit(service("a/two", { annotations: two })), "FamilyMismatch");
+    const dual = { "metallb.io/loadBalancerIPs": "10.0.0.1,fd00::1" };
+    denied(
+      admit(service("a/single", { annotations: dual, ipFamilyPolicy: "SingleStack" })),
+      "FamilyMismatch",
+    );
+    const allowed = admit(
+      service("a/dual", {
+        annotations: dual,
+        ipFamilyPolicy: "RequireDualStack",
+        ipFamilies: ["IPv4", "IPv6"],
+      }),
+    );
+    assert.deepEqual(ips(allowed), ["10.0.0.1", "fd00::1"]);
+  });
+
+  test("PoolNotFound, PoolMismatch and PoolNotAllowed", () => {
+    const { admit } = cluster([
+      pool("default", ["10.0.0.0/24"]),
+      pool("team-b", ["10.0.1.0/24"], {
+        serviceAllocation: allocation({ namespaces: ["team-b"] }),
+      }),
+    ]);
+    const named = (name: string) => ({ "metallb.io/address-pool": name });
+    assert.match(
+      denied(admit(service("a/x", { annotations: named("nope") })), "PoolNotFound"),
+      /known pools: default, team-b/,
+    );
+    denied(
+      admit(service("a/x", { ip: "10.0.1.5", annotations: named("default") })),
+      "PoolMismatch",
+    );
+    assert.match(
+      denied(admit(service("team-a/x", { ip: "10.0.1.5" })), "PoolNotAllowed"),
+      /namespaces team-b/,
+    );
+    assert.equal(admit(service("team-b/x", { ip: "10.0.1.5" })).kind, "allowed");
+    denied(
+      admit(
+        service("team-a/y", {
+          annotations: { ...named("team-b"), "lb-ip-guard.dev/auto-assign": "true" },
+        }),
+      ),
+      "PoolNotAllowed",
+    );
+  });
+
+  test("dual-stack addresses from two different pools are PoolMismatch", () => {
+    const { admit } = cluster([pool("v4", ["10.0.0.0/24"]), pool("v6", ["fd00::/120"])]);
+    const dual = { "metallb.io/loadBalancerIPs": "10.0.0.1,fd00::1" };
+    denied(
+      admit(service("a/x", { annotations: dual, ipFamilyPolicy: "RequireDualStack" })),
+      "PoolMismatch",
+    );
+  });
+
+  test("PoolExhausted when auto-assign finds nothing free", () => {
+    const { admit } = cluster([pool("tiny", ["10.0.0.1-10.0.0.2"])]);
+    const auto = { "lb-ip-guard.dev/auto-assign": "true" };
+    assert.deepEqual(ips(admit(service("a/1", { annotations: auto }))), ["10.0.0.1"]);
+    assert.deepEqual(ips(admit(service("a/2", { annotations: auto }))), ["10.0.0.2"]);
+    assert.match(denied(admit(service("a/3", { annotations: auto })), "PoolExhausted"), /"tiny"/);
+  });
+});
+
+describe("IP sharing (MetalLB rules)", () => {
+  const shared = (ref: string, key: string, protocol: string, extra: Spec = {}) =>
+    service(ref, {
+      ip: "10.0.0.7",
+      annotations: { "metallb.io/allow-shared-ip": key },
+      ports: [{ protocol, port: 53 }],
+      ...extra,
+    });
+
+  test("same key, different ports, both Cluster: allowed", () => {
+    const { admit } = cluster([pool("default", ["10.0.0.0/24"])]);
+    assert.equal(admit(shared("dns/tcp", "dns", "TCP")).kind, "allowed");
+    assert.equal(admit(shared("dns/udp", "dns", "UDP")).kind, "allowed");
+  });
+
+  test("same key and a repeated port: SharingConflict naming the port", () => {
+    const { admit } = cluster([pool("default", ["10.0.0.0/24"])]);
+    admit(shared("dns/tcp", "dns", "TCP"));
+    assert.match(denied(admit(shared("dns/tcp2", "dns", "TCP")), "SharingConflict"), /TCP\/53/);
+  });
+
+  test("same key, Local with different selectors: SharingConflict", () => {
+    const { admit } = cluster([pool("default", ["10.0.0.0/24"])]);
+    admit(
+      shared("dns/tcp", "dns", "TCP", { externalTrafficPolicy: "Local", selector: { app: "a" } }),
+    );
+    denied(
+      admit(
+        shared("dns/udp", "dns", "UDP", { externalTrafficPolicy: "Local", selector: { app: "b" } }),
+      ),
+      "SharingConflict",
+    );
+    const same = admit(
+      shared("dns/udp2", "dns", "UDP", { externalTrafficPolicy: "Local", selector: { app: "a" } }),
+    );
+    assert.equal(same.kind, "allowed");
+  });
+
+  test("different or missing keys: AddressInUse, with a hint about the key", () => {
+    const { admit } = cluster([pool("default", ["10.0.0.0/24"])]);
+    admit(shared("dns/tcp", "dns", "TCP"));
+    assert.match(
+      denied(admit(shared("dns/udp", "other", "UDP")), "AddressInUse"),
+      /allow-shared-ip: "dns"/,
+    );
+    denied(
+      admit(service("dns/plain", { ip: "10.0.0.7", ports: [{ protocol: "UDP", port: 53 }] })),
+      "AddressInUse",
+    );
+  });
+
+  test("a Service never conflicts with itself (re-applying the same manifest)", () => {
+    const { admit } = cluster([pool("default", ["10.0.0.0/24"])]);
+    admit(service("a/x", { ip: "10.0.0.9" }));
+    assert.equal(admit(service("a/x", { ip: "10.0.0.9" })).kind, "allowed");
+  });
+});
+
+describe("allocation order", () => {
+  const auto = { "lb-ip-guard.dev/auto-assign": "true" };
+
+  test("matching serviceAllocation pools by priority, unset last, then open pools by name; autoAssign false only by name", () => {
+    const { admit } = cluster(
+      [
+        pool("zeta", ["10.9.0.1-10.9.0.1"]),
+        pool("alpha", ["10.1.0.1-10.1.0.1"]),
+        pool("reserved", ["10.5.0.1-10.5.0.1"], { autoAssign: false }),
+        pool("late", ["10.3.0.1-10.3.0.1"], {
+          serviceAllocation: allocation({ namespaces: ["apps"] }),
+        }),
+        pool("first", ["10.2.0.1-10.2.0.1"], {
+          serviceAllocation: allocation({ priority: 10, namespaces: ["apps"] }),
+        }),
+        pool("second", ["10.4.0.1-10.4.0.1"], {
+          serviceAllocation: allocation({
+            priority: 20,
+            namespaceSelectors: [{ matchLabels: { tier: "web" }, matchExpressions: [] }],
+          }),
+        }),
+        pool("others", ["10.6.0.1-10.6.0.1"], {
+          serviceAllocation: allocation({ namespaces: ["elsewhere"] }),
+        }),
+      ],
+      { apps: { tier: "web" } },
+    );
+    const order = Array.from({ length: 6 }, (_, i) => {
+      const decision = admit(service(`apps/s${i}`, { type: "ClusterIP", annotations: auto }));
+      return decision.kind === "denied" ? decision.reason : decision.pool;
+    });
+    assert.deepEqual(order, ["first", "second", "late", "alpha", "zeta", "PoolExhausted"]);
+    const named = admit(
+      service("apps/r", {
+        type: "ClusterIP",
+        annotations: { ...auto, "metallb.io/address-pool": "reserved" },
+      }),
+    );
+    assert.equal(named.pool, "reserved");
+  });
+
+  test("RequireDualStack takes one address of each family from one pool; PreferDualStack settles for one", () => {
+    const { admit } = cluster([
+      pool("a-v4only", ["10.0.0.0/30"]),
+      pool("b-dual", ["10.1.0.0/30", "fd00::/126"]),
+    ]);
+    const required = admit(
+      service("x/req", {
+        annotations: auto,
+        ipFamilyPolicy: "RequireDualStack",
+        ipFamilies: ["IPv4", "IPv6"],
+      }),
+    );
+    assert.deepEqual([required.pool, ...ips(required)], ["b-dual", "10.1.0.0", "fd00::"]);
+    const preferred = admit(
+      service("x/pref", { annotations: auto, ipFamilyPolicy: "PreferDualStack" }),
+    );
+    assert.deepEqual([preferred.pool, ...ips(preferred)], ["a-v4only", "10.0.0.0"]);
+    const v6 = admit(service("x/v6", { annotations: auto, ipFamilies: ["IPv6"] }));
+    assert.deepEqual(ips(v6), ["fd00::1"]);
+  });
+
+  test("an auto-assign LoadBalancer that MetalLB already served keeps its address", () => {
+    const { admit } = cluster([pool("default", ["10.0.0.0/24"])]);
+    const svc = {
+      ...service("a/x", { annotations: auto }),
+      status: { loadBalancer: { ingress: [{ ip: "10.0.0.42" }] } },
+    };
+    const decision = admit(svc);
+    assert.deepEqual([decision.kind, ...ips(decision)], ["allowed", "10.0.0.42"]);
+  });
+
+  test("auto-assign never hands out a used address and follows the brute-force order", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.nat(15), { maxLength: 12 }),
+        fc.integer({ min: 1, max: 20 }),
+        (usedOffsets, requests) => {
+          const { admit, view } = cluster([
+            pool("b", ["10.0.0.8-10.0.0.15"]),
+            pool("a", ["10.0.0.0-10.0.0.3"]),
+          ]);
+          const used = new Set(usedOffsets.map((offset) => `10.0.0.${offset}`));
+          for (const ip of used)
+            view.usage.set(
+              ip,
+              { ref: `old/${ip}`, sharingKey: "", ports: [], backendKey: "Cluster" },
+              [{ family: "IPv4", value: 0x0a000000n + BigInt(ip.split(".")[3]) }],
+            );
+          const model = [0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15]
+            .map((n) => `10.0.0.${n}`)
+            .filter((ip) => !used.has(ip));
+          for (let i = 0; i < requests; i++) {
+            const decision = admit(service(`new/s${i}`, { type: "ClusterIP", annotations: auto }));
+            const expected = model[i];
+            if (expected === undefined)
+              assert.equal(decision.kind === "denied" && decision.reason, "PoolExhausted");
+            else assert.deepEqual(ips(decision), [expected]);
+          }
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+});
+
+describe("scope", () => {
+  test("ClusterIP Services and foreign loadBalancerClass are allowed with no addresses", () => {
+    const { admit } = cluster([pool("default", ["10.0.0.0/24"])]);
+    const clusterIP = admit(service("a/x", { type: "ClusterIP" }));
+    assert.deepEqual([clusterIP.kind, clusterIP.addresses.length], ["allowed", 0]);
+    const foreign = admit(
+      service("a/y", { ip: "192.0.2.1", loadBalancerClass: "example.com/other" }),
+    );
+    assert.deepEqual([foreign.kind, foreign.addresses.length], ["allowed", 0]);
+  });
+
+  test("a LoadBalancer without a requested address is left to MetalLB, but its pool must exist", () => {
+    const { admit } = cluster([pool("default", ["10.0.0.0/24"])]);
+    assert.equal(admit(service("a/x")).kind, "allowed");
+    denied(
+      admit(service("a/y", { annotations: { "metallb.universe.tf/address-pool": "gone" } })),
+      "PoolNotFound",
+    );
+  });
+
+  test("deprecated keys produce warnings", () => {
+    const { admit } = cluster([pool("default", ["10.0.0.0/24"])]);
+    const decision = admit(
+      service("a/x", { annotations: { "metallb.universe.tf/loadBalancerIPs": "10.0.0.3" } }),
+    );
+    assert.equal(decision.kind, "allowed");
+    assert.match(
+      decision.kind === "allowed" ? decision.warnings.join() : "",
+      /metallb\.io\/loadBalancerIPs/,
+    );
+  });
+});
