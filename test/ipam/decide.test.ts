@@ -377,13 +377,14 @@ describe("allocation order", () => {
             pool("b", ["10.0.0.8-10.0.0.15"]),
             pool("a", ["10.0.0.0-10.0.0.3"]),
           ]);
-          const used = new Set(usedOffsets.map((offset) => `10.0.0.${offset}`));
-          for (const ip of used)
+          for (const offset of new Set(usedOffsets)) {
             view.usage.set(
-              ip,
-              { ref: `old/${ip}`, sharingKey: "", ports: [], backendKey: "Cluster" },
-              [{ family: "IPv4", value: 0x0a000000n + BigInt(ip.split(".")[3]) }],
+              `old/${offset}`,
+              { ref: `old/${offset}`, sharingKey: "", ports: [], backendKey: "Cluster" },
+              [{ family: "IPv4", value: 0x0a000000n + BigInt(offset) }],
             );
+          }
+          const used = new Set(usedOffsets.map((offset) => `10.0.0.${offset}`));
           const model = [0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15]
             .map((n) => `10.0.0.${n}`)
             .filter((ip) => !used.has(ip));
