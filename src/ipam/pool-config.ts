@@ -177,8 +177,8 @@ function poolsFromLegacyValue(value: unknown, origin: string): PoolsFound {
   if (!isMapping(value)) {
     return single(
       origin,
-      show(value),
-      `the MetalLB config must be a mapping with address-pools, not ${show(value)}`,
+      "data.config",
+      `the MetalLB config in data.config must be a mapping with address-pools, not ${show(value)}`,
     );
   }
   const errors: PoolConfigError[] = [];
@@ -804,11 +804,30 @@ function show(value: unknown): string {
   return String(value);
 }
 
-/** ` (did you mean "auto-assign"?)` when `key` differs from a known key only in case or dashes. */
+/**
+ * ` (did you mean "auto-assign"?)` when `key` is close to a known key: the same but for case and
+ * dashes (`autoAssign`), or one or two letters off (`matchLabel`, `adress-pools`).
+ */
 function suggest(key: string, known: readonly string[]): string {
   const squash = (text: string) => text.toLowerCase().replace(/[-_]/g, "");
-  const match = known.find((candidate) => squash(candidate) === squash(key));
+  const match =
+    known.find((candidate) => squash(candidate) === squash(key)) ??
+    (key.length > 3 ? known.find((candidate) => editDistance(candidate, key) <= 2) : undefined);
   return match === undefined ? "" : ` (did you mean ${JSON.stringify(match)}?)`;
+}
+
+/** Levenshtein distance; keys are short, so the quadratic table is cheap. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min(substitution, (previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
 }
 
 function withIdentity(origin: string, identity: string): string {
