@@ -16,7 +16,7 @@ interface Entry {
   readonly addresses: readonly IPAddress[];
 }
 
-const addressKey = (family: Family, value: bigint) => `${family}:${value}`;
+const addressKey = (family: Family, value: bigint) => `${family}:${value.toString(16)}`;
 
 /**
  * Which owners hold which addresses. An owner is a Service, or an in-flight grant the admission

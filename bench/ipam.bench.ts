@@ -1,0 +1,161 @@
+/**
+ * Allocator benchmark: validate (an explicit free address) and auto-assign (next free address)
+ * with 10, 10,000 and 100,000 used addresses, in pools of IPv4 /24, IPv4 /16 and IPv6 /64.
+ * Used addresses fill the pool from its first address (the case where a scanning allocator
+ * walks every used address); what does not fit lies outside the pool but in the same index.
+ * Figures are ratios inside one run, so a noisy shared machine affects both sides alike.
+ *
+ *   npm run bench:ipam            (LB_IP_GUARD_BENCH_MS=500 to lengthen each measurement)
+ */
+import { type Family, formatValue } from "../src/ipam/address.ts";
+import { type ClusterView, decide } from "../src/ipam/decide.ts";
+import { type Pool, PoolSet } from "../src/ipam/pool.ts";
+import { parseAddressBlock } from "../src/ipam/range.ts";
+import type { ServiceObject } from "../src/ipam/service.ts";
+import { UsageIndex } from "../src/ipam/usage.ts";
+
+const MEASURE_MS = Number(process.env.LB_IP_GUARD_BENCH_MS ?? 300);
+const USED_COUNTS = [10, 10_000, 100_000] as const;
+const POOLS = {
+  "IPv4 /24": "10.20.30.0/24",
+  "IPv4 /16": "10.40.0.0/16",
+  "IPv6 /64": "fd00:1:2:3::/64",
+} as const;
+type PoolKind = keyof typeof POOLS;
+const policy = { loadBalancerClass: undefined };
+
+function buildView(kind: PoolKind, usedCount: number): { view: ClusterView; freeAddress: string } {
+  const parsed = parseAddressBlock(POOLS[kind]);
+  if (!parsed.ok) throw new Error(parsed.error);
+  const range = parsed.value;
+  const pool: Pool = {
+    name: "bench",
+    ranges: [range],
+    autoAssign: true,
+    avoidBuggyIPs: false,
+    serviceAllocation: undefined,
+    origin: "bench",
+  };
+  const capacity = range.last - range.first + 1n;
+  const inside = BigInt(usedCount) < capacity / 2n ? BigInt(usedCount) : capacity / 2n;
+  const outsideBase = range.family === "IPv4" ? 0x0b00_0000n : 0xfd99n << 112n;
+  const entries = Array.from({ length: usedCount }, (_, i) => {
+    const value = BigInt(i) < inside ? range.first + BigInt(i) : outsideBase + BigInt(i);
+    const ref = `bench/svc-${i}`;
+    return [
+      ref,
+      { ref, sharingKey: "", ports: ["TCP/80"], backendKey: "Cluster" },
+      [{ family: range.family, value }],
+    ] as const;
+  });
+  const view = {
+    pools: new PoolSet([pool]),
+    usage: UsageIndex.from(entries),
+    namespaceLabels: () => ({}),
+  };
+  return { view, freeAddress: formatValue(range.family, range.last - 1n) };
+}
+
+function service(
+  annotations: Record<string, string>,
+  loadBalancerIP?: string,
+  family?: Family,
+): ServiceObject {
+  return {
+    metadata: { namespace: "bench", name: "candidate", annotations },
+    spec: {
+      type: loadBalancerIP === undefined ? "ClusterIP" : "LoadBalancer",
+      ports: [{ port: 443 }],
+      ...(loadBalancerIP && { loadBalancerIP }),
+      ...(family && { ipFamilies: [family] }),
+    },
+  };
+}
+
+function opsPerSecond(operation: () => unknown): number {
+  const until = (ms: number) => {
+    const end = performance.now() + ms;
+    let count = 0;
+    while (performance.now() < end) {
+      for (let i = 0; i < 64; i++) operation();
+      count += 64;
+    }
+    return count;
+  };
+  until(MEASURE_MS / 3);
+  const started = performance.now();
+  const count = until(MEASURE_MS);
+  return (count / (performance.now() - started)) * 1000;
+}
+
+type Operation = "validate" | "auto-assign";
+const results = new Map<string, number>();
+const key = (operation: Operation, kind: PoolKind, used: number) => `${operation}|${kind}|${used}`;
+
+// Every configuration is measured once per round, rounds interleaved, and the best round kept:
+// a burst of load from a neighbour then spoils one round of every configuration, not one
+// configuration of the comparison.
+const ROUNDS = Number(process.env.LB_IP_GUARD_BENCH_ROUNDS ?? 5);
+const cases = (Object.keys(POOLS) as PoolKind[]).flatMap((kind) =>
+  USED_COUNTS.flatMap((used) => {
+    const { view, freeAddress } = buildView(kind, used);
+    const family = kind.startsWith("IPv6") ? "IPv6" : "IPv4";
+    const explicit = service({}, freeAddress);
+    const automatic = service({ "lb-ip-guard.dev/auto-assign": "true" }, undefined, family);
+    return (
+      [
+        ["validate", explicit],
+        ["auto-assign", automatic],
+      ] as const
+    ).map(([operation, candidate]) => {
+      const decision = decide(candidate, view, policy);
+      if (decision.kind === "denied") throw new Error(`bench setup: ${decision.message}`);
+      return { id: key(operation, kind, used), run: () => decide(candidate, view, policy) };
+    });
+  }),
+);
+for (let round = 0; round < ROUNDS; round++) {
+  for (const { id, run } of cases)
+    results.set(id, Math.max(results.get(id) ?? 0, opsPerSecond(run)));
+}
+
+const format = (n: number) => Math.round(n).toLocaleString("en-US").padStart(11);
+console.log(
+  `ops/s (higher is better), best of ${ROUNDS} rounds of ${MEASURE_MS} ms, Node ${process.version}\n`,
+);
+console.log(
+  `${"operation".padEnd(12)}${"pool".padEnd(10)}${USED_COUNTS.map((n) => `${n} used`.padStart(14)).join("")}`,
+);
+for (const operation of ["validate", "auto-assign"] as const) {
+  for (const kind of Object.keys(POOLS) as PoolKind[]) {
+    const row = USED_COUNTS.map((used) =>
+      format(results.get(key(operation, kind, used)) ?? 0).padStart(14),
+    ).join("");
+    console.log(`${operation.padEnd(12)}${kind.padEnd(10)}${row}`);
+  }
+}
+
+let failures = 0;
+const check = (label: string, ratio: number, limit: number) => {
+  const ok = ratio <= limit;
+  if (!ok) failures += 1;
+  console.log(
+    `${ok ? "ok  " : "FAIL"} ${label.padEnd(62)} ${ratio.toFixed(2)}x (target <= ${limit}x)`,
+  );
+};
+console.log("\ncost ratios (time per operation, so 1.00x means equal cost):");
+for (const operation of ["validate", "auto-assign"] as const) {
+  for (const used of USED_COUNTS) {
+    const ratio =
+      (results.get(key(operation, "IPv4 /24", used)) ?? 0) /
+      (results.get(key(operation, "IPv6 /64", used)) ?? 1);
+    check(`${operation}: IPv6 /64 vs IPv4 /24, ${used} used`, ratio, 1.5);
+  }
+  for (const kind of Object.keys(POOLS) as PoolKind[]) {
+    const ratio =
+      (results.get(key(operation, kind, 10)) ?? 0) /
+      (results.get(key(operation, kind, 100_000)) ?? 1);
+    check(`${operation}: ${kind}, 100,000 used vs 10 used`, ratio, 3);
+  }
+}
+process.exitCode = failures === 0 ? 0 : 1;
