@@ -81,8 +81,8 @@ export interface Policy {
 
 /** Whether this tool has anything to say about the Service at all. */
 export function isInScope(service: ServiceObject, policy: Policy): boolean {
-  const serviceClass = service.spec?.loadBalancerClass;
-  if (serviceClass !== undefined && serviceClass !== policy.loadBalancerClass) return false;
+  // MetalLB run with a class handles only that class; run without one, only classless Services.
+  if ((service.spec?.loadBalancerClass ?? undefined) !== policy.loadBalancerClass) return false;
   return isLoadBalancer(service) || wantsAutoAssign(service);
 }
 
@@ -98,10 +98,12 @@ export function decide(
   ref: string = serviceRef(service),
 ): Decision {
   if (!isInScope(service, policy)) {
-    const serviceClass = service.spec?.loadBalancerClass;
+    const serviceClass = service.spec?.loadBalancerClass ?? undefined;
     const why =
-      serviceClass !== undefined && serviceClass !== policy.loadBalancerClass
-        ? `loadBalancerClass "${serviceClass}" is not MetalLB's`
+      serviceClass !== policy.loadBalancerClass
+        ? serviceClass === undefined
+          ? `it has no loadBalancerClass; MetalLB handles class "${policy.loadBalancerClass}" only`
+          : `loadBalancerClass "${serviceClass}" is not MetalLB's`
         : "not a LoadBalancer Service and no auto-assign annotation";
     return {
       kind: "allowed",
