@@ -1,0 +1,88 @@
+// parseAdmissionReview and reply: what the server accepts as an AdmissionReview, and the one-line
+// reason it gives for everything else.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { parseAdmissionReview, reply } from "../../src/admission/review.ts";
+import { review, service } from "./fixtures.ts";
+
+function refused(body: unknown): string {
+  const parsed = parseAdmissionReview(body);
+  assert.ok(!parsed.ok, `expected ${JSON.stringify(body)?.slice(0, 80)} to be refused`);
+  assert.ok(!parsed.error.includes("\n"), parsed.error);
+  return parsed.error;
+}
+
+const valid = () => review(service("web", { ip: "192.168.35.100" }));
+const withRequest = (patch: Record<string, unknown>) => {
+  const body = valid();
+  return { ...body, request: { ...(body.request as object), ...patch } };
+};
+
+describe("parseAdmissionReview", () => {
+  it("accepts an admission.k8s.io/v1 AdmissionReview and returns its request", () => {
+    const parsed = parseAdmissionReview(valid());
+    assert.ok(parsed.ok);
+    assert.equal(parsed.value.operation, "CREATE");
+    assert.equal(parsed.value.kind.kind, "Service");
+  });
+
+  it("refuses bodies that are not a JSON object", () => {
+    for (const body of [null, undefined, "text", 42, true, [], [valid()]]) {
+      assert.match(refused(body), /not a JSON object/);
+    }
+  });
+
+  it("refuses other API versions and kinds", () => {
+    assert.match(
+      refused({ ...valid(), apiVersion: "admission.k8s.io/v1beta1" }),
+      /admission\.k8s\.io\/v1beta1\/AdmissionReview; expected apiVersion admission\.k8s\.io\/v1/,
+    );
+    assert.match(refused({ ...valid(), kind: "Service" }), /kind AdmissionReview/);
+    assert.match(refused({ apiVersion: "v1", kind: "Service" }), /expected apiVersion/);
+    assert.match(refused({}), /expected apiVersion/);
+  });
+
+  it("refuses a review without a request object", () => {
+    const { request: _, ...bare } = valid();
+    assert.match(refused(bare), /no request object/);
+    assert.match(refused({ ...bare, request: null }), /no request object/);
+    assert.match(refused({ ...bare, request: "CREATE" }), /no request object/);
+    assert.match(refused({ ...bare, request: [] }), /no request object/);
+  });
+
+  it("refuses a request without a uid", () => {
+    assert.match(refused(withRequest({ uid: undefined })), /no uid/);
+    assert.match(refused(withRequest({ uid: "" })), /no uid/);
+    assert.match(refused(withRequest({ uid: 7 })), /no uid/);
+  });
+
+  it("refuses a request without a kind", () => {
+    assert.match(refused(withRequest({ kind: undefined })), /no kind/);
+    assert.match(refused(withRequest({ kind: "Service" })), /no kind/);
+    assert.match(refused(withRequest({ kind: { group: "", version: "v1" } })), /no kind/);
+  });
+
+  it("refuses unknown or missing operations", () => {
+    assert.match(refused(withRequest({ operation: "PATCH" })), /operation is PATCH; expected/);
+    assert.match(refused(withRequest({ operation: "create" })), /operation is create/);
+    assert.match(refused(withRequest({ operation: undefined })), /operation is undefined/);
+  });
+
+  it("refuses an object that is not an object, but accepts a missing one (DELETE)", () => {
+    assert.match(refused(withRequest({ object: "svc" })), /request\.object is not an object/);
+    assert.match(refused(withRequest({ object: [1] })), /request\.object is not an object/);
+    assert.ok(parseAdmissionReview(withRequest({ operation: "DELETE", object: null })).ok);
+    assert.ok(parseAdmissionReview(withRequest({ operation: "DELETE", object: undefined })).ok);
+  });
+});
+
+describe("reply", () => {
+  it("wraps a response in an admission.k8s.io/v1 AdmissionReview", () => {
+    assert.deepEqual(reply({ uid: "u", allowed: true }), {
+      apiVersion: "admission.k8s.io/v1",
+      kind: "AdmissionReview",
+      response: { uid: "u", allowed: true },
+    });
+  });
+});
