@@ -1,0 +1,173 @@
+// The HTTP edge of the webhook: AdmissionReviews in over HTTPS, the pure admission core decides,
+// the state records what was granted, the answer goes out. Health and readiness for the kubelet.
+
+import type { ServerOptions as HttpsServerOptions } from "node:https";
+import { performance } from "node:perf_hooks";
+import Fastify, { type FastifyError, type FastifyInstance, LogController } from "fastify";
+import type { Logger } from "pino";
+import { admit, type Webhook } from "../admission/admit.ts";
+import { parseAdmissionReview, reply } from "../admission/review.ts";
+import type { AdmissionState } from "../admission/state.ts";
+import type { Metrics } from "./metrics.ts";
+
+/** The apiserver caps objects near 1.5 MiB; an UPDATE review carries two of them. */
+export const DEFAULT_BODY_LIMIT = 3 * 1024 * 1024;
+
+export interface AppOptions {
+  readonly state: AdmissionState;
+  readonly logger: Logger;
+  readonly metrics?: Metrics;
+  /** Certificate, key and `minVersion` of the HTTPS server; absent: plain HTTP (tests, inject). */
+  readonly https?: HttpsServerOptions;
+  /** Why TLS cannot serve right now (no certificate, expired), or undefined when it can. */
+  readonly tlsProblem?: () => string | undefined;
+  readonly bodyLimit?: number;
+}
+
+export type WebhookApp = FastifyInstance<import("node:https").Server>;
+
+const WEBHOOKS: readonly Webhook[] = ["mutate", "validate"];
+
+/** Builds the app; the caller listens (or injects) and closes it. */
+export function buildApp(options: AppOptions): WebhookApp {
+  const { state, metrics } = options;
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const app = Fastify({
+    https: options.https ?? null,
+    loggerInstance: options.logger,
+    // One line per review, written below, is the useful log; fastify's own request/response
+    // pair per call would triple the volume and say less.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit,
+    // The apiserver reuses connections; on close, idle ones go at once, busy ones finish.
+    forceCloseConnections: "idle",
+    return503OnClosing: true,
+  }) as unknown as WebhookApp;
+
+  // Only JSON is an AdmissionReview: the apiserver always sends application/json. Without a
+  // parser for other types, fastify answers them 415 before any handler runs.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(
+    "application/json",
+    { parseAs: "string", bodyLimit },
+    (_request, body, done) => {
+      const text = body as string;
+      if (text.trim() === "") {
+        done(badRequest("empty body; expected an admission.k8s.io/v1 AdmissionReview"), undefined);
+        return;
+      }
+      try {
+        done(null, JSON.parse(text));
+      } catch (error) {
+        done(badRequest(`body is not valid JSON: ${(error as Error).message}`), undefined);
+      }
+    },
+  );
+
+  for (const webhook of WEBHOOKS) {
+    app.post(`/${webhook}`, (request, response) => {
+      if (request.body === undefined || request.body === null) {
+        throw badRequest("empty body; expected an admission.k8s.io/v1 AdmissionReview");
+      }
+      const parsed = parseAdmissionReview(request.body);
+      if (!parsed.ok) throw badRequest(parsed.error);
+      const started = performance.now();
+      const review = parsed.value;
+      const outcome = admit(webhook, review, state.context());
+      // Synchronously after the decision: no other request may run in between and be granted
+      // the same address.
+      if (outcome.grant !== undefined) state.record(outcome.grant, Date.now());
+      const seconds = (performance.now() - started) / 1000;
+      metrics?.review(webhook, review.operation, outcome.decision, outcome.reason, seconds);
+      request.log.info(
+        {
+          uid: review.uid,
+          webhook,
+          operation: review.operation,
+          kind: review.kind.kind,
+          namespace: review.namespace,
+          name: review.name,
+          service: outcome.service,
+          decision: outcome.decision,
+          reason: outcome.reason,
+          dryRun: review.dryRun === true,
+          durationMs: Math.round(seconds * 1e6) / 1e3,
+        },
+        "admission review",
+      );
+      response.header("cache-control", "no-store");
+      return reply(outcome.response);
+    });
+  }
+
+  app.get("/healthz", (_request, response) => {
+    response.type("text/plain; charset=utf-8").send("ok\n");
+  });
+
+  app.get("/readyz", (_request, response) => {
+    const problems: string[] = [];
+    let ready = false;
+    try {
+      ready = state.context().ready;
+    } catch (error) {
+      problems.push(`state unavailable: ${(error as Error).message}`);
+    }
+    if (!ready && problems.length === 0) problems.push("pools and Services are not synced yet");
+    const tls = options.tlsProblem?.();
+    if (tls !== undefined) problems.push(tls);
+    response.type("text/plain; charset=utf-8");
+    if (problems.length > 0)
+      response.code(503).send(`not ready: ${oneLine(problems.join("; "))}\n`);
+    else response.send("ok\n");
+  });
+
+  app.setNotFoundHandler((request, response) => {
+    response.code(404).send({
+      error: `no route ${request.method} ${request.url.split("?")[0]}; the webhook answers POST /mutate, POST /validate, GET /healthz, GET /readyz`,
+    });
+  });
+
+  app.setErrorHandler((error: FastifyError, request, response) => {
+    const status =
+      typeof error.statusCode === "number" && error.statusCode >= 400 && error.statusCode < 500
+        ? error.statusCode
+        : 500;
+    const message =
+      status === 500
+        ? `internal error: ${error.message}`
+        : describe(error, bodyLimit, request.headers["content-type"]);
+    const webhook = request.url.split("?")[0]?.slice(1) ?? "";
+    if (status === 500) request.log.error({ err: error, url: request.url }, "request failed");
+    else request.log.warn({ url: request.url, status, error: message }, "malformed request");
+    if (WEBHOOKS.includes(webhook as Webhook)) {
+      metrics?.error(webhook, status === 500 ? "InternalError" : "BadRequest");
+    }
+    response.code(status).send({ error: oneLine(message) });
+  });
+
+  return app;
+}
+
+function badRequest(message: string): FastifyError {
+  const error = new Error(message) as FastifyError;
+  error.statusCode = 400;
+  return error;
+}
+
+/** Fastify's own client errors, said in the webhook's words. */
+function describe(error: FastifyError, bodyLimit: number, contentType: string | undefined): string {
+  switch (error.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return `body is larger than the limit of ${bodyLimit} bytes`;
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return `content type ${contentType === undefined ? "(none)" : JSON.stringify(contentType)} is not supported; send the AdmissionReview as application/json`;
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return "empty body; expected an admission.k8s.io/v1 AdmissionReview";
+    default:
+      return error.message;
+  }
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*(\r\n|\r|\n)\s*/g, " ");
+}

@@ -1,0 +1,67 @@
+// The process logger: pino JSON lines on stdout (what log collectors want), or a compact
+// human-readable line when `--log-format pretty` is asked for. The pretty form is a few lines
+// here rather than the pino-pretty package: one fewer runtime dependency in the image, and
+// standalone demos are the only place it is used.
+
+import { type DestinationStream, type Level, type Logger, pino, stdTimeFunctions } from "pino";
+
+export const LOG_LEVELS: readonly string[] = [
+  "fatal",
+  "error",
+  "warn",
+  "info",
+  "debug",
+  "trace",
+  "silent",
+];
+export const LOG_FORMATS = ["json", "pretty"] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+export interface LoggerOptions {
+  readonly level: string;
+  readonly format: LogFormat;
+  /** Where lines go; stdout by default. */
+  readonly destination?: DestinationStream;
+}
+
+export function createLogger(options: LoggerOptions): Logger {
+  const out = options.destination ?? pino.destination({ dest: 1, sync: false });
+  return pino(
+    {
+      level: options.level as Level,
+      base: { name: "lb-ip-guard" },
+      timestamp: stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    options.format === "pretty" ? prettyStream(out) : out,
+  );
+}
+
+const SKIPPED = new Set(["level", "time", "msg", "name", "pid", "hostname", "reqId"]);
+
+/** `12:00:01.234 INFO  message key=value ...`, one line per record. */
+export function prettyStream(out: DestinationStream): DestinationStream {
+  return {
+    write(line: string) {
+      let record: Record<string, unknown>;
+      try {
+        record = JSON.parse(line);
+      } catch {
+        out.write(line);
+        return;
+      }
+      const time = typeof record.time === "string" ? record.time.slice(11, 23) : "";
+      const level = String(record.level ?? "")
+        .toUpperCase()
+        .padEnd(5);
+      const fields = Object.entries(record)
+        .filter(([key, value]) => !SKIPPED.has(key) && value !== undefined)
+        .map(
+          ([key, value]) => `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`,
+        );
+      out.write(
+        `${time} ${level} ${String(record.msg ?? "")}${fields.length > 0 ? ` ${fields.join(" ")}` : ""}\n`,
+      );
+    },
+  };
+}

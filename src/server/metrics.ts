@@ -1,0 +1,130 @@
+// Prometheus metrics of the webhook, and the plain-HTTP server that exposes them on their own
+// port (so a scraper needs no TLS trust and the admission port carries only admission traffic).
+
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { ClusterView } from "../ipam/decide.ts";
+import { poolUtilisation } from "../ipam/utilisation.ts";
+
+/** Label value for "no reason" (allowed, assigned, skipped): explicit, so it can be selected. */
+export const NO_REASON = "none";
+
+/** Seconds: sub-millisecond resolution where an in-memory decision lands, up to a timeout. */
+export const DURATION_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+];
+
+export interface MetricsOptions {
+  /** The pools and usage to report at scrape time; undefined when there is nothing to show yet. */
+  readonly view: () => ClusterView | undefined;
+  /** Process metrics (CPU, memory, event loop, GC); off in tests that build many registries. */
+  readonly processMetrics?: boolean;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly #requests: Counter<"webhook" | "operation" | "decision" | "reason">;
+  readonly #duration: Histogram<"webhook">;
+
+  constructor(options: MetricsOptions) {
+    const registers = [this.registry];
+    this.#requests = new Counter({
+      name: "lb_ip_guard_admission_requests_total",
+      help: "Admission reviews answered, by webhook, operation, decision (allowed, assigned, denied, skipped, error) and reason code",
+      labelNames: ["webhook", "operation", "decision", "reason"] as const,
+      registers,
+    });
+    this.#duration = new Histogram({
+      name: "lb_ip_guard_admission_duration_seconds",
+      help: "Time from a parsed review to its answer, by webhook",
+      labelNames: ["webhook"] as const,
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    new Gauge({
+      name: "lb_ip_guard_pool_addresses",
+      help: "Addresses of each pool and family: total (usable), used (requested, assigned or held), free",
+      labelNames: ["pool", "family", "state"] as const,
+      registers,
+      collect() {
+        this.reset();
+        const view = options.view();
+        if (view === undefined) return;
+        for (const entry of poolUtilisation(view.pools, view.usage)) {
+          const labels = { pool: entry.pool, family: entry.family };
+          // Prometheus values are doubles: an IPv6 /64 (2^64) is shown as the nearest one.
+          this.set({ ...labels, state: "total" }, Number(entry.total));
+          this.set({ ...labels, state: "used" }, Number(entry.used));
+          this.set({ ...labels, state: "free" }, Number(entry.free));
+        }
+      },
+    });
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** One answered review. */
+  review(
+    webhook: string,
+    operation: string,
+    decision: string,
+    reason: string | undefined,
+    seconds: number,
+  ): void {
+    this.#requests.inc({ webhook, operation, decision, reason: reason ?? NO_REASON });
+    this.#duration.observe({ webhook }, seconds);
+  }
+
+  /** A request that was not an answerable review (bad body, internal error). */
+  error(webhook: string, reason: "BadRequest" | "InternalError"): void {
+    this.#requests.inc({ webhook, operation: "unknown", decision: "error", reason });
+  }
+
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+/** `GET /metrics` over plain HTTP; anything else is a 404. */
+export function createMetricsServer(metrics: Metrics): Server {
+  return createServer((request, response) => {
+    const path = (request.url ?? "").split("?")[0];
+    if (path !== "/metrics" || (request.method !== "GET" && request.method !== "HEAD")) {
+      response.writeHead(404, { "content-type": "application/json" });
+      response.end(`${JSON.stringify({ error: "not found; metrics are at GET /metrics" })}\n`);
+      return;
+    }
+    metrics.text().then(
+      (text) => {
+        response.writeHead(200, { "content-type": metrics.registry.contentType });
+        response.end(request.method === "HEAD" ? undefined : text);
+      },
+      (error: unknown) => {
+        response.writeHead(500, { "content-type": "application/json" });
+        response.end(`${JSON.stringify({ error: `metrics: ${(error as Error).message}` })}\n`);
+      },
+    );
+  });
+}
+
+/** Listens and resolves with the bound port (useful with port 0). */
+export function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) {
+      resolve();
+      return;
+    }
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+}

@@ -1,0 +1,217 @@
+// TLS for the admission port: TLS 1.2 at least, certificates from files that are reloaded in
+// place when they change (Kubernetes Secret mounts and cert-manager rotate them), or a generated
+// CA and serving certificate for standalone use.
+
+import { X509Certificate } from "node:crypto";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import { createSecureContext, type SecureContextOptions } from "node:tls";
+import { generate } from "selfsigned";
+
+export const MIN_TLS_VERSION = "TLSv1.2";
+
+/** A serving certificate (chain) and its private key, PEM. */
+export interface Certificate {
+  readonly cert: string;
+  readonly key: string;
+}
+
+export interface GeneratedCertificate extends Certificate {
+  /** The CA that signed `cert`: what a client passes to `curl --cacert`. */
+  readonly ca: string;
+}
+
+export function secureContextOptions(certificate: Certificate): SecureContextOptions {
+  return { cert: certificate.cert, key: certificate.key, minVersion: MIN_TLS_VERSION };
+}
+
+/** Throws a one-line error when the pair is unusable (bad PEM, key not matching the cert). */
+export function checkCertificate(certificate: Certificate): void {
+  try {
+    createSecureContext(secureContextOptions(certificate));
+  } catch (error) {
+    throw new Error(`certificate and key do not form a usable pair: ${oneLine(error)}`);
+  }
+}
+
+/** Why the certificate cannot serve right now (expired, not yet valid), or undefined. */
+export function certificateProblem(certificate: Certificate, now = Date.now()): string | undefined {
+  let parsed: X509Certificate;
+  try {
+    parsed = new X509Certificate(certificate.cert);
+  } catch (error) {
+    return `serving certificate cannot be parsed: ${oneLine(error)}`;
+  }
+  if (now > Date.parse(parsed.validTo)) return `serving certificate expired at ${parsed.validTo}`;
+  if (now < Date.parse(parsed.validFrom))
+    return `serving certificate is not valid before ${parsed.validFrom}`;
+  return undefined;
+}
+
+/** Reads and checks a certificate/key pair; errors are one line and name the file. */
+export async function readCertificate(certFile: string, keyFile: string): Promise<Certificate> {
+  const read = async (file: string, what: string) => {
+    try {
+      return await readFile(file, "utf8");
+    } catch (error) {
+      throw new Error(`cannot read ${what} ${file}: ${oneLine(error)}`);
+    }
+  };
+  const certificate = {
+    cert: await read(certFile, "--tls-cert"),
+    key: await read(keyFile, "--tls-key"),
+  };
+  checkCertificate(certificate);
+  return certificate;
+}
+
+/**
+ * A fresh CA and a serving certificate it signed, for `localhost`, 127.0.0.1 and ::1 by default.
+ * EC P-256 keys: generation takes milliseconds, unlike RSA.
+ */
+export async function generateCertificate(
+  names: { readonly dns: readonly string[]; readonly ips: readonly string[] } = {
+    dns: ["localhost"],
+    ips: ["127.0.0.1", "::1"],
+  },
+): Promise<GeneratedCertificate> {
+  const notBeforeDate = new Date(Date.now() - 60_000); // tolerate a little clock skew
+  const notAfterDate = new Date(notBeforeDate.getTime() + 365 * 24 * 3600 * 1000);
+  const ca = await generate([{ name: "commonName", value: "lb-ip-guard standalone CA" }], {
+    keyType: "ec",
+    algorithm: "sha256",
+    notBeforeDate,
+    notAfterDate,
+    extensions: [
+      { name: "basicConstraints", cA: true, critical: true },
+      {
+        name: "keyUsage",
+        keyCertSign: true,
+        cRLSign: true,
+        digitalSignature: true,
+        critical: true,
+      },
+    ],
+  });
+  const leaf = await generate([{ name: "commonName", value: names.dns[0] ?? "lb-ip-guard" }], {
+    keyType: "ec",
+    algorithm: "sha256",
+    notBeforeDate,
+    notAfterDate,
+    ca: { cert: ca.cert, key: ca.private },
+    extensions: [
+      { name: "basicConstraints", cA: false },
+      { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
+      { name: "extKeyUsage", serverAuth: true },
+      {
+        name: "subjectAltName",
+        altNames: [
+          ...names.dns.map((value) => ({ type: 2 as const, value })),
+          ...names.ips.map((ip) => ({ type: 7 as const, ip })),
+        ],
+      },
+    ],
+  });
+  return { cert: leaf.cert, key: leaf.private, ca: ca.cert };
+}
+
+/** Writes a PEM (creating its directory); the CA is public, so the file is world-readable. */
+export async function writePem(path: string, pem: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, pem, { mode: 0o644 });
+}
+
+export interface CertificateWatcherOptions {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** The pair now served; the watcher reports only pairs that differ from it. */
+  readonly current: Certificate;
+  /** Called with each new, checked pair: swap the server's secure context here. */
+  readonly onChange: (certificate: Certificate) => void;
+  readonly onError: (message: string) => void;
+  /** How often to re-read the files. Default 2 s. */
+  readonly intervalMs?: number;
+}
+
+/**
+ * Polls the certificate and key files and reports a changed, valid pair. Polling the content (not
+ * fs.watch on the files) survives how Kubernetes updates a Secret volume: it writes a new
+ * timestamped directory and swaps the `..data` symlink, so the watched inode never changes. The
+ * files are tiny; reading two of them every few seconds costs nothing. A half-written update
+ * (new certificate, old key) fails the pair check and is retried on the next tick, reported once.
+ */
+export class CertificateWatcher {
+  readonly #options: CertificateWatcherOptions;
+  #served: string;
+  #lastFailure: string | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #busy = false;
+
+  constructor(options: CertificateWatcherOptions) {
+    this.#options = options;
+    this.#served = fingerprint(options.current);
+  }
+
+  start(): void {
+    if (this.#timer !== undefined) return;
+    this.#timer = setInterval(() => void this.check(), this.#options.intervalMs ?? 2000);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** One poll; resolves to true when a new pair was handed to onChange. */
+  async check(): Promise<boolean> {
+    if (this.#busy) return false;
+    this.#busy = true;
+    try {
+      let certificate: Certificate;
+      try {
+        certificate = {
+          cert: await readFile(this.#options.certFile, "utf8"),
+          key: await readFile(this.#options.keyFile, "utf8"),
+        };
+      } catch (error) {
+        this.#fail(`cannot read certificate files: ${oneLine(error)}`);
+        return false;
+      }
+      const seen = fingerprint(certificate);
+      if (seen === this.#served) {
+        this.#lastFailure = undefined;
+        return false;
+      }
+      try {
+        checkCertificate(certificate);
+      } catch (error) {
+        this.#fail(
+          `${oneLine(error)} (${this.#options.certFile}, ${this.#options.keyFile}); still serving the previous certificate`,
+        );
+        return false;
+      }
+      this.#options.onChange(certificate);
+      this.#served = seen;
+      this.#lastFailure = undefined;
+      return true;
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  #fail(message: string): void {
+    if (message === this.#lastFailure) return;
+    this.#lastFailure = message;
+    this.#options.onError(message);
+  }
+}
+
+function fingerprint(certificate: Certificate): string {
+  return `${certificate.cert}\u0000${certificate.key}`;
+}
+
+function oneLine(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.replace(/\s*(\r\n|\r|\n)\s*/g, " ");
+}
