@@ -1,0 +1,133 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { ServiceUsage } from "../../src/cluster/service-usage.ts";
+import { parseAddress } from "../../src/ipam/address.ts";
+import { holderOf } from "../../src/ipam/decide.ts";
+import type { ServiceObject } from "../../src/ipam/service.ts";
+
+const policy = { loadBalancerClass: undefined };
+
+function service(
+  name: string,
+  ip?: string,
+  extra: Partial<ServiceObject["spec"]> = {},
+): ServiceObject {
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name, namespace: "default" },
+    spec: {
+      type: "LoadBalancer",
+      ports: [{ protocol: "TCP", port: 80 }],
+      ...(ip ? { loadBalancerIP: ip } : {}),
+      ...extra,
+    },
+  };
+}
+
+function address(text: string) {
+  const parsed = parseAddress(text);
+  if (!parsed.ok) throw new Error(parsed.error);
+  return parsed.value;
+}
+
+const holdersOf = (usage: ServiceUsage, text: string) => {
+  const { family, value } = address(text);
+  return usage.index.holdersOf(family, value).map((holder) => holder.ref);
+};
+
+function grant(name: string, ip: string) {
+  const ref = `default/${name}`;
+  return { ref, holder: holderOf(service(name, ip), ref), addresses: [address(ip)] };
+}
+
+describe("ServiceUsage", () => {
+  test("upsert, change and delete of Services", () => {
+    const usage = new ServiceUsage(policy, 30_000);
+    usage.upsert(service("a", "10.0.0.1"));
+    assert.deepEqual(holdersOf(usage, "10.0.0.1"), ["default/a"]);
+    usage.upsert(service("a", "10.0.0.2"));
+    assert.deepEqual(holdersOf(usage, "10.0.0.1"), []);
+    assert.deepEqual(holdersOf(usage, "10.0.0.2"), ["default/a"]);
+    usage.upsert({ ...service("a"), spec: { type: "ClusterIP" } });
+    assert.deepEqual(holdersOf(usage, "10.0.0.2"), []);
+    usage.upsert(service("b", "10.0.0.3"));
+    usage.remove(service("b"));
+    assert.deepEqual(holdersOf(usage, "10.0.0.3"), []);
+  });
+
+  test("status addresses count as held", () => {
+    const usage = new ServiceUsage(policy, 30_000);
+    usage.upsert({ ...service("a"), status: { loadBalancer: { ingress: [{ ip: "10.0.0.9" }] } } });
+    assert.deepEqual(holdersOf(usage, "10.0.0.9"), ["default/a"]);
+  });
+
+  test("a hold keeps an address used until its Service appears, then the Service holds it", () => {
+    const usage = new ServiceUsage(policy, 30_000);
+    usage.hold(grant("new", "10.0.0.5"), 0);
+    assert.equal(holdersOf(usage, "10.0.0.5").length, 1);
+    usage.upsert(service("new", "10.0.0.5"));
+    assert.equal(usage.holds, 0);
+    assert.deepEqual(holdersOf(usage, "10.0.0.5"), ["default/new"]);
+  });
+
+  test("holds expire after the TTL when the Service never shows up", () => {
+    const usage = new ServiceUsage(policy, 1000);
+    usage.hold(grant("ghost", "10.0.0.6"), 0);
+    assert.equal(usage.expire(999), 0);
+    assert.equal(holdersOf(usage, "10.0.0.6").length, 1);
+    assert.equal(usage.expire(1000), 1);
+    assert.deepEqual(holdersOf(usage, "10.0.0.6"), []);
+  });
+
+  test("a relist swaps in a new index: listed Services replace the old ones, holds survive", () => {
+    const usage = new ServiceUsage(policy, 30_000);
+    usage.upsert(service("old", "10.0.0.1"));
+    usage.upsert(service("kept", "10.0.0.2"));
+    usage.hold(grant("pending", "10.0.0.3"), 0);
+    usage.hold(grant("arrived", "10.0.0.4"), 0);
+    const before = usage.index;
+
+    usage.replaceAll([
+      service("kept", "10.0.0.2"),
+      service("arrived", "10.0.0.4"),
+      service("other", "10.0.0.7"),
+    ]);
+
+    assert.notEqual(usage.index, before, "a new index, swapped in whole");
+    assert.deepEqual(
+      holdersOf(usage, "10.0.0.1"),
+      [],
+      "a Service gone from the list frees its address",
+    );
+    assert.deepEqual(holdersOf(usage, "10.0.0.2"), ["default/kept"]);
+    assert.deepEqual(holdersOf(usage, "10.0.0.7"), ["default/other"]);
+    assert.equal(
+      holdersOf(usage, "10.0.0.3").length,
+      1,
+      "the in-flight hold moved to the new index",
+    );
+    assert.deepEqual(
+      holdersOf(usage, "10.0.0.4"),
+      ["default/arrived"],
+      "the listed Service released its hold",
+    );
+    assert.equal(usage.holds, 1);
+    // The moved hold still expires and releases on the new index.
+    assert.equal(usage.expire(Number.MAX_SAFE_INTEGER), 1);
+    assert.deepEqual(holdersOf(usage, "10.0.0.3"), []);
+  });
+
+  test("relist with many Services: every address stays used across the swap", () => {
+    const usage = new ServiceUsage(policy, 30_000);
+    const services = Array.from({ length: 2000 }, (_, i) =>
+      service(`s${i}`, `10.1.${Math.floor(i / 250)}.${i % 250}`),
+    );
+    for (const each of services) usage.upsert(each);
+    usage.replaceAll(services);
+    for (const each of services.slice(0, 50)) {
+      assert.equal(holdersOf(usage, each.spec?.loadBalancerIP ?? "").length, 1);
+    }
+    assert.equal(usage.index.used("IPv4").size, 2000);
+  });
+});
