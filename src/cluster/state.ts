@@ -1,0 +1,237 @@
+// Cluster state for `lb-ip-guard serve`: the pure core's pools, usage index and in-flight holds,
+// kept in step with the API server by four list+watch loops (Services, the legacy MetalLB
+// ConfigMap, IPAddressPools, Namespaces). See docs/decisions/0002-readiness-and-stale-state.md
+// for what happens when a watch stays broken.
+
+import type { Logger } from "pino";
+import type { AdmissionContext } from "../admission/admit.ts";
+import type { Grant } from "../admission/holds.ts";
+import type { IPTarget } from "../admission/patch.ts";
+import type { AdmissionState } from "../admission/state.ts";
+import type { ClusterView, Policy } from "../ipam/decide.ts";
+import type { Labels } from "../ipam/labels.ts";
+import type { Pool } from "../ipam/pool.ts";
+import { formatPoolConfigError } from "../ipam/pool-config.ts";
+import type { ServiceObject } from "../ipam/service.ts";
+import { KubeClient, loadKubeConfig } from "./kube.ts";
+import { PoolSources } from "./pool-sources.ts";
+import {
+  type KubeObject,
+  Reflector,
+  type ReflectorOptions,
+  type RetryOptions,
+} from "./reflector.ts";
+import { clusterResources, type Resource } from "./resources.ts";
+import { ServiceUsage } from "./service-usage.ts";
+
+export interface ClusterStateOptions {
+  /** A kubeconfig file; else KUBECONFIG, ~/.kube/config, or the in-cluster service account. */
+  readonly kubeconfig?: string;
+  /** Where MetalLB runs: its ConfigMap `config` and its IPAddressPools are read there. */
+  readonly metallbNamespace: string;
+  /** Pools given on the command line (--pools); they come first when names or ranges clash. */
+  readonly staticPools: readonly Pool[];
+  readonly policy: Policy;
+  /** Where the mutation writes addresses (--ip-target); default "spec", as in the contract. */
+  readonly ipTarget?: IPTarget;
+  /** How long a granted address stays held when its Service never shows up. */
+  readonly holdTtlMs: number;
+  readonly logger: Logger;
+  /** Backoff of failing lists and watches; default 1 s doubling to 30 s, jittered. */
+  readonly retry?: RetryOptions;
+  /** How often expired holds are dropped; default 2 s. */
+  readonly expireIntervalMs?: number;
+}
+
+export interface ClusterState extends AdmissionState {
+  /** True once all four collections were listed; it stays true (see ADR 0002). */
+  readonly ready: boolean;
+  /** The collections whose list/watch is failing right now, with the last error (for /readyz). */
+  readonly failing: readonly { readonly resource: string; readonly error: string }[];
+  /** Ends the watches and the hold timer. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Loads the kubeconfig (throwing KubeConfigError when there is none) and starts the watches.
+ * Resolves at once: readiness follows the first full sync, and an unreachable API server is
+ * retried forever, logged one line per failure.
+ */
+export async function startClusterState(options: ClusterStateOptions): Promise<ClusterState> {
+  const client = new KubeClient(loadKubeConfig(options.kubeconfig));
+  const logger = options.logger.child({ component: "cluster-state" });
+  const resources = clusterResources(options.metallbNamespace);
+  const expireIntervalMs = options.expireIntervalMs ?? 2000;
+
+  const usage = new ServiceUsage(options.policy, options.holdTtlMs);
+  let namespaceLabels = new Map<string, Labels>();
+  let poolsShown = "";
+  const pools = new PoolSources({
+    staticPools: options.staticPools,
+    metallbNamespace: options.metallbNamespace,
+    onRejected: ({ source, errors, kept }) => {
+      const keeping =
+        kept.length === 0
+          ? "no earlier good version: it contributes no pools"
+          : `keeping its last good pools: ${kept.join(", ")}`;
+      for (const error of errors) {
+        logger.error(
+          { source, pool: error.pool, offending: error.offending },
+          `${formatPoolConfigError(error)} (${source} refused; ${keeping})`,
+        );
+      }
+    },
+    onConflicts: (errors) => {
+      for (const error of errors) {
+        logger.error({ source: error.origin, pool: error.pool }, formatPoolConfigError(error));
+      }
+    },
+  });
+  const poolsChanged = () => {
+    const shown = pools.poolSet.pools.map((pool) => `${pool.name} (${pool.origin})`).join(", ");
+    if (shown === poolsShown) return;
+    poolsShown = shown;
+    logger.info(
+      { pools: pools.poolSet.pools.map((pool) => pool.name) },
+      `pools: ${shown || "none"}`,
+    );
+  };
+
+  const reflector = (resource: Resource, handlers: Pick<ReflectorOptions, "replace" | "apply">) =>
+    new Reflector({
+      ...resource,
+      client,
+      logger,
+      ...(options.retry === undefined ? {} : { retry: options.retry }),
+      ...handlers,
+    });
+
+  const services = reflector(resources.services, {
+    replace: (items) => usage.replaceAll(items as readonly ServiceObject[]),
+    apply: (type, object) => {
+      if (type === "DELETED") usage.remove(object as ServiceObject);
+      else usage.upsert(object as ServiceObject);
+    },
+  });
+  const configMap = reflector(resources.configMap, {
+    replace: (items) => {
+      pools.setConfigMap(items.find((item) => nameOf(item) === "config"));
+      poolsChanged();
+    },
+    apply: (type, object) => {
+      if (nameOf(object) !== "config") return;
+      pools.setConfigMap(type === "DELETED" ? undefined : object);
+      poolsChanged();
+    },
+  });
+  const ipAddressPools = reflector(resources.ipAddressPools, {
+    replace: (items) => {
+      pools.replaceIPAddressPools(items);
+      poolsChanged();
+    },
+    apply: (type, object) => {
+      if (type === "DELETED") pools.deleteIPAddressPool(object);
+      else pools.putIPAddressPool(object);
+      poolsChanged();
+    },
+  });
+  const namespaces = reflector(resources.namespaces, {
+    replace: (items) => {
+      namespaceLabels = new Map(items.map((item) => [nameOf(item), labelsOf(item)]));
+    },
+    apply: (type, object) => {
+      if (type === "DELETED") namespaceLabels.delete(nameOf(object));
+      else namespaceLabels.set(nameOf(object), labelsOf(object));
+    },
+  });
+  const reflectors = [services, configMap, ipAddressPools, namespaces];
+
+  // A hold covers the time until its Service shows up in the watch. While the Services watch is
+  // broken (and one interval after it recovers, for the backlog to arrive) nothing can show up,
+  // so nothing expires either.
+  const timer = setInterval(() => {
+    const now = Date.now();
+    const since = services.healthySince;
+    if (since === undefined || now - since < expireIntervalMs) return;
+    const dropped = usage.expire(now);
+    if (dropped > 0) {
+      logger.info(
+        { dropped },
+        `${dropped} in-flight hold(s) expired: their Services never appeared`,
+      );
+    }
+  }, expireIntervalMs);
+  timer.unref();
+
+  let stopped = false;
+  let readyLogged = false;
+  for (const each of reflectors) each.start();
+  logger.info(
+    { server: client.server, metallbNamespace: options.metallbNamespace },
+    `watching Services, Namespaces, ConfigMap ${options.metallbNamespace}/config and IPAddressPools at ${client.server}`,
+  );
+
+  const isReady = () => {
+    if (stopped || !reflectors.every((each) => each.synced)) return false;
+    if (!readyLogged) {
+      readyLogged = true;
+      logger.info({ pools: pools.poolSet.size }, "cluster state synced: ready");
+    }
+    return true;
+  };
+
+  return {
+    get ready() {
+      return isReady();
+    },
+    get failing() {
+      return reflectors.flatMap((each) =>
+        each.failing === undefined ? [] : [{ resource: each.name, error: each.failing }],
+      );
+    },
+    context(): AdmissionContext {
+      const labels = namespaceLabels;
+      const view: ClusterView = {
+        pools: pools.poolSet,
+        usage: usage.index,
+        // Kubernetes (1.21+) labels every Namespace with its own name; a Namespace created a
+        // moment ago may not be in the cache yet, but that label is certain.
+        namespaceLabels: (namespace) => ({
+          ...labels.get(namespace),
+          "kubernetes.io/metadata.name": namespace,
+        }),
+      };
+      return {
+        view,
+        ready: isReady(),
+        policy: options.policy,
+        ipTarget: options.ipTarget ?? "spec",
+      };
+    },
+    record(grant: Grant, now: number): void {
+      usage.hold(grant, now);
+    },
+    async stop(): Promise<void> {
+      stopped = true;
+      clearInterval(timer);
+      await Promise.all(reflectors.map((each) => each.stop()));
+    },
+  };
+}
+
+function metadataOf(object: KubeObject): Record<string, unknown> {
+  const metadata = object.metadata;
+  return typeof metadata === "object" && metadata !== null
+    ? (metadata as Record<string, unknown>)
+    : {};
+}
+
+function nameOf(object: KubeObject): string {
+  const name = metadataOf(object).name;
+  return typeof name === "string" ? name : "";
+}
+
+function labelsOf(object: KubeObject): Labels {
+  const labels = metadataOf(object).labels;
+  return typeof labels === "object" && labels !== null ? (labels as Labels) : {};
+}
