@@ -34,6 +34,7 @@ import {
   ManifestError,
   ManifestLoader,
   type ManifestObject,
+  parseManifests,
   pathText,
   type SourceDocument,
   serializeDocuments,
@@ -42,6 +43,7 @@ import {
 export const CHECK_SUMMARY = "check Service manifests against MetalLB pools, offline (for CI)";
 
 export const CHECK_USAGE = `Usage: lb-ip-guard check [PATH|-]... [--pools FILE]... [--existing FILE]...
+                         [--cluster [--kubeconfig FILE]]
                          [--format text|json] [--assign] [--load-balancer-class NAME]
 
 Decides every Service in the manifests as the admission webhook would, in input order: each is
@@ -61,6 +63,11 @@ Inputs:
   --existing FILE           Services (and Namespaces) already in the cluster, e.g. the output of
                             kubectl get svc,ns -A -o yaml (repeatable). A manifest Service with
                             the same namespace/name is an update: it replaces the existing one
+  --cluster                 read pools (ConfigMap metallb-system/config, IPAddressPools),
+                            Services and Namespaces from the live cluster, read-only (it claims
+                            nothing); --pools and --existing add to them
+  --kubeconfig FILE         the cluster for --cluster (default: $KUBECONFIG, ~/.kube/config,
+                            in-cluster)
 
 Options:
   --format text|json        text (default): one line per Service and a summary;
@@ -105,6 +112,7 @@ interface CheckOptions {
   readonly paths: readonly string[];
   readonly pools: readonly string[];
   readonly existing: readonly string[];
+  readonly cluster: { readonly kubeconfig?: string } | undefined;
   readonly format: Format;
   readonly assign: boolean;
   readonly policy: Policy;
@@ -204,6 +212,8 @@ function parseCheckArgs(args: readonly string[]): CheckOptions | "help" {
     options: {
       pools: { type: "string", multiple: true },
       existing: { type: "string", multiple: true },
+      cluster: { type: "boolean" },
+      kubeconfig: { type: "string" },
       format: { type: "string" },
       assign: { type: "boolean" },
       "load-balancer-class": { type: "string" },
@@ -230,6 +240,7 @@ function parseCheckArgs(args: readonly string[]): CheckOptions | "help" {
     paths: positionals,
     pools: values.pools ?? [],
     existing: values.existing ?? [],
+    cluster: clusterOption(values.cluster, values.kubeconfig),
     format,
     assign: values.assign ?? false,
     policy: { loadBalancerClass },
@@ -258,6 +269,11 @@ async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
   // --pools first, then the manifests: a manifest's copy of a pool source is the newer one.
   const poolObjects = await loader.load(options.pools);
   const existingObjects = await loader.load(options.existing);
+  if (options.cluster !== undefined) {
+    const cluster = await clusterObjects(options.cluster);
+    poolObjects.unshift(...cluster.pools);
+    existingObjects.unshift(...cluster.existing);
+  }
   const manifests = await loader.load(options.paths);
 
   const poolSet = collectPools([...poolObjects, ...manifests]);
@@ -588,4 +604,28 @@ function applyAssignments(
     if (documents.at(-1) !== source && !documents.includes(source)) documents.push(source);
   }
   return serializeDocuments(documents, edited);
+}
+
+function clusterOption(cluster: boolean | undefined, kubeconfig: string | undefined) {
+  if (kubeconfig !== undefined && !cluster) throw new Error("--kubeconfig needs --cluster");
+  if (kubeconfig === "") throw new Error("--kubeconfig needs a file name");
+  return cluster ? (kubeconfig === undefined ? {} : { kubeconfig }) : undefined;
+}
+
+/** The live cluster's pool sources and existing objects, read through the webhook's client. */
+async function clusterObjects(options: { readonly kubeconfig?: string }) {
+  // Loaded only here: an offline check never pays for the Kubernetes client.
+  const { readClusterSnapshot } = await import("../cluster/snapshot.ts");
+  let snapshot: Awaited<ReturnType<typeof readClusterSnapshot>>;
+  try {
+    snapshot = await readClusterSnapshot(options);
+  } catch (error) {
+    throw new InputError([`--cluster: ${(error as Error).message}`]);
+  }
+  const asList = (items: readonly unknown[]) => JSON.stringify({ kind: "List", items });
+  const file = `cluster ${snapshot.server}`;
+  return {
+    pools: parseManifests(asList(snapshot.pools), file),
+    existing: parseManifests(asList(snapshot.existing), file),
+  };
 }
