@@ -1,0 +1,359 @@
+// The fastify app through app.inject (no sockets): every endpoint, every malformed request, the
+// record-after-decision contract with the state, logs and metrics.
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { describe, it } from "node:test";
+import { pino } from "pino";
+import type { AdmissionState } from "../../src/admission/state.ts";
+import { buildApp } from "../../src/server/app.ts";
+import { Metrics } from "../../src/server/metrics.ts";
+import { autoAssign, context, decodePatch, review, service } from "../admission/fixtures.ts";
+import { harness } from "./helpers.ts";
+
+const EXAMPLE = readFileSync(
+  new URL("../../examples/admission-review.json", import.meta.url),
+  "utf8",
+);
+const JSON_TYPE = { "content-type": "application/json" };
+
+async function post(
+  h: ReturnType<typeof harness>,
+  path: string,
+  payload: unknown,
+  headers: Record<string, string> = JSON_TYPE,
+) {
+  const response = await h.app.inject({
+    method: "POST",
+    url: path,
+    headers,
+    payload: typeof payload === "string" ? payload : JSON.stringify(payload),
+  });
+  return response;
+}
+
+/** A 4xx whose body is exactly one line of JSON `{"error": "..."}`. */
+function assertClientError(
+  response: { statusCode: number; body: string },
+  status: number,
+  pattern: RegExp,
+) {
+  assert.equal(response.statusCode, status, response.body);
+  assert.ok(!response.body.trimEnd().includes("\n"), response.body);
+  const body = JSON.parse(response.body);
+  assert.deepEqual(Object.keys(body), ["error"]);
+  assert.match(body.error, pattern);
+}
+
+describe("POST /mutate and /validate", () => {
+  it("answers the example AdmissionReview with the uid and a JSONPatch", async () => {
+    const h = harness();
+    const response = await post(h, "/mutate", EXAMPLE);
+    assert.equal(response.statusCode, 200);
+    assert.match(String(response.headers["content-type"]), /^application\/json/);
+    const answer = JSON.parse(response.body);
+    assert.equal(answer.apiVersion, "admission.k8s.io/v1");
+    assert.equal(answer.kind, "AdmissionReview");
+    assert.equal(answer.response.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
+    assert.equal(answer.response.allowed, true);
+    assert.equal(answer.response.patchType, "JSONPatch");
+    assert.deepEqual(decodePatch(answer.response.patch)[1], {
+      op: "add",
+      path: "/spec/loadBalancerIP",
+      value: "192.168.35.100",
+    });
+  });
+
+  it("records the grant: a later Service asking for the same address is denied", async () => {
+    const h = harness();
+    assert.equal((await post(h, "/mutate", EXAMPLE)).statusCode, 200);
+    const response = await post(h, "/validate", review(service("copy", { ip: "192.168.35.100" })));
+    assert.equal(response.statusCode, 200);
+    const answer = JSON.parse(response.body).response;
+    assert.equal(answer.allowed, false);
+    assert.equal(answer.status.code, 403);
+    assert.match(
+      answer.status.message,
+      /^AddressInUse: team-a\/copy requests 192\.168\.35\.100, which kubeflow\/ml-pipeline-ui already holds/,
+    );
+    // Auto-assign moves on to the next address.
+    const next = JSON.parse((await post(h, "/mutate", review(autoAssign("next")))).body).response;
+    assert.equal(decodePatch(next.patch)[1]?.value, "192.168.35.101");
+  });
+
+  it("records nothing for dry runs: two dry-run mutations get the same address", async () => {
+    const h = harness();
+    for (const name of ["a", "b"]) {
+      const response = await post(h, "/mutate", review(autoAssign(name), { dryRun: true }));
+      const answer = JSON.parse(response.body).response;
+      assert.equal(decodePatch(answer.patch)[1]?.value, "192.168.35.100");
+    }
+    assert.equal(h.state.view.usage.used("IPv4").size, 0);
+  });
+
+  it("records a validated explicit address", async () => {
+    const h = harness();
+    await post(h, "/validate", review(service("web", { ip: "192.168.35.107" })));
+    assert.equal(h.state.view.usage.has("team-a/web"), true);
+  });
+
+  it("allows reviews of other resources untouched", async () => {
+    const h = harness();
+    const body = review(
+      { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x", namespace: "a" } },
+      { kind: { group: "", version: "v1", kind: "ConfigMap" } },
+    );
+    const response = await post(h, "/validate", body);
+    assert.equal(response.statusCode, 200);
+    const answer = JSON.parse(response.body).response;
+    assert.deepEqual(answer, { uid: (body.request as { uid: string }).uid, allowed: true });
+  });
+
+  it("accepts application/json with parameters", async () => {
+    const h = harness();
+    const response = await post(h, "/mutate", EXAMPLE, {
+      "content-type": "application/json; charset=utf-8",
+    });
+    assert.equal(response.statusCode, 200);
+  });
+
+  it("logs one JSON record per review with uid, Service, operation, webhook, decision, reason, dryRun, duration", async () => {
+    const h = harness();
+    await post(h, "/mutate", EXAMPLE);
+    await post(h, "/validate", review(service("copy", { ip: "192.168.35.100" }), { dryRun: true }));
+    const reviews = h.logs.filter((record) => record.msg === "admission review");
+    assert.equal(reviews.length, 2);
+    const [mutated, denied] = reviews;
+    assert.equal(mutated?.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
+    assert.equal(mutated?.namespace, "kubeflow");
+    assert.equal(mutated?.name, "ml-pipeline-ui");
+    assert.equal(mutated?.operation, "CREATE");
+    assert.equal(mutated?.webhook, "mutate");
+    assert.equal(mutated?.decision, "assigned");
+    assert.equal(mutated?.dryRun, false);
+    assert.equal(typeof mutated?.durationMs, "number");
+    assert.equal(denied?.decision, "denied");
+    assert.equal(denied?.reason, "AddressInUse");
+    assert.equal(denied?.dryRun, true);
+    // fastify's own per-request lines are off.
+    assert.equal(h.logs.filter((record) => record.msg === "incoming request").length, 0);
+  });
+
+  it("counts reviews and their latency, and shows pool utilisation at scrape time", async () => {
+    const h = harness();
+    await post(h, "/mutate", EXAMPLE);
+    await post(h, "/validate", review(service("copy", { ip: "192.168.35.100" })));
+    await post(h, "/validate", "{");
+    const text = await h.metrics.text();
+    assert.match(
+      text,
+      /lb_ip_guard_admission_requests_total\{webhook="mutate",operation="CREATE",decision="assigned",reason="none"\} 1/,
+    );
+    assert.match(
+      text,
+      /lb_ip_guard_admission_requests_total\{webhook="validate",operation="CREATE",decision="denied",reason="AddressInUse"\} 1/,
+    );
+    assert.match(
+      text,
+      /lb_ip_guard_admission_requests_total\{webhook="validate",operation="unknown",decision="error",reason="BadRequest"\} 1/,
+    );
+    assert.match(
+      text,
+      /lb_ip_guard_admission_duration_seconds_bucket\{le="0.0001",webhook="mutate"\}/,
+    );
+    assert.match(text, /lb_ip_guard_admission_duration_seconds_count\{webhook="validate"\} 1/);
+    assert.match(
+      text,
+      /lb_ip_guard_pool_addresses\{pool="default",family="IPv4",state="total"\} 11/,
+    );
+    assert.match(text, /lb_ip_guard_pool_addresses\{pool="default",family="IPv4",state="used"\} 1/);
+    assert.match(
+      text,
+      /lb_ip_guard_pool_addresses\{pool="default",family="IPv4",state="free"\} 10/,
+    );
+    // An IPv6 /64: 2^64 as a double, no address walk.
+    assert.match(
+      text,
+      /lb_ip_guard_pool_addresses\{pool="dual",family="IPv6",state="total"\} 18446744073709552000/,
+    );
+  });
+});
+
+describe("malformed requests: a 4xx with one line of JSON, and the server keeps going", () => {
+  const cases: [string, string | undefined, Record<string, string>, number, RegExp][] = [
+    ["not JSON", "{not json", JSON_TYPE, 400, /^body is not valid JSON/],
+    ["truncated JSON", EXAMPLE.slice(0, 100), JSON_TYPE, 400, /^body is not valid JSON/],
+    ["an empty body", "", JSON_TYPE, 400, /^empty body/],
+    ["a blank body", "  \n", JSON_TYPE, 400, /^empty body/],
+    ["no body and no content type", undefined, {}, 400, /^empty body/],
+    [
+      "text/plain",
+      EXAMPLE,
+      { "content-type": "text/plain" },
+      415,
+      /content type "text\/plain" is not supported; send the AdmissionReview as application\/json/,
+    ],
+    [
+      "form data",
+      "a=b",
+      { "content-type": "application/x-www-form-urlencoded" },
+      415,
+      /not supported/,
+    ],
+    ["YAML", "apiVersion: v1", { "content-type": "application/yaml" }, 415, /not supported/],
+    ["a JSON array", "[]", JSON_TYPE, 400, /not a JSON object/],
+    ["a JSON string", '"review"', JSON_TYPE, 400, /not a JSON object/],
+    ["JSON null", "null", JSON_TYPE, 400, /^empty body|not a JSON object/],
+    [
+      "another kind",
+      JSON.stringify({ apiVersion: "v1", kind: "Service" }),
+      JSON_TYPE,
+      400,
+      /expected apiVersion admission\.k8s\.io\/v1, kind AdmissionReview/,
+    ],
+    [
+      "admission.k8s.io/v1beta1",
+      EXAMPLE.replace('"admission.k8s.io/v1"', '"admission.k8s.io/v1beta1"'),
+      JSON_TYPE,
+      400,
+      /v1beta1/,
+    ],
+    [
+      "no request",
+      JSON.stringify({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview" }),
+      JSON_TYPE,
+      400,
+      /no request object/,
+    ],
+    [
+      "no uid",
+      EXAMPLE.replace('"uid": "705ab4f5-6393-11e8-b7cc-42010a800002"', '"uid": ""'),
+      JSON_TYPE,
+      400,
+      /no uid/,
+    ],
+    [
+      "an unknown operation",
+      EXAMPLE.replace('"CREATE"', '"PATCH"'),
+      JSON_TYPE,
+      400,
+      /operation is PATCH/,
+    ],
+  ];
+  for (const [what, payload, headers, status, pattern] of cases) {
+    for (const path of ["/mutate", "/validate"]) {
+      it(`${what} to ${path} → ${status}`, async () => {
+        const h = harness();
+        const response = await h.app.inject({
+          method: "POST",
+          url: path,
+          headers,
+          ...(payload !== undefined && { payload }),
+        });
+        assertClientError(response, status, pattern);
+        assert.equal((await post(h, path, EXAMPLE)).statusCode, 200, "the next review is answered");
+      });
+    }
+  }
+
+  it("a body over the limit → 413", async () => {
+    const h = harness({ bodyLimit: 1024 });
+    const big = JSON.stringify({ ...JSON.parse(EXAMPLE), padding: "x".repeat(2048) });
+    assertClientError(await post(h, "/mutate", big), 413, /larger than the limit of 1024 bytes/);
+  });
+
+  it("the default limit is 3 MiB", async () => {
+    const h = harness();
+    const padded = (size: number) =>
+      JSON.stringify({ ...JSON.parse(EXAMPLE), padding: "x".repeat(size) });
+    assert.equal((await post(h, "/validate", padded(2 * 1024 * 1024))).statusCode, 200);
+    assertClientError(await post(h, "/validate", padded(3 * 1024 * 1024)), 413, /3145728 bytes/);
+  });
+
+  it("a failing state → 500 with one line of JSON, counted, and the next request is answered", async () => {
+    const logs: string[] = [];
+    let broken = true;
+    const good = context();
+    const state: AdmissionState = {
+      context: () => {
+        if (broken) throw new Error("cache\nexploded");
+        return good;
+      },
+      record: () => {},
+    };
+    const metrics = new Metrics({ view: () => undefined, processMetrics: false });
+    const app = buildApp({
+      state,
+      logger: pino({}, { write: (line: string) => void logs.push(line) }),
+      metrics,
+    });
+    const response = await app.inject({
+      method: "POST",
+      url: "/validate",
+      headers: JSON_TYPE,
+      payload: EXAMPLE,
+    });
+    assert.equal(response.statusCode, 500);
+    assert.deepEqual(JSON.parse(response.body), { error: "internal error: cache exploded" });
+    assert.match(await metrics.text(), /decision="error",reason="InternalError"\} 1/);
+    broken = false;
+    assert.equal(
+      (await app.inject({ method: "POST", url: "/validate", headers: JSON_TYPE, payload: EXAMPLE }))
+        .statusCode,
+      200,
+    );
+  });
+
+  it("unknown routes and methods → 404 naming the endpoints", async () => {
+    const h = harness();
+    for (const [method, url] of [
+      ["GET", "/mutate"],
+      ["PUT", "/validate"],
+      ["GET", "/"],
+      ["POST", "/metrics"],
+    ] as const) {
+      assertClientError(await h.app.inject({ method, url }), 404, /POST \/mutate, POST \/validate/);
+    }
+  });
+});
+
+describe("/healthz and /readyz", () => {
+  it("healthz answers ok", async () => {
+    const response = await harness().app.inject({ method: "GET", url: "/healthz" });
+    assert.equal(response.statusCode, 200);
+    assert.equal(response.body, "ok\n");
+  });
+
+  it("readyz answers ok when the state is ready and TLS is loaded", async () => {
+    const response = await harness({ tlsProblem: () => undefined }).app.inject({
+      method: "GET",
+      url: "/readyz",
+    });
+    assert.equal(response.statusCode, 200);
+  });
+
+  it("readyz answers 503 with one line while the state is not synced", async () => {
+    const state: AdmissionState = { context: () => context({ ready: false }), record: () => {} };
+    const app = buildApp({ state, logger: pino({ level: "silent" }) });
+    const response = await app.inject({ method: "GET", url: "/readyz" });
+    assert.equal(response.statusCode, 503);
+    assert.equal(response.body, "not ready: pools and Services are not synced yet\n");
+    // The validating path fails closed meanwhile.
+    const answer = await app.inject({
+      method: "POST",
+      url: "/validate",
+      headers: JSON_TYPE,
+      payload: JSON.stringify(review(service("web", { ip: "192.168.35.101" }))),
+    });
+    assert.match(JSON.parse(answer.body).response.status.message, /^NotReady: /);
+  });
+
+  it("readyz answers 503 when TLS cannot serve", async () => {
+    const h = harness({
+      tlsProblem: () => "serving certificate expired at Jan 1 00:00:00 2020 GMT",
+    });
+    const response = await h.app.inject({ method: "GET", url: "/readyz" });
+    assert.equal(response.statusCode, 503);
+    assert.match(response.body, /^not ready: serving certificate expired/);
+  });
+});

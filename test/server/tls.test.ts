@@ -1,0 +1,231 @@
+// Real sockets: the app over HTTPS with a generated certificate, TLS 1.2 as the floor, a
+// certificate swapped the way Kubernetes updates a Secret volume, and the plain-HTTP metrics port.
+
+import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
+import { mkdtemp, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { connect } from "node:tls";
+import { pino } from "pino";
+import { buildApp } from "../../src/server/app.ts";
+import { closeServer, createMetricsServer, listen, Metrics } from "../../src/server/metrics.ts";
+import {
+  type Certificate,
+  CertificateWatcher,
+  certificateProblem,
+  type GeneratedCertificate,
+  generateCertificate,
+  readCertificate,
+  secureContextOptions,
+  writePem,
+} from "../../src/server/tls.ts";
+import { harness, httpsCall } from "./helpers.ts";
+
+const EXAMPLE = await readFile(
+  new URL("../../examples/admission-review.json", import.meta.url),
+  "utf8",
+);
+
+/** The fingerprint of the certificate a fresh connection is served. */
+function servedFingerprint(port: number, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: "127.0.0.1", port, ca, servername: "localhost" }, () => {
+      resolve(socket.getPeerCertificate().fingerprint256);
+      socket.end();
+    });
+    socket.on("error", reject);
+  });
+}
+
+describe("HTTPS", () => {
+  let certificate: GeneratedCertificate;
+  let directory: string;
+  before(async () => {
+    certificate = await generateCertificate();
+    directory = await mkdtemp(join(tmpdir(), "lb-ip-guard-tls-"));
+  });
+  after(async () => {
+    await rm(directory, { recursive: true, force: true });
+  });
+
+  it("generates a CA and a serving certificate for localhost, 127.0.0.1 and ::1", () => {
+    const leaf = new X509Certificate(certificate.cert);
+    const ca = new X509Certificate(certificate.ca);
+    assert.ok(leaf.verify(ca.publicKey), "the CA signed the serving certificate");
+    assert.ok(ca.ca);
+    assert.ok(!leaf.ca);
+    assert.match(leaf.subjectAltName ?? "", /DNS:localhost/);
+    assert.match(leaf.subjectAltName ?? "", /IP Address:127\.0\.0\.1/);
+    assert.match(leaf.subjectAltName ?? "", /IP Address:0:0:0:0:0:0:0:1|IP Address:::1/);
+    assert.equal(certificateProblem(certificate), undefined);
+    assert.match(
+      certificateProblem(certificate, Date.now() + 400 * 24 * 3600 * 1000) ?? "",
+      /expired/,
+    );
+  });
+
+  it("serves reviews over TLS 1.2+ with the generated CA, and refuses TLS 1.1", async () => {
+    const h = harness();
+    const app = buildApp({
+      state: h.state,
+      logger: pino({ level: "silent" }),
+      https: secureContextOptions(certificate),
+    });
+    await app.listen({ port: 0, host: "127.0.0.1" });
+    try {
+      const { port } = app.server.address() as { port: number };
+      const answer = await httpsCall(`https://127.0.0.1:${port}/mutate`, certificate.ca, {
+        method: "POST",
+        body: EXAMPLE,
+        headers: { "content-type": "application/json" },
+      });
+      assert.equal(answer.status, 200);
+      assert.equal(JSON.parse(answer.body).response.patchType, "JSONPatch");
+      assert.equal(
+        (await httpsCall(`https://localhost:${port}/healthz`, certificate.ca)).status,
+        200,
+      );
+      await assert.rejects(
+        httpsCall(`https://127.0.0.1:${port}/healthz`, (await generateCertificate()).ca),
+        /self-signed|unable to verify|certificate/i,
+      );
+      await assert.rejects(
+        new Promise((resolve, reject) => {
+          const socket = connect(
+            {
+              host: "127.0.0.1",
+              port,
+              ca: certificate.ca,
+              maxVersion: "TLSv1.1",
+              minVersion: "TLSv1",
+            },
+            () => resolve(socket.end()),
+          );
+          socket.on("error", reject);
+        }),
+        /protocol|version|alert/i,
+      );
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("reloads a certificate swapped under a Secret-style ..data symlink, without restart", async () => {
+    // Kubernetes' atomic writer: files are symlinks through ..data to a timestamped directory;
+    // an update writes a new directory and renames a new ..data link over the old one.
+    const write = async (name: string, pair: Certificate) => {
+      await writePem(join(directory, name, "tls.crt"), pair.cert);
+      await writePem(join(directory, name, "tls.key"), pair.key);
+    };
+    await write("..2024_01", certificate);
+    await symlink("..2024_01", join(directory, "..data"));
+    await symlink("..data/tls.crt", join(directory, "tls.crt"));
+    await symlink("..data/tls.key", join(directory, "tls.key"));
+    const certFile = join(directory, "tls.crt");
+    const keyFile = join(directory, "tls.key");
+    const first = await readCertificate(certFile, keyFile);
+
+    const errors: string[] = [];
+    const app = buildApp({
+      state: harness().state,
+      logger: pino({ level: "silent" }),
+      https: secureContextOptions(first),
+    });
+    const watcher = new CertificateWatcher({
+      certFile,
+      keyFile,
+      current: first,
+      onChange: (next) => app.server.setSecureContext(secureContextOptions(next)),
+      onError: (message) => errors.push(message),
+    });
+    await app.listen({ port: 0, host: "127.0.0.1" });
+    try {
+      const { port } = app.server.address() as { port: number };
+      const before = await servedFingerprint(port, certificate.ca);
+      assert.equal(before, new X509Certificate(certificate.cert).fingerprint256);
+      assert.equal(await watcher.check(), false, "nothing changed yet");
+
+      const rotated = await generateCertificate();
+      await write("..2024_02", rotated);
+      await symlink("..2024_02", join(directory, "..data_tmp"));
+      await rename(join(directory, "..data_tmp"), join(directory, "..data"));
+      assert.equal(await watcher.check(), true);
+      assert.equal(
+        await servedFingerprint(port, rotated.ca),
+        new X509Certificate(rotated.cert).fingerprint256,
+      );
+
+      // A half-written update (new certificate, old key) is refused once and the old pair stays.
+      const third = await generateCertificate();
+      await writeFile(join(directory, "..2024_02", "tls.crt"), third.cert);
+      assert.equal(await watcher.check(), false);
+      assert.equal(await watcher.check(), false);
+      assert.equal(errors.length, 1, errors.join("\n"));
+      assert.match(
+        errors[0] ?? "",
+        /do not form a usable pair.*still serving the previous certificate/,
+      );
+      assert.equal(
+        await servedFingerprint(port, rotated.ca),
+        new X509Certificate(rotated.cert).fingerprint256,
+      );
+      await writeFile(join(directory, "..2024_02", "tls.key"), third.key);
+      assert.equal(await watcher.check(), true);
+      assert.equal(
+        await servedFingerprint(port, third.ca),
+        new X509Certificate(third.cert).fingerprint256,
+      );
+    } finally {
+      watcher.stop();
+      await app.close();
+    }
+  });
+
+  it("refuses a certificate and key that do not match, in one line", async () => {
+    const other = await generateCertificate();
+    await writePem(join(directory, "mismatch", "tls.crt"), certificate.cert);
+    await writePem(join(directory, "mismatch", "tls.key"), other.key);
+    await assert.rejects(
+      readCertificate(
+        join(directory, "mismatch", "tls.crt"),
+        join(directory, "mismatch", "tls.key"),
+      ),
+      (error: Error) =>
+        /do not form a usable pair/.test(error.message) && !error.message.includes("\n"),
+    );
+    await assert.rejects(
+      readCertificate(join(directory, "none.crt"), join(directory, "none.key")),
+      /cannot read --tls-cert/,
+    );
+  });
+});
+
+describe("metrics port", () => {
+  it("serves Prometheus text at GET /metrics over plain HTTP, with process metrics, and 404 elsewhere", async () => {
+    const h = harness();
+    const metrics = new Metrics({ view: () => h.state.view });
+    const server = createMetricsServer(metrics);
+    const port = await listen(server, 0, "127.0.0.1");
+    try {
+      const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+      assert.equal(response.status, 200);
+      assert.match(response.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+      const text = await response.text();
+      assert.match(text, /# TYPE lb_ip_guard_admission_requests_total counter/);
+      assert.match(text, /# TYPE lb_ip_guard_admission_duration_seconds histogram/);
+      assert.match(
+        text,
+        /lb_ip_guard_pool_addresses\{pool="reserved",family="IPv4",state="total"\} 8/,
+      );
+      assert.match(text, /process_cpu_seconds_total/);
+      assert.match(text, /nodejs_eventloop_lag_seconds/);
+      const missing = await fetch(`http://127.0.0.1:${port}/`);
+      assert.equal(missing.status, 404);
+      assert.match((await missing.json()).error, /GET \/metrics/);
+    } finally {
+      await closeServer(server);
+    }
+  });
+});
