@@ -21,6 +21,11 @@ export interface AppOptions {
   readonly https?: HttpsServerOptions;
   /** Why TLS cannot serve right now (no certificate, expired), or undefined when it can. */
   readonly tlsProblem?: () => string | undefined;
+  /**
+   * What is degraded but keeps the webhook ready (a broken watch: ADR 0002); shown in the body of
+   * a 200 /readyz.
+   */
+  readonly degraded?: () => readonly string[];
   readonly bodyLimit?: number;
 }
 
@@ -118,7 +123,12 @@ export function buildApp(options: AppOptions): WebhookApp {
     response.type("text/plain; charset=utf-8");
     if (problems.length > 0)
       response.code(503).send(`not ready: ${oneLine(problems.join("; "))}\n`);
-    else response.send("ok\n");
+    else {
+      const degraded = options.degraded?.() ?? [];
+      response.send(
+        degraded.length > 0 ? `ok, degraded: ${oneLine(degraded.join("; "))}\n` : "ok\n",
+      );
+    }
   });
 
   app.setNotFoundHandler((request, response) => {

@@ -18,6 +18,8 @@ export const DURATION_BUCKETS = [
 export interface MetricsOptions {
   /** The pools and usage to report at scrape time; undefined when there is nothing to show yet. */
   readonly view: () => ClusterView | undefined;
+  /** Collections whose list/watch is failing right now (cluster mode); none when absent. */
+  readonly failing?: () => readonly { readonly resource: string }[];
   /** Process metrics (CPU, memory, event loop, GC); off in tests that build many registries. */
   readonly processMetrics?: boolean;
 }
@@ -58,6 +60,16 @@ export class Metrics {
           this.set({ ...labels, state: "used" }, Number(entry.used));
           this.set({ ...labels, state: "free" }, Number(entry.free));
         }
+      },
+    });
+    new Gauge({
+      name: "lb_ip_guard_watch_failing",
+      help: "1 for each cluster collection whose list/watch is failing now (decisions use a stale cache for it); absent when all are healthy",
+      labelNames: ["resource"] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const { resource } of options.failing?.() ?? []) this.set({ resource }, 1);
       },
     });
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });

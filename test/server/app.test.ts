@@ -348,6 +348,28 @@ describe("/healthz and /readyz", () => {
     assert.match(JSON.parse(answer.body).response.status.message, /^NotReady: /);
   });
 
+  it("readyz stays 200 with a broken watch once synced, and says so (ADR 0002)", async () => {
+    const state: AdmissionState = { context: () => context(), record: () => {} };
+    const failing = [{ resource: "services", error: "connection refused" }];
+    const metrics = new Metrics({
+      view: () => undefined,
+      failing: () => failing,
+      processMetrics: false,
+    });
+    const app = buildApp({
+      state,
+      logger: pino({ level: "silent" }),
+      metrics,
+      degraded: () => failing.map(({ resource, error }) => `${resource} watch failing: ${error}`),
+    });
+    const response = await app.inject({ method: "GET", url: "/readyz" });
+    assert.equal(response.statusCode, 200);
+    assert.equal(response.body, "ok, degraded: services watch failing: connection refused\n");
+    assert.match(await metrics.text(), /lb_ip_guard_watch_failing\{resource="services"\} 1/);
+    failing.pop();
+    assert.doesNotMatch(await metrics.text(), /lb_ip_guard_watch_failing\{/);
+  });
+
   it("readyz answers 503 when TLS cannot serve", async () => {
     const h = harness({
       tlsProblem: () => "serving certificate expired at Jan 1 00:00:00 2020 GMT",

@@ -223,7 +223,7 @@ describe("metrics port", () => {
       assert.match(text, /nodejs_eventloop_lag_seconds/);
       const missing = await fetch(`http://127.0.0.1:${port}/`);
       assert.equal(missing.status, 404);
-      assert.match((await missing.json()).error, /GET \/metrics/);
+      assert.match(((await missing.json()) as { error: string }).error, /GET \/metrics/);
     } finally {
       await closeServer(server);
     }
