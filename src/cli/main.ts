@@ -3,6 +3,7 @@
 
 import { readFileSync } from "node:fs";
 import { CHECK_SUMMARY, CHECK_USAGE, type CheckIO, EXIT, runCheck } from "./check.ts";
+import { runServe, SERVE_SUMMARY, SERVE_USAGE } from "./serve.ts";
 
 interface Command {
   /** One line for the command list. */
@@ -15,6 +16,7 @@ interface Command {
 
 const COMMANDS: Readonly<Record<string, Command>> = {
   check: { summary: CHECK_SUMMARY, usage: CHECK_USAGE, run: runCheck },
+  serve: { summary: SERVE_SUMMARY, usage: SERVE_USAGE, run: runServe },
 };
 
 function usage(): string {

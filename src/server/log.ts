@@ -4,18 +4,7 @@
 // standalone demos are the only place it is used.
 
 import { type DestinationStream, type Level, type Logger, pino, stdTimeFunctions } from "pino";
-
-export const LOG_LEVELS: readonly string[] = [
-  "fatal",
-  "error",
-  "warn",
-  "info",
-  "debug",
-  "trace",
-  "silent",
-];
-export const LOG_FORMATS = ["json", "pretty"] as const;
-export type LogFormat = (typeof LOG_FORMATS)[number];
+import type { LogFormat } from "../cli/serve.ts";
 
 export interface LoggerOptions {
   readonly level: string;

@@ -1,0 +1,306 @@
+// `lb-ip-guard serve`: the admission webhook over HTTPS, with metrics on a plain-HTTP port.
+// Flags are validated before anything starts (exit 2 with one line); each flag also reads an
+// environment variable LB_IP_GUARD_<FLAG>, the flag winning when both are set.
+
+import { access, constants } from "node:fs/promises";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import type { IPTarget } from "../admission/patch.ts";
+import { fail, ok, type Result } from "../ipam/result.ts";
+
+export const LOG_LEVELS: readonly string[] = [
+  "fatal",
+  "error",
+  "warn",
+  "info",
+  "debug",
+  "trace",
+  "silent",
+];
+export const LOG_FORMATS = ["json", "pretty"] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+export const SERVE_SUMMARY = "run the admission webhook (HTTPS), on a cluster or --standalone";
+
+export const SERVE_USAGE = `Usage: lb-ip-guard serve [options]
+
+Runs the validating and mutating admission webhook for Services: POST /mutate and
+POST /validate (admission.k8s.io/v1 AdmissionReview) over HTTPS, GET /healthz and
+GET /readyz on the same port, Prometheus metrics at GET /metrics on a plain-HTTP port.
+
+Options (each also an environment variable LB_IP_GUARD_<FLAG>, e.g. LB_IP_GUARD_METRICS_PORT;
+a flag wins over its variable):
+  --port N                    HTTPS port (default 8443; 0 picks a free one, logged)
+  --metrics-port N            plain-HTTP metrics port (default 9090; 0 picks a free one)
+  --host ADDRESS              address to listen on (default 0.0.0.0)
+  --tls-cert FILE             serving certificate (PEM); reloaded when the file changes
+  --tls-key FILE              its private key (PEM); give both or neither
+  --pools FILE                pools file (MetalLB ConfigMap, IPAddressPool, address-pools;
+                              YAML or JSON); repeatable, the variable is comma-separated
+  --standalone                no cluster: pools from --pools, state in memory (an admitted
+                              address is held until the process ends), and a generated
+                              certificate unless --tls-cert/--tls-key are given
+  --ca-out FILE               where the generated CA goes (default ./.lb-ip-guard/ca.crt)
+  --kubeconfig FILE           kubeconfig (default: in-cluster, then $KUBECONFIG/~/.kube/config)
+  --namespace NAME            the webhook's own namespace
+  --metallb-namespace NAME    where MetalLB's ConfigMap and IPAddressPools live (default
+                              metallb-system)
+  --load-balancer-class NAME  the loadBalancerClass MetalLB answers to (default: none, i.e.
+                              Services without a class); Services of other classes are ignored
+  --ip-target spec|annotation where an assigned address is written (default spec:
+                              spec.loadBalancerIP; dual-stack always uses the annotation)
+  --log-level LEVEL           fatal, error, warn, info (default), debug, trace, silent
+  --log-format json|pretty    JSON lines (default) or one readable line per record
+  -h, --help                  this help
+
+Example (no cluster needed):
+  lb-ip-guard serve --standalone --pools examples/kubeflow-v0.11/metallb-config.yaml
+  curl --cacert .lb-ip-guard/ca.crt -H 'Content-Type: application/json' \\
+    --data @examples/admission-review.json https://127.0.0.1:8443/mutate
+
+Exit status: 0 after a clean shutdown (SIGTERM, SIGINT), 1 when serving fails, 2 usage or
+input error.
+`;
+
+export interface ServeIO {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+}
+
+export interface ServeConfig {
+  readonly port: number;
+  readonly metricsPort: number;
+  readonly host: string;
+  readonly tlsCert: string | undefined;
+  readonly tlsKey: string | undefined;
+  readonly caOut: string;
+  readonly pools: readonly string[];
+  readonly standalone: boolean;
+  readonly kubeconfig: string | undefined;
+  readonly namespace: string | undefined;
+  readonly metallbNamespace: string;
+  readonly loadBalancerClass: string | undefined;
+  readonly ipTarget: IPTarget;
+  readonly logLevel: string;
+  readonly logFormat: LogFormat;
+}
+
+type FlagName =
+  | "port"
+  | "metrics-port"
+  | "host"
+  | "tls-cert"
+  | "tls-key"
+  | "pools"
+  | "standalone"
+  | "ca-out"
+  | "kubeconfig"
+  | "namespace"
+  | "metallb-namespace"
+  | "load-balancer-class"
+  | "ip-target"
+  | "log-level"
+  | "log-format"
+  | "help";
+
+const FLAGS = {
+  port: { type: "string" },
+  "metrics-port": { type: "string" },
+  host: { type: "string" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+  pools: { type: "string", multiple: true },
+  standalone: { type: "boolean" },
+  "ca-out": { type: "string" },
+  kubeconfig: { type: "string" },
+  namespace: { type: "string" },
+  "metallb-namespace": { type: "string" },
+  "load-balancer-class": { type: "string" },
+  "ip-target": { type: "string" },
+  "log-level": { type: "string" },
+  "log-format": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies Record<
+  FlagName,
+  { type: "string" | "boolean"; multiple?: boolean; short?: string }
+>;
+
+/** `metrics-port` → `LB_IP_GUARD_METRICS_PORT`. */
+export function envName(flag: string): string {
+  return `LB_IP_GUARD_${flag.toUpperCase().replaceAll("-", "_")}`;
+}
+
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** Flags and environment to a checked configuration (no file is read here but for existence). */
+export async function parseServeArgs(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+): Promise<Result<ServeConfig | "help">> {
+  let values: Record<string, string | boolean | string[] | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...args],
+      options: FLAGS,
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    return fail(describeParseError(error));
+  }
+  if (values.help === true) return ok("help");
+
+  const problems: string[] = [];
+  const text = (flag: FlagName): string | undefined => {
+    const given = values[flag];
+    if (typeof given === "string") return given;
+    const fromEnv = env[envName(flag)];
+    return fromEnv === undefined || fromEnv === "" ? undefined : fromEnv;
+  };
+  const flagOrEnv = (flag: FlagName): string =>
+    typeof values[flag] === "string" || Array.isArray(values[flag]) ? `--${flag}` : envName(flag);
+  const port = (flag: FlagName, fallback: number): number => {
+    const given = text(flag);
+    if (given === undefined) return fallback;
+    if (!/^\d{1,5}$/.test(given) || Number(given) > 65535) {
+      problems.push(`${flagOrEnv(flag)} must be a port number from 0 to 65535, not "${given}"`);
+      return fallback;
+    }
+    return Number(given);
+  };
+  const oneOf = <T extends string>(flag: FlagName, allowed: readonly T[], fallback: T): T => {
+    const given = text(flag);
+    if (given === undefined) return fallback;
+    if (!allowed.includes(given as T)) {
+      problems.push(`${flagOrEnv(flag)} must be one of ${allowed.join(", ")}, not "${given}"`);
+      return fallback;
+    }
+    return given as T;
+  };
+  const label = (flag: FlagName, fallback: string | undefined): string | undefined => {
+    const given = text(flag);
+    if (given === undefined) return fallback;
+    if (!DNS_LABEL.test(given)) {
+      problems.push(`${flagOrEnv(flag)} must be a Kubernetes namespace name, not "${given}"`);
+    }
+    return given;
+  };
+  let standalone = false;
+  if (values.standalone === true) standalone = true;
+  else {
+    const given = env[envName("standalone")];
+    if (given !== undefined && given !== "") {
+      if (/^(true|1|yes)$/i.test(given)) standalone = true;
+      else if (!/^(false|0|no)$/i.test(given)) {
+        problems.push(`${envName("standalone")} must be true or false, not "${given}"`);
+      }
+    }
+  }
+  const pools = Array.isArray(values.pools)
+    ? values.pools
+    : (env[envName("pools")] ?? "")
+        .split(",")
+        .map((file) => file.trim())
+        .filter((file) => file !== "");
+
+  const config: ServeConfig = {
+    port: port("port", 8443),
+    metricsPort: port("metrics-port", 9090),
+    host: text("host") ?? "0.0.0.0",
+    tlsCert: text("tls-cert"),
+    tlsKey: text("tls-key"),
+    caOut: resolve(text("ca-out") ?? ".lb-ip-guard/ca.crt"),
+    pools,
+    standalone,
+    kubeconfig: text("kubeconfig"),
+    namespace: label("namespace", undefined),
+    metallbNamespace: label("metallb-namespace", "metallb-system") ?? "metallb-system",
+    loadBalancerClass: text("load-balancer-class"),
+    ipTarget: oneOf<IPTarget>("ip-target", ["spec", "annotation"], "spec"),
+    logLevel: oneOf("log-level", LOG_LEVELS, "info"),
+    logFormat: oneOf<LogFormat>("log-format", LOG_FORMATS, "json"),
+  };
+  if ((values.pools as string[] | undefined)?.some((file) => file === "")) {
+    problems.push("--pools needs a file name");
+  }
+  if (config.port !== 0 && config.port === config.metricsPort) {
+    problems.push(`--port and --metrics-port are both ${config.port}; they need two ports`);
+  }
+  if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
+    problems.push(
+      config.tlsCert === undefined
+        ? "--tls-key is given without --tls-cert; give both or neither"
+        : "--tls-cert is given without --tls-key; give both or neither",
+    );
+  }
+  if (config.standalone && config.pools.length === 0) {
+    problems.push(
+      "--standalone needs at least one --pools FILE (there is no cluster to read pools from)",
+    );
+  }
+  if (config.standalone && config.kubeconfig !== undefined) {
+    problems.push("--kubeconfig and --standalone exclude each other: standalone reads no cluster");
+  }
+  const [first] = problems;
+  if (first !== undefined) return fail(first);
+
+  for (const [flag, file] of [
+    ["tls-cert", config.tlsCert],
+    ["tls-key", config.tlsKey],
+    ["kubeconfig", config.kubeconfig],
+    ...config.pools.map((pool) => ["pools", pool] as const),
+  ] as const) {
+    if (file === undefined) continue;
+    try {
+      await access(file, constants.R_OK);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      const why =
+        code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : String(code);
+      return fail(`--${flag} ${file}: ${why}`);
+    }
+  }
+  return ok(config);
+}
+
+/** Runs until SIGTERM/SIGINT; resolves to the exit status. */
+export async function runServe(args: readonly string[], io: ServeIO): Promise<number> {
+  const parsed = await parseServeArgs(args, process.env);
+  if (!parsed.ok) return usageError(io, parsed.error);
+  if (parsed.value === "help") {
+    io.stdout(SERVE_USAGE);
+    return EXIT.ok;
+  }
+  // The server's modules (fastify, prom-client, the Kubernetes client) load only here, so that
+  // `check` and `--help` start fast.
+  const { serve } = await import("../server/run.ts");
+  return serve(parsed.value, io);
+}
+
+export function usageError(io: ServeIO, message: string): number {
+  io.stderr(`lb-ip-guard serve: ${oneLine(message)} (try --help)\n`);
+  return EXIT.usage;
+}
+
+function describeParseError(error: unknown): string {
+  const { code, message } = error as { code?: string; message: string };
+  const option = /'(-[^' ]*)/.exec(message)?.[1];
+  switch (code) {
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+      return `unknown flag ${option ?? message}`;
+    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
+      return option !== undefined && /argument missing/.test(message)
+        ? `${option} needs a value`
+        : oneLine(message);
+    case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
+      return `unexpected argument ${/'([^']*)'/.exec(message)?.[1] ?? message}; serve takes only flags`;
+    default:
+      return oneLine(message);
+  }
+}
+
+export function oneLine(text: string): string {
+  return text.replace(/\s*(\r\n|\r|\n)\s*/g, " ");
+}

@@ -1,0 +1,213 @@
+// Running `lb-ip-guard serve` once its flags are checked: pools, certificate, state (cluster or
+// standalone), the HTTPS app and the metrics server; then waiting for SIGTERM/SIGINT and shutting
+// down in order (stop accepting and finish in-flight reviews, stop the watches, close metrics).
+
+import type { Logger } from "pino";
+import type { AdmissionState } from "../admission/state.ts";
+import { EXIT, oneLine, type ServeConfig, type ServeIO, usageError } from "../cli/serve.ts";
+import type { Policy } from "../ipam/decide.ts";
+import { describePool, type Pool } from "../ipam/pool.ts";
+import { buildApp } from "./app.ts";
+import { createLogger } from "./log.ts";
+import { closeServer, createMetricsServer, listen, Metrics } from "./metrics.ts";
+import { loadPoolFiles, StandaloneState } from "./standalone.ts";
+import {
+  type Certificate,
+  CertificateWatcher,
+  certificateProblem,
+  generateCertificate,
+  readCertificate,
+  secureContextOptions,
+  writePem,
+} from "./tls.ts";
+
+/** How long a grant holds its address while the Service has not reached the informer cache. */
+const HOLD_TTL_MS = 30_000;
+
+/** What serve needs of a state: the admission port, and a stop; cluster state adds `failing`. */
+type ServeState = AdmissionState & {
+  stop(): Promise<void>;
+  readonly failing?: readonly { readonly resource: string; readonly error: string }[];
+};
+
+/** Serves until SIGTERM/SIGINT; resolves to the exit status. */
+export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
+  let staticPools: readonly Pool[] = [];
+  let poolSet: Awaited<ReturnType<typeof loadPoolFiles>> | undefined;
+  if (config.pools.length > 0) {
+    poolSet = await loadPoolFiles(config.pools, config.metallbNamespace);
+    if (!poolSet.ok) return usageError(io, poolSet.error);
+    staticPools = poolSet.value.pools;
+  }
+
+  let certificate: Certificate;
+  let generatedCa: string | undefined;
+  if (config.tlsCert !== undefined && config.tlsKey !== undefined) {
+    try {
+      certificate = await readCertificate(config.tlsCert, config.tlsKey);
+    } catch (error) {
+      return usageError(io, (error as Error).message);
+    }
+  } else {
+    const generated = await generateCertificate();
+    certificate = generated;
+    generatedCa = generated.ca;
+  }
+
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat });
+  let caFile: string | undefined;
+  if (generatedCa !== undefined) {
+    try {
+      await writePem(config.caOut, generatedCa);
+      caFile = config.caOut;
+    } catch (error) {
+      const message = `cannot write the generated CA to ${config.caOut}: ${(error as Error).message}; choose another path with --ca-out`;
+      if (config.standalone) return usageError(io, message);
+      logger.warn(message);
+    }
+    if (!config.standalone) {
+      logger.warn(
+        "no --tls-cert/--tls-key: serving a generated certificate, which the apiserver trusts only if its CA is in the webhook configurations' caBundle",
+      );
+    }
+  }
+
+  const policy: Policy = { loadBalancerClass: config.loadBalancerClass };
+  let state: ServeState;
+  try {
+    state = await startState(config, policy, staticPools, poolSet, logger);
+  } catch (error) {
+    // No usable kubeconfig is a usage error like a missing file; anything else is a failure.
+    if ((error as Error).name === "KubeConfigError")
+      return usageError(io, (error as Error).message);
+    logger.fatal({ err: error }, "cannot start cluster state");
+    io.stderr(
+      `lb-ip-guard serve: cannot start cluster state: ${oneLine((error as Error).message)}\n`,
+    );
+    return EXIT.failed;
+  }
+
+  let served = certificate;
+  const metrics = new Metrics({
+    view: () => {
+      const context = state.context();
+      return context.ready ? context.view : undefined;
+    },
+    failing: () => state.failing ?? [],
+  });
+  const app = buildApp({
+    state,
+    logger,
+    metrics,
+    https: secureContextOptions(certificate),
+    tlsProblem: () => certificateProblem(served),
+    degraded: () =>
+      (state.failing ?? []).map(({ resource, error }) => `${resource} watch failing: ${error}`),
+  });
+  const metricsServer = createMetricsServer(metrics);
+  let port: number;
+  let metricsPort: number;
+  try {
+    await app.listen({ port: config.port, host: config.host });
+    port = boundPort(app.server.address()) ?? config.port;
+    metricsPort = await listen(metricsServer, config.metricsPort, config.host);
+  } catch (error) {
+    logger.fatal({ err: error }, "cannot listen");
+    io.stderr(`lb-ip-guard serve: cannot listen: ${oneLine((error as Error).message)}\n`);
+    await app.close().catch(() => {});
+    await state.stop().catch(() => {});
+    return EXIT.failed;
+  }
+
+  let watcher: CertificateWatcher | undefined;
+  if (config.tlsCert !== undefined && config.tlsKey !== undefined) {
+    watcher = new CertificateWatcher({
+      certFile: config.tlsCert,
+      keyFile: config.tlsKey,
+      current: certificate,
+      onChange: (next) => {
+        app.server.setSecureContext(secureContextOptions(next));
+        served = next;
+        logger.info({ cert: config.tlsCert }, "serving certificate reloaded");
+      },
+      onError: (message) => logger.error(message),
+    });
+    watcher.start();
+  }
+
+  const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+  const url = `https://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  const pools = poolSet?.ok ? poolSet.value.poolSet.pools.map(describePool) : [];
+  logger.info(
+    {
+      url,
+      port,
+      metricsUrl: `http://${host.includes(":") ? `[${host}]` : host}:${metricsPort}/metrics`,
+      metricsPort,
+      mode: config.standalone ? "standalone" : "cluster",
+      caFile,
+      pools,
+      ipTarget: config.ipTarget,
+      loadBalancerClass: config.loadBalancerClass ?? null,
+    },
+    `lb-ip-guard serving ${url}/mutate and ${url}/validate${caFile === undefined ? "" : `; CA: ${caFile} (curl --cacert ${caFile})`}${pools.length > 0 ? `; pools: ${pools.join("; ")}` : ""}`,
+  );
+
+  const signal = await new Promise<NodeJS.Signals>((resolveSignal) => {
+    process.once("SIGTERM", () => resolveSignal("SIGTERM"));
+    process.once("SIGINT", () => resolveSignal("SIGINT"));
+  });
+  logger.info({ signal }, "shutting down: finishing in-flight requests");
+  // A second signal means "now": don't wait for slow clients.
+  const force = () => process.exit(EXIT.failed);
+  process.once("SIGTERM", force);
+  process.once("SIGINT", force);
+  watcher?.stop();
+  let code: number = EXIT.ok;
+  for (const [what, step] of [
+    ["webhook server", () => app.close()],
+    ["state", () => state.stop()],
+    ["metrics server", () => closeServer(metricsServer)],
+  ] as const) {
+    try {
+      await step();
+    } catch (error) {
+      code = EXIT.failed;
+      logger.error({ err: error }, `shutdown: closing the ${what} failed`);
+    }
+  }
+  logger.info("stopped");
+  logger.flush();
+  // Anything left holding the event loop (a watch that ignores its stop) must not keep a
+  // terminated pod alive: exit anyway after a grace period.
+  setTimeout(() => process.exit(code), 5000).unref();
+  return code;
+}
+
+async function startState(
+  config: ServeConfig,
+  policy: Policy,
+  staticPools: readonly Pool[],
+  loaded: Awaited<ReturnType<typeof loadPoolFiles>> | undefined,
+  logger: Logger,
+): Promise<ServeState> {
+  if (config.standalone) {
+    if (loaded === undefined || !loaded.ok) throw new Error("standalone mode without pools");
+    return new StandaloneState(loaded.value.poolSet, { policy, ipTarget: config.ipTarget });
+  }
+  // Loaded only here: standalone mode never pays for the Kubernetes client.
+  const { startClusterState } = await import("../cluster/state.ts");
+  return startClusterState({
+    ...(config.kubeconfig !== undefined && { kubeconfig: config.kubeconfig }),
+    metallbNamespace: config.metallbNamespace,
+    staticPools,
+    policy,
+    ipTarget: config.ipTarget,
+    holdTtlMs: HOLD_TTL_MS,
+    logger,
+  });
+}
+
+function boundPort(address: ReturnType<import("node:net").Server["address"]>): number | undefined {
+  return typeof address === "object" && address !== null ? address.port : undefined;
+}
