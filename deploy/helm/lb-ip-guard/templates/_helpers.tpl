@@ -1,0 +1,54 @@
+{{/*
+Objects are named lb-ip-guard whatever the release: the server finds its webhook configurations
+by that name, and one webhook per cluster is the supported shape.
+*/}}
+{{- define "lb-ip-guard.name" -}}lb-ip-guard{{- end -}}
+
+{{- define "lb-ip-guard.selectorLabels" -}}
+app.kubernetes.io/name: lb-ip-guard
+app.kubernetes.io/component: webhook
+{{- end -}}
+
+{{- define "lb-ip-guard.labels" -}}
+app.kubernetes.io/name: lb-ip-guard
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{/* Namespaces whose Services never reach the webhooks: kube-system and the webhook's own. */}}
+{{- define "lb-ip-guard.namespaceSelector" -}}
+namespaceSelector:
+  matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: NotIn
+      values: {{ concat (list "kube-system" .Release.Namespace) .Values.excludedNamespaces | uniq | toJson }}
+{{- end -}}
+
+{{/*
+Same expression as deploy/webhooks.yaml (test/deploy/manifests.test.ts compares them): only
+Services that use load-balancer addresses, before or after the change, reach the webhooks.
+*/}}
+{{- define "lb-ip-guard.matchConditions" -}}
+matchConditions:
+  - name: service-uses-load-balancer-addresses
+    expression: >-
+      [object, oldObject].exists(o, o != null && (
+        (has(o.spec) && (
+          (has(o.spec.type) && o.spec.type == 'LoadBalancer') ||
+          (has(o.spec.loadBalancerIP) && o.spec.loadBalancerIP != ''))) ||
+        (has(o.metadata) && has(o.metadata.annotations) && (
+          'lb-ip-guard.dev/auto-assign' in o.metadata.annotations ||
+          'metallb.io/loadBalancerIPs' in o.metadata.annotations ||
+          'metallb.universe.tf/loadBalancerIPs' in o.metadata.annotations))))
+{{- end -}}
+
+{{- define "lb-ip-guard.rules" -}}
+rules:
+  - apiGroups: [""]
+    apiVersions: ["v1"]
+    operations: ["CREATE", "UPDATE"]
+    resources: ["services"]
+    scope: Namespaced
+{{- end -}}
