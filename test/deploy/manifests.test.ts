@@ -1,0 +1,622 @@
+// The shipped manifests: the kustomize base (deploy/), the Helm chart (deploy/helm/lb-ip-guard)
+// and the monitoring assets (deploy/monitoring). The base and the chart's default render must
+// agree on everything the API server acts on (webhooks, RBAC, the Deployment), and both must
+// keep the pod locked down.
+//
+// kubectl comes from scripts/k8s-assets.ts, helm from scripts/helm.sh (both built from the Go
+// module proxy). Where one is missing the tests that need it are skipped with the reason, except
+// under CI=true, where it is built, and a failed build fails the tests.
+
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { constants } from "node:fs";
+import { access, readFile } from "node:fs/promises";
+import { delimiter, join } from "node:path";
+import { before, describe, it, type TestContext } from "node:test";
+import { fileURLToPath } from "node:url";
+import { parse, parseAllDocuments } from "yaml";
+import { cacheDir, k8sAssets } from "../../scripts/k8s-assets.ts";
+import { DURATION_BUCKETS } from "../../src/server/metrics.ts";
+
+const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
+const deployDir = join(repoRoot, "deploy");
+const chartDir = join(deployDir, "helm", "lb-ip-guard");
+const ci = process.env.CI === "true";
+
+// biome-ignore lint/suspicious/noExplicitAny: rendered Kubernetes objects are walked untyped
+type Obj = Record<string, any>;
+type Tool = { path: string; skip?: undefined } | { path?: undefined; skip: string };
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { cwd: repoRoot, env, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      if (err) {
+        const why = stderr.trim().split("\n").slice(-3).join(" | ") || err.message;
+        reject(Object.assign(new Error(`${cmd} ${args.join(" ")}: ${why}`), { stderr }));
+      } else resolve(stdout);
+    });
+  });
+}
+
+async function executable(path: string | undefined): Promise<string | undefined> {
+  if (!path) return undefined;
+  try {
+    await access(path, constants.X_OK);
+    return path;
+  } catch {
+    return undefined;
+  }
+}
+
+async function onPath(name: string): Promise<string | undefined> {
+  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
+    const found = dir ? await executable(join(dir, name)) : undefined;
+    if (found) return found;
+  }
+  return undefined;
+}
+
+async function findKubectl(): Promise<Tool> {
+  const assets = process.env.KUBEBUILDER_ASSETS;
+  const found =
+    (await executable(assets && join(assets, "kubectl"))) ??
+    (await executable(join(cacheDir(), "kubectl"))) ??
+    (await onPath("kubectl"));
+  if (found) return { path: found };
+  if (ci) return { path: join(await k8sAssets(), "kubectl") }; // builds; throws on failure
+  return { skip: "kubectl not built yet (node scripts/k8s-assets.ts builds it)" };
+}
+
+async function findHelm(): Promise<Tool> {
+  const script = join(repoRoot, "scripts", "helm.sh");
+  const found =
+    (await executable(process.env.HELM)) ??
+    // The pinned build, if the cache has it (LB_IP_GUARD_NO_BUILD: exit 3 instead of building).
+    (await run(script, [], { ...process.env, LB_IP_GUARD_NO_BUILD: "1" }).then(
+      (out) => out.trim(),
+      () => undefined,
+    )) ??
+    (await onPath("helm"));
+  if (found) return { path: found };
+  if (ci) return { path: (await run(script, [])).trim() }; // builds; throws on failure
+  return { skip: "helm not built yet (scripts/helm.sh builds it)" };
+}
+
+function parseDocs(text: string, source: string): Obj[] {
+  const docs = parseAllDocuments(text);
+  const out: Obj[] = [];
+  for (const doc of docs) {
+    if (doc.errors.length > 0) assert.fail(`${source}: ${doc.errors[0]?.message}`);
+    const value = doc.toJS() as Obj | null;
+    if (value) out.push(value);
+  }
+  return out;
+}
+
+const key = (o: Obj) => `${o.kind}/${o.metadata?.namespace ?? ""}/${o.metadata?.name}`;
+
+function find(objs: Obj[], kind: string, name: string, namespace?: string): Obj {
+  const hit = objs.find(
+    (o) =>
+      o.kind === kind &&
+      o.metadata?.name === name &&
+      (namespace === undefined || o.metadata?.namespace === namespace),
+  );
+  assert.ok(hit, `no ${kind} ${namespace ? `${namespace}/` : ""}${name}`);
+  return hit;
+}
+
+/** The fields of a webhook the API server acts on (clientConfig apart, which the harness swaps). */
+const WEBHOOK_FIELDS = [
+  "name",
+  "clientConfig",
+  "rules",
+  "matchConditions",
+  "sideEffects",
+  "failurePolicy",
+  "timeoutSeconds",
+  "namespaceSelector",
+  "objectSelector",
+  "admissionReviewVersions",
+  "reinvocationPolicy",
+  "matchPolicy",
+] as const;
+
+/**
+ * CEL ignores whitespace outside string literals (these expressions have none inside), and YAML
+ * parsers disagree on the folded (`>-`) scalar: kustomize keeps an extra blank line after the
+ * first line where the next is more indented. Compare expressions with whitespace collapsed.
+ */
+const cel = (expression: string) => expression.replace(/\s+/g, " ").trim();
+
+function webhooks(objs: Obj[], kind: string): Obj[] {
+  const config = find(objs, kind, "lb-ip-guard");
+  return (config.webhooks as Obj[]).map((w) => {
+    const picked: Obj = Object.fromEntries(
+      WEBHOOK_FIELDS.filter((f) => f in w).map((f) => [f, w[f]]),
+    );
+    if (picked.matchConditions) {
+      picked.matchConditions = (picked.matchConditions as Obj[]).map((m) => ({
+        ...m,
+        expression: cel(m.expression),
+      }));
+    }
+    return picked;
+  });
+}
+
+/** RBAC rules as a set: order of rules and of list entries carries no meaning. */
+function ruleSet(rules: Obj[]): string[] {
+  return rules
+    .map((r) =>
+      JSON.stringify(
+        Object.fromEntries(
+          Object.keys(r)
+            .sort()
+            .map((k) => [k, Array.isArray(r[k]) ? [...r[k]].sort() : r[k]]),
+        ),
+      ),
+    )
+    .sort();
+}
+
+const RBAC_KINDS = new Set(["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]);
+
+function rbac(objs: Obj[]): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  for (const o of objs.filter((x) => RBAC_KINDS.has(x.kind))) {
+    out.set(
+      key(o),
+      o.kind.endsWith("Binding")
+        ? { roleRef: o.roleRef, subjects: o.subjects }
+        : { rules: ruleSet(o.rules ?? []) },
+    );
+  }
+  return out;
+}
+
+/** Asserts the hardening and the probes of the Deployment of a render. */
+function checkDeployment(objs: Obj[], render: string): void {
+  const deploy = find(objs, "Deployment", "lb-ip-guard", "lb-ip-guard");
+  const pod = deploy.spec.template.spec as Obj;
+  assert.equal(deploy.spec.replicas, 2, `${render}: replicas`);
+  assert.equal(pod.serviceAccountName, "lb-ip-guard", `${render}: serviceAccountName`);
+  assert.equal(pod.hostNetwork ?? false, false, `${render}: hostNetwork`);
+  assert.equal(pod.securityContext?.runAsNonRoot, true, `${render}: pod runAsNonRoot`);
+  assert.equal(pod.securityContext?.runAsUser, 65532, `${render}: pod runAsUser`);
+  assert.equal(
+    pod.securityContext?.seccompProfile?.type,
+    "RuntimeDefault",
+    `${render}: pod seccomp`,
+  );
+
+  const [anti] =
+    pod.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
+  assert.equal(
+    anti?.podAffinityTerm?.topologyKey,
+    "kubernetes.io/hostname",
+    `${render}: anti-affinity`,
+  );
+  assert.deepEqual(
+    anti?.podAffinityTerm?.labelSelector?.matchLabels,
+    deploy.spec.selector.matchLabels,
+    `${render}: anti-affinity selects the webhook's own pods`,
+  );
+
+  assert.equal(pod.containers.length, 1, `${render}: one container`);
+  const c = pod.containers[0] as Obj;
+  const sc = c.securityContext as Obj;
+  assert.equal(sc.allowPrivilegeEscalation, false, `${render}: allowPrivilegeEscalation`);
+  assert.equal(sc.readOnlyRootFilesystem, true, `${render}: readOnlyRootFilesystem`);
+  assert.equal(sc.runAsNonRoot, true, `${render}: runAsNonRoot`);
+  assert.equal(sc.runAsUser, 65532, `${render}: runAsUser`);
+  assert.equal(sc.privileged ?? false, false, `${render}: privileged`);
+  assert.deepEqual(sc.capabilities, { drop: ["ALL"] }, `${render}: capabilities`);
+  assert.equal(sc.seccompProfile?.type, "RuntimeDefault", `${render}: seccomp`);
+
+  assert.match(c.image, /^ghcr\.io\/lb-ip-guard\/lb-ip-guard:0\.1\.0$/, `${render}: image`);
+  assert.deepEqual(c.args, ["serve", "--namespace=$(POD_NAMESPACE)"], `${render}: args`);
+  const podNs = (c.env as Obj[]).find((e) => e.name === "POD_NAMESPACE");
+  assert.equal(
+    podNs?.valueFrom?.fieldRef?.fieldPath,
+    "metadata.namespace",
+    `${render}: POD_NAMESPACE`,
+  );
+
+  const ports = new Map<string, number>((c.ports as Obj[]).map((p) => [p.name, p.containerPort]));
+  assert.deepEqual(Object.fromEntries(ports), { https: 8443, metrics: 9090 }, `${render}: ports`);
+  const portOf = (p: number | string) => (typeof p === "number" ? p : ports.get(p));
+  for (const [probe, path] of [
+    ["livenessProbe", "/healthz"],
+    ["readinessProbe", "/readyz"],
+  ] as const) {
+    const get = c[probe]?.httpGet as Obj | undefined;
+    assert.ok(get, `${render}: ${probe} is an httpGet`);
+    assert.equal(get.path, path, `${render}: ${probe} path`);
+    assert.equal(get.scheme, "HTTPS", `${render}: ${probe} scheme`);
+    assert.equal(portOf(get.port), 8443, `${render}: ${probe} port`);
+  }
+
+  assert.ok(c.resources?.requests?.cpu, `${render}: cpu request`);
+  assert.ok(c.resources?.requests?.memory, `${render}: memory request`);
+  assert.ok(c.resources?.limits?.memory, `${render}: memory limit`);
+
+  const tmp = (c.volumeMounts as Obj[]).find((m) => m.mountPath === "/tmp");
+  assert.ok(tmp, `${render}: /tmp is mounted`);
+  const vol = (pod.volumes as Obj[]).find((v) => v.name === tmp.name);
+  assert.ok(vol?.emptyDir, `${render}: /tmp is an emptyDir`);
+
+  const pdb = find(objs, "PodDisruptionBudget", "lb-ip-guard", "lb-ip-guard");
+  assert.equal(pdb.spec.minAvailable, 1, `${render}: PDB minAvailable`);
+  assert.deepEqual(pdb.spec.selector.matchLabels, deploy.spec.selector.matchLabels);
+
+  const svc = find(objs, "Service", "lb-ip-guard", "lb-ip-guard");
+  assert.deepEqual(
+    svc.spec.selector,
+    deploy.spec.selector.matchLabels,
+    `${render}: Service selector`,
+  );
+  const svcPorts = (svc.spec.ports as Obj[]).map((p) => [p.port, portOf(p.targetPort)]);
+  assert.deepEqual(svcPorts, [
+    [443, 8443],
+    [9090, 9090],
+  ]);
+}
+
+describe("deploy/: kustomize base and Helm chart", () => {
+  let kubectl: Tool;
+  let helm: Tool;
+  let base: Obj[] = [];
+  let chart: Obj[] = [];
+
+  before(async () => {
+    [kubectl, helm] = await Promise.all([findKubectl(), findHelm()]);
+    if (kubectl.path) {
+      base = parseDocs(
+        await run(kubectl.path, ["kustomize", deployDir]),
+        "kubectl kustomize deploy/",
+      );
+    }
+    if (helm.path) {
+      const out = await run(helm.path, ["template", "lb-ip-guard", chartDir, "-n", "lb-ip-guard"]);
+      chart = parseDocs(out, "helm template");
+    }
+  });
+
+  /** Skips the test (never passes it) when a tool is missing outside CI. */
+  const need = (t: TestContext, ...tools: Tool[]): boolean => {
+    const missing = tools.find((x) => x.skip);
+    if (missing?.skip) t.skip(missing.skip);
+    return !missing;
+  };
+
+  it("the base holds the webhook's objects and no CRD", (t) => {
+    if (!need(t, kubectl)) return;
+    assert.deepEqual(base.map(key).sort(), [
+      "ClusterRole//lb-ip-guard",
+      "ClusterRoleBinding//lb-ip-guard",
+      "Deployment/lb-ip-guard/lb-ip-guard",
+      "MutatingWebhookConfiguration//lb-ip-guard",
+      "Namespace//lb-ip-guard",
+      "PodDisruptionBudget/lb-ip-guard/lb-ip-guard",
+      "Role/lb-ip-guard/lb-ip-guard",
+      "Role/metallb-system/lb-ip-guard-metallb-config",
+      "RoleBinding/lb-ip-guard/lb-ip-guard",
+      "RoleBinding/metallb-system/lb-ip-guard-metallb-config",
+      "Service/lb-ip-guard/lb-ip-guard",
+      "ServiceAccount/lb-ip-guard/lb-ip-guard",
+      "ValidatingWebhookConfiguration//lb-ip-guard",
+    ]);
+  });
+
+  it("the chart renders the same objects, less the Namespace (helm --create-namespace)", (t) => {
+    if (!need(t, kubectl, helm)) return;
+    const expected = base.map(key).filter((k) => !k.startsWith("Namespace/"));
+    assert.deepEqual(chart.map(key).sort(), expected.sort());
+  });
+
+  it("webhook configurations agree, and match deploy/webhooks.yaml as written", async (t) => {
+    if (!need(t, kubectl, helm)) return;
+    const file = parseDocs(
+      await readFile(join(deployDir, "webhooks.yaml"), "utf8"),
+      "webhooks.yaml",
+    );
+    for (const kind of ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]) {
+      assert.deepEqual(webhooks(chart, kind), webhooks(base, kind), `${kind}: chart vs base`);
+      assert.deepEqual(webhooks(base, kind), webhooks(file, kind), `${kind}: base vs file`);
+    }
+    const [mutate] = webhooks(base, "MutatingWebhookConfiguration");
+    const [validate] = webhooks(base, "ValidatingWebhookConfiguration");
+    assert.equal(mutate?.failurePolicy, "Ignore", "mutation fails open (docs/decisions/0003)");
+    assert.equal(validate?.failurePolicy, "Fail", "validation fails closed (docs/decisions/0003)");
+    for (const w of [mutate, validate]) {
+      assert.deepEqual(w?.clientConfig?.service?.namespace, "lb-ip-guard");
+      assert.equal(w?.clientConfig?.service?.name, "lb-ip-guard");
+      assert.ok(!w?.clientConfig?.caBundle, "caBundle is left to the server at run time");
+      const excluded = w?.namespaceSelector?.matchExpressions?.[0]?.values ?? [];
+      assert.ok(excluded.includes("lb-ip-guard"), "the webhook never gates its own namespace");
+    }
+  });
+
+  it("RBAC agrees and stays least-privilege", (t) => {
+    if (!need(t, kubectl, helm)) return;
+    assert.deepEqual(rbac(chart), rbac(base));
+    const rules = (kind: string, name: string, ns?: string) =>
+      ruleSet(find(base, kind, name, ns).rules);
+    assert.deepEqual(
+      rules("ClusterRole", "lb-ip-guard"),
+      ruleSet([
+        { apiGroups: [""], resources: ["services", "namespaces"], verbs: ["list", "watch"] },
+        { apiGroups: ["metallb.io"], resources: ["ipaddresspools"], verbs: ["list", "watch"] },
+        {
+          apiGroups: ["admissionregistration.k8s.io"],
+          resources: ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"],
+          resourceNames: ["lb-ip-guard"],
+          verbs: ["get", "patch"],
+        },
+      ]),
+    );
+    assert.deepEqual(
+      rules("Role", "lb-ip-guard-metallb-config", "metallb-system"),
+      ruleSet([{ apiGroups: [""], resources: ["configmaps"], verbs: ["get", "list", "watch"] }]),
+    );
+    assert.deepEqual(
+      rules("Role", "lb-ip-guard", "lb-ip-guard"),
+      ruleSet([
+        {
+          apiGroups: ["coordination.k8s.io"],
+          resources: ["leases"],
+          verbs: ["get", "list", "watch", "create", "update", "delete"],
+        },
+        {
+          apiGroups: [""],
+          resources: ["secrets"],
+          verbs: ["get", "list", "watch", "create", "update"],
+        },
+      ]),
+    );
+    for (const o of base.filter((x) => x.kind.endsWith("Binding"))) {
+      assert.deepEqual(
+        o.subjects,
+        [{ kind: "ServiceAccount", name: "lb-ip-guard", namespace: "lb-ip-guard" }],
+        `${key(o)} binds only the webhook's ServiceAccount`,
+      );
+    }
+  });
+
+  it("the Deployment is hardened and probed, in both renders, and they agree", (t) => {
+    if (!need(t, kubectl, helm)) return;
+    checkDeployment(base, "kustomize");
+    checkDeployment(chart, "helm");
+    for (const kind of ["Deployment", "PodDisruptionBudget", "Service"]) {
+      assert.deepEqual(
+        find(chart, kind, "lb-ip-guard").spec,
+        find(base, kind, "lb-ip-guard").spec,
+        `${kind}.spec: chart vs base`,
+      );
+    }
+    const ns = find(base, "Namespace", "lb-ip-guard");
+    assert.equal(ns.metadata.labels["pod-security.kubernetes.io/enforce"], "restricted");
+  });
+
+  it("the chart's values reach the objects", async (t) => {
+    if (!need(t, helm)) return;
+    const set = [
+      "replicaCount=1",
+      "image.repository=registry.example/lbg",
+      "image.tag=9.9.9",
+      "image.pullPolicy=Always",
+      "ipTarget=annotation",
+      "metallbNamespace=metallb",
+      "loadBalancerClass=metallb.io/metallb",
+      "failurePolicy.mutating=Fail",
+      "failurePolicy.validating=Ignore",
+      "timeoutSeconds=10",
+      "resources.limits.memory=512Mi",
+      "tls.secretName=guard-tls",
+      "webhookAnnotations.cert-manager\\.io/inject-ca-from=net-guard/guard-serving",
+    ];
+    const out = await run(helm.path as string, [
+      "template",
+      "guard",
+      chartDir,
+      "-n",
+      "net-guard",
+      ...set.flatMap((s) => ["--set", s]),
+    ]);
+    const objs = parseDocs(out, "helm template --set");
+    const deploy = find(objs, "Deployment", "lb-ip-guard", "net-guard");
+    const c = deploy.spec.template.spec.containers[0];
+    assert.equal(deploy.spec.replicas, 1);
+    assert.equal(c.image, "registry.example/lbg:9.9.9");
+    assert.equal(c.imagePullPolicy, "Always");
+    assert.equal(c.resources.limits.memory, "512Mi");
+    assert.deepEqual(c.args, [
+      "serve",
+      "--namespace=$(POD_NAMESPACE)",
+      "--ip-target=annotation",
+      "--metallb-namespace=metallb",
+      "--load-balancer-class=metallb.io/metallb",
+      "--tls-cert=/etc/lb-ip-guard/tls/tls.crt",
+      "--tls-key=/etc/lb-ip-guard/tls/tls.key",
+    ]);
+    const tlsMount = (c.volumeMounts as Obj[]).find((m) => m.mountPath === "/etc/lb-ip-guard/tls");
+    assert.equal(tlsMount?.readOnly, true);
+    const tlsVolume = (deploy.spec.template.spec.volumes as Obj[]).find(
+      (v) => v.name === tlsMount?.name,
+    );
+    assert.equal(tlsVolume?.secret?.secretName, "guard-tls");
+    assert.ok(!objs.some((o) => o.kind === "PodDisruptionBudget"), "no PDB for one replica");
+    find(objs, "Role", "lb-ip-guard-metallb-config", "metallb");
+    const [mutate] = find(objs, "MutatingWebhookConfiguration", "lb-ip-guard").webhooks;
+    const [validate] = find(objs, "ValidatingWebhookConfiguration", "lb-ip-guard").webhooks;
+    assert.equal(mutate.failurePolicy, "Fail");
+    assert.equal(validate.failurePolicy, "Ignore");
+    for (const kind of ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]) {
+      const annotations = find(objs, kind, "lb-ip-guard").metadata.annotations;
+      assert.equal(annotations?.["cert-manager.io/inject-ca-from"], "net-guard/guard-serving");
+    }
+    for (const w of [mutate, validate]) {
+      assert.equal(w.timeoutSeconds, 10);
+      assert.equal(w.clientConfig.service.namespace, "net-guard");
+      assert.deepEqual(w.namespaceSelector.matchExpressions[0].values, [
+        "kube-system",
+        "net-guard",
+      ]);
+    }
+    for (const o of objs.filter((x) => x.kind.endsWith("Binding"))) {
+      assert.equal(o.subjects[0].namespace, "net-guard", `${key(o)} subject namespace`);
+    }
+  });
+
+  it("the chart refuses invalid values and passes helm lint", async (t) => {
+    if (!need(t, helm)) return;
+    const h = helm.path as string;
+    for (const bad of ["ipTarget=status", "failurePolicy.validating=Maybe", "timeoutSeconds=31"]) {
+      await assert.rejects(
+        run(h, ["template", "x", chartDir, "--set", bad]),
+        (err: Error) => err.message.includes(bad.split("=")[0]?.split(".").pop() ?? bad),
+        `--set ${bad} is refused`,
+      );
+    }
+    await run(h, ["lint", "--strict", chartDir]);
+  });
+
+  it("deploy/test-crds holds only the IPAddressPool CRD", async (t) => {
+    if (!need(t, kubectl)) return;
+    const objs = parseDocs(
+      await run(kubectl.path as string, ["kustomize", join(deployDir, "test-crds")]),
+      "kubectl kustomize deploy/test-crds",
+    );
+    assert.deepEqual(objs.map(key), ["CustomResourceDefinition//ipaddresspools.metallb.io"]);
+  });
+
+  it("deploy/monitoring renders the rule, the ServiceMonitor and the dashboard ConfigMap", async (t) => {
+    if (!need(t, kubectl)) return;
+    const objs = parseDocs(
+      await run(kubectl.path as string, ["kustomize", join(deployDir, "monitoring")]),
+      "kubectl kustomize deploy/monitoring",
+    );
+    assert.deepEqual(objs.map(key).sort(), [
+      "ConfigMap/lb-ip-guard/lb-ip-guard-dashboard",
+      "PrometheusRule/lb-ip-guard/lb-ip-guard",
+      "ServiceMonitor/lb-ip-guard/lb-ip-guard",
+    ]);
+    const cm = find(objs, "ConfigMap", "lb-ip-guard-dashboard");
+    assert.equal(cm.metadata.labels.grafana_dashboard, "1");
+    const dashboard = await readFile(
+      join(deployDir, "monitoring", "grafana-dashboard.json"),
+      "utf8",
+    );
+    assert.equal(cm.data["grafana-dashboard.json"], dashboard);
+    // The ServiceMonitor finds the Service of the base by its labels and port name.
+    const sm = find(objs, "ServiceMonitor", "lb-ip-guard");
+    const svc = find(base, "Service", "lb-ip-guard");
+    for (const [k, v] of Object.entries(sm.spec.selector.matchLabels)) {
+      assert.equal(svc.metadata.labels[k], v, `Service label ${k}`);
+    }
+    assert.ok((svc.spec.ports as Obj[]).some((p) => p.name === sm.spec.endpoints[0].port));
+  });
+});
+
+describe("deploy/monitoring (no tools needed)", () => {
+  const balanced = (expr: string) => {
+    let depth = 0;
+    for (const ch of expr) {
+      depth +=
+        ch === "(" || ch === "{" || ch === "["
+          ? 1
+          : ch === ")" || ch === "}" || ch === "]"
+            ? -1
+            : 0;
+      if (depth < 0) return false;
+    }
+    return depth === 0;
+  };
+
+  it("the Grafana dashboard parses and charts pools, decisions and latency", async () => {
+    const text = await readFile(join(deployDir, "monitoring", "grafana-dashboard.json"), "utf8");
+    const dash = JSON.parse(text) as Obj;
+    assert.equal(dash.uid, "lb-ip-guard");
+    const panels = (dash.panels as Obj[]).filter((p) => p.type !== "row");
+    const exprs = panels.flatMap((p) => (p.targets ?? []).map((x: Obj) => x.expr as string));
+    for (const e of exprs) assert.ok(balanced(e), `unbalanced: ${e}`);
+    const ids = (dash.panels as Obj[]).map((p) => p.id);
+    assert.equal(new Set(ids).size, ids.length, "panel ids are unique");
+    assert.ok(exprs.some((e) => /lb_ip_guard_pool_addresses\{state="used"/.test(e)));
+    assert.ok(exprs.some((e) => e.includes('state="total"')));
+    assert.ok(
+      exprs.some((e) => /by \(pool, family/.test(e)),
+      "per pool and family",
+    );
+    assert.ok(
+      exprs.some((e) => /by \(.*reason.*\) \(rate\(lb_ip_guard_admission_requests_total/.test(e)),
+      "decisions per reason",
+    );
+    for (const p of ["0.5", "0.95", "0.99"]) {
+      assert.ok(
+        exprs.some((e) =>
+          e.startsWith(
+            `histogram_quantile(${p}, sum by (le) (rate(lb_ip_guard_admission_duration_seconds_bucket`,
+          ),
+        ),
+        `p${p} latency`,
+      );
+    }
+  });
+
+  it("the PrometheusRule parses and alerts on pools, errors and latency within the timeout", async () => {
+    const rule = parse(
+      await readFile(join(deployDir, "monitoring", "prometheusrule.yaml"), "utf8"),
+    ) as Obj;
+    assert.equal(rule.apiVersion, "monitoring.coreos.com/v1");
+    assert.equal(rule.kind, "PrometheusRule");
+    const alerts = new Map<string, Obj>(
+      (rule.spec.groups as Obj[]).flatMap((g) => (g.rules as Obj[]).map((r) => [r.alert, r])),
+    );
+    for (const r of alerts.values()) {
+      assert.ok(balanced(r.expr), `${r.alert}: unbalanced expression`);
+      assert.ok(r.labels?.severity, `${r.alert}: severity`);
+      assert.ok(r.annotations?.summary && r.annotations?.description, `${r.alert}: annotations`);
+    }
+    const full = alerts.get("LbIpGuardPoolNearlyFull");
+    assert.match(full?.expr, /state="used"[\s\S]*state="total"[\s\S]*> 0\.9\s*$/);
+    assert.match(full?.expr, /by \(pool, family\)/);
+    const errors = alerts.get("LbIpGuardAdmissionErrors");
+    assert.match(errors?.expr, /lb_ip_guard_admission_requests_total\{decision="error"\}/);
+    assert.match(alerts.get("LbIpGuardWebhookCallsFailing")?.expr, /code=~"5\.\."/);
+
+    // p99 above a bound, as the share of reviews over a bucket boundary: the boundary must be a
+    // bucket of the histogram, and at most half of every webhook's timeout.
+    const slow = alerts.get("LbIpGuardSlowAdmission");
+    assert.match(slow?.expr, /lb_ip_guard_admission_duration_seconds_count/);
+    const le = /lb_ip_guard_admission_duration_seconds_bucket\{le="([\d.]+)"\}/.exec(
+      slow?.expr,
+    )?.[1];
+    assert.ok(le, "the latency alert counts reviews over one bucket boundary");
+    assert.match(slow?.expr, />\s*0\.01\s*$/, "over 1 % of reviews: p99");
+    assert.ok(DURATION_BUCKETS.includes(Number(le)), `le="${le}" is a bucket of the histogram`);
+    const hooks = parseDocs(
+      await readFile(join(deployDir, "webhooks.yaml"), "utf8"),
+      "webhooks.yaml",
+    );
+    const timeouts = hooks.flatMap((h) => (h.webhooks as Obj[]).map((w) => w.timeoutSeconds ?? 10));
+    assert.ok(timeouts.length > 0);
+    for (const timeout of timeouts) {
+      assert.ok(Number(le) <= timeout / 2, `p99 alert at ${le}s vs timeout ${timeout}s`);
+    }
+  });
+
+  it("the Dockerfile runs the package's bin as the user the manifests require", async () => {
+    const dockerfile = await readFile(join(repoRoot, "Dockerfile"), "utf8");
+    const pkg = JSON.parse(await readFile(join(repoRoot, "package.json"), "utf8")) as Obj;
+    const entry = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1];
+    assert.ok(entry, "ENTRYPOINT in exec form");
+    assert.ok((JSON.parse(entry) as string[]).includes(pkg.bin["lb-ip-guard"]), "runs the bin");
+    assert.match(dockerfile, /^CMD \["serve"\]$/m);
+    assert.match(dockerfile, /^USER 65532(:65532)?$/m, "matches runAsUser 65532");
+    const deployment = parseDocs(await readFile(join(deployDir, "deployment.yaml"), "utf8"), "x");
+    const pod = find(deployment, "Deployment", "lb-ip-guard").spec.template.spec;
+    assert.equal(pod.securityContext.runAsUser, 65532);
+  });
+});
