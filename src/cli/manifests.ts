@@ -5,7 +5,7 @@
 
 import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { type Document, isCollection, parseAllDocuments, stringify } from "yaml";
+import { type Document, isCollection, parseAllDocuments, stringify, visit } from "yaml";
 
 /** The name stdin gets in locations and messages. */
 export const STDIN_NAME = "<stdin>";
@@ -221,8 +221,8 @@ function flatten(
 
 /**
  * Documents as one multi-document YAML stream, in the order given. A document in `edited` is
- * re-serialised from its `yaml` node (comments survive; one written as JSON comes out as block
- * YAML); every other document is copied as written.
+ * re-serialised from its `yaml` node in block style (comments survive; one written as JSON comes
+ * out as YAML); every other document is copied as written.
  */
 export function serializeDocuments(
   documents: readonly SourceDocument[],
@@ -232,11 +232,17 @@ export function serializeDocuments(
     .map((source) => {
       const { yaml } = source;
       let text = source.text;
-      if (edited.has(source)) {
-        text =
-          isCollection(yaml.contents) && yaml.contents.flow
-            ? stringify(yaml.toJS({ maxAliasCount: 100 }))
-            : yaml.toString();
+      if (edited.has(source) && isCollection(yaml.contents) && yaml.contents.flow) {
+        // A JSON document: as plain YAML, rather than JSON with YAML keys spliced in.
+        text = stringify(yaml.toJS({ maxAliasCount: 100 }));
+      } else if (edited.has(source)) {
+        // Flow mappings (`metadata: {name: a}`) would wrap the edit in multi-line braces.
+        visit(yaml, {
+          Collection(_, node) {
+            node.flow = false;
+          },
+        });
+        text = yaml.toString();
       }
       if (!text.endsWith("\n")) text += "\n";
       return /^(---|%)/.test(text) ? text : `---\n${text}`;

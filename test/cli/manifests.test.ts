@@ -257,6 +257,20 @@ spec:
     assert.deepEqual(reparsed[1].spec, { type: "LoadBalancer" });
   });
 
+  test("flow mappings of an edited document become block style; List items edit in place", () => {
+    const [object] = parseManifests(
+      'kind: List\nitems:\n- kind: Service\n  metadata: {name: a, annotations: {x: "true"}}\n',
+      "l.yaml",
+    );
+    assert.ok(object !== undefined);
+    object.source.yaml.setIn([...object.path, "metadata", "annotations", "y"], "z");
+    const out = serializeDocuments([object.source], new Set([object.source]));
+    assert.equal(
+      out,
+      '---\nkind: List\nitems:\n  - kind: Service\n    metadata:\n      name: a\n      annotations:\n        x: "true"\n        y: z\n',
+    );
+  });
+
   test("an edited JSON document comes out as block YAML", () => {
     const [object] = parseManifests('{"kind": "Service", "spec": {"type": "ClusterIP"}}', "s.json");
     assert.ok(object !== undefined);
