@@ -1,0 +1,409 @@
+/**
+ * Webhook benchmark: HTTPS keep-alive load (autocannon) on POST /validate and POST /mutate of the
+ * real app, beside a bare fastify HTTPS server that answers a constant AdmissionReview, in one
+ * run on one machine. Sized for 2 cores: each server runs alone in a child process (one core)
+ * while autocannon drives it from this process (the other core).
+ *
+ *   npm run bench:webhook         (LB_IP_GUARD_BENCH_SECONDS=10 to lengthen each phase)
+ *
+ * The webhook's state: 10,000 existing Services in memory (7,500 IPv4 addresses at the start of
+ * a /16, 2,500 IPv6 addresses at the start of a /64), in a mix of pools (a /24, the /16, the
+ * /64, and a dual-stack pool with serviceAllocation). Reviews are realistic (labels, ports,
+ * kubectl's last-applied annotation; ~2.5 KB):
+ *   - validate: a Service asking for a free IPv4 address of the /16. The webhook records the
+ *     grant, under the same Service every time, so the state does not grow;
+ *   - mutate: a dry-run auto-assign in the IPv6 /64 (next free address after the 2,500 used).
+ *     Dry run, so nothing is recorded and every request does the same work.
+ * The webhook logs one JSON line per review (to /dev/null) and counts metrics, as in production.
+ *
+ * Phases: saturation (no rate limit, 10 connections) of the bare server, /validate and /mutate;
+ * then each webhook endpoint at half of its own saturation rate (autocannon overallRate), for
+ * p99 under a realistic load. Latency percentiles are computed from every response time (µs
+ * resolution), not autocannon's millisecond histogram.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import autocannon from "autocannon";
+import Fastify from "fastify";
+import { pino } from "pino";
+import { parseAddress } from "../src/ipam/address.ts";
+import { holderOf } from "../src/ipam/decide.ts";
+import { mergePools, poolsFromDocument } from "../src/ipam/pool-config.ts";
+import type { ServiceObject } from "../src/ipam/service.ts";
+import { UsageIndex } from "../src/ipam/usage.ts";
+import { buildApp } from "../src/server/app.ts";
+import { createLogger } from "../src/server/log.ts";
+import { Metrics } from "../src/server/metrics.ts";
+import { StandaloneState } from "../src/server/standalone.ts";
+import { type Certificate, generateCertificate, secureContextOptions } from "../src/server/tls.ts";
+
+const SECONDS = Number(process.env.LB_IP_GUARD_BENCH_SECONDS ?? 5);
+const WARMUP_SECONDS = 2;
+const CONNECTIONS = 10;
+const SERVICES = { IPv4: 7_500, IPv6: 2_500 };
+const TARGETS = { throughput: 0.7, p99Ms: 5 };
+
+// ---------------------------------------------------------------------------------------------
+// The state and the reviews.
+
+const POOLS_DOCUMENTS = [
+  {
+    apiVersion: "metallb.io/v1beta1",
+    kind: "IPAddressPool",
+    metadata: { name: "default", namespace: "metallb-system" },
+    spec: { addresses: ["192.168.35.0/24"] },
+  },
+  {
+    apiVersion: "metallb.io/v1beta1",
+    kind: "IPAddressPool",
+    metadata: { name: "big", namespace: "metallb-system" },
+    spec: { addresses: ["10.40.0.0/16"], autoAssign: false },
+  },
+  {
+    apiVersion: "metallb.io/v1beta1",
+    kind: "IPAddressPool",
+    metadata: { name: "v6", namespace: "metallb-system" },
+    spec: { addresses: ["fd00:1:2:3::/64"], autoAssign: false },
+  },
+  {
+    apiVersion: "metallb.io/v1beta1",
+    kind: "IPAddressPool",
+    metadata: { name: "team-a", namespace: "metallb-system" },
+    spec: {
+      addresses: ["10.50.0.0/24", "fd00:50::/112"],
+      avoidBuggyIPs: true,
+      serviceAllocation: { priority: 10, namespaces: ["team-a"] },
+    },
+  },
+];
+
+function benchState(): StandaloneState {
+  const pools = POOLS_DOCUMENTS.flatMap((document, index) => {
+    const found = poolsFromDocument(document, `bench#${index + 1}`);
+    if (found === undefined || found.errors.length > 0) throw new Error("bad bench pool");
+    return found.pools;
+  });
+  const merged = mergePools(pools);
+  if (merged.errors.length > 0) throw new Error("bench pools do not merge");
+  const entries = function* () {
+    for (let i = 0; i < SERVICES.IPv4 + SERVICES.IPv6; i++) {
+      const v4 = i < SERVICES.IPv4;
+      const text = v4
+        ? `10.40.${Math.floor(i / 256)}.${i % 256}`
+        : `fd00:1:2:3::${(i - SERVICES.IPv4 + 1).toString(16)}`;
+      const parsed = parseAddress(text);
+      if (!parsed.ok) throw new Error(parsed.error);
+      const service = existingService(`svc-${i}`, `ns-${i % 50}`, text);
+      const ref = `${service.metadata?.namespace}/${service.metadata?.name}`;
+      yield [ref, holderOf(service, ref), [parsed.value]] as const;
+    }
+  };
+  return new StandaloneState(merged.poolSet, {
+    policy: { loadBalancerClass: undefined },
+    ipTarget: "spec",
+    usage: UsageIndex.from(entries()),
+  });
+}
+
+function existingService(name: string, namespace: string, ip: string): ServiceObject {
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name, namespace, labels: { app: name } },
+    spec: {
+      type: "LoadBalancer",
+      selector: { app: name },
+      ports: [{ protocol: "TCP", port: 443 }],
+      externalTrafficPolicy: "Cluster",
+    },
+    status: { loadBalancer: { ingress: [{ ip }] } },
+  };
+}
+
+function reviewOf(service: Record<string, unknown>, dryRun: boolean): string {
+  const metadata = service.metadata as { name: string; namespace: string };
+  const lastApplied = JSON.stringify(service);
+  return JSON.stringify({
+    apiVersion: "admission.k8s.io/v1",
+    kind: "AdmissionReview",
+    request: {
+      uid: "2f0e1c9a-6b7d-4a51-9d1e-5c3b8f0a7e21",
+      kind: { group: "", version: "v1", kind: "Service" },
+      resource: { group: "", version: "v1", resource: "services" },
+      requestKind: { group: "", version: "v1", kind: "Service" },
+      requestResource: { group: "", version: "v1", resource: "services" },
+      name: metadata.name,
+      namespace: metadata.namespace,
+      operation: "CREATE",
+      userInfo: {
+        username: "system:serviceaccount:ci:deployer",
+        uid: "7d4c2f0e-1111-4a51-9d1e-5c3b8f0a7e21",
+        groups: ["system:serviceaccounts", "system:serviceaccounts:ci", "system:authenticated"],
+      },
+      object: {
+        ...service,
+        metadata: {
+          ...(service.metadata as object),
+          annotations: {
+            ...((service.metadata as { annotations?: object }).annotations ?? {}),
+            "kubectl.kubernetes.io/last-applied-configuration": lastApplied,
+          },
+          uid: "0c5b0a1e-2222-4a51-9d1e-5c3b8f0a7e21",
+          creationTimestamp: "2026-01-01T00:00:00Z",
+        },
+      },
+      oldObject: null,
+      dryRun,
+      options: {
+        apiVersion: "meta.k8s.io/v1",
+        kind: "CreateOptions",
+        fieldManager: "kubectl-client-side-apply",
+      },
+    },
+  });
+}
+
+const serviceSpec = (extra: Record<string, unknown>) => ({
+  selector: { "app.kubernetes.io/name": "checkout", "app.kubernetes.io/instance": "prod" },
+  ports: [
+    { name: "https", protocol: "TCP", port: 443, targetPort: 8443 },
+    { name: "metrics", protocol: "TCP", port: 9090, targetPort: 9090 },
+  ],
+  sessionAffinity: "None",
+  externalTrafficPolicy: "Cluster",
+  ...extra,
+});
+
+const labels = {
+  "app.kubernetes.io/name": "checkout",
+  "app.kubernetes.io/instance": "prod",
+  "app.kubernetes.io/part-of": "shop",
+  "app.kubernetes.io/managed-by": "kustomize",
+};
+
+/** An explicit free address of the /16 (the 10,000 existing addresses fill it from the start). */
+const VALIDATE_BODY = reviewOf(
+  {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: {
+      name: "checkout",
+      namespace: "shop",
+      labels,
+      annotations: {
+        "metallb.io/loadBalancerIPs": "10.40.200.17",
+        "metallb.io/address-pool": "big",
+      },
+    },
+    spec: serviceSpec({ type: "LoadBalancer" }),
+  },
+  false,
+);
+
+/** A dry-run auto-assign in the IPv6 /64, behind 2,500 used addresses. */
+const MUTATE_BODY = reviewOf(
+  {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: {
+      name: "checkout-v6",
+      namespace: "shop",
+      labels,
+      annotations: { "lb-ip-guard.dev/auto-assign": "true", "metallb.io/address-pool": "v6" },
+    },
+    spec: serviceSpec({ type: "ClusterIP", ipFamilies: ["IPv6"], ipFamilyPolicy: "SingleStack" }),
+  },
+  true,
+);
+
+// ---------------------------------------------------------------------------------------------
+// The servers (child processes).
+
+async function serveChild(kind: string, certFile: string): Promise<void> {
+  const certificate = JSON.parse(await readFile(certFile, "utf8")) as Certificate;
+  const https = secureContextOptions(certificate);
+  if (kind === "bare") {
+    const answer = {
+      apiVersion: "admission.k8s.io/v1",
+      kind: "AdmissionReview",
+      response: {
+        uid: "2f0e1c9a-6b7d-4a51-9d1e-5c3b8f0a7e21",
+        allowed: true,
+        auditAnnotations: { decision: "allowed" },
+      },
+    };
+    const app = Fastify({ https, bodyLimit: 3 * 1024 * 1024 });
+    app.post("/validate", async () => answer);
+    app.post("/mutate", async () => answer);
+    await app.listen({ port: 0, host: "127.0.0.1" });
+    process.stdout.write(
+      `${JSON.stringify({ port: (app.server.address() as { port: number }).port })}\n`,
+    );
+    return;
+  }
+  const state = benchState();
+  const logger = createLogger({
+    level: "info",
+    format: "json",
+    destination: pino.destination({ dest: "/dev/null", sync: false }),
+  });
+  const metrics = new Metrics({ view: () => state.view });
+  const app = buildApp({ state, logger, metrics, https });
+  await app.listen({ port: 0, host: "127.0.0.1" });
+  process.stdout.write(
+    `${JSON.stringify({ port: (app.server.address() as { port: number }).port })}\n`,
+  );
+}
+
+async function startChild(
+  kind: string,
+  certFile: string,
+): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(
+    process.execPath,
+    [fileURLToPath(import.meta.url), "--serve", kind, certFile],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const port = await new Promise<number>((resolve, reject) => {
+    lines.once("line", (line) => resolve((JSON.parse(line) as { port: number }).port));
+    child.once("exit", (code) => reject(new Error(`${kind} server exited ${code}`)));
+  });
+  return { child, port };
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load.
+
+interface Measure {
+  readonly rps: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly errors: number;
+}
+
+async function load(
+  url: string,
+  body: string,
+  ca: string,
+  seconds: number,
+  overallRate?: number,
+): Promise<Measure> {
+  const times: number[] = [];
+  let failed = 0;
+  const instance = autocannon({
+    url,
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body,
+    connections: CONNECTIONS,
+    duration: seconds,
+    pipelining: 1,
+    tlsOptions: { ca, servername: "localhost" },
+    ...(overallRate !== undefined && { overallRate }),
+  });
+  instance.on("response", (_client: unknown, status: number, _bytes: number, ms: number) => {
+    if (status === 200) times.push(ms);
+    else failed += 1;
+  });
+  const result = await instance;
+  times.sort((a, b) => a - b);
+  const at = (q: number) =>
+    times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? Number.NaN;
+  return {
+    rps: times.length / result.duration,
+    p50: at(0.5),
+    p99: at(0.99),
+    errors: failed + result.errors + result.timeouts,
+  };
+}
+
+async function saturate(url: string, body: string, ca: string): Promise<Measure> {
+  await load(url, body, ca, WARMUP_SECONDS);
+  return load(url, body, ca, SECONDS);
+}
+
+function row(name: string, measure: Measure): string {
+  return `${name.padEnd(34)} ${measure.rps.toFixed(0).padStart(8)} req/s   p50 ${measure.p50.toFixed(2).padStart(6)} ms   p99 ${measure.p99.toFixed(2).padStart(6)} ms${measure.errors > 0 ? `   ${measure.errors} errors` : ""}`;
+}
+
+async function main(): Promise<void> {
+  const directory = await mkdtemp(join(tmpdir(), "lb-ip-guard-bench-"));
+  const generated = await generateCertificate();
+  const certFile = join(directory, "cert.json");
+  await writeFile(certFile, JSON.stringify({ cert: generated.cert, key: generated.key }));
+  const ca = generated.ca;
+  console.log(
+    `webhook benchmark: ${SECONDS} s per phase (+${WARMUP_SECONDS} s warm-up), ${CONNECTIONS} keep-alive HTTPS connections, node ${process.version}; review bodies ${VALIDATE_BODY.length} and ${MUTATE_BODY.length} bytes; ${SERVICES.IPv4 + SERVICES.IPv6} existing Services\n`,
+  );
+  try {
+    const bare = await startChild("bare", certFile);
+    const bareResult = await saturate(`https://127.0.0.1:${bare.port}/validate`, VALIDATE_BODY, ca);
+    await stopChild(bare.child);
+
+    const webhook = await startChild("webhook", certFile);
+    const base = `https://127.0.0.1:${webhook.port}`;
+    const validate = await saturate(`${base}/validate`, VALIDATE_BODY, ca);
+    const mutate = await saturate(`${base}/mutate`, MUTATE_BODY, ca);
+    const validateHalf = await load(
+      `${base}/validate`,
+      VALIDATE_BODY,
+      ca,
+      SECONDS,
+      Math.round(validate.rps / 2),
+    );
+    const mutateHalf = await load(
+      `${base}/mutate`,
+      MUTATE_BODY,
+      ca,
+      SECONDS,
+      Math.round(mutate.rps / 2),
+    );
+    await stopChild(webhook.child);
+
+    console.log("saturation (no rate limit)");
+    console.log(row("bare fastify, constant answer", bareResult));
+    console.log(row("lb-ip-guard POST /validate", validate));
+    console.log(row("lb-ip-guard POST /mutate (dry run)", mutate));
+    console.log(`\nhalf of saturation (overallRate)`);
+    console.log(row(`/validate at ${Math.round(validate.rps / 2)} req/s`, validateHalf));
+    console.log(row(`/mutate at ${Math.round(mutate.rps / 2)} req/s`, mutateHalf));
+
+    const ratios = { validate: validate.rps / bareResult.rps, mutate: mutate.rps / bareResult.rps };
+    const verdict = (ok: boolean) => (ok ? "ok" : "MISSED");
+    console.log("\ntargets");
+    for (const [name, ratio] of Object.entries(ratios)) {
+      console.log(
+        `  ${name} throughput ${(ratio * 100).toFixed(0)} % of bare (target >= ${TARGETS.throughput * 100} %): ${verdict(ratio >= TARGETS.throughput)}`,
+      );
+    }
+    for (const [name, measure] of [
+      ["validate", validateHalf],
+      ["mutate", mutateHalf],
+    ] as const) {
+      console.log(
+        `  ${name} p99 at half saturation ${measure.p99.toFixed(2)} ms (target < ${TARGETS.p99Ms} ms): ${verdict(measure.p99 < TARGETS.p99Ms)}`,
+      );
+    }
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === "--serve") {
+  await serveChild(process.argv[3] ?? "webhook", process.argv[4] ?? "");
+} else {
+  await main();
+}
