@@ -37,6 +37,7 @@ import {
   parseManifests,
   pathText,
   type SourceDocument,
+  STDIN_NAME,
   serializeDocuments,
 } from "./manifests.ts";
 
@@ -267,7 +268,20 @@ interface DecidedService {
 async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
   const loader = new ManifestLoader(io.readStdin === undefined ? {} : { readStdin: io.readStdin });
   // --pools first, then the manifests: a manifest's copy of a pool source is the newer one.
-  const poolObjects = await loader.load(options.pools);
+  const poolObjects: ManifestObject[] = [];
+  for (const path of options.pools) {
+    const objects = await loader.loadPath(path);
+    // A --pools file without any pool source is a mistake (a wrong file, an IPAddressPool in
+    // another namespace) that would otherwise surface only as every Service "in no pool".
+    if (!objects.some((manifest) => poolsFromDocument(manifest.object, "") !== undefined)) {
+      throw new ManifestError(
+        path === "-" ? STDIN_NAME : path,
+        undefined,
+        "--pools: no MetalLB pool configuration in it (expected the ConfigMap metallb-system/config, IPAddressPools in metallb-system, or a config with address-pools)",
+      );
+    }
+    poolObjects.push(...objects);
+  }
   const existingObjects = await loader.load(options.existing);
   if (options.cluster !== undefined) {
     const cluster = await clusterObjects(options.cluster);

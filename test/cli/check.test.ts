@@ -664,6 +664,17 @@ spec:
     );
   });
 
+  test("a --pools file without any pool source: exit 2 naming it", async () => {
+    const { code, stderr } = await cli([
+      "check",
+      KUBEFLOW_DASHBOARDS,
+      "--pools",
+      KUBEFLOW_DASHBOARDS,
+    ]);
+    assert.equal(code, 2);
+    assert.match(stderr, /dashboards\.yaml: --pools: no MetalLB pool configuration in it/);
+  });
+
   test("a missing file: exit 2 naming it", async () => {
     const { code, stderr } = await cli(["check", join(dir, "nope.yaml")]);
     assert.equal(code, 2);
@@ -706,7 +717,7 @@ describe("command line", { concurrency: true }, () => {
       cli(["check", KUBEFLOW, "--format", "yaml"]),
       cli(["check", KUBEFLOW, "--format"]),
       cli(["check"]),
-      cli(["check", "-", "--pools", "-"]),
+      cli(["check", "-", "--existing", "-"]),
     ]);
     const expected = [
       /unknown command 'frobnicate'/,
