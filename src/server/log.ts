@@ -18,7 +18,8 @@ export function createLogger(options: LoggerOptions): Logger {
   return pino(
     {
       level: options.level as Level,
-      base: { name: "lb-ip-guard" },
+      // pid and hostname (the pod's name) only: a `name` here would collide with the reviewed
+      // object's name, which every review record carries.
       timestamp: stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
@@ -26,7 +27,7 @@ export function createLogger(options: LoggerOptions): Logger {
   );
 }
 
-const SKIPPED = new Set(["level", "time", "msg", "name", "pid", "hostname", "reqId"]);
+const SKIPPED = new Set(["level", "time", "msg", "pid", "hostname", "reqId"]);
 
 /** `12:00:01.234 INFO  message key=value ...`, one line per record. */
 export function prettyStream(out: DestinationStream): DestinationStream {

@@ -301,9 +301,11 @@ describe("serve --standalone end to end", () => {
     let stderr = "";
     server.stderr?.on("data", (chunk) => (stderr += chunk));
     const records: Record<string, unknown>[] = [];
+    const rawLines: string[] = [];
     const lines = createInterface({ input: server.stdout as NodeJS.ReadableStream });
     const started = new Promise<Record<string, unknown>>((resolve, reject) => {
       lines.on("line", (line) => {
+        rawLines.push(line);
         const record = JSON.parse(line) as Record<string, unknown>;
         records.push(record);
         if (typeof record.url === "string") resolve(record);
@@ -369,6 +371,10 @@ describe("serve --standalone end to end", () => {
     assert.equal(await exited, 0, stderr);
     assert.ok(records.some((record) => record.msg === "stopped"));
     const reviews = records.filter((record) => record.msg === "admission review");
+    // No key twice in a record (a collector keeps only one of them): `name` is the Service's.
+    const reviewLine = rawLines.find((line) => line.includes('"admission review"')) ?? "";
+    assert.equal(reviewLine.match(/"name":/g)?.length, 1, reviewLine);
+    assert.match(reviewLine, /"name":"ml-pipeline-ui"/);
     assert.deepEqual(
       reviews.map((record) => [record.webhook, record.decision, record.reason ?? null]),
       [
