@@ -4,6 +4,7 @@
 // at a time.
 
 import { parseArgs } from "node:util";
+import { assignmentPatch } from "../admission/patch.ts";
 import { formatAddress, type IPAddress } from "../ipam/address.ts";
 import {
   type ClusterView,
@@ -22,12 +23,7 @@ import {
   type PoolsFound,
   poolsFromDocument,
 } from "../ipam/pool-config.ts";
-import {
-  ANNOTATION,
-  addressRequest,
-  firstAnnotation,
-  type ServiceObject,
-} from "../ipam/service.ts";
+import type { ServiceObject } from "../ipam/service.ts";
 import { type Holder, UsageIndex } from "../ipam/usage.ts";
 import {
   isObject,
@@ -586,25 +582,16 @@ function applyAssignments(
   for (const { manifest, service, decision } of decided) {
     if (decision.kind !== "assigned") continue;
     edited.add(manifest.source);
-    const at = (...path: string[]) => [...manifest.path, ...path];
-    const { yaml } = manifest.source;
-    const addresses = decision.addresses.map(formatAddress);
-    const request = addressRequest(service);
-    const annotationKey =
-      request.source === "annotation"
-        ? request.key
-        : request.source === "spec"
-          ? undefined
-          : (firstAnnotation(service, ANNOTATION.loadBalancerIPs)?.key ??
-            (addresses.length > 1 ? ANNOTATION.loadBalancerIPs[0] : undefined));
+    // The webhook's own patch, so `check --assign` writes exactly what admission would.
+    const patch = assignmentPatch(service, decision.addresses, decision.pool, "spec");
     try {
-      yaml.setIn(at("spec", "type"), "LoadBalancer");
-      if (annotationKey === undefined) {
-        yaml.setIn(at("spec", "loadBalancerIP"), addresses[0]);
-      } else {
-        yaml.setIn(at("metadata", "annotations", annotationKey), addresses.join(","));
+      for (const operation of patch) {
+        const segments = operation.path
+          .split("/")
+          .slice(1)
+          .map((segment) => segment.replaceAll("~1", "/").replaceAll("~0", "~"));
+        manifest.source.yaml.setIn([...manifest.path, ...segments], operation.value);
       }
-      yaml.setIn(at("metadata", "annotations", ANNOTATION.assignedFrom), decision.pool);
     } catch (error) {
       throw new ManifestError(
         manifest.source.file,
@@ -613,10 +600,8 @@ function applyAssignments(
       );
     }
   }
-  const documents: SourceDocument[] = [];
-  for (const { source } of manifests) {
-    if (documents.at(-1) !== source && !documents.includes(source)) documents.push(source);
-  }
+  // Each document once, in input order (a List document holds many objects).
+  const documents = [...new Set(manifests.map((manifest) => manifest.source))];
   return serializeDocuments(documents, edited);
 }
 
