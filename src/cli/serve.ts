@@ -49,6 +49,9 @@ a flag wins over its variable):
                               Services without a class); Services of other classes are ignored
   --ip-target spec|annotation where an assigned address is written (default spec:
                               spec.loadBalancerIP; dual-stack always uses the annotation)
+  --shutdown-delay SECONDS     on SIGTERM, keep serving this long with /readyz failing, so the
+                              endpoint is gone before the port closes (default 5; 0 with
+                              --standalone)
   --log-level LEVEL           fatal, error, warn, info (default), debug, trace, silent
   --log-format json|pretty    JSON lines (default) or one readable line per record
   -h, --help                  this help
@@ -83,6 +86,7 @@ export interface ServeConfig {
   readonly ipTarget: IPTarget;
   readonly logLevel: string;
   readonly logFormat: LogFormat;
+  readonly shutdownDelaySeconds: number;
 }
 
 type FlagName =
@@ -101,6 +105,7 @@ type FlagName =
   | "ip-target"
   | "log-level"
   | "log-format"
+  | "shutdown-delay"
   | "help";
 
 const FLAGS = {
@@ -119,6 +124,7 @@ const FLAGS = {
   "ip-target": { type: "string" },
   "log-level": { type: "string" },
   "log-format": { type: "string" },
+  "shutdown-delay": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const satisfies Record<
   FlagName,
@@ -166,6 +172,17 @@ export async function parseServeArgs(
     if (given === undefined) return fallback;
     if (!/^\d{1,5}$/.test(given) || Number(given) > 65535) {
       problems.push(`${flagOrEnv(flag)} must be a port number from 0 to 65535, not "${given}"`);
+      return fallback;
+    }
+    return Number(given);
+  };
+  const seconds = (flag: FlagName, fallback: number): number => {
+    const given = text(flag);
+    if (given === undefined) return fallback;
+    if (!/^\d+(\.\d+)?$/.test(given) || Number(given) > 3600) {
+      problems.push(
+        `${flagOrEnv(flag)} must be a number of seconds from 0 to 3600, not "${given}"`,
+      );
       return fallback;
     }
     return Number(given);
@@ -221,6 +238,7 @@ export async function parseServeArgs(
     ipTarget: oneOf<IPTarget>("ip-target", ["spec", "annotation"], "spec"),
     logLevel: oneOf("log-level", LOG_LEVELS, "info"),
     logFormat: oneOf<LogFormat>("log-format", LOG_FORMATS, "json"),
+    shutdownDelaySeconds: seconds("shutdown-delay", standalone ? 0 : 5),
   };
   if ((values.pools as string[] | undefined)?.some((file) => file === "")) {
     problems.push("--pools needs a file name");

@@ -26,6 +26,8 @@ export interface AppOptions {
    * a 200 /readyz.
    */
   readonly degraded?: () => readonly string[];
+  /** True once shutdown began: /readyz turns 503 so endpoints drop this pod while it still serves. */
+  readonly stopping?: () => boolean;
   readonly bodyLimit?: number;
 }
 
@@ -118,6 +120,7 @@ export function buildApp(options: AppOptions): WebhookApp {
       problems.push(`state unavailable: ${(error as Error).message}`);
     }
     if (!ready && problems.length === 0) problems.push("pools and Services are not synced yet");
+    if (options.stopping?.() === true) problems.unshift("shutting down");
     const tls = options.tlsProblem?.();
     if (tls !== undefined) problems.push(tls);
     response.type("text/plain; charset=utf-8");

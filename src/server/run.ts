@@ -88,6 +88,7 @@ export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
   }
 
   let served = certificate;
+  let stopping = false;
   const metrics = new Metrics({
     view: () => {
       const context = state.context();
@@ -101,6 +102,7 @@ export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
     metrics,
     https: secureContextOptions(certificate),
     tlsProblem: () => certificateProblem(served),
+    stopping: () => stopping,
     degraded: () =>
       (state.failing ?? []).map(({ resource, error }) => `${resource} watch failing: ${error}`),
   });
@@ -157,11 +159,23 @@ export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
     process.once("SIGTERM", () => resolveSignal("SIGTERM"));
     process.once("SIGINT", () => resolveSignal("SIGINT"));
   });
-  logger.info({ signal }, "shutting down: finishing in-flight requests");
-  // A second signal means "now": don't wait for slow clients.
+  // A second signal means "now": don't wait for the delay or slow clients.
   const force = () => process.exit(EXIT.failed);
   process.once("SIGTERM", force);
   process.once("SIGINT", force);
+  stopping = true;
+  if (config.shutdownDelaySeconds > 0) {
+    // The apiserver keeps calling this pod until the endpoint removal reaches it; with a
+    // fail-closed validating webhook a closed port meanwhile would refuse Service writes.
+    logger.info(
+      { signal, delaySeconds: config.shutdownDelaySeconds },
+      "shutting down: /readyz fails now; still serving until the delay ends",
+    );
+    await new Promise((resolveDelay) =>
+      setTimeout(resolveDelay, config.shutdownDelaySeconds * 1000),
+    );
+  }
+  logger.info({ signal }, "shutting down: finishing in-flight requests");
   watcher?.stop();
   let code: number = EXIT.ok;
   for (const [what, step] of [

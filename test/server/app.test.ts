@@ -370,6 +370,21 @@ describe("/healthz and /readyz", () => {
     assert.doesNotMatch(await metrics.text(), /lb_ip_guard_watch_failing\{/);
   });
 
+  it("readyz answers 503 once shutdown began, while reviews are still answered", async () => {
+    const state: AdmissionState = { context: () => context(), record: () => {} };
+    const app = buildApp({ state, logger: pino({ level: "silent" }), stopping: () => true });
+    const response = await app.inject({ method: "GET", url: "/readyz" });
+    assert.equal(response.statusCode, 503);
+    assert.equal(response.body, "not ready: shutting down\n");
+    const answer = await app.inject({
+      method: "POST",
+      url: "/mutate",
+      headers: JSON_TYPE,
+      payload: EXAMPLE,
+    });
+    assert.equal(answer.statusCode, 200);
+  });
+
   it("readyz answers 503 when TLS cannot serve", async () => {
     const h = harness({
       tlsProblem: () => "serving certificate expired at Jan 1 00:00:00 2020 GMT",

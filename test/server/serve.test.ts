@@ -44,6 +44,9 @@ describe("serve flags and environment", () => {
     assert.equal(defaults.standalone, false);
     assert.deepEqual(defaults.pools, []);
     assert.match(defaults.caOut, /\.lb-ip-guard\/ca\.crt$/);
+    assert.equal(defaults.shutdownDelaySeconds, 5);
+    assert.equal((await config(["--standalone", "--pools", POOLS])).shutdownDelaySeconds, 0);
+    assert.equal((await config(["--shutdown-delay", "1.5"])).shutdownDelaySeconds, 1.5);
   });
 
   it("names each variable LB_IP_GUARD_<FLAG> in upper snake case", () => {
@@ -170,6 +173,12 @@ describe("serve refuses a bad start: exit 2, one line on stderr", { concurrency:
       ["--ip-target", "status"],
       {},
       /--ip-target must be one of spec, annotation, not "status"/,
+    ],
+    [
+      "a bad --shutdown-delay",
+      ["--shutdown-delay", "5s"],
+      {},
+      /--shutdown-delay must be a number of seconds/,
     ],
     ["a bad --log-level", ["--log-level", "loud"], {}, /--log-level must be one of/],
     [
