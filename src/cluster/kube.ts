@@ -90,6 +90,8 @@ export interface WatchRequest {
   /** Server-side end of the watch; the stream then closes normally. */
   readonly timeoutSeconds: number;
   readonly signal: AbortSignal;
+  /** Called once the API server has accepted the watch (HTTP 200), before any event. */
+  readonly onConnected?: () => void;
 }
 
 const PAGE_SIZE = 500;
@@ -148,8 +150,10 @@ export class KubeClient {
   ): Promise<void> {
     return new Promise((resolve, reject) => {
       let controller: AbortController | undefined;
+      let finished = false;
       const abort = () => controller?.abort();
       const done = (error: unknown) => {
+        finished = true;
         request.signal.removeEventListener("abort", abort);
         if (error === null || error === undefined || request.signal.aborted) resolve();
         else if (isTimeout(error)) resolve();
@@ -173,6 +177,9 @@ export class KubeClient {
           (started) => {
             controller = started;
             if (request.signal.aborted) started.abort();
+            // client-node returns the controller after the response headers; a refused watch
+            // has called `done` by then.
+            else if (!finished) request.onConnected?.();
           },
           (error: unknown) => done(error),
         );

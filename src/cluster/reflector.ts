@@ -102,6 +102,7 @@ export class Reflector {
     let resourceVersion = "";
     let failures = 0;
     let absentLogged = false;
+    let listedAt = 0;
 
     while (!signal.aborted) {
       try {
@@ -110,6 +111,7 @@ export class Reflector {
           if (signal.aborted) break;
           this.#options.replace(list.items);
           resourceVersion = list.resourceVersion;
+          listedAt = Date.now();
           if (absentLogged) logger.info({ resource: name }, `${name}: served now; watching it`);
           this.#healthy(failures);
           failures = 0;
@@ -117,6 +119,7 @@ export class Reflector {
         }
         // Set by the event callback: an ERROR event ends the stream right after.
         const ended: { gone?: KubeApiError; failed?: KubeApiError } = {};
+        const abandon = new AbortController();
         await client.watch(
           path,
           {
@@ -125,7 +128,12 @@ export class Reflector {
             // Under client-node's 30 s inactivity timeout, so a quiet watch ends normally and
             // gets its bookmark (sent about 2 s before the deadline) to resume from.
             timeoutSeconds: 20 + Math.floor(Math.random() * 8),
-            signal,
+            signal: AbortSignal.any([signal, abandon.signal]),
+            onConnected: () => {
+              if (this.#failing === undefined) return;
+              this.#healthy(failures);
+              failures = 0;
+            },
           },
           (type, object) => {
             if (type === "ERROR") {
@@ -136,13 +144,25 @@ export class Reflector {
               else ended.failed = error;
               return;
             }
+            if (ended.failed !== undefined) return; // relisting anyway
+            if (type !== "BOOKMARK") {
+              try {
+                this.#options.apply(type, object);
+              } catch (error) {
+                // A bug, not the API server's doing. client-node would swallow it silently;
+                // say so, and relist rather than go on from a cache that missed an event.
+                ended.failed = new KubeApiError(
+                  `applying a ${type} event failed: ${describeError(error)}`,
+                  undefined,
+                  { cause: error },
+                );
+                resourceVersion = "";
+                abandon.abort();
+                return;
+              }
+            }
             const version = metadataOf(object).resourceVersion;
             if (typeof version === "string" && version !== "") resourceVersion = version;
-            if (type !== "BOOKMARK") this.#options.apply(type, object);
-            if (this.#failing !== undefined) {
-              this.#healthy(failures);
-              failures = 0;
-            }
           },
         );
         if (ended.gone !== undefined) throw ended.gone;
@@ -150,9 +170,9 @@ export class Reflector {
       } catch (error) {
         if (signal.aborted) break;
         const status = error instanceof KubeApiError ? error.status : undefined;
-        if (status === 410) {
-          // Our resourceVersion is older than the server keeps: relist (no backoff; a failing
-          // list backs off on its own).
+        if (status === 410 && Date.now() - listedAt > 1000) {
+          // Our resourceVersion is older than the server keeps: relist at once (but a 410 right
+          // after a list is a misbehaving server, and backs off like any failure).
           logger.info({ resource: name }, `${name}: resourceVersion expired (410 Gone); relisting`);
           resourceVersion = "";
           continue;
