@@ -1,0 +1,514 @@
+// A real, throwaway Kubernetes control plane for the end-to-end tests: etcd and kube-apiserver
+// on 127.0.0.1, random ports, everything in one mkdtemp folder, and the real kubectl.
+// No controller-manager, scheduler or kubelet: admission is all these tests exercise.
+//
+// Teardown is guaranteed three ways, because a leftover etcd outlives any test run:
+// stop() in the test's `after`; process exit / SIGINT / SIGTERM / SIGHUP handlers; and a
+// detached watchdog shell that kills the servers and removes the folder if this process
+// disappears without running any handler (SIGKILL, a runner's hard timeout).
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
+import { appendFileSync, openSync, rmSync } from "node:fs";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { request } from "node:https";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { generate } from "selfsigned";
+import { parseAllDocuments, stringify } from "yaml";
+import { AssetsUnavailableError, k8sAssets } from "../../scripts/k8s-assets.ts";
+
+const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
+export const CRD_FILE = join(repoRoot, "deploy/crds/ipaddresspools.metallb.io.yaml");
+export const WEBHOOKS_FILE = join(repoRoot, "deploy/webhooks.yaml");
+
+export interface KubectlOptions {
+  /** Written to kubectl's standard input (for `-f -`). */
+  stdin?: string;
+  /** Resolve with a non-zero code instead of throwing. */
+  allowFailure?: boolean;
+  /** Default 60 s. */
+  timeoutMs?: number;
+}
+
+export interface KubectlResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ControlPlane {
+  /** The temp folder holding data, certificates, logs; removed by stop(). */
+  dir: string;
+  /** Admin kubeconfig (user "admin" in group system:masters). */
+  kubeconfigPath: string;
+  /** https://127.0.0.1:PORT */
+  apiserverUrl: string;
+  /** The cluster CA (it signed the apiserver's serving cert and the admin client cert). */
+  caPem: string;
+  /** Runs the real kubectl against this control plane. Throws on a non-zero exit unless allowFailure. */
+  kubectl(args: string[], options?: KubectlOptions): Promise<KubectlResult>;
+  /**
+   * Applies deploy/webhooks.yaml with each clientConfig replaced by `url + path` and caBundle.
+   * `url` is a base such as https://127.0.0.1:8443. The apiserver picks the configuration up
+   * asynchronously (usually well under a second): probe before relying on it.
+   */
+  registerWebhook(url: string, caPem: string): Promise<void>;
+  /** Kills etcd and kube-apiserver and removes the folder. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+export interface ServingCertificate {
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+}
+
+/**
+ * For `describe(name, { skip: await e2eSkipReason() }, …)`: false when the binaries are there
+ * (building them on first use), or the one-line reason they cannot be had on this machine.
+ * Under CI=true nothing is skipped: a missing toolchain throws, and so does any build error.
+ */
+export async function e2eSkipReason(): Promise<string | false> {
+  try {
+    await k8sAssets();
+    return false;
+  } catch (err) {
+    if (err instanceof AssetsUnavailableError && process.env.CI !== "true") {
+      return `e2e skipped: ${err.message}`;
+    }
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Emergency teardown for every control plane still running in this process.
+
+interface Live {
+  dir: string;
+  children: ChildProcess[];
+  watchdog: ChildProcess;
+}
+const live = new Set<Live>();
+let handlersInstalled = false;
+
+/** Each server (and the watchdog) leads its own process group: -pid reaches all it forked. */
+function killGroup(child: ChildProcess): void {
+  if (child.pid && child.exitCode === null && child.signalCode === null) {
+    try {
+      process.kill(-child.pid, "SIGKILL");
+    } catch {}
+  }
+}
+
+function killNow(l: Live): void {
+  for (const child of l.children) killGroup(child);
+  killGroup(l.watchdog);
+  rmSync(l.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+  live.delete(l);
+}
+
+function installHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  process.on("exit", () => {
+    for (const l of live) killNow(l);
+  });
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.once(signal, () => {
+      for (const l of live) killNow(l);
+      // Our listener replaced the default "terminate"; re-raise unless someone else handles it.
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Starts etcd and kube-apiserver, waits for /readyz, installs the IPAddressPool CRD. */
+export async function startControlPlane(): Promise<ControlPlane> {
+  const assets = await k8sAssets();
+  installHandlers();
+  const dir = await mkdtemp(join(tmpdir(), "lb-ip-guard-e2e-"));
+  // If this process dies without running any handler, the watchdog kills the process groups
+  // listed in $2/pgids and removes the folder within a second. stop() kills it first.
+  const watchdog = spawn(
+    "sh",
+    [
+      "-c",
+      'while kill -0 "$1" 2>/dev/null && [ -d "$2" ]; do sleep 1; done; ' +
+        'for pg in $(cat "$2/pgids" 2>/dev/null); do kill -KILL -"$pg" 2>/dev/null; done; rm -rf "$2"',
+      "lb-ip-guard-e2e-watchdog",
+      String(process.pid),
+      dir,
+    ],
+    { detached: true, stdio: "ignore" },
+  );
+  watchdog.unref();
+  const l: Live = { dir, children: [], watchdog };
+  live.add(l);
+
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      // The data is thrown away, so nothing needs a graceful shutdown: SIGKILL, then wait for
+      // the exits so the folder is not removed under a still-writing etcd.
+      const exits = l.children.map((c) =>
+        c.exitCode !== null || c.signalCode !== null
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => c.once("exit", () => resolve())),
+      );
+      for (const c of l.children) killGroup(c);
+      await Promise.all(exits);
+      killNow(l); // the watchdog, then the folder
+    })();
+    return stopped;
+  };
+
+  try {
+    const pki = await writeCertificates(dir);
+    const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+    const etcdUrl = `http://127.0.0.1:${etcdPort}`;
+    const apiserverUrl = `https://127.0.0.1:${apiPort}`;
+
+    const etcd = startServer(l, join(assets, "etcd"), "etcd", [
+      "--name=default",
+      `--data-dir=${join(dir, "etcd-data")}`,
+      `--listen-client-urls=${etcdUrl}`,
+      `--advertise-client-urls=${etcdUrl}`,
+      `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
+      "--unsafe-no-fsync", // a test cluster: speed over durability
+      "--log-level=warn",
+    ]);
+    await waitFor("etcd /health", etcd, join(dir, "etcd.log"), async () => {
+      const res = await fetch(`${etcdUrl}/health`);
+      return res.ok;
+    });
+
+    const apiserver = startServer(l, join(assets, "kube-apiserver"), "kube-apiserver", [
+      `--etcd-servers=${etcdUrl}`,
+      "--bind-address=127.0.0.1",
+      "--advertise-address=127.0.0.1",
+      `--secure-port=${apiPort}`,
+      `--cert-dir=${join(dir, "apiserver-certs")}`,
+      `--tls-cert-file=${pki.servingCert}`,
+      `--tls-private-key-file=${pki.servingKey}`,
+      `--client-ca-file=${pki.ca}`,
+      "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+      `--service-account-key-file=${pki.saPublic}`,
+      `--service-account-signing-key-file=${pki.saPrivate}`,
+      "--authorization-mode=RBAC",
+      "--service-cluster-ip-range=10.0.0.0/24",
+      // The endpoint reconciler refuses a loopback advertise address, and without a kubelet
+      // nothing needs the `kubernetes` Service's endpoints.
+      "--endpoint-reconciler-type=none",
+      // No controller-manager runs, so nothing would create the ServiceAccount tokens it expects.
+      "--disable-admission-plugins=ServiceAccount",
+      "--profiling=false",
+    ]);
+    const tls = { ca: pki.caPem, cert: pki.adminCertPem, key: pki.adminKeyPem };
+    await waitFor("kube-apiserver /readyz", apiserver, join(dir, "kube-apiserver.log"), () =>
+      httpsOk(`${apiserverUrl}/readyz`, tls),
+    );
+
+    const kubeconfigPath = join(dir, "kubeconfig");
+    await writeFile(kubeconfigPath, kubeconfig(apiserverUrl, pki));
+
+    const kubectl = (args: string[], options: KubectlOptions = {}) =>
+      runKubectl(join(assets, "kubectl"), kubeconfigPath, dir, args, options);
+
+    await kubectl(["apply", "-f", CRD_FILE]);
+    await kubectl([
+      "wait",
+      "--for=condition=Established",
+      "--timeout=60s",
+      "crd/ipaddresspools.metallb.io",
+    ]);
+
+    return {
+      dir,
+      kubeconfigPath,
+      apiserverUrl,
+      caPem: pki.caPem,
+      kubectl,
+      registerWebhook: async (url, caPem) => {
+        const manifests = await webhookManifests(url, caPem);
+        await kubectl(["apply", "-f", "-"], { stdin: JSON.stringify(manifests) });
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+const spawnErrors = new WeakMap<ChildProcess, Error>();
+
+function startServer(l: Live, binary: string, name: string, args: string[]): ChildProcess {
+  const log = openSync(join(l.dir, `${name}.log`), "a");
+  const { KUBECONFIG: _ignored, ...env } = process.env;
+  // detached: a process group of its own, so a terminal's Ctrl-C reaches our handlers (which
+  // kill it) rather than racing them, and so the whole group can be killed at once.
+  const child = spawn(binary, args, {
+    cwd: l.dir,
+    detached: true,
+    stdio: ["ignore", log, log],
+    env,
+  });
+  child.on("error", (err) => spawnErrors.set(child, err)); // e.g. a binary that cannot run
+  l.children.push(child);
+  if (child.pid) appendFileSync(join(l.dir, "pgids"), `${child.pid}\n`); // for the watchdog
+  return child;
+}
+
+async function waitFor(
+  what: string,
+  child: ChildProcess,
+  logFile: string,
+  probe: () => Promise<boolean>,
+  timeoutMs = 90_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const spawnError = spawnErrors.get(child);
+    if (spawnError) throw new Error(`${what}: could not start: ${spawnError.message}`);
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(
+        `${what}: the process exited (${child.exitCode ?? child.signalCode}):\n${await tail(logFile)}`,
+      );
+    }
+    if (await probe().catch(() => false)) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`${what}: not ready after ${timeoutMs / 1000}s:\n${await tail(logFile)}`);
+}
+
+async function tail(file: string): Promise<string> {
+  const text = await readFile(file, "utf8").catch(() => "");
+  return text.trim().split("\n").slice(-15).join("\n");
+}
+
+function httpsOk(url: string, tls: { ca: string; cert: string; key: string }): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { ...tls, timeout: 5000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on("error", reject);
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.end();
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function runKubectl(
+  binary: string,
+  kubeconfigPath: string,
+  dir: string,
+  args: string[],
+  { stdin, allowFailure = false, timeoutMs = 60_000 }: KubectlOptions,
+): Promise<KubectlResult> {
+  return new Promise((resolve, reject) => {
+    const { KUBECONFIG: _ignored, ...env } = process.env;
+    const child = spawn(binary, [`--kubeconfig=${kubeconfigPath}`, ...args], {
+      // The discovery cache goes into the temp folder, never into ~/.kube.
+      env: { ...env, KUBECACHEDIR: join(dir, "kube-cache") },
+      stdio: ["pipe", "pipe", "pipe"],
+      timeout: timeoutMs,
+      killSignal: "SIGKILL",
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d;
+    });
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      const result = { code: code ?? 128, stdout, stderr };
+      if (result.code !== 0 && !allowFailure) {
+        const why = signal ? `killed by ${signal}` : `exit ${code}`;
+        reject(new Error(`kubectl ${args.join(" ")}: ${why}: ${stderr.trim()}`));
+      } else resolve(result);
+    });
+    child.stdin.end(stdin ?? "");
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Certificates, keys, kubeconfig.
+
+async function newCa(commonName: string): Promise<{ cert: string; key: string }> {
+  const ca = await generate([{ name: "commonName", value: commonName }], {
+    keyType: "ec",
+    algorithm: "sha256",
+    extensions: [
+      { name: "basicConstraints", cA: true, critical: true },
+      {
+        name: "keyUsage",
+        keyCertSign: true,
+        cRLSign: true,
+        digitalSignature: true,
+        critical: true,
+      },
+    ],
+  });
+  return { cert: ca.cert, key: ca.private };
+}
+
+async function serverCert(
+  ca: { cert: string; key: string },
+  commonName: string,
+  dnsNames: string[],
+  ips: string[],
+): Promise<{ cert: string; key: string }> {
+  const leaf = await generate([{ name: "commonName", value: commonName }], {
+    keyType: "ec",
+    algorithm: "sha256",
+    ca,
+    extensions: [
+      { name: "basicConstraints", cA: false },
+      { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
+      { name: "extKeyUsage", serverAuth: true },
+      {
+        name: "subjectAltName",
+        altNames: [
+          ...dnsNames.map((value) => ({ type: 2 as const, value })),
+          ...ips.map((ip) => ({ type: 7 as const, ip })),
+        ],
+      },
+    ],
+  });
+  return { cert: leaf.cert, key: leaf.private };
+}
+
+/** A fresh CA and a serving certificate for 127.0.0.1/::1/localhost, e.g. for a webhook server. */
+export async function generateServingCertificate(): Promise<ServingCertificate> {
+  const ca = await newCa("lb-ip-guard-e2e-webhook-ca");
+  const leaf = await serverCert(ca, "localhost", ["localhost"], ["127.0.0.1", "::1"]);
+  return { caPem: ca.cert, certPem: leaf.cert, keyPem: leaf.key };
+}
+
+interface Pki {
+  ca: string;
+  caPem: string;
+  servingCert: string;
+  servingKey: string;
+  saPublic: string;
+  saPrivate: string;
+  adminCertPem: string;
+  adminKeyPem: string;
+}
+
+async function writeCertificates(dir: string): Promise<Pki> {
+  const ca = await newCa("lb-ip-guard-e2e-ca");
+  const serving = await serverCert(
+    ca,
+    "kube-apiserver",
+    ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
+    ["127.0.0.1", "10.0.0.1"], // 10.0.0.1: the `kubernetes` Service's ClusterIP
+  );
+  // The apiserver maps the client certificate's CN to the user and O to groups.
+  const admin = await generate(
+    [
+      { name: "commonName", value: "admin" },
+      { name: "organizationName", value: "system:masters" },
+    ],
+    {
+      keyType: "ec",
+      algorithm: "sha256",
+      ca,
+      extensions: [
+        { name: "basicConstraints", cA: false },
+        { name: "keyUsage", digitalSignature: true, critical: true },
+        { name: "extKeyUsage", clientAuth: true },
+      ],
+    },
+  );
+  // Service-account token signing keys (the apiserver refuses to start without them).
+  const sa = generateKeyPairSync("ec", {
+    namedCurve: "P-256",
+    publicKeyEncoding: { type: "spki", format: "pem" },
+    privateKeyEncoding: { type: "sec1", format: "pem" },
+  });
+  const files: Record<string, string> = {
+    "ca.crt": ca.cert,
+    "apiserver.crt": serving.cert,
+    "apiserver.key": serving.key,
+    "sa.pub": sa.publicKey,
+    "sa.key": sa.privateKey,
+  };
+  for (const [name, pem] of Object.entries(files)) {
+    await writeFile(join(dir, name), pem, { mode: 0o600 });
+  }
+  return {
+    ca: join(dir, "ca.crt"),
+    caPem: ca.cert,
+    servingCert: join(dir, "apiserver.crt"),
+    servingKey: join(dir, "apiserver.key"),
+    saPublic: join(dir, "sa.pub"),
+    saPrivate: join(dir, "sa.key"),
+    adminCertPem: admin.cert,
+    adminKeyPem: admin.private,
+  };
+}
+
+function kubeconfig(server: string, pki: Pki): string {
+  const b64 = (s: string) => Buffer.from(s).toString("base64");
+  return stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: "e2e", cluster: { server, "certificate-authority-data": b64(pki.caPem) } }],
+    users: [
+      {
+        name: "admin",
+        user: {
+          "client-certificate-data": b64(pki.adminCertPem),
+          "client-key-data": b64(pki.adminKeyPem),
+        },
+      },
+    ],
+    contexts: [{ name: "e2e", context: { cluster: "e2e", user: "admin" } }],
+    "current-context": "e2e",
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhook registration from the shipped manifests.
+
+interface WebhookEntry {
+  clientConfig?: { service?: { path?: string }; url?: string; caBundle?: string };
+}
+
+/** deploy/webhooks.yaml with clientConfig.service swapped for url (+ the service's path) and caBundle. */
+export async function webhookManifests(baseUrl: string, caPem: string): Promise<unknown> {
+  const docs = parseAllDocuments(await readFile(WEBHOOKS_FILE, "utf8")).map((d) => d.toJS());
+  for (const doc of docs as { webhooks?: WebhookEntry[] }[]) {
+    for (const hook of doc.webhooks ?? []) {
+      const path = hook.clientConfig?.service?.path ?? "/";
+      hook.clientConfig = {
+        url: `${baseUrl.replace(/\/+$/, "")}${path}`,
+        caBundle: Buffer.from(caPem).toString("base64"),
+      };
+    }
+  }
+  return { apiVersion: "v1", kind: "List", items: docs };
+}
