@@ -50,26 +50,43 @@ export class UsageIndex {
   }
 
   set(owner: string, holder: Holder, addresses: readonly IPAddress[]): void {
-    this.delete(owner);
+    // Replaced in place: what the owner keeps is never deleted and re-added. On maps of
+    // thousands of entries V8 makes that delete+set churn cost tens of microseconds, and
+    // re-setting an unchanged owner is the common case (watch updates, repeated grants).
+    const previous = this.#owners.get(owner);
+    const emptied = previous === undefined ? [] : this.#unclaim(owner, previous.addresses);
     this.#remember(owner, holder, addresses);
     for (const address of addresses) this.#used[address.family].add(address.value);
+    this.#dropUnclaimed(emptied);
   }
 
   delete(owner: string): void {
     const entry = this.#owners.get(owner);
     if (entry === undefined) return;
     this.#owners.delete(owner);
-    for (const { family, value } of entry.addresses) {
+    this.#dropUnclaimed(this.#unclaim(owner, entry.addresses));
+  }
+
+  /** Removes the owner's claims; returns the addresses left with an empty claim list. */
+  #unclaim(owner: string, addresses: readonly IPAddress[]): IPAddress[] {
+    const emptied: IPAddress[] = [];
+    for (const address of addresses) {
+      const claims = this.#holdersByAddress.get(addressKey(address.family, address.value));
+      if (claims === undefined) continue;
+      const index = claims.findIndex((claim) => claim.owner === owner);
+      if (index >= 0) claims.splice(index, 1);
+      if (claims.length === 0) emptied.push(address);
+    }
+    return emptied;
+  }
+
+  /** Frees addresses whose claim list is (still) empty. */
+  #dropUnclaimed(addresses: readonly IPAddress[]): void {
+    for (const { family, value } of addresses) {
       const key = addressKey(family, value);
-      const remaining = (this.#holdersByAddress.get(key) ?? []).filter(
-        (claim) => claim.owner !== owner,
-      );
-      if (remaining.length > 0) {
-        this.#holdersByAddress.set(key, remaining);
-      } else {
-        this.#holdersByAddress.delete(key);
-        this.#used[family].delete(value);
-      }
+      if (this.#holdersByAddress.get(key)?.length !== 0) continue;
+      this.#holdersByAddress.delete(key);
+      this.#used[family].delete(value);
     }
   }
 
