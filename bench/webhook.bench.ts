@@ -81,7 +81,7 @@ const POOLS_DOCUMENTS = [
   },
 ];
 
-function benchState(): StandaloneState {
+export function benchState(): StandaloneState {
   const pools = POOLS_DOCUMENTS.flatMap((document, index) => {
     const found = poolsFromDocument(document, `bench#${index + 1}`);
     if (found === undefined || found.errors.length > 0) throw new Error("bad bench pool");
@@ -186,7 +186,7 @@ const labels = {
 };
 
 /** An explicit free address of the /16 (the 10,000 existing addresses fill it from the start). */
-const VALIDATE_BODY = reviewOf(
+export const VALIDATE_BODY = reviewOf(
   {
     apiVersion: "v1",
     kind: "Service",
@@ -205,7 +205,7 @@ const VALIDATE_BODY = reviewOf(
 );
 
 /** A dry-run auto-assign in the IPv6 /64, behind 2,500 used addresses. */
-const MUTATE_BODY = reviewOf(
+export const MUTATE_BODY = reviewOf(
   {
     apiVersion: "v1",
     kind: "Service",
@@ -240,6 +240,7 @@ async function serveChild(kind: string, certFile: string): Promise<void> {
     app.post("/validate", async () => answer);
     app.post("/mutate", async () => answer);
     await app.listen({ port: 0, host: "127.0.0.1" });
+    process.once("SIGTERM", () => void app.close());
     process.stdout.write(
       `${JSON.stringify({ port: (app.server.address() as { port: number }).port })}\n`,
     );
@@ -254,6 +255,8 @@ async function serveChild(kind: string, certFile: string): Promise<void> {
   const metrics = new Metrics({ view: () => state.view });
   const app = buildApp({ state, logger, metrics, https });
   await app.listen({ port: 0, host: "127.0.0.1" });
+  // A clean exit on SIGTERM, so that `node --cpu-prof` writes its profile.
+  process.once("SIGTERM", () => void app.close());
   process.stdout.write(
     `${JSON.stringify({ port: (app.server.address() as { port: number }).port })}\n`,
   );
@@ -404,6 +407,6 @@ async function main(): Promise<void> {
 
 if (process.argv[2] === "--serve") {
   await serveChild(process.argv[3] ?? "webhook", process.argv[4] ?? "");
-} else {
+} else if (import.meta.main) {
   await main();
 }
