@@ -4,10 +4,10 @@
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
-import { after, before, describe, it } from "node:test";
+import { after, before, it } from "node:test";
 import {
   type ControlPlane,
-  e2eSkipReason,
+  describeE2E,
   generateServingCertificate,
   startControlPlane,
 } from "./harness.ts";
@@ -23,7 +23,7 @@ const service = (
     spec: { type: extra.type ?? "ClusterIP", selector: { app: name }, ports: [{ port: 80 }] },
   });
 
-describe("control plane", { skip: await e2eSkipReason() }, () => {
+await describeE2E("control plane", () => {
   let cp: ControlPlane;
 
   before(async () => {

@@ -15,6 +15,7 @@ import { request } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { generate } from "selfsigned";
 import { parseAllDocuments, stringify } from "yaml";
@@ -67,19 +68,41 @@ export interface ServingCertificate {
 }
 
 /**
- * For `describe(name, { skip: await e2eSkipReason() }, …)`: false when the binaries are there
- * (building them on first use), or the one-line reason they cannot be had on this machine.
- * Under CI=true nothing is skipped: a missing toolchain throws, and so does any build error.
+ * The suite for tests that need the control plane: `await describeE2E(name, () => { … })`.
+ * Where the binaries cannot be had (no Go and no KUBEBUILDER_ASSETS, outside CI) it is one
+ * skipped test carrying the reason, so the run counts it as skipped, never as passed. A build
+ * error, or anything missing under CI=true, is one failing test with a one-line reason.
+ */
+export async function describeE2E(name: string, fn: () => void): Promise<void> {
+  let skip: string | false;
+  try {
+    skip = await e2eSkipReason();
+  } catch (err) {
+    it(name, () => {
+      throw err;
+    });
+    return;
+  }
+  if (skip) it(name, { skip }, () => {});
+  else describe(name, fn);
+}
+
+/**
+ * False when the binaries are there (building them on first use), else the one-line reason
+ * they cannot be had here. Throws (one line, no stack) under CI=true or on a build error.
+ * `describe(name, { skip: await e2eSkipReason() }, …)` works too, but node:test then counts a
+ * skipped suite, not a skipped test: prefer describeE2E.
  */
 export async function e2eSkipReason(): Promise<string | false> {
   try {
     await k8sAssets();
     return false;
   } catch (err) {
-    if (err instanceof AssetsUnavailableError && process.env.CI !== "true") {
-      return `e2e skipped: ${err.message}`;
-    }
-    throw err;
+    const message = `e2e: ${(err as Error).message.split("\n")[0]}`;
+    if (err instanceof AssetsUnavailableError && process.env.CI !== "true") return message;
+    const oneLine = new Error(message);
+    oneLine.stack = message; // what node prints: the reason, not a stack into the harness
+    throw oneLine;
   }
 }
 
@@ -88,7 +111,10 @@ export async function e2eSkipReason(): Promise<string | false> {
 
 interface Live {
   dir: string;
+  /** etcd and kube-apiserver. */
   children: ChildProcess[];
+  /** kubectl runs in flight. */
+  kubectls: Set<ChildProcess>;
   watchdog: ChildProcess;
 }
 const live = new Set<Live>();
@@ -104,10 +130,17 @@ function killGroup(child: ChildProcess): void {
 }
 
 function killNow(l: Live): void {
-  for (const child of l.children) killGroup(child);
-  killGroup(l.watchdog);
-  rmSync(l.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   live.delete(l);
+  for (const child of l.children) killGroup(child);
+  for (const child of l.kubectls) child.kill("SIGKILL");
+  try {
+    rmSync(l.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+  } catch {
+    return; // a process still writing: the watchdog removes the folder once we are gone
+  }
+  // Only now: if we are killed before this line (a test runner's SIGKILL right after its
+  // SIGTERM), the watchdog is still there to finish the job.
+  killGroup(l.watchdog);
 }
 
 function installHandlers(): void {
@@ -117,11 +150,19 @@ function installHandlers(): void {
     for (const l of live) killNow(l);
   });
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    process.once(signal, () => {
+    // `on`, not `once`: while a listener is installed, a second signal (a test runner sends
+    // SIGTERM to its children when it is itself interrupted) waits for the cleanup instead of
+    // killing the process halfway through it.
+    const onSignal = () => {
       for (const l of live) killNow(l);
-      // Our listener replaced the default "terminate"; re-raise unless someone else handles it.
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-    });
+      // Our listener replaced the default "terminate": restore it and re-raise, unless another
+      // listener (node:test's own) is there to end the process.
+      if (process.listenerCount(signal) === 1) {
+        process.off(signal, onSignal);
+        process.kill(process.pid, signal);
+      }
+    };
+    process.on(signal, onSignal);
   }
 }
 
@@ -147,7 +188,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
     { detached: true, stdio: "ignore" },
   );
   watchdog.unref();
-  const l: Live = { dir, children: [], watchdog };
+  const l: Live = { dir, children: [], kubectls: new Set(), watchdog };
   live.add(l);
 
   let stopped: Promise<void> | undefined;
@@ -162,7 +203,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
       );
       for (const c of l.children) killGroup(c);
       await Promise.all(exits);
-      killNow(l); // the watchdog, then the folder
+      killNow(l); // the folder, then the watchdog
     })();
     return stopped;
   };
@@ -211,7 +252,8 @@ export async function startControlPlane(): Promise<ControlPlane> {
       "--profiling=false",
     ]);
     const tls = { ca: pki.caPem, cert: pki.adminCertPem, key: pki.adminKeyPem };
-    await waitFor("kube-apiserver /readyz", apiserver, join(dir, "kube-apiserver.log"), () =>
+    const apiserverLog = join(dir, "kube-apiserver.log");
+    await waitFor("kube-apiserver /readyz", apiserver, apiserverLog, () =>
       httpsOk(`${apiserverUrl}/readyz`, tls),
     );
 
@@ -219,15 +261,16 @@ export async function startControlPlane(): Promise<ControlPlane> {
     await writeFile(kubeconfigPath, kubeconfig(apiserverUrl, pki));
 
     const kubectl = (args: string[], options: KubectlOptions = {}) =>
-      runKubectl(join(assets, "kubectl"), kubeconfigPath, dir, args, options);
+      runKubectl(l, join(assets, "kubectl"), kubeconfigPath, args, options);
 
     await kubectl(["apply", "-f", CRD_FILE]);
-    await kubectl([
-      "wait",
-      "--for=condition=Established",
-      "--timeout=60s",
-      "crd/ipaddresspools.metallb.io",
-    ]);
+    // Not `kubectl wait`: it errors, rather than waits, while the CRD has no status yet.
+    const established = ["get", "crd/ipaddresspools.metallb.io", "-o"].concat(
+      "jsonpath={.status.conditions[?(@.type=='Established')].status}",
+    );
+    await waitFor("IPAddressPool CRD", apiserver, apiserverLog, async () => {
+      return (await kubectl(established)).stdout === "True";
+    });
 
     return {
       dir,
@@ -318,9 +361,9 @@ function freePort(): Promise<number> {
 }
 
 function runKubectl(
+  l: Live,
   binary: string,
   kubeconfigPath: string,
-  dir: string,
   args: string[],
   { stdin, allowFailure = false, timeoutMs = 60_000 }: KubectlOptions,
 ): Promise<KubectlResult> {
@@ -328,11 +371,12 @@ function runKubectl(
     const { KUBECONFIG: _ignored, ...env } = process.env;
     const child = spawn(binary, [`--kubeconfig=${kubeconfigPath}`, ...args], {
       // The discovery cache goes into the temp folder, never into ~/.kube.
-      env: { ...env, KUBECACHEDIR: join(dir, "kube-cache") },
+      env: { ...env, KUBECACHEDIR: join(l.dir, "kube-cache") },
       stdio: ["pipe", "pipe", "pipe"],
       timeout: timeoutMs,
       killSignal: "SIGKILL",
     });
+    l.kubectls.add(child);
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => {
@@ -343,6 +387,7 @@ function runKubectl(
     });
     child.on("error", reject);
     child.on("close", (code, signal) => {
+      l.kubectls.delete(child);
       const result = { code: code ?? 128, stdout, stderr };
       if (result.code !== 0 && !allowFailure) {
         const why = signal ? `killed by ${signal}` : `exit ${code}`;
