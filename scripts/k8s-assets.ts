@@ -18,6 +18,7 @@ import {
   mkdir,
   mkdtemp,
   open,
+  readdir,
   readFile,
   rename,
   rm,
@@ -78,6 +79,10 @@ export async function k8sAssets(log: Log = stderrLog): Promise<string> {
   try {
     // Another run may have finished the build while we waited for the lock.
     if (await holdsAll(dir)) return dir;
+    // Output folders of runs that died mid-build (we hold the lock, so none is in use).
+    for (const name of await readdir(dir)) {
+      if (name.startsWith(".build-")) await rm(join(dir, name), { recursive: true, force: true });
+    }
     await build(go, dir, log);
   } finally {
     await release();
@@ -156,7 +161,9 @@ function runGo(go: string, args: string[], cwd: string, step: string): Promise<s
     child.on("error", reject);
     child.on("close", (code) => {
       if (code === 0) return resolve(out);
-      const last = err.trim().split("\n").slice(-5).join(" | ");
+      // `go mod download -json` reports its error in the JSON on stdout.
+      const detail = err.trim() || (/"Error": (".*")/.exec(out)?.[1] ?? out.trim());
+      const last = detail.split("\n").slice(-5).join(" | ");
       reject(new Error(`${step} failed (go ${args.join(" ")}; exit ${code}): ${last}`));
     });
   });
