@@ -9,7 +9,7 @@
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { appendFileSync, openSync, rmSync } from "node:fs";
+import { appendFileSync, closeSync, openSync, rmSync } from "node:fs";
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { request } from "node:https";
 import { createServer } from "node:net";
@@ -174,7 +174,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
   installHandlers();
   const dir = await mkdtemp(join(tmpdir(), "lb-ip-guard-e2e-"));
   // If this process dies without running any handler, the watchdog kills the process groups
-  // listed in $2/pgids and removes the folder within a second. stop() kills it first.
+  // listed in $2/pgids and removes the folder within a second. stop() ends it last.
   const watchdog = spawn(
     "sh",
     [
@@ -303,6 +303,7 @@ function startServer(l: Live, binary: string, name: string, args: string[]): Chi
     stdio: ["ignore", log, log],
     env,
   });
+  closeSync(log); // the child holds its own copy
   child.on("error", (err) => spawnErrors.set(child, err)); // e.g. a binary that cannot run
   l.children.push(child);
   if (child.pid) appendFileSync(join(l.dir, "pgids"), `${child.pid}\n`); // for the watchdog
