@@ -8,14 +8,14 @@ import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { after, before, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { type ClusterState, startClusterState } from "../../src/cluster/state.ts";
 import { parseAddress } from "../../src/ipam/address.ts";
 import { holderOf } from "../../src/ipam/decide.ts";
 import type { ServiceObject } from "../../src/ipam/service.ts";
-import { type ControlPlane, CRD_FILE, e2eSkipReason, startControlPlane } from "./harness.ts";
+import { type ControlPlane, CRD_FILE, describeE2E, startControlPlane } from "./harness.ts";
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 const METALLB_CONFIG = join(repoRoot, "examples/kubeflow-v0.11/metallb-config.yaml");
@@ -94,7 +94,7 @@ async function eventually(what: string, check: () => boolean, timeoutMs = 10_000
   return Date.now() - start;
 }
 
-describe("cluster state against a real API server", { skip: await e2eSkipReason() }, () => {
+await describeE2E("cluster state against a real API server", () => {
   let cp: ControlPlane;
   let state: ClusterState;
   const log = capturingLogger();
@@ -344,12 +344,21 @@ describe("cluster state against a real API server", { skip: await e2eSkipReason(
       );
 
       await cp.kubectl(["apply", "-f", CRD_FILE]);
-      await cp.kubectl([
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/ipaddresspools.metallb.io",
-      ]);
+      // `kubectl wait --for=condition=Established` fails at once while the new CRD has no status
+      // yet, so poll the condition instead.
+      for (let established = ""; established !== "True"; ) {
+        const result = await cp.kubectl(
+          [
+            "get",
+            "crd/ipaddresspools.metallb.io",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type=='Established')].status}",
+          ],
+          { allowFailure: true },
+        );
+        established = result.stdout.trim();
+        if (established !== "True") await new Promise((resolve) => setTimeout(resolve, 100));
+      }
       await apply(ipAddressPool("late", ["10.30.0.0/24"]));
       const took = await eventually(
         "pool late",
