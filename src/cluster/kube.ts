@@ -95,7 +95,7 @@ export interface WatchRequest {
 }
 
 const PAGE_SIZE = 500;
-/** No single list request may hang longer than this (a half-open connection, say). */
+/** No single request may hang longer than this (a half-open connection, say). */
 const LIST_TIMEOUT_MS = 60_000;
 
 export class KubeClient {
@@ -186,14 +186,46 @@ export class KubeClient {
     });
   }
 
-  async #get(
+  /**
+   * One request with a JSON body (or none), answered with JSON: GET, POST (create), PUT (update,
+   * with the object's resourceVersion as precondition), PATCH (`contentType` names the patch
+   * type, e.g. `application/json-patch+json`), DELETE. A non-2xx answer throws a KubeApiError
+   * carrying the status: 404 NotFound, 409 AlreadyExists/Conflict, 422 Invalid, ...
+   */
+  request(
+    method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE",
     pathAndQuery: string,
-    signal: AbortSignal | undefined,
+    options: {
+      readonly body?: unknown;
+      readonly contentType?: string;
+      readonly signal?: AbortSignal;
+    } = {},
   ): Promise<Record<string, unknown>> {
-    const what = `GET ${pathAndQuery.replace(/\?.*$/, "")}`;
+    return this.#send(method, pathAndQuery, options);
+  }
+
+  #get(pathAndQuery: string, signal: AbortSignal | undefined): Promise<Record<string, unknown>> {
+    return this.#send("GET", pathAndQuery, signal === undefined ? {} : { signal });
+  }
+
+  async #send(
+    method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE",
+    pathAndQuery: string,
+    options: {
+      readonly body?: unknown;
+      readonly contentType?: string;
+      readonly signal?: AbortSignal | undefined;
+    },
+  ): Promise<Record<string, unknown>> {
+    const { signal } = options;
+    const what = `${method} ${pathAndQuery.replace(/\?.*$/, "")}`;
     const timeout = AbortSignal.timeout(LIST_TIMEOUT_MS);
-    const context = new RequestContext(`${this.server}${pathAndQuery}`, HttpMethod.GET);
+    const context = new RequestContext(`${this.server}${pathAndQuery}`, HttpMethod[method]);
     context.setHeaderParam("Accept", "application/json");
+    if (options.body !== undefined) {
+      context.setHeaderParam("Content-Type", options.contentType ?? "application/json");
+      context.setBody(JSON.stringify(options.body));
+    }
     context.setSignal(signal === undefined ? timeout : AbortSignal.any([signal, timeout]));
     let status: number;
     let text: string;
