@@ -79,6 +79,7 @@ export interface ListResult {
 
 export interface CollectionRequest {
   readonly fieldSelector?: string;
+  readonly labelSelector?: string;
   readonly signal?: AbortSignal;
 }
 
@@ -87,6 +88,7 @@ export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ER
 export interface WatchRequest {
   readonly resourceVersion: string;
   readonly fieldSelector?: string;
+  readonly labelSelector?: string;
   /** Server-side end of the watch; the stream then closes normally. */
   readonly timeoutSeconds: number;
   readonly signal: AbortSignal;
@@ -122,6 +124,7 @@ export class KubeClient {
     do {
       const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
       if (request.fieldSelector !== undefined) query.set("fieldSelector", request.fieldSelector);
+      if (request.labelSelector !== undefined) query.set("labelSelector", request.labelSelector);
       if (continueToken !== "") query.set("continue", continueToken);
       const page = await this.#get(`${path}?${query}`, request.signal);
       const metadata = asRecord(page.metadata);
@@ -166,6 +169,7 @@ export class KubeClient {
         timeoutSeconds: request.timeoutSeconds,
       };
       if (request.fieldSelector !== undefined) query.fieldSelector = request.fieldSelector;
+      if (request.labelSelector !== undefined) query.labelSelector = request.labelSelector;
       this.#watch
         .watch(
           path,

@@ -40,6 +40,7 @@ export interface ReflectorOptions {
   readonly client: KubeClient;
   readonly path: string;
   readonly fieldSelector?: string;
+  readonly labelSelector?: string;
   /**
    * A custom resource whose definition may be missing: a 404 then means "none of them", which
    * counts as synced, and the loop keeps checking (with backoff) for the definition to appear.
@@ -96,7 +97,7 @@ export class Reflector {
   }
 
   async #run(): Promise<void> {
-    const { name, client, path, fieldSelector, logger } = this.#options;
+    const { name, client, path, fieldSelector, labelSelector, logger } = this.#options;
     const retry = this.#options.retry ?? DEFAULT_RETRY;
     const signal = this.#stop.signal;
     let resourceVersion = "";
@@ -107,7 +108,10 @@ export class Reflector {
     while (!signal.aborted) {
       try {
         if (resourceVersion === "") {
-          const list = await client.list(path, { signal, ...selector(fieldSelector) });
+          const list = await client.list(path, {
+            signal,
+            ...selector(fieldSelector, labelSelector),
+          });
           if (signal.aborted) break;
           this.#options.replace(list.items);
           resourceVersion = list.resourceVersion;
@@ -124,7 +128,7 @@ export class Reflector {
           path,
           {
             resourceVersion,
-            ...selector(fieldSelector),
+            ...selector(fieldSelector, labelSelector),
             // Under client-node's 30 s inactivity timeout, so a quiet watch ends normally and
             // gets its bookmark (sent about 2 s before the deadline) to resume from.
             timeoutSeconds: 20 + Math.floor(Math.random() * 8),
@@ -224,8 +228,14 @@ export class Reflector {
   }
 }
 
-function selector(fieldSelector: string | undefined): { fieldSelector?: string } {
-  return fieldSelector === undefined ? {} : { fieldSelector };
+function selector(
+  fieldSelector: string | undefined,
+  labelSelector: string | undefined,
+): { fieldSelector?: string; labelSelector?: string } {
+  return {
+    ...(fieldSelector !== undefined && { fieldSelector }),
+    ...(labelSelector !== undefined && { labelSelector }),
+  };
 }
 
 function metadataOf(object: KubeObject): Record<string, unknown> {
