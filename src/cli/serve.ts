@@ -3,6 +3,7 @@
 // environment variable LB_IP_GUARD_<FLAG>, the flag winning when both are set.
 
 import { access, constants } from "node:fs/promises";
+import { isIP } from "node:net";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { IPTarget } from "../admission/patch.ts";
@@ -34,7 +35,8 @@ a flag wins over its variable):
   --metrics-port N            plain-HTTP metrics port (default 9090; 0 picks a free one)
   --host ADDRESS              address to listen on (default 0.0.0.0)
   --tls-cert FILE             serving certificate (PEM); reloaded when the file changes
-  --tls-key FILE              its private key (PEM); give both or neither
+  --tls-key FILE              its private key (PEM); give both or neither. Without them on a
+                              cluster, the webhook makes its own CA and certificate (below)
   --pools FILE                pools file (MetalLB ConfigMap, IPAddressPool, address-pools;
                               YAML or JSON); repeatable, the variable is comma-separated
   --standalone                no cluster: pools from --pools, state in memory (an admitted
@@ -49,12 +51,32 @@ a flag wins over its variable):
                               Services without a class); Services of other classes are ignored
   --ip-target spec|annotation where an assigned address is written (default spec:
                               spec.loadBalancerIP; dual-stack always uses the annotation)
-  --shutdown-delay SECONDS     on SIGTERM, keep serving this long with /readyz failing, so the
+  --shutdown-delay SECONDS    on SIGTERM, keep serving this long with /readyz failing, so the
                               endpoint is gone before the port closes (default 5; 0 with
                               --standalone)
   --log-level LEVEL           fatal, error, warn, info (default), debug, trace, silent
   --log-format json|pretty    JSON lines (default) or one readable line per record
   -h, --help                  this help
+
+Certificate bootstrap (on a cluster, without --tls-cert/--tls-key): a CA and a serving
+certificate are kept in a Secret of --namespace, created if absent (replicas share it), the
+CA bundle is put into the caBundle of every webhook of the MutatingWebhookConfiguration and
+ValidatingWebhookConfiguration named --webhook-name, and both rotate before they expire (a
+new CA is trusted before it signs the certificate in use, which is swapped without restart).
+  --service-name NAME         the webhook's Service: the certificate is for NAME.NAMESPACE.svc
+                              (and .svc.cluster.local, NAME.NAMESPACE, NAME) (default lb-ip-guard)
+  --tls-secret NAME           the Secret holding CA and certificate (default lb-ip-guard-tls)
+  --webhook-name NAME         the two webhook configurations (default lb-ip-guard)
+  --tls-san NAME|IP           an extra name or IP address in the certificate, e.g. 127.0.0.1
+                              when the API server calls a url (tests); repeatable, the variable
+                              is comma-separated; also added to the --standalone certificate
+  --cert-validity DURATION    serving certificate validity (default 90d); it is replaced two
+                              thirds through. DURATION: 90d, 12h, 30m, 45s, 1h30m, or seconds
+  --ca-validity DURATION      CA validity (default 365d); replaced two thirds through as well
+  --ca-trust-delay DURATION   how long a new CA must have been in every caBundle before the
+                              certificate it signed is served (default 60s: the API server's
+                              watch of webhook configurations must have seen it); less than a
+                              third of --cert-validity
 
 Example (no cluster needed):
   lb-ip-guard serve --standalone --pools examples/kubeflow-v0.11/metallb-config.yaml
@@ -87,6 +109,15 @@ export interface ServeConfig {
   readonly logLevel: string;
   readonly logFormat: LogFormat;
   readonly shutdownDelaySeconds: number;
+  /** Certificate bootstrap: the Service, Secret and webhook configurations by name. */
+  readonly serviceName: string;
+  readonly tlsSecret: string;
+  readonly webhookName: string;
+  /** Extra subjectAltNames of a generated certificate (DNS names or IP addresses). */
+  readonly tlsSans: readonly string[];
+  readonly certValidityMs: number;
+  readonly caValidityMs: number;
+  readonly caTrustDelayMs: number;
 }
 
 type FlagName =
@@ -106,6 +137,13 @@ type FlagName =
   | "log-level"
   | "log-format"
   | "shutdown-delay"
+  | "service-name"
+  | "tls-secret"
+  | "webhook-name"
+  | "tls-san"
+  | "cert-validity"
+  | "ca-validity"
+  | "ca-trust-delay"
   | "help";
 
 const FLAGS = {
@@ -125,6 +163,13 @@ const FLAGS = {
   "log-level": { type: "string" },
   "log-format": { type: "string" },
   "shutdown-delay": { type: "string" },
+  "service-name": { type: "string" },
+  "tls-secret": { type: "string" },
+  "webhook-name": { type: "string" },
+  "tls-san": { type: "string", multiple: true },
+  "cert-validity": { type: "string" },
+  "ca-validity": { type: "string" },
+  "ca-trust-delay": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const satisfies Record<
   FlagName,
@@ -139,6 +184,28 @@ export function envName(flag: string): string {
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** A Kubernetes object name (DNS subdomain): Secrets, webhook configurations. */
+const DNS_SUBDOMAIN =
+  /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DURATION_UNITS_MS: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+
+/** `90d`, `12h`, `1h30m`, `45s`, `1500ms`, or a number of seconds, in milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const trimmed = text.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Number(trimmed) * 1000;
+  if (!/^(\d+(\.\d+)?(ms|s|m|h|d))+$/.test(trimmed)) return undefined;
+  let total = 0;
+  for (const [, amount, unit] of trimmed.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) {
+    total += Number(amount) * (DURATION_UNITS_MS[unit ?? "s"] ?? 1000);
+  }
+  return total;
+}
 
 /** Flags and environment to a checked configuration (no file is read here but for existence). */
 export async function parseServeArgs(
@@ -204,6 +271,24 @@ export async function parseServeArgs(
     }
     return given;
   };
+  const name = (flag: FlagName, fallback: string, pattern: RegExp, what: string): string => {
+    const given = text(flag);
+    if (given === undefined) return fallback;
+    if (!pattern.test(given)) problems.push(`${flagOrEnv(flag)} must be ${what}, not "${given}"`);
+    return given;
+  };
+  const duration = (flag: FlagName, fallback: number, minimumMs: number): number => {
+    const given = text(flag);
+    if (given === undefined) return fallback;
+    const ms = parseDuration(given);
+    if (ms === undefined || ms < minimumMs || ms > 100 * 365 * 86_400_000) {
+      problems.push(
+        `${flagOrEnv(flag)} must be a duration from ${minimumMs / 1000}s to 100 years (e.g. 90d, 12h, 30s), not "${given}"`,
+      );
+      return fallback;
+    }
+    return ms;
+  };
   let standalone = false;
   if (values.standalone === true) standalone = true;
   else {
@@ -222,6 +307,13 @@ export async function parseServeArgs(
         .map((file) => file.trim())
         .filter((file) => file !== "");
 
+  const tlsSans = Array.isArray(values["tls-san"])
+    ? values["tls-san"]
+    : (env[envName("tls-san")] ?? "")
+        .split(",")
+        .map((san) => san.trim())
+        .filter((san) => san !== "");
+
   const config: ServeConfig = {
     port: port("port", 8443),
     metricsPort: port("metrics-port", 9090),
@@ -239,7 +331,29 @@ export async function parseServeArgs(
     logLevel: oneOf("log-level", LOG_LEVELS, "info"),
     logFormat: oneOf<LogFormat>("log-format", LOG_FORMATS, "json"),
     shutdownDelaySeconds: seconds("shutdown-delay", standalone ? 0 : 5),
+    serviceName: name("service-name", "lb-ip-guard", DNS_LABEL, "a Service name"),
+    tlsSecret: name("tls-secret", "lb-ip-guard-tls", DNS_SUBDOMAIN, "a Secret name"),
+    webhookName: name("webhook-name", "lb-ip-guard", DNS_SUBDOMAIN, "a webhook configuration name"),
+    tlsSans,
+    certValidityMs: duration("cert-validity", 90 * 86_400_000, 3000),
+    caValidityMs: duration("ca-validity", 365 * 86_400_000, 3000),
+    caTrustDelayMs: duration("ca-trust-delay", 60_000, 0),
   };
+  for (const san of config.tlsSans) {
+    if (isIP(san) === 0 && !DNS_SUBDOMAIN.test(san.toLowerCase())) {
+      problems.push(`--tls-san must be a DNS name or an IP address, not "${san}"`);
+    }
+  }
+  if (config.caTrustDelayMs * 3 >= config.certValidityMs) {
+    problems.push(
+      `--ca-trust-delay (${config.caTrustDelayMs / 1000}s) must be under a third of --cert-validity (${config.certValidityMs / 1000}s): a certificate due for renewal could not wait for its new CA to be trusted`,
+    );
+  }
+  if (config.certValidityMs > config.caValidityMs) {
+    problems.push(
+      `--cert-validity (${config.certValidityMs / 1000}s) must not exceed --ca-validity (${config.caValidityMs / 1000}s)`,
+    );
+  }
   if ((values.pools as string[] | undefined)?.some((file) => file === "")) {
     problems.push("--pools needs a file name");
   }
