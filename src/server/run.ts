@@ -2,6 +2,8 @@
 // standalone), the HTTPS app and the metrics server; then waiting for SIGTERM/SIGINT and shutting
 // down in order (stop accepting and finish in-flight reviews, stop the watches, close metrics).
 
+import { readFile } from "node:fs/promises";
+import { isIP } from "node:net";
 import type { Logger } from "pino";
 import type { AdmissionState } from "../admission/state.ts";
 import { EXIT, oneLine, type ServeConfig, type ServeIO, usageError } from "../cli/serve.ts";
@@ -40,8 +42,16 @@ export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
     staticPools = poolSet.value.pools;
   }
 
+  // Three ways to a certificate: mounted files (--tls-cert/--tls-key, reloaded on change); on a
+  // cluster without them, the bootstrap (a CA and certificate in a Secret, injected into the
+  // webhook configurations, rotated: src/cluster/certificates.ts), which serves a throwaway
+  // certificate until the Secret's is loaded (/readyz fails meanwhile); standalone, a
+  // generated one whose CA goes to --ca-out.
+  const mounted = config.tlsCert !== undefined && config.tlsKey !== undefined;
+  const bootstrap = !mounted && !config.standalone;
   let certificate: Certificate;
   let generatedCa: string | undefined;
+  let namespace = config.namespace;
   if (config.tlsCert !== undefined && config.tlsKey !== undefined) {
     try {
       certificate = await readCertificate(config.tlsCert, config.tlsKey);
@@ -49,9 +59,21 @@ export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
       return usageError(io, (error as Error).message);
     }
   } else {
-    const generated = await generateCertificate();
+    if (bootstrap) {
+      namespace ??= await inClusterNamespace();
+      if (namespace === undefined) {
+        return usageError(
+          io,
+          "without --tls-cert/--tls-key the webhook keeps its certificate in a Secret of its namespace: give --namespace (in a pod, the service account's namespace is used)",
+        );
+      }
+    }
+    const generated = await generateCertificate({
+      dns: ["localhost", ...config.tlsSans.filter((san) => isIP(san) === 0)],
+      ips: [...new Set(["127.0.0.1", "::1", ...config.tlsSans.filter((san) => isIP(san) !== 0)])],
+    });
     certificate = generated;
-    generatedCa = generated.ca;
+    if (!bootstrap) generatedCa = generated.ca;
   }
 
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
@@ -64,11 +86,6 @@ export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
       const message = `cannot write the generated CA to ${config.caOut}: ${(error as Error).message}; choose another path with --ca-out`;
       if (config.standalone) return usageError(io, message);
       logger.warn(message);
-    }
-    if (!config.standalone) {
-      logger.warn(
-        "no --tls-cert/--tls-key: serving a generated certificate, which the apiserver trusts only if its CA is in the webhook configurations' caBundle",
-      );
     }
   }
 
@@ -89,6 +106,7 @@ export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
 
   let served = certificate;
   let stopping = false;
+  let certificates: import("../cluster/certificates.ts").CertificateManager | undefined;
   const metrics = new Metrics({
     view: () => {
       const context = state.context();
@@ -101,7 +119,7 @@ export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
     logger,
     metrics,
     https: secureContextOptions(certificate),
-    tlsProblem: () => certificateProblem(served),
+    tlsProblem: () => certificates?.problem ?? certificateProblem(served),
     stopping: () => stopping,
     degraded: () =>
       (state.failing ?? []).map(({ resource, error }) => `${resource} watch failing: ${error}`),
@@ -135,6 +153,11 @@ export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
       onError: (message) => logger.error(message),
     });
     watcher.start();
+  } else if (bootstrap && namespace !== undefined) {
+    certificates = await startCertificates(config, namespace, logger, (next) => {
+      app.server.setSecureContext(secureContextOptions(next));
+      served = next;
+    });
   }
 
   const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
@@ -148,6 +171,11 @@ export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
       metricsPort,
       mode: config.standalone ? "standalone" : "cluster",
       caFile,
+      certificate: mounted
+        ? "mounted"
+        : bootstrap
+          ? `bootstrap (Secret ${namespace}/${config.tlsSecret})`
+          : "generated",
       pools,
       ipTarget: config.ipTarget,
       loadBalancerClass: config.loadBalancerClass ?? null,
@@ -177,6 +205,7 @@ export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
   }
   logger.info({ signal }, "shutting down: finishing in-flight requests");
   watcher?.stop();
+  await certificates?.stop().catch(() => {});
   let code: number = EXIT.ok;
   for (const [what, step] of [
     ["webhook server", () => app.close()],
@@ -220,6 +249,47 @@ async function startState(
     holdTtlMs: HOLD_TTL_MS,
     logger,
   });
+}
+
+/** Starts the certificate bootstrap (its modules load only here, as the cluster state's do). */
+async function startCertificates(
+  config: ServeConfig,
+  namespace: string,
+  logger: Logger,
+  onServe: (certificate: Certificate) => void,
+) {
+  const [{ CertificateManager }, { servingNames }, { KubeClient, loadKubeConfig }] =
+    await Promise.all([
+      import("../cluster/certificates.ts"),
+      import("../cluster/certificate-plan.ts"),
+      import("../cluster/kube.ts"),
+    ]);
+  const manager = new CertificateManager({
+    client: new KubeClient(loadKubeConfig(config.kubeconfig)),
+    namespace,
+    secretName: config.tlsSecret,
+    webhookName: config.webhookName,
+    settings: {
+      certValidityMs: config.certValidityMs,
+      caValidityMs: config.caValidityMs,
+      trustDelayMs: config.caTrustDelayMs,
+      names: servingNames(config.serviceName, namespace, config.tlsSans),
+    },
+    onServe,
+    logger,
+  });
+  manager.start();
+  return manager;
+}
+
+/** The namespace of the pod's service account, when running in one. */
+async function inClusterNamespace(): Promise<string | undefined> {
+  try {
+    const text = await readFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace", "utf8");
+    return text.trim() === "" ? undefined : text.trim();
+  } catch {
+    return undefined;
+  }
 }
 
 function boundPort(address: ReturnType<import("node:net").Server["address"]>): number | undefined {

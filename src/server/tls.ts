@@ -65,23 +65,34 @@ export async function readCertificate(certFile: string, keyFile: string): Promis
   return certificate;
 }
 
+/** A certificate and its private key, PEM: a CA, or a serving certificate. */
+export type KeyPair = Certificate;
+
+/** The names a serving certificate is valid for (subjectAltName DNS and IP entries). */
+export interface ServingNames {
+  readonly dns: readonly string[];
+  readonly ips: readonly string[];
+}
+
+/** notBefore/notAfter of a certificate to make. */
+export interface ValidityWindow {
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+
 /**
- * A fresh CA and a serving certificate it signed, for `localhost`, 127.0.0.1 and ::1 by default.
- * EC P-256 keys: generation takes milliseconds, unlike RSA.
+ * A CA (EC P-256, SHA-256, basicConstraints CA:true, keyCertSign): generation takes
+ * milliseconds, unlike RSA. The common name should be unique per CA (a clock in it): clients
+ * find the issuer of a certificate by name first.
  */
-export async function generateCertificate(
-  names: { readonly dns: readonly string[]; readonly ips: readonly string[] } = {
-    dns: ["localhost"],
-    ips: ["127.0.0.1", "::1"],
-  },
-): Promise<GeneratedCertificate> {
-  const notBeforeDate = new Date(Date.now() - 60_000); // tolerate a little clock skew
-  const notAfterDate = new Date(notBeforeDate.getTime() + 365 * 24 * 3600 * 1000);
-  const ca = await generate([{ name: "commonName", value: "lb-ip-guard standalone CA" }], {
+export async function generateCa(commonName: string, window: ValidityWindow): Promise<KeyPair> {
+  const ca = await generate([{ name: "commonName", value: commonName }], {
     keyType: "ec",
     algorithm: "sha256",
-    notBeforeDate,
-    notAfterDate,
+    notBeforeDate: window.notBefore,
+    notAfterDate: window.notAfter,
     extensions: [
       { name: "basicConstraints", cA: true, critical: true },
       {
@@ -93,12 +104,21 @@ export async function generateCertificate(
       },
     ],
   });
+  return { cert: ca.cert, key: ca.private };
+}
+
+/** A serving certificate (serverAuth) for `names`, signed by `ca`. */
+export async function issueServingCertificate(
+  ca: KeyPair,
+  names: ServingNames,
+  window: ValidityWindow,
+): Promise<Certificate> {
   const leaf = await generate([{ name: "commonName", value: names.dns[0] ?? "lb-ip-guard" }], {
     keyType: "ec",
     algorithm: "sha256",
-    notBeforeDate,
-    notAfterDate,
-    ca: { cert: ca.cert, key: ca.private },
+    notBeforeDate: window.notBefore,
+    notAfterDate: window.notAfter,
+    ca: { cert: ca.cert, key: ca.key },
     extensions: [
       { name: "basicConstraints", cA: false },
       { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
@@ -112,7 +132,21 @@ export async function generateCertificate(
       },
     ],
   });
-  return { cert: leaf.cert, key: leaf.private, ca: ca.cert };
+  return { cert: leaf.cert, key: leaf.private };
+}
+
+/**
+ * A fresh CA and a serving certificate it signed, for `localhost`, 127.0.0.1 and ::1 by default,
+ * valid for a year.
+ */
+export async function generateCertificate(
+  names: ServingNames = { dns: ["localhost"], ips: ["127.0.0.1", "::1"] },
+): Promise<GeneratedCertificate> {
+  const notBefore = new Date(Date.now() - 60_000); // tolerate a little clock skew
+  const window = { notBefore, notAfter: new Date(notBefore.getTime() + 365 * DAY_MS) };
+  const ca = await generateCa("lb-ip-guard standalone CA", window);
+  const leaf = await issueServingCertificate(ca, names, window);
+  return { ...leaf, ca: ca.cert };
 }
 
 /** Writes a PEM (creating its directory); the CA is public, so the file is world-readable. */

@@ -1,0 +1,577 @@
+// The certificate logic of `serve` on a cluster without --tls-cert, free of I/O: what the
+// certificate Secret holds, when the CA and the serving certificate rotate, which CAs the bundle
+// keeps, and the JSON patch that puts the bundle into a webhook configuration's caBundle.
+// src/cluster/certificates.ts does the reading and writing; docs/decisions/0006 explains why.
+//
+// The rules, for a rotation without a failed call:
+// - a certificate rotates once two thirds of its validity have passed;
+// - a new CA joins the bundle first, and signs no serving certificate in use until it has been
+//   in every webhook's caBundle for the trust delay (the API server's watch of webhook
+//   configurations must have picked it up); the serving certificate switches only then;
+// - a CA leaves the bundle only once it has expired: a serving certificate never outlives the CA
+//   that signed it (its notAfter is capped at the CA's), so no certificate that CA signed can
+//   still serve.
+
+import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
+import { isIP } from "node:net";
+import {
+  type Certificate,
+  generateCa,
+  issueServingCertificate,
+  type KeyPair,
+  type ServingNames,
+  type ValidityWindow,
+} from "../server/tls.ts";
+
+/** Keys of the certificate Secret (type kubernetes.io/tls, plus the CA and the bundle). */
+export const SECRET_KEYS = {
+  /** The serving certificate, and its key. */
+  cert: "tls.crt",
+  key: "tls.key",
+  /** The CA that signs serving certificates now, and its key. */
+  caCert: "ca.crt",
+  caKey: "ca.key",
+  /** Every CA the API server must trust: what goes into caBundle. */
+  bundle: "ca-bundle.crt",
+} as const;
+
+/** What the Secret holds, PEM, each part possibly missing or broken. */
+export interface StoredCertificates {
+  readonly cert?: string | undefined;
+  readonly key?: string | undefined;
+  readonly caCert?: string | undefined;
+  readonly caKey?: string | undefined;
+  readonly bundle?: string | undefined;
+}
+
+/** A complete set, as written to the Secret. */
+export interface CertificateSet {
+  readonly cert: string;
+  readonly key: string;
+  readonly caCert: string;
+  readonly caKey: string;
+  readonly bundle: string;
+}
+
+export interface CertificateSettings {
+  /** Validity of a serving certificate (capped at its CA's notAfter). */
+  readonly certValidityMs: number;
+  readonly caValidityMs: number;
+  /** How long a new CA must have been in every webhook's caBundle before it signs what serves. */
+  readonly trustDelayMs: number;
+  readonly names: ServingNames;
+}
+
+/** How much of a validity period passes before the certificate is replaced. */
+export const ROTATE_AFTER = 2 / 3;
+/** Backdating of notBefore against clock skew: 60 s, or a tenth of a short validity. */
+export const MAX_BACKDATE_MS = 60_000;
+
+// ---------------------------------------------------------------------------------------------
+// Names and validity
+
+/**
+ * The names a serving certificate needs: `<service>.<namespace>.svc` (what the API server
+ * dials for a service reference), `.svc.cluster.local`, `<service>.<namespace>` and `<service>`,
+ * then the extra names (--tls-san: DNS names or IP addresses), deduplicated in that order.
+ */
+export function servingNames(
+  service: string,
+  namespace: string,
+  extra: readonly string[] = [],
+): ServingNames {
+  const dns: string[] = [
+    `${service}.${namespace}.svc`,
+    `${service}.${namespace}.svc.cluster.local`,
+    `${service}.${namespace}`,
+    service,
+  ];
+  const ips: string[] = [];
+  for (const name of extra) {
+    const target = isIP(name) === 0 ? dns : ips;
+    const value = isIP(name) === 0 ? name.toLowerCase() : canonicalIp(name);
+    if (!target.includes(value)) target.push(value);
+  }
+  return { dns: [...new Set(dns)], ips };
+}
+
+/** Every name in `wanted` is in `have` (IPs compared in canonical form). */
+export function coversNames(have: ServingNames, wanted: ServingNames): boolean {
+  const dns = new Set(have.dns.map((name) => name.toLowerCase()));
+  const ips = new Set(have.ips.map(canonicalIp));
+  return (
+    wanted.dns.every((name) => dns.has(name.toLowerCase())) &&
+    wanted.ips.every((ip) => ips.has(canonicalIp(ip)))
+  );
+}
+
+/** `wanted` first, then the names only `have` has: a replica never drops another's names. */
+export function unionNames(wanted: ServingNames, have: ServingNames): ServingNames {
+  const dns = [...wanted.dns];
+  for (const name of have.dns) if (!dns.includes(name)) dns.push(name);
+  const ips = wanted.ips.map(canonicalIp);
+  for (const ip of have.ips.map(canonicalIp)) if (!ips.includes(ip)) ips.push(ip);
+  return { dns, ips };
+}
+
+/**
+ * From `now` for `validityMs`, notBefore backdated against clock skew (60 s, or a tenth of a
+ * short validity), notAfter capped at `notAfterCap` (the signing CA's end).
+ */
+export function validityWindow(
+  now: number,
+  validityMs: number,
+  notAfterCap?: number,
+): ValidityWindow {
+  const backdate = Math.min(MAX_BACKDATE_MS, Math.floor(validityMs / 10));
+  const notAfter = Math.min(now + validityMs, notAfterCap ?? Number.POSITIVE_INFINITY);
+  // Whole seconds: X.509 times have no fraction, and the window must not round past the cap.
+  return {
+    notBefore: new Date(Math.floor((now - backdate) / 1000) * 1000),
+    notAfter: new Date(Math.floor(notAfter / 1000) * 1000),
+  };
+}
+
+/** When a certificate of this window is due for replacement (two thirds through). */
+export function rotationTime(window: {
+  readonly notBefore: number;
+  readonly notAfter: number;
+}): number {
+  return window.notBefore + Math.floor((window.notAfter - window.notBefore) * ROTATE_AFTER);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inspecting certificates
+
+export interface CertificateInfo {
+  readonly pem: string;
+  readonly x509: X509Certificate;
+  readonly fingerprint: string;
+  readonly notBefore: number;
+  readonly notAfter: number;
+  readonly isCa: boolean;
+  readonly names: ServingNames;
+  readonly subject: string;
+  readonly serial: string;
+}
+
+/** The parsed certificate, or undefined when `pem` is not one. */
+export function inspectCertificate(pem: string | undefined): CertificateInfo | undefined {
+  if (pem === undefined || pem.trim() === "") return undefined;
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(pem);
+  } catch {
+    return undefined;
+  }
+  return {
+    pem: x509.toString(),
+    x509,
+    fingerprint: x509.fingerprint256,
+    notBefore: Date.parse(x509.validFrom),
+    notAfter: Date.parse(x509.validTo),
+    isCa: x509.ca,
+    names: subjectAltNames(x509.subjectAltName),
+    subject: x509.subject.replace(/\n/g, ", "),
+    serial: x509.serialNumber,
+  };
+}
+
+/** The PEM certificates of a bundle, in order; anything between them is ignored. */
+export function splitPem(bundle: string | undefined): string[] {
+  if (bundle === undefined) return [];
+  return [...bundle.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)].map(
+    ([pem]) => `${pem}\n`,
+  );
+}
+
+/** True when `key` (PEM) is the private key of `certificate`. */
+export function keyMatches(certificate: CertificateInfo, key: string | undefined): boolean {
+  if (key === undefined) return false;
+  try {
+    const fromKey = createPublicKey(createPrivateKey(key)).export({ type: "spki", format: "der" });
+    const fromCert = certificate.x509.publicKey.export({ type: "spki", format: "der" });
+    return fromKey.equals(fromCert);
+  } catch {
+    return false;
+  }
+}
+
+/** True when `issuer` signed `certificate`. */
+export function signedBy(certificate: CertificateInfo, issuer: CertificateInfo): boolean {
+  try {
+    return (
+      certificate.x509.checkIssued(issuer.x509) && certificate.x509.verify(issuer.x509.publicKey)
+    );
+  } catch {
+    return false;
+  }
+}
+
+const within = (info: CertificateInfo, now: number) => now >= info.notBefore && now < info.notAfter;
+
+// ---------------------------------------------------------------------------------------------
+// Bundles
+
+/**
+ * The bundle PEM of `certificates`: one per fingerprint, oldest first (by notBefore, then
+ * fingerprint), so every replica writes the same text for the same set.
+ */
+export function composeBundle(certificates: readonly CertificateInfo[]): string {
+  const unique = new Map(certificates.map((info) => [info.fingerprint, info]));
+  return [...unique.values()]
+    .sort((a, b) => a.notBefore - b.notBefore || a.fingerprint.localeCompare(b.fingerprint))
+    .map((info) => info.pem)
+    .join("");
+}
+
+/** The fingerprints of the certificates in a bundle PEM, sorted: bundles compare as sets. */
+export function bundleFingerprints(bundle: string | undefined): string[] {
+  return [
+    ...new Set(
+      splitPem(bundle)
+        .map((pem) => inspectCertificate(pem)?.fingerprint)
+        .filter((fingerprint) => fingerprint !== undefined),
+    ),
+  ].sort();
+}
+
+export function sameBundle(a: string | undefined, b: string | undefined): boolean {
+  const [left, right] = [bundleFingerprints(a), bundleFingerprints(b)];
+  return left.length === right.length && left.every((value, index) => value === right[index]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The plan
+
+export interface PlanInput {
+  /** The Secret's content; undefined when there is no Secret. */
+  readonly stored: StoredCertificates | undefined;
+  readonly now: number;
+  readonly settings: CertificateSettings;
+  /**
+   * Since when the signing CA (`ca.crt`) has been in the caBundle of every webhook, as this
+   * replica saw it; undefined when it is not there (yet).
+   */
+  readonly trustedSince: number | undefined;
+}
+
+export interface CertificatePlan {
+  /** Make a new CA: it signs from now on and joins the bundle. */
+  readonly newCa: boolean;
+  /** Issue a new serving certificate from the signing CA (the new one when newCa). */
+  readonly newCert: boolean;
+  /** The names a new serving certificate gets: the wanted ones, and those the current one has. */
+  readonly certNames: ServingNames;
+  /** The CAs the bundle keeps, before a new CA joins: unexpired ones, the signing CA included. */
+  readonly keep: readonly CertificateInfo[];
+  /** The Secret must be written: newCa, newCert, or the bundle changes. */
+  readonly write: boolean;
+  /** A serving certificate is due but waits until the signing CA has been trusted long enough. */
+  readonly waitingForTrust: boolean;
+  /** Why anything changes (for the logs). */
+  readonly reasons: readonly string[];
+  /** When the plan can next change by the clock alone (ms since the epoch; Infinity: never). */
+  readonly nextCheckAt: number;
+}
+
+/**
+ * What to do with the Secret's certificates at `now`. Pure: the same input gives the same plan,
+ * so replicas that race agree, and the one whose write wins decides.
+ */
+export function planCertificates(input: PlanInput): CertificatePlan {
+  const { stored, now, settings } = input;
+  const wanted = settings.names;
+  if (stored === undefined) {
+    return {
+      newCa: true,
+      newCert: true,
+      certNames: wanted,
+      keep: [],
+      write: true,
+      waitingForTrust: false,
+      reasons: ["no certificate Secret yet"],
+      nextCheckAt: Number.POSITIVE_INFINITY,
+    };
+  }
+  const reasons: string[] = [];
+  const times: number[] = [];
+
+  // The signing CA.
+  const ca = inspectCertificate(stored.caCert);
+  const caProblem =
+    ca === undefined
+      ? "the CA cannot be parsed"
+      : !ca.isCa
+        ? "ca.crt is not a CA certificate"
+        : !keyMatches(ca, stored.caKey)
+          ? "ca.key does not match ca.crt"
+          : !within(ca, now)
+            ? now >= ca.notAfter
+              ? `the CA expired at ${iso(ca.notAfter)}`
+              : `the CA is not valid before ${iso(ca.notBefore)}`
+            : undefined;
+  let newCa = false;
+  if (caProblem !== undefined) {
+    newCa = true;
+    reasons.push(`${caProblem}: new CA`);
+  } else if (ca !== undefined) {
+    const due = rotationTime(ca);
+    if (now >= due) {
+      newCa = true;
+      reasons.push(`the CA is two thirds through its validity (ends ${iso(ca.notAfter)}): new CA`);
+    } else times.push(due);
+  }
+
+  // The bundle: every unexpired CA of it, and the signing CA.
+  const candidates = splitPem(stored.bundle)
+    .map(inspectCertificate)
+    .filter((info) => info !== undefined);
+  if (ca?.isCa === true) candidates.push(ca);
+  const keep = uniqueByFingerprint(candidates.filter((info) => info.isCa && now < info.notAfter));
+  for (const info of keep) times.push(info.notAfter);
+  const storedBundle = bundleFingerprints(stored.bundle);
+  const kept = new Set(keep.map((info) => info.fingerprint));
+  const bundleChanged =
+    storedBundle.length !== kept.size || storedBundle.some((fp) => !kept.has(fp));
+  if (storedBundle.some((fp) => !kept.has(fp))) {
+    reasons.push("an expired certificate leaves the bundle");
+  }
+  if (keep.some((info) => !storedBundle.includes(info.fingerprint))) {
+    reasons.push("the signing CA joins the bundle");
+  }
+
+  // The serving certificate.
+  const cert = inspectCertificate(stored.cert);
+  const certProblem =
+    cert === undefined
+      ? "the serving certificate cannot be parsed"
+      : !keyMatches(cert, stored.key)
+        ? "tls.key does not match tls.crt"
+        : !within(cert, now)
+          ? now >= cert.notAfter
+            ? `the serving certificate expired at ${iso(cert.notAfter)}`
+            : `the serving certificate is not valid before ${iso(cert.notBefore)}`
+          : !keep.some((issuer) => signedBy(cert, issuer))
+            ? "no CA of the bundle signed the serving certificate"
+            : undefined;
+  let newCert = false;
+  let waitingForTrust = false;
+  const certNames = cert === undefined ? wanted : unionNames(wanted, cert.names);
+  if (certProblem !== undefined) {
+    // Nothing to lose by not waiting: the API server cannot use this one anyway.
+    newCert = true;
+    reasons.push(`${certProblem}: new serving certificate`);
+  } else if (cert !== undefined) {
+    let why: string | undefined;
+    const due = rotationTime(cert);
+    if (newCa) why = "the new CA is to sign it";
+    else if (ca === undefined || !signedBy(cert, ca)) why = "the signing CA did not sign it";
+    else if (!coversNames(cert.names, wanted)) why = "it lacks a wanted name";
+    else if (now >= due) why = `it is two thirds through its validity (ends ${iso(cert.notAfter)})`;
+    else times.push(due);
+    if (why !== undefined) {
+      times.push(cert.notAfter); // expired: replaced without waiting
+      const trustedAt =
+        !newCa && input.trustedSince !== undefined
+          ? input.trustedSince + settings.trustDelayMs
+          : undefined;
+      if (trustedAt !== undefined && now >= trustedAt) {
+        newCert = true;
+        reasons.push(`new serving certificate: ${why}`);
+      } else {
+        waitingForTrust = true;
+        if (trustedAt !== undefined) times.push(trustedAt);
+      }
+    }
+  }
+
+  const write = newCa || newCert || bundleChanged;
+  return {
+    newCa,
+    newCert,
+    certNames,
+    keep,
+    write,
+    waitingForTrust,
+    reasons,
+    nextCheckAt: times.length === 0 ? Number.POSITIVE_INFINITY : Math.min(...times),
+  };
+}
+
+/** The common name of a CA made at `now`: unique per CA, since clients find issuers by name. */
+export function caCommonName(now: number): string {
+  return `lb-ip-guard CA ${new Date(now).toISOString().replace(/\.\d+Z$/, "Z")}`;
+}
+
+/**
+ * Carries out a plan that writes: generates what it asks for (CPU only, milliseconds) and
+ * returns the complete set for the Secret.
+ */
+export async function carryOut(
+  plan: CertificatePlan,
+  stored: StoredCertificates | undefined,
+  settings: CertificateSettings,
+  now: number,
+): Promise<CertificateSet> {
+  let signing: KeyPair;
+  const bundle = [...plan.keep];
+  if (plan.newCa || stored?.caCert === undefined || stored.caKey === undefined) {
+    signing = await generateCa(caCommonName(now), validityWindow(now, settings.caValidityMs));
+    const info = inspectCertificate(signing.cert);
+    if (info === undefined) throw new Error("a generated CA cannot be parsed");
+    bundle.push(info);
+  } else {
+    signing = { cert: stored.caCert, key: stored.caKey };
+  }
+  let serving: Certificate;
+  if (plan.newCert || stored?.cert === undefined || stored.key === undefined) {
+    const caEnd = inspectCertificate(signing.cert)?.notAfter;
+    serving = await issueServingCertificate(
+      signing,
+      plan.certNames,
+      validityWindow(now, settings.certValidityMs, caEnd),
+    );
+  } else {
+    serving = { cert: stored.cert, key: stored.key };
+  }
+  return {
+    cert: serving.cert,
+    key: serving.key,
+    caCert: signing.cert,
+    caKey: signing.key,
+    bundle: composeBundle(bundle),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Secret
+
+/** `data` of a Secret (base64 values) to what it holds. */
+export function readSecretData(data: unknown): StoredCertificates {
+  const record = typeof data === "object" && data !== null ? (data as Record<string, unknown>) : {};
+  const read = (key: string): string | undefined => {
+    const value = record[key];
+    return typeof value === "string" && value !== ""
+      ? Buffer.from(value, "base64").toString("utf8")
+      : undefined;
+  };
+  return {
+    cert: read(SECRET_KEYS.cert),
+    key: read(SECRET_KEYS.key),
+    caCert: read(SECRET_KEYS.caCert),
+    caKey: read(SECRET_KEYS.caKey),
+    bundle: read(SECRET_KEYS.bundle),
+  };
+}
+
+/** A set to the Secret's `data` (base64 values). */
+export function secretData(set: CertificateSet): Record<string, string> {
+  const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
+  return {
+    [SECRET_KEYS.cert]: b64(set.cert),
+    [SECRET_KEYS.key]: b64(set.key),
+    [SECRET_KEYS.caCert]: b64(set.caCert),
+    [SECRET_KEYS.caKey]: b64(set.caKey),
+    [SECRET_KEYS.bundle]: b64(set.bundle),
+  };
+}
+
+/**
+ * The serving pair of a Secret when it can serve at `now` (parses, key matches, in its
+ * validity), else undefined.
+ */
+export function servablePair(stored: StoredCertificates, now: number): Certificate | undefined {
+  const cert = inspectCertificate(stored.cert);
+  if (cert === undefined || stored.cert === undefined || stored.key === undefined) return undefined;
+  if (!keyMatches(cert, stored.key) || !within(cert, now)) return undefined;
+  return { cert: stored.cert, key: stored.key };
+}
+
+// ---------------------------------------------------------------------------------------------
+// caBundle of the webhook configurations
+
+export type JsonPatchOperation =
+  | { readonly op: "test"; readonly path: string; readonly value: unknown }
+  | { readonly op: "add"; readonly path: string; readonly value: unknown };
+
+/**
+ * The JSON patch that sets caBundle to `bundle` in every webhook of `configuration` whose
+ * caBundle holds another set of certificates; [] when all are right (then nothing is sent).
+ * Each entry is guarded by a test of its name, and the whole by a test of the resourceVersion:
+ * a configuration changed since it was read refuses the patch instead of being overwritten.
+ */
+export function caBundlePatch(configuration: unknown, bundle: string): JsonPatchOperation[] {
+  const object = asRecord(configuration);
+  const webhooks = Array.isArray(object.webhooks) ? object.webhooks : [];
+  const encoded = Buffer.from(bundle, "utf8").toString("base64");
+  const ops: JsonPatchOperation[] = [];
+  webhooks.forEach((entry, index) => {
+    const webhook = asRecord(entry);
+    const current = asRecord(webhook.clientConfig).caBundle;
+    const decoded =
+      typeof current === "string" ? Buffer.from(current, "base64").toString("utf8") : "";
+    if (sameBundle(decoded, bundle) && bundleFingerprints(bundle).length > 0) return;
+    ops.push(
+      { op: "test", path: `/webhooks/${index}/name`, value: webhook.name },
+      { op: "add", path: `/webhooks/${index}/clientConfig/caBundle`, value: encoded },
+    );
+  });
+  if (ops.length === 0) return [];
+  const resourceVersion = asRecord(object.metadata).resourceVersion;
+  return [{ op: "test", path: "/metadata/resourceVersion", value: resourceVersion }, ...ops];
+}
+
+/** True when every webhook of `configuration` trusts the CA `caPem` (it is in its caBundle). */
+export function trustsCa(configuration: unknown, caPem: string | undefined): boolean {
+  const fingerprint = inspectCertificate(caPem)?.fingerprint;
+  if (fingerprint === undefined) return false;
+  const webhooks = Array.isArray(asRecord(configuration).webhooks)
+    ? (asRecord(configuration).webhooks as unknown[])
+    : [];
+  return webhooks.every((entry) => {
+    const current = asRecord(asRecord(entry).clientConfig).caBundle;
+    if (typeof current !== "string") return false;
+    return bundleFingerprints(Buffer.from(current, "base64").toString("utf8")).includes(
+      fingerprint,
+    );
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function subjectAltNames(text: string | undefined): ServingNames {
+  const dns: string[] = [];
+  const ips: string[] = [];
+  for (const part of (text ?? "").split(/,\s*/)) {
+    const dnsMatch = /^DNS:(.+)$/.exec(part);
+    const ipMatch = /^IP Address:(.+)$/.exec(part);
+    if (dnsMatch?.[1] !== undefined) dns.push(dnsMatch[1]);
+    else if (ipMatch?.[1] !== undefined) ips.push(canonicalIp(ipMatch[1]));
+  }
+  return { dns, ips };
+}
+
+/** IPv6 in its compressed lower-case form (OpenSSL prints full groups); IPv4 as is. */
+function canonicalIp(ip: string): string {
+  if (isIP(ip) !== 6) return ip;
+  try {
+    return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+  } catch {
+    return ip.toLowerCase();
+  }
+}
+
+function uniqueByFingerprint(infos: readonly CertificateInfo[]): CertificateInfo[] {
+  return [...new Map(infos.map((info) => [info.fingerprint, info])).values()];
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function asRecord(value: unknown): Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {};
+}
