@@ -44,7 +44,9 @@ a flag wins over its variable):
                               certificate unless --tls-cert/--tls-key are given
   --ca-out FILE               where the generated CA goes (default ./.lb-ip-guard/ca.crt)
   --kubeconfig FILE           kubeconfig (default: in-cluster, then $KUBECONFIG/~/.kube/config)
-  --namespace NAME            the webhook's own namespace
+  --namespace NAME            the webhook's own namespace: its address claims (Leases) and
+                              certificate Secret live there; required on a cluster (in a pod,
+                              the service account's namespace is the default)
   --metallb-namespace NAME    where MetalLB's ConfigMap and IPAddressPools live (default
                               metallb-system)
   --load-balancer-class NAME  the loadBalancerClass MetalLB answers to (default: none, i.e.
@@ -77,6 +79,14 @@ new CA is trusted before it signs the certificate in use, which is swapped witho
                               certificate it signed is served (default 60s: the API server's
                               watch of webhook configurations must have seen it); less than a
                               third of --cert-validity
+
+Address claims (on a cluster): every address an admission grants is first claimed with a
+Lease named after it in --namespace (ip-192-168-35-100), created if absent, so replicas never
+grant one address twice. A claim whose Service does not hold the address goes after a grace
+period; Services holding addresses without a claim get one.
+  --claim-grace DURATION      how long a claim may exist without its Service holding the
+                              address (an admission later refused, a Service gone) (default 60s)
+  --claim-interval DURATION   how often claims are collected and adopted (default 10s)
 
 Example (no cluster needed):
   lb-ip-guard serve --standalone --pools examples/kubeflow-v0.11/metallb-config.yaml
@@ -118,6 +128,8 @@ export interface ServeConfig {
   readonly certValidityMs: number;
   readonly caValidityMs: number;
   readonly caTrustDelayMs: number;
+  readonly claimGraceMs: number;
+  readonly claimIntervalMs: number;
 }
 
 type FlagName =
@@ -144,6 +156,8 @@ type FlagName =
   | "cert-validity"
   | "ca-validity"
   | "ca-trust-delay"
+  | "claim-grace"
+  | "claim-interval"
   | "help";
 
 const FLAGS = {
@@ -170,6 +184,8 @@ const FLAGS = {
   "cert-validity": { type: "string" },
   "ca-validity": { type: "string" },
   "ca-trust-delay": { type: "string" },
+  "claim-grace": { type: "string" },
+  "claim-interval": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const satisfies Record<
   FlagName,
@@ -338,6 +354,8 @@ export async function parseServeArgs(
     certValidityMs: duration("cert-validity", 90 * 86_400_000, 3000),
     caValidityMs: duration("ca-validity", 365 * 86_400_000, 3000),
     caTrustDelayMs: duration("ca-trust-delay", 60_000, 0),
+    claimGraceMs: duration("claim-grace", 60_000, 1000),
+    claimIntervalMs: duration("claim-interval", 10_000, 100),
   };
   for (const san of config.tlsSans) {
     if (isIP(san) === 0 && !DNS_SUBDOMAIN.test(san.toLowerCase())) {

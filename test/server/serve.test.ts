@@ -98,6 +98,20 @@ describe("serve flags and environment", () => {
     );
   });
 
+  it("reads the claim grace period and collection interval as durations", async () => {
+    const defaults = await config([]);
+    assert.equal(defaults.claimGraceMs, 60_000);
+    assert.equal(defaults.claimIntervalMs, 10_000);
+    const short = await config(["--claim-grace", "3s"], { LB_IP_GUARD_CLAIM_INTERVAL: "500ms" });
+    assert.equal(short.claimGraceMs, 3000);
+    assert.equal(short.claimIntervalMs, 500);
+    assert.match(await refusal(["--claim-grace", "0"]), /--claim-grace must be a duration from 1s/);
+    assert.match(
+      await refusal(["--claim-interval", "soon"]),
+      /--claim-interval must be a duration/,
+    );
+  });
+
   it("accepts port 0 (a free port, logged) and --help", async () => {
     assert.equal((await config(["--port", "0", "--metrics-port", "0"])).port, 0);
     assert.equal((await parseServeArgs(["--help"], {})).ok && "help", "help");
