@@ -28,6 +28,8 @@ export class Metrics {
   readonly registry = new Registry();
   readonly #requests: Counter<"webhook" | "operation" | "decision" | "reason">;
   readonly #duration: Histogram<"webhook">;
+  readonly #claims: Counter<"result">;
+  readonly #collected: Counter;
 
   constructor(options: MetricsOptions) {
     const registers = [this.registry];
@@ -42,6 +44,18 @@ export class Metrics {
       help: "Time from a parsed review to its answer, by webhook",
       labelNames: ["webhook"] as const,
       buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.#claims = new Counter({
+      name: "lb_ip_guard_claims_total",
+      help: "Address claims (Leases) made by admissions, per address: claimed (created), existing (already this Service's, or shared with it), lost (another Service's first), error (the API could not be asked)",
+      labelNames: ["result"] as const,
+      registers,
+    });
+    for (const result of ["claimed", "existing", "lost", "error"]) this.#claims.inc({ result }, 0);
+    this.#collected = new Counter({
+      name: "lb_ip_guard_claims_collected_total",
+      help: "Address claims this replica deleted because their Service does not hold the address (gone, changed, or never created)",
       registers,
     });
     new Gauge({
@@ -85,6 +99,16 @@ export class Metrics {
   ): void {
     this.#requests.inc({ webhook, operation, decision, reason: reason ?? NO_REASON });
     this.#duration.observe({ webhook }, seconds);
+  }
+
+  /** One address claim and its result. */
+  claim(result: "claimed" | "existing" | "lost" | "error"): void {
+    this.#claims.inc({ result });
+  }
+
+  /** Claims deleted by collection. */
+  collected(count: number): void {
+    this.#collected.inc(count);
   }
 
   /** A request that was not an answerable review (bad body, internal error). */
