@@ -107,7 +107,12 @@ function mutate(
   const patch = assignmentPatch(service, decision.addresses, decision.pool, context.ipTarget);
   const grant =
     named && request.dryRun !== true
-      ? { ref, holder: holderOf(service, ref), addresses: decision.addresses }
+      ? {
+          ref,
+          holder: holderOf(service, ref),
+          addresses: decision.addresses,
+          pool: decision.pool,
+        }
       : undefined;
   return {
     response: {
@@ -148,6 +153,7 @@ function validate(
           ref,
           holder: holderOf(service, ref),
           addresses: decision.addresses,
+          ...(decision.pool !== undefined && { pool: decision.pool }),
         }
       : undefined;
   return { ...allow(request, ref, "allowed", decision.warnings), grant };
@@ -212,6 +218,16 @@ function allow(
     service: ref,
     grant: undefined,
   };
+}
+
+/** A denial outcome with the contract's status code for `reason` (for the claim layer). */
+export function denial(
+  request: AdmissionRequest,
+  ref: string,
+  reason: ReasonCode,
+  message: string,
+): AdmissionOutcome {
+  return deny(request, ref, reason, message, statusCode(reason));
 }
 
 function deny(

@@ -6,9 +6,12 @@ export interface Grant {
   readonly ref: string;
   readonly holder: Holder;
   readonly addresses: readonly IPAddress[];
+  /** The pool the addresses come from, when the decision named one (recorded on claims). */
+  readonly pool?: string;
 }
 
-const holdKey = (ref: string) => `hold:${ref}`;
+/** The usage owner under which a grant's hold is recorded. */
+export const holdKey = (ref: string): string => `hold:${ref}`;
 
 /**
  * In-flight grants. Between the admission of an address and the moment its Service reaches the

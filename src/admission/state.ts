@@ -1,4 +1,7 @@
+import type { IPAddress } from "../ipam/address.ts";
+import type { Holder } from "../ipam/usage.ts";
 import type { AdmissionContext } from "./admit.ts";
+import type { ClaimResult } from "./claims.ts";
 import type { Grant } from "./holds.ts";
 
 /**
@@ -13,4 +16,26 @@ export interface AdmissionState {
    * request can be granted the same address in between.
    */
   record(grant: Grant, now: number): void;
+  /**
+   * Cluster mode: the arbiter shared by all replicas. A grant is answered only once its
+   * addresses are claimed there (see `admitWithClaims`). Absent in standalone mode, where this
+   * process is the only one deciding.
+   */
+  readonly claims?: ClaimPort;
+}
+
+/** Claims through the shared arbiter, and what the state does when one is lost. */
+export interface ClaimPort {
+  /**
+   * Claims every address of the grant, all or nothing: on a loss or an error, whatever this call
+   * created is removed again. Never throws for API failures: they are `error` results.
+   */
+  claim(grant: Grant, signal: AbortSignal): Promise<ClaimResult>;
+  /** Drops the in-process hold of a grant whose claim failed. */
+  release(grant: Grant): void;
+  /**
+   * Records another holder's claim seen while claiming, so the next decision already counts the
+   * address as used (the claims watch confirms or removes it shortly after).
+   */
+  recordForeign(owner: string, holder: Holder, addresses: readonly IPAddress[], now: number): void;
 }

@@ -1,22 +1,35 @@
-// Who holds which address in the cluster: every Service from the watch, plus the in-flight holds
-// of this process. Pure: the adapter feeds it watch events and relists.
+// Who holds which address in the cluster: every Service from the watch, the in-flight holds of
+// this process, and the address claims (Leases) of every replica. Pure: the adapter feeds it
+// watch events and relists.
 //
 // A relist builds a new index in one pass, moves the live holds onto it, and only then swaps it
 // in; all of it synchronously, so no admission ever sees an index in which an existing or held
 // address looks free.
 
-import { type Grant, HoldBook } from "../admission/holds.ts";
+import { type Grant, HoldBook, holdKey } from "../admission/holds.ts";
+import type { IPAddress } from "../ipam/address.ts";
 import { holderOf, holdingsOf, type Policy } from "../ipam/decide.ts";
 import { type ServiceObject, serviceRef } from "../ipam/service.ts";
-import { UsageIndex } from "../ipam/usage.ts";
+import { type Holder, UsageIndex } from "../ipam/usage.ts";
+
+interface ClaimEntry {
+  readonly holder: Holder;
+  readonly addresses: readonly IPAddress[];
+  /** Set for a claim seen by this process only (not yet from the watch): when it is dropped. */
+  readonly expiry?: number;
+}
 
 export class ServiceUsage {
   readonly #policy: Policy;
   readonly #holds: HoldBook;
+  readonly #holdTtlMs: number;
+  /** Claims by usage owner (`claim:<lease>`), re-attached to every rebuilt index. */
+  readonly #claims = new Map<string, ClaimEntry>();
   #index = new UsageIndex();
 
   constructor(policy: Policy, holdTtlMs: number) {
     this.#policy = policy;
+    this.#holdTtlMs = holdTtlMs;
     this.#holds = new HoldBook(this.#index, holdTtlMs);
   }
 
@@ -25,23 +38,43 @@ export class ServiceUsage {
     return this.#index;
   }
 
+  /** Whether the Service `ref`, or this process's hold of an admission for it, has `address`. */
+  isHeldBy(ref: string, address: IPAddress): boolean {
+    const has = (owner: string) =>
+      this.#index
+        .addressesOf(owner)
+        .some((held) => held.family === address.family && held.value === address.value);
+    return has(ref) || has(holdKey(ref));
+  }
+
   /** In-flight holds not yet released or expired. */
   get holds(): number {
     return this.#holds.size;
   }
 
-  /** A Service was added or changed: it holds what it requests and what status says. */
-  upsert(service: ServiceObject): void {
+  /**
+   * A Service was added or changed: it holds what it requests and what status says. Returns the
+   * addresses it held before and holds no longer.
+   */
+  upsert(service: ServiceObject): readonly IPAddress[] {
     const ref = serviceRef(service);
+    const before = this.#index.addressesOf(ref);
     const addresses = holdingsOf(service, this.#policy);
     if (addresses.length === 0) this.#index.delete(ref);
     else this.#index.set(ref, holderOf(service, ref), addresses);
     // The Service is visible now: it holds its own addresses, the grant's hold is done.
     this.#holds.release(ref);
+    return before.filter(
+      (old) => !addresses.some((kept) => kept.family === old.family && kept.value === old.value),
+    );
   }
 
-  remove(service: ServiceObject): void {
-    this.#index.delete(serviceRef(service));
+  /** A Service is gone; returns the addresses it held. */
+  remove(service: ServiceObject): readonly IPAddress[] {
+    const ref = serviceRef(service);
+    const before = this.#index.addressesOf(ref);
+    this.#index.delete(ref);
+    return before;
   }
 
   /** Every Service after a (re)list. */
@@ -59,6 +92,7 @@ export class ServiceUsage {
     );
     this.#holds.attach(next);
     for (const ref of refs) this.#holds.release(ref);
+    for (const [owner, { holder, addresses }] of this.#claims) next.set(owner, holder, addresses);
     this.#index = next;
   }
 
@@ -66,8 +100,51 @@ export class ServiceUsage {
     this.#holds.hold(grant, now);
   }
 
-  /** Drops holds older than the TTL; returns how many. */
+  /** Ends the hold of a grant that was not granted after all (its claim was lost). */
+  release(ref: string): void {
+    this.#holds.release(ref);
+  }
+
+  /** A claim from the claims watch (added or changed). */
+  putClaim(owner: string, holder: Holder, addresses: readonly IPAddress[]): void {
+    this.#claims.set(owner, { holder, addresses });
+    this.#index.set(owner, holder, addresses);
+  }
+
+  deleteClaim(owner: string): void {
+    if (!this.#claims.delete(owner)) return;
+    this.#index.delete(owner);
+  }
+
+  /** Every claim after a (re)list of the claims watch. */
+  replaceClaims(
+    claims: Iterable<readonly [owner: string, holder: Holder, addresses: readonly IPAddress[]]>,
+  ): void {
+    const listed = new Map<string, ClaimEntry>();
+    for (const [owner, holder, addresses] of claims) listed.set(owner, { holder, addresses });
+    for (const owner of [...this.#claims.keys()]) {
+      if (!listed.has(owner)) this.deleteClaim(owner);
+    }
+    for (const [owner, { holder, addresses }] of listed) this.putClaim(owner, holder, addresses);
+  }
+
+  /**
+   * Another holder's claim met while claiming. Unless the watch already has it, it counts until
+   * the hold TTL passes: the watch's own event (which may have come and gone already, if the
+   * claim was deleted meanwhile) is what keeps it.
+   */
+  recordForeign(owner: string, holder: Holder, addresses: readonly IPAddress[], now: number): void {
+    const known = this.#claims.get(owner);
+    if (known !== undefined && known.expiry === undefined) return;
+    this.#claims.set(owner, { holder, addresses, expiry: now + this.#holdTtlMs });
+    this.#index.set(owner, holder, addresses);
+  }
+
+  /** Drops holds older than the TTL, and unconfirmed foreign claims; returns how many holds. */
   expire(now: number): number {
+    for (const [owner, { expiry }] of this.#claims) {
+      if (expiry !== undefined && expiry <= now) this.deleteClaim(owner);
+    }
     return this.#holds.expire(now);
   }
 }

@@ -1,18 +1,20 @@
 // Cluster state for `lb-ip-guard serve`: the pure core's pools, usage index and in-flight holds,
-// kept in step with the API server by four list+watch loops (Services, the legacy MetalLB
-// ConfigMap, IPAddressPools, Namespaces). See docs/decisions/0002-readiness-and-stale-state.md
-// for what happens when a watch stays broken.
+// kept in step with the API server by list+watch loops (Services, the legacy MetalLB ConfigMap,
+// IPAddressPools, Namespaces, and with claims on, the address claims: Leases in the webhook's
+// namespace). See docs/decisions/0002-readiness-and-stale-state.md for what happens when a watch
+// stays broken, and 0005-address-claims-with-leases.md for the claims.
 
 import type { Logger } from "pino";
 import type { AdmissionContext } from "../admission/admit.ts";
 import type { Grant } from "../admission/holds.ts";
 import type { IPTarget } from "../admission/patch.ts";
-import type { AdmissionState } from "../admission/state.ts";
+import type { AdmissionState, ClaimPort } from "../admission/state.ts";
 import type { ClusterView, Policy } from "../ipam/decide.ts";
 import type { Labels } from "../ipam/labels.ts";
 import type { Pool } from "../ipam/pool.ts";
 import { formatPoolConfigError } from "../ipam/pool-config.ts";
-import type { ServiceObject } from "../ipam/service.ts";
+import { type ServiceObject, serviceRef } from "../ipam/service.ts";
+import { CLAIM_SELECTOR, type ClaimMetric, Claims } from "./claims.ts";
 import { KubeClient, loadKubeConfig } from "./kube.ts";
 import { PoolSources } from "./pool-sources.ts";
 import {
@@ -41,6 +43,19 @@ export interface ClusterStateOptions {
   readonly retry?: RetryOptions;
   /** How often expired holds are dropped; default 2 s. */
   readonly expireIntervalMs?: number;
+  /** Address claims shared by all replicas (Leases); without them, this process decides alone. */
+  readonly claims?: ClaimsConfig;
+}
+
+export interface ClaimsConfig {
+  /** The webhook's own namespace, where the Leases live. */
+  readonly namespace: string;
+  /** A claim whose holder does not hold its address is deleted after this long (--claim-grace). */
+  readonly graceMs: number;
+  /** How often claims are collected and Services without one adopted; default 10 s. */
+  readonly intervalMs?: number;
+  readonly onClaim?: (result: ClaimMetric) => void;
+  readonly onCollected?: (count: number) => void;
 }
 
 export interface ClusterState extends AdmissionState {
@@ -48,6 +63,8 @@ export interface ClusterState extends AdmissionState {
   readonly ready: boolean;
   /** The collections whose list/watch is failing right now, with the last error (for /readyz). */
   readonly failing: readonly { readonly resource: string; readonly error: string }[];
+  /** Present when claims are configured. */
+  readonly claims?: ClaimPort;
   /** Ends the watches and the hold timer. */
   stop(): Promise<void>;
 }
@@ -106,11 +123,13 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
       ...handlers,
     });
 
+  let claims: Claims | undefined;
   const services = reflector(resources.services, {
     replace: (items) => usage.replaceAll(items as readonly ServiceObject[]),
     apply: (type, object) => {
-      if (type === "DELETED") usage.remove(object as ServiceObject);
-      else usage.upsert(object as ServiceObject);
+      const service = object as ServiceObject;
+      const released = type === "DELETED" ? usage.remove(service) : usage.upsert(service);
+      if (released.length > 0) claims?.serviceReleased(serviceRef(service), released, Date.now());
     },
   });
   const configMap = reflector(resources.configMap, {
@@ -145,6 +164,41 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
     },
   });
   const reflectors = [services, configMap, ipAddressPools, namespaces];
+  let leases: Reflector | undefined;
+  if (options.claims !== undefined) {
+    const config = options.claims;
+    const intervalMs = config.intervalMs ?? 10_000;
+    // Judging a holder gone needs caches that are current: synced, and both watches healthy for
+    // an interval (so a backlog after a reconnect has arrived).
+    const current = (each: Reflector | undefined) => {
+      const since = each?.healthySince;
+      return since !== undefined && Date.now() - since >= Math.min(intervalMs, 2000);
+    };
+    const made = new Claims({
+      client,
+      namespace: config.namespace,
+      usage,
+      pools: () => pools.poolSet,
+      graceMs: config.graceMs,
+      intervalMs,
+      canCollect: () => isReady() && current(services) && current(leases),
+      logger,
+      ...(config.onClaim !== undefined && { onClaim: config.onClaim }),
+      ...(config.onCollected !== undefined && { onCollected: config.onCollected }),
+    });
+    claims = made;
+    leases = new Reflector({
+      name: `address claims (Leases in ${config.namespace})`,
+      path: made.path,
+      labelSelector: CLAIM_SELECTOR,
+      client,
+      logger,
+      ...(options.retry === undefined ? {} : { retry: options.retry }),
+      replace: (items) => made.replace(items),
+      apply: (type, object) => made.apply(type, object),
+    });
+    reflectors.push(leases);
+  }
 
   // A hold covers the time until its Service shows up in the watch. While the Services watch is
   // broken (and one interval after it recovers, for the backlog to arrive) nothing can show up,
@@ -166,9 +220,14 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
   let stopped = false;
   let readyLogged = false;
   for (const each of reflectors) each.start();
+  claims?.start();
   logger.info(
-    { server: client.server, metallbNamespace: options.metallbNamespace },
-    `watching Services, Namespaces, ConfigMap ${options.metallbNamespace}/config and IPAddressPools at ${client.server}`,
+    {
+      server: client.server,
+      metallbNamespace: options.metallbNamespace,
+      claimsNamespace: options.claims?.namespace,
+    },
+    `watching Services, Namespaces, ConfigMap ${options.metallbNamespace}/config and IPAddressPools${options.claims === undefined ? "" : `, and address claims (Leases in ${options.claims.namespace})`} at ${client.server}`,
   );
 
   const isReady = () => {
@@ -211,9 +270,11 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
     record(grant: Grant, now: number): void {
       usage.hold(grant, now);
     },
+    ...(claims !== undefined && { claims }),
     async stop(): Promise<void> {
       stopped = true;
       clearInterval(timer);
+      await claims?.stop();
       await Promise.all(reflectors.map((each) => each.stop()));
     },
   };

@@ -11,6 +11,20 @@ export interface Holder {
   readonly backendKey: string;
 }
 
+/**
+ * MetalLB's sharing rule between two holders of one address: the same non-empty sharing key, no
+ * `(protocol, port)` pair in common, and the same backend key. (`decide` applies the same rule
+ * and explains which part fails.)
+ */
+export function mayShare(a: Holder, b: Holder): boolean {
+  return (
+    a.sharingKey !== "" &&
+    a.sharingKey === b.sharingKey &&
+    !a.ports.some((port) => b.ports.includes(port)) &&
+    a.backendKey === b.backendKey
+  );
+}
+
 interface Entry {
   readonly holder: Holder;
   readonly addresses: readonly IPAddress[];
@@ -92,6 +106,20 @@ export class UsageIndex {
 
   has(owner: string): boolean {
     return this.#owners.has(owner);
+  }
+
+  /** What one owner holds (nothing when it is unknown). */
+  addressesOf(owner: string): readonly IPAddress[] {
+    return this.#owners.get(owner)?.addresses ?? [];
+  }
+
+  /** Every owner with its holder and addresses, in insertion order. */
+  *entries(): IterableIterator<
+    readonly [owner: string, holder: Holder, addresses: readonly IPAddress[]]
+  > {
+    for (const [owner, { holder, addresses }] of this.#owners) {
+      yield [owner, holder, addresses] as const;
+    }
   }
 
   holdersOf(family: Family, value: bigint): readonly Holder[] {

@@ -5,7 +5,8 @@ import type { ServerOptions as HttpsServerOptions } from "node:https";
 import { performance } from "node:perf_hooks";
 import Fastify, { type FastifyError, type FastifyInstance, LogController } from "fastify";
 import type { Logger } from "pino";
-import { admit, type Webhook } from "../admission/admit.ts";
+import type { Webhook } from "../admission/admit.ts";
+import { admitWithClaims } from "../admission/claims.ts";
 import { parseAdmissionReview, reply } from "../admission/review.ts";
 import type { AdmissionState } from "../admission/state.ts";
 import type { Metrics } from "./metrics.ts";
@@ -72,7 +73,7 @@ export function buildApp(options: AppOptions): WebhookApp {
   );
 
   for (const webhook of WEBHOOKS) {
-    app.post(`/${webhook}`, (request, response) => {
+    app.post(`/${webhook}`, async (request, response) => {
       if (request.body === undefined || request.body === null) {
         throw badRequest("empty body; expected an admission.k8s.io/v1 AdmissionReview");
       }
@@ -80,10 +81,10 @@ export function buildApp(options: AppOptions): WebhookApp {
       if (!parsed.ok) throw badRequest(parsed.error);
       const started = performance.now();
       const review = parsed.value;
-      const outcome = admit(webhook, review, state.context());
-      // Synchronously after the decision: no other request may run in between and be granted
-      // the same address.
-      if (outcome.grant !== undefined) state.record(outcome.grant, Date.now());
+      // Decides, records the grant synchronously after the decision (no other request may run
+      // in between and be granted the same address), and in cluster mode claims the granted
+      // addresses through the API before answering (ADR 0005).
+      const outcome = await admitWithClaims(webhook, review, state);
       const seconds = (performance.now() - started) / 1000;
       metrics?.review(webhook, review.operation, outcome.decision, outcome.reason, seconds);
       request.log.info(
@@ -98,6 +99,7 @@ export function buildApp(options: AppOptions): WebhookApp {
           decision: outcome.decision,
           reason: outcome.reason,
           dryRun: review.dryRun === true,
+          ...(outcome.lostClaims.length > 0 && { lostClaims: outcome.lostClaims }),
           durationMs: Math.round(seconds * 1e6) / 1e3,
         },
         "admission review",

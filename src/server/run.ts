@@ -51,7 +51,17 @@ export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
   const bootstrap = !mounted && !config.standalone;
   let certificate: Certificate;
   let generatedCa: string | undefined;
-  let namespace = config.namespace;
+  // On a cluster the namespace holds the address claims (Leases), and with the bootstrap the
+  // certificate Secret too: required, defaulting to the pod's own.
+  const namespace = config.standalone
+    ? config.namespace
+    : (config.namespace ?? (await inClusterNamespace()));
+  if (!config.standalone && namespace === undefined) {
+    return usageError(
+      io,
+      "on a cluster the webhook keeps its address claims (Leases) and its certificate Secret in its own namespace: give --namespace (in a pod, the service account's namespace is used)",
+    );
+  }
   if (config.tlsCert !== undefined && config.tlsKey !== undefined) {
     try {
       certificate = await readCertificate(config.tlsCert, config.tlsKey);
@@ -59,15 +69,6 @@ export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
       return usageError(io, (error as Error).message);
     }
   } else {
-    if (bootstrap) {
-      namespace ??= await inClusterNamespace();
-      if (namespace === undefined) {
-        return usageError(
-          io,
-          "without --tls-cert/--tls-key the webhook keeps its certificate in a Secret of its namespace: give --namespace (in a pod, the service account's namespace is used)",
-        );
-      }
-    }
     const generated = await generateCertificate({
       dns: ["localhost", ...config.tlsSans.filter((san) => isIP(san) === 0)],
       ips: [...new Set(["127.0.0.1", "::1", ...config.tlsSans.filter((san) => isIP(san) !== 0)])],
@@ -92,7 +93,12 @@ export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
   const policy: Policy = { loadBalancerClass: config.loadBalancerClass };
   let state: ServeState;
   try {
-    state = await startState(config, policy, staticPools, poolSet, logger);
+    state = await startState(config, policy, staticPools, poolSet, logger, {
+      namespace,
+      // Called on admissions and collections only, once `metrics` below exists.
+      onClaim: (result) => metrics.claim(result),
+      onCollected: (count) => metrics.collected(count),
+    });
   } catch (error) {
     // No usable kubeconfig is a usage error like a missing file; anything else is a failure.
     if ((error as Error).name === "KubeConfigError")
@@ -233,6 +239,11 @@ async function startState(
   staticPools: readonly Pool[],
   loaded: Awaited<ReturnType<typeof loadPoolFiles>> | undefined,
   logger: Logger,
+  claims: {
+    readonly namespace: string | undefined;
+    readonly onClaim: (result: "claimed" | "existing" | "lost" | "error") => void;
+    readonly onCollected: (count: number) => void;
+  },
 ): Promise<ServeState> {
   if (config.standalone) {
     if (loaded === undefined || !loaded.ok) throw new Error("standalone mode without pools");
@@ -248,6 +259,15 @@ async function startState(
     ipTarget: config.ipTarget,
     holdTtlMs: HOLD_TTL_MS,
     logger,
+    ...(claims.namespace !== undefined && {
+      claims: {
+        namespace: claims.namespace,
+        graceMs: config.claimGraceMs,
+        intervalMs: config.claimIntervalMs,
+        onClaim: claims.onClaim,
+        onCollected: claims.onCollected,
+      },
+    }),
   });
 }
 

@@ -1,0 +1,109 @@
+// Admission with claims: the pure decision, an in-process hold, then a claim of the granted
+// addresses through an arbiter every replica shares (Leases in etcd, in cluster mode). Only a
+// grant whose claim holds is answered as decided; a lost claim is recorded as usage and the
+// review decided again, so an auto-assign moves on to the next free address and an explicit
+// request is refused naming the other holder. See docs/decisions/0005-address-claims-with-leases.md.
+
+import { formatAddress, type IPAddress } from "../ipam/address.ts";
+import type { Holder } from "../ipam/usage.ts";
+import { type AdmissionOutcome, admit, denial, type Webhook } from "./admit.ts";
+import type { AdmissionRequest } from "./review.ts";
+import type { AdmissionState } from "./state.ts";
+
+export type ClaimResult =
+  /** Every address is claimed for the grant's holder (new claims, its own, or shared ones). */
+  | { readonly kind: "claimed" }
+  /** Another holder, with whom sharing is not allowed, claimed `address` first. */
+  | {
+      readonly kind: "lost";
+      /** The usage owner to record the other claim under (`claim:<lease>`). */
+      readonly owner: string;
+      readonly holder: Holder;
+      readonly address: IPAddress;
+    }
+  /** The arbiter could not be asked or did not answer: nothing is claimed. */
+  | { readonly kind: "error"; readonly message: string };
+
+export interface ClaimOptions {
+  /** Decisions (and claims) per review before giving up; default 5. */
+  readonly maxAttempts?: number;
+  /**
+   * Time for all claims of one review; default 4 s, under the webhook configurations' 5 s
+   * timeout, so the answer is ours and not the API server's "failed calling webhook".
+   */
+  readonly timeoutMs?: number;
+  readonly now?: () => number;
+}
+
+export interface ClaimedOutcome extends AdmissionOutcome {
+  /** Claims lost on the way to this outcome (to other holders), for the log. */
+  readonly lostClaims: readonly string[];
+}
+
+export const DEFAULT_CLAIM_ATTEMPTS = 5;
+export const DEFAULT_CLAIM_TIMEOUT_MS = 4000;
+
+/**
+ * Decides a review, records its grant, and (when the state has claims) claims the granted
+ * addresses before answering. Without claims it is `admit` and `record`, nothing more.
+ */
+export async function admitWithClaims(
+  webhook: Webhook,
+  request: AdmissionRequest,
+  state: AdmissionState,
+  options: ClaimOptions = {},
+): Promise<ClaimedOutcome> {
+  const now = options.now ?? Date.now;
+  const claims = state.claims;
+  const maxAttempts = Math.max(1, options.maxAttempts ?? DEFAULT_CLAIM_ATTEMPTS);
+  const lost: string[] = [];
+  let signal: AbortSignal | undefined;
+  for (let attempt = 1; ; attempt += 1) {
+    const outcome = admit(webhook, request, state.context());
+    const grant = outcome.grant;
+    if (grant === undefined) return { ...outcome, lostClaims: lost };
+    // Synchronously after the decision: no other request of this replica can be granted the
+    // same address while the claim is in flight.
+    state.record(grant, now());
+    if (claims === undefined) return { ...outcome, lostClaims: lost };
+
+    signal ??= AbortSignal.timeout(options.timeoutMs ?? DEFAULT_CLAIM_TIMEOUT_MS);
+    let result: ClaimResult;
+    try {
+      result = await claims.claim(grant, signal);
+    } catch (error) {
+      result = { kind: "error", message: (error as Error).message ?? String(error) };
+    }
+    if (result.kind === "claimed") return { ...outcome, lostClaims: lost };
+
+    claims.release(grant);
+    const ref = grant.ref;
+    const addresses = grant.addresses.map(formatAddress).join(", ");
+    if (result.kind === "error") {
+      // Fail closed: an address whose claim could not be made is not granted (ADR 0005).
+      return {
+        ...denial(
+          request,
+          ref,
+          "NotReady",
+          `${ref}: could not claim ${addresses} through the Kubernetes API (${result.message}); nothing was granted, retry in a few seconds`,
+        ),
+        lostClaims: lost,
+      };
+    }
+    claims.recordForeign(result.owner, result.holder, [result.address], now());
+    lost.push(`${formatAddress(result.address)} (${result.holder.ref})`);
+    if (attempt >= maxAttempts) {
+      const assigning = outcome.decision === "assigned";
+      return {
+        ...denial(
+          request,
+          ref,
+          assigning ? "PoolExhausted" : "AddressInUse",
+          `${ref}: ${assigning ? "auto-assign" : "the requested address"} lost ${lost.length} claim${lost.length > 1 ? "s" : ""} in a row to admissions of other Services running at the same moment (${lost.join(", ")}); retry`,
+        ),
+        lostClaims: lost,
+      };
+    }
+  }
+}
