@@ -52,6 +52,26 @@ export function buildApp(options: AppOptions): WebhookApp {
     return503OnClosing: true,
   }) as unknown as WebhookApp;
 
+  if (options.https !== undefined) {
+    // A client that refuses the certificate (an apiserver with a stale caBundle) fails before
+    // any request: this is the only trace of it here. One line a minute at most.
+    let lastReport = Number.NEGATIVE_INFINITY;
+    let suppressed = 0;
+    app.server.on("tlsClientError", (error: Error, socket: { remoteAddress?: string }) => {
+      const now = Date.now();
+      if (now - lastReport < 60_000) {
+        suppressed += 1;
+        return;
+      }
+      options.logger.warn(
+        { remoteAddress: socket.remoteAddress, error: error.message, suppressed },
+        "TLS handshake failed (does the client trust this server's CA?)",
+      );
+      lastReport = now;
+      suppressed = 0;
+    });
+  }
+
   // Only JSON is an AdmissionReview: the apiserver always sends application/json. Without a
   // parser for other types, fastify answers them 415 before any handler runs.
   app.removeAllContentTypeParsers();

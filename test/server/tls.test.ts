@@ -68,9 +68,10 @@ describe("HTTPS", () => {
 
   it("serves reviews over TLS 1.2+ with the generated CA, and refuses TLS 1.1", async () => {
     const h = harness();
+    const logs: string[] = [];
     const app = buildApp({
       state: h.state,
-      logger: pino({ level: "silent" }),
+      logger: pino({}, { write: (line: string) => void logs.push(line) }),
       https: secureContextOptions(certificate),
     });
     await app.listen({ port: 0, host: "127.0.0.1" });
@@ -90,6 +91,11 @@ describe("HTTPS", () => {
       await assert.rejects(
         httpsCall(`https://127.0.0.1:${port}/healthz`, (await generateCertificate()).ca),
         /self-signed|unable to verify|certificate/i,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.ok(
+        logs.some((line) => /TLS handshake failed/.test(line)),
+        "a refused handshake is logged",
       );
       await assert.rejects(
         new Promise((resolve, reject) => {
