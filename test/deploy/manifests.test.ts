@@ -368,10 +368,13 @@ describe("deploy/: kustomize base and Helm chart", () => {
           resources: ["leases"],
           verbs: ["get", "list", "watch", "create", "update", "delete"],
         },
+        // The certificate Secret by name; create cannot be limited to a name.
+        { apiGroups: [""], resources: ["secrets"], verbs: ["create"] },
         {
           apiGroups: [""],
           resources: ["secrets"],
-          verbs: ["get", "list", "watch", "create", "update"],
+          resourceNames: ["lb-ip-guard-tls"],
+          verbs: ["get", "list", "watch", "update"],
         },
       ]),
     );
