@@ -26,8 +26,12 @@ export const CRD_FILE = join(repoRoot, "deploy/crds/ipaddresspools.metallb.io.ya
 export const WEBHOOKS_FILE = join(repoRoot, "deploy/webhooks.yaml");
 
 export interface KubectlOptions {
-  /** Written to kubectl's standard input (for `-f -`). */
-  stdin?: string;
+  /**
+   * Written to kubectl's standard input (for `-f -`). A promise lets kubectl start now and get
+   * its input when the promise resolves: a start line for races, where many processes should
+   * send at once rather than as fast as they can be spawned.
+   */
+  stdin?: string | Promise<string>;
   /** Resolve with a non-zero code instead of throwing. */
   allowFailure?: boolean;
   /** Default 60 s. */
@@ -57,7 +61,57 @@ export interface ControlPlane {
    * asynchronously (usually well under a second): probe before relying on it.
    */
   registerWebhook(url: string, caPem: string): Promise<void>;
-  /** Kills etcd and kube-apiserver and removes the folder. Safe to call twice. */
+  /**
+   * Starts the real `lb-ip-guard serve` (this repository's src/cli/main.ts, under the Node that
+   * runs the tests) against this control plane, in its own namespace, with a fresh serving
+   * certificate for 127.0.0.1, free ports and its log in the folder. Resolves once /readyz answers 200 (pools and Services
+   * synced). It is torn down with the control plane (stop(), exit and signal handlers, the
+   * watchdog) if its own stop() is never called. Not registered: see WebhookProcess.register().
+   */
+  startWebhook(options?: WebhookOptions): Promise<WebhookProcess>;
+  /** Kills etcd, kube-apiserver and any webhook started here, and removes the folder. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+export interface ControlPlaneOptions {
+  /**
+   * kube-apiserver's --service-cluster-ip-range; default 10.0.0.0/24. kubeadm's default,
+   * 10.96.0.0/12, holds the fixed ClusterIPs of examples/kubeflow-v0.11/dashboards.yaml.
+   */
+  serviceClusterIPRange?: string;
+}
+
+export interface WebhookOptions {
+  /**
+   * The webhook's own namespace (`--namespace`), created if missing; default lb-ip-guard, as
+   * deploy/ installs it (the webhooks' namespaceSelector excludes it).
+   */
+  namespace?: string;
+  /**
+   * Flags added to `serve --kubeconfig … --namespace … --tls-cert … --tls-key … --host 127.0.0.1
+   * --port 0 --metrics-port 0 --shutdown-delay 0`.
+   */
+  args?: string[];
+}
+
+export interface WebhookProcess {
+  /** https://127.0.0.1:PORT, the base URL for registerWebhook. */
+  url: string;
+  /** http://127.0.0.1:PORT/metrics */
+  metricsUrl: string;
+  /** The CA that signed its serving certificate (the caBundle to register). */
+  caPem: string;
+  pid: number;
+  /** Its JSON log (stdout and stderr). */
+  logFile: string;
+  /** The log so far. */
+  log(): Promise<string>;
+  /**
+   * registerWebhook(url, caPem), then dry-run applies of a probe Service until this server logs
+   * a review of it: the apiserver loads webhook configurations asynchronously.
+   */
+  register(timeoutMs?: number): Promise<void>;
+  /** SIGTERM (a graceful shutdown), SIGKILL if it has not exited after 5 s. Safe to call twice. */
   stop(): Promise<void>;
 }
 
@@ -111,7 +165,7 @@ export async function e2eSkipReason(): Promise<string | false> {
 
 interface Live {
   dir: string;
-  /** etcd and kube-apiserver. */
+  /** etcd, kube-apiserver and webhooks. */
   children: ChildProcess[];
   /** kubectl runs in flight. */
   kubectls: Set<ChildProcess>;
@@ -169,7 +223,7 @@ function installHandlers(): void {
 // ---------------------------------------------------------------------------------------------
 
 /** Starts etcd and kube-apiserver, waits for /readyz, installs the IPAddressPool CRD. */
-export async function startControlPlane(): Promise<ControlPlane> {
+export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const assets = await k8sAssets();
   installHandlers();
   const dir = await mkdtemp(join(tmpdir(), "lb-ip-guard-e2e-"));
@@ -243,7 +297,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
       `--service-account-key-file=${pki.saPublic}`,
       `--service-account-signing-key-file=${pki.saPrivate}`,
       "--authorization-mode=RBAC",
-      "--service-cluster-ip-range=10.0.0.0/24",
+      `--service-cluster-ip-range=${options.serviceClusterIPRange ?? "10.0.0.0/24"}`,
       // The endpoint reconciler refuses a loopback advertise address, and without a kubelet
       // nothing needs the `kubernetes` Service's endpoints.
       "--endpoint-reconciler-type=none",
@@ -272,16 +326,142 @@ export async function startControlPlane(): Promise<ControlPlane> {
       return (await kubectl(established)).stdout === "True";
     });
 
+    const registerWebhook = async (url: string, caPem: string) => {
+      const manifests = await webhookManifests(url, caPem);
+      await kubectl(["apply", "-f", "-"], { stdin: JSON.stringify(manifests) });
+    };
     return {
       dir,
       kubeconfigPath,
       apiserverUrl,
       caPem: pki.caPem,
       kubectl,
-      registerWebhook: async (url, caPem) => {
-        const manifests = await webhookManifests(url, caPem);
-        await kubectl(["apply", "-f", "-"], { stdin: JSON.stringify(manifests) });
-      },
+      registerWebhook,
+      startWebhook: (webhookOptions = {}) =>
+        startWebhook(l, kubeconfigPath, kubectl, registerWebhook, webhookOptions),
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+const CLI_MAIN = join(repoRoot, "src/cli/main.ts");
+let webhookCount = 0;
+
+async function startWebhook(
+  l: Live,
+  kubeconfigPath: string,
+  kubectl: ControlPlane["kubectl"],
+  registerWebhook: ControlPlane["registerWebhook"],
+  options: WebhookOptions,
+): Promise<WebhookProcess> {
+  const name = `webhook-${++webhookCount}`;
+  const tls = await generateServingCertificate();
+  const certFile = join(l.dir, `${name}.crt`);
+  const keyFile = join(l.dir, `${name}.key`);
+  await writeFile(certFile, tls.certPem, { mode: 0o600 });
+  await writeFile(keyFile, tls.keyPem, { mode: 0o600 });
+  const namespace = options.namespace ?? "lb-ip-guard";
+  await kubectl(["apply", "-f", "-"], {
+    stdin: JSON.stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } }),
+  });
+  const logFile = join(l.dir, `${name}.log`);
+  const child = startServer(l, process.execPath, name, [
+    CLI_MAIN,
+    "serve",
+    `--kubeconfig=${kubeconfigPath}`,
+    `--namespace=${namespace}`,
+    `--tls-cert=${certFile}`,
+    `--tls-key=${keyFile}`,
+    "--host=127.0.0.1",
+    "--port=0",
+    "--metrics-port=0",
+    "--shutdown-delay=0",
+    ...(options.args ?? []),
+  ]);
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once("exit", () => resolve());
+  });
+  const log = () => readFile(logFile, "utf8").catch(() => "");
+  const records = async (): Promise<Record<string, unknown>[]> =>
+    (await log())
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => {
+        try {
+          return JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          return {}; // a line still being written
+        }
+      });
+
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      if (child.pid && child.exitCode === null && child.signalCode === null) {
+        try {
+          process.kill(-child.pid, "SIGTERM");
+        } catch {}
+        const timer = setTimeout(() => killGroup(child), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+    })();
+    return stopped;
+  };
+
+  try {
+    // `--port 0`: the startup record names the port it got.
+    let port = 0;
+    let metricsPort = 0;
+    await waitFor(`lb-ip-guard serve (${name})`, child, logFile, async () => {
+      const serving = (await records()).find(
+        (r) => typeof r.port === "number" && typeof r.metricsPort === "number",
+      );
+      if (serving === undefined) return false;
+      port = serving.port as number;
+      metricsPort = serving.metricsPort as number;
+      return true;
+    });
+    const url = `https://127.0.0.1:${port}`;
+    await waitFor(`lb-ip-guard serve (${name}) /readyz`, child, logFile, () =>
+      httpsOk(`${url}/readyz`, { ca: tls.caPem }),
+    );
+    const register = async (timeoutMs = 30_000) => {
+      await registerWebhook(url, tls.caPem);
+      const probe = JSON.stringify({
+        apiVersion: "v1",
+        kind: "Service",
+        metadata: { name: "lb-ip-guard-probe", namespace: "default" },
+        spec: { type: "LoadBalancer", ports: [{ port: 80 }] },
+      });
+      const seen = async () =>
+        (await records()).some(
+          (r) => r.msg === "admission review" && r.name === "lb-ip-guard-probe",
+        );
+      await waitFor(
+        `the apiserver calling lb-ip-guard serve (${name})`,
+        child,
+        logFile,
+        async () => {
+          if (await seen()) return true;
+          await kubectl(["apply", "--dry-run=server", "-f", "-"], { stdin: probe });
+          return seen();
+        },
+        timeoutMs,
+      );
+    };
+    return {
+      url,
+      metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+      caPem: tls.caPem,
+      pid: child.pid ?? 0,
+      logFile,
+      log,
+      register,
       stop,
     };
   } catch (err) {
@@ -337,7 +517,7 @@ async function tail(file: string): Promise<string> {
   return text.trim().split("\n").slice(-15).join("\n");
 }
 
-function httpsOk(url: string, tls: { ca: string; cert: string; key: string }): Promise<boolean> {
+function httpsOk(url: string, tls: { ca: string; cert?: string; key?: string }): Promise<boolean> {
   return new Promise((resolve, reject) => {
     const req = request(url, { ...tls, timeout: 5000 }, (res) => {
       res.resume();
@@ -395,7 +575,11 @@ function runKubectl(
         reject(new Error(`kubectl ${args.join(" ")}: ${why}: ${stderr.trim()}`));
       } else resolve(result);
     });
-    child.stdin.end(stdin ?? "");
+    child.stdin.on("error", () => {}); // EPIPE when kubectl exits early: its exit code says why
+    Promise.resolve(stdin ?? "").then(
+      (text) => child.stdin.end(text),
+      () => child.stdin.end(),
+    );
   });
 }
 
