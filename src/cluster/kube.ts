@@ -105,6 +105,13 @@ export class KubeClient {
   readonly server: string;
   readonly #http = new IsomorphicFetchHttpLibrary();
   readonly #watch: Watch;
+  /**
+   * The first request's connection pool (TLS settings of the kubeconfig), kept for the next ones:
+   * client-node builds a new one per request, so every request would open a new TLS connection
+   * (address claims make several per admission). Credentials in headers are still applied per
+   * request (a rotated service-account token is read again).
+   */
+  #dispatcher: ReturnType<RequestContext["getDispatcher"]>;
 
   constructor(config: KubeConfig) {
     this.config = config;
@@ -235,6 +242,8 @@ export class KubeClient {
     let text: string;
     try {
       await this.config.applySecurityAuthentication(context);
+      this.#dispatcher ??= context.getDispatcher();
+      if (this.#dispatcher !== undefined) context.setDispatcher(this.#dispatcher);
       const response = await this.#http.send(context).toPromise();
       status = response.httpStatusCode;
       text = await response.body.text();
