@@ -41,6 +41,25 @@ export interface ClaimedOutcome extends AdmissionOutcome {
 }
 
 export const DEFAULT_CLAIM_ATTEMPTS = 5;
+
+/** True when `pending` settled before `signal` aborted. */
+function settledWithin(pending: Promise<void>, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const abort = () => resolve(false);
+    signal.addEventListener("abort", abort, { once: true });
+    pending.then(
+      () => {
+        signal.removeEventListener("abort", abort);
+        resolve(true);
+      },
+      () => {
+        signal.removeEventListener("abort", abort);
+        resolve(true);
+      },
+    );
+  });
+}
 export const DEFAULT_CLAIM_TIMEOUT_MS = 4000;
 
 /**
@@ -58,10 +77,23 @@ export async function admitWithClaims(
   const maxAttempts = Math.max(1, options.maxAttempts ?? DEFAULT_CLAIM_ATTEMPTS);
   const lost: string[] = [];
   let signal: AbortSignal | undefined;
+  let waited = false;
   for (let attempt = 1; ; attempt += 1) {
     const outcome = admit(webhook, request, state.context());
     const grant = outcome.grant;
-    if (grant === undefined) return { ...outcome, lostClaims: lost };
+    if (grant === undefined) {
+      // Refused over an address another request of this replica holds while its claim is in
+      // flight: that claim may lose (to this very Service, whose claim the other replica made),
+      // so let it settle and decide once more.
+      const conflict = outcome.reason === "AddressInUse" || outcome.reason === "SharingConflict";
+      const pending = conflict && !waited ? claims?.settled() : undefined;
+      if (pending === undefined) return { ...outcome, lostClaims: lost };
+      waited = true;
+      signal ??= AbortSignal.timeout(options.timeoutMs ?? DEFAULT_CLAIM_TIMEOUT_MS);
+      if (!(await settledWithin(pending, signal))) return { ...outcome, lostClaims: lost };
+      attempt -= 1;
+      continue;
+    }
     // Synchronously after the decision: no other request of this replica can be granted the
     // same address while the claim is in flight.
     state.record(grant, now());

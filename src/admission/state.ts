@@ -31,6 +31,12 @@ export interface ClaimPort {
    * created is removed again. Never throws for API failures: they are `error` results.
    */
   claim(grant: Grant, signal: AbortSignal): Promise<ClaimResult>;
+  /**
+   * Resolves once the claims in flight in this process right now have settled; undefined when
+   * there are none. A decision that refused an address because of a hold whose claim is still
+   * in flight (it may lose, say to the very Service being refused) waits for it and decides again.
+   */
+  settled(): Promise<void> | undefined;
   /** Drops the in-process hold of a grant whose claim failed. */
   release(grant: Grant): void;
   /**

@@ -33,7 +33,12 @@ export const CLAIM_ANNOTATION = {
   claimedBy: "lb-ip-guard.dev/claimed-by",
 } as const;
 
-/** A claim older than this is rewritten when its holder claims it again (see `claim`). */
+/**
+ * A claim older than this is rewritten when its holder claims it again (see `claim`); one
+ * younger is known to stand without asking the API: nothing deletes a claim that young (the
+ * grace period is at least this long, and a release counts only {@link RELEASE_MARGIN_MS} after
+ * the write).
+ */
 const TOUCH_AFTER_MS = 1000;
 /**
  * A holder seen giving an address up frees its claim at once, unless the claim was written less
@@ -213,6 +218,15 @@ export class Claims implements ClaimPort {
   readonly #cache = new Map<string, Claim>();
   /** `${ref}\n${lease}` → when this process saw `ref` give up that address. */
   readonly #released = new Map<string, number>();
+  /** Claims this process deleted lately, by Lease name (the watch may still show them). */
+  readonly #deleted = new Map<string, number>();
+  /** Claims this process wrote, by Lease name, until the watch has surely brought them. */
+  readonly #written = new Map<
+    string,
+    { readonly holder: Holder; readonly pool: string; readonly at: number }
+  >();
+  /** Claims of admissions in flight in this process. */
+  readonly #inFlight = new Set<Promise<ClaimResult>>();
   #timer: NodeJS.Timeout | undefined;
   #passing: Promise<void> | undefined;
   #stopped = false;
@@ -268,7 +282,26 @@ export class Claims implements ClaimPort {
 
   // ----- ClaimPort -----------------------------------------------------------------------------
 
-  async claim(grant: Grant, signal: AbortSignal): Promise<ClaimResult> {
+  claim(grant: Grant, signal: AbortSignal): Promise<ClaimResult> {
+    const running = this.#claim(grant, signal);
+    this.#inFlight.add(running);
+    const forget = () => {
+      this.#inFlight.delete(running);
+    };
+    running.then(forget, forget);
+    return running;
+  }
+
+  settled(): Promise<void> | undefined {
+    if (this.#inFlight.size === 0) return undefined;
+    // Then one turn of the event loop, so the admissions that awaited them have acted on the
+    // results (a lost claim releases its hold) before anyone decides again.
+    return Promise.allSettled([...this.#inFlight]).then(
+      () => new Promise<void>((resolve) => setImmediate(resolve)),
+    );
+  }
+
+  async #claim(grant: Grant, signal: AbortSignal): Promise<ClaimResult> {
     const created: { name: string; resourceVersion: string }[] = [];
     for (const address of grant.addresses) {
       const result = await this.#claimAddress(address, grant, signal);
@@ -317,6 +350,9 @@ export class Claims implements ClaimPort {
     const name = leaseName(address);
     const pool =
       grant.pool ?? this.#options.pools().poolOf(address.family, address.value)?.name ?? "";
+    // The validating call right after the mutating one (or a reinvocation): the claim was just
+    // written for this holder, here or by the other replica, and cannot be gone yet.
+    if (this.#freshlyOurs(name, grant.holder, pool)) return { kind: "existing" };
     try {
       for (let round = 0; round < ROUNDS; round += 1) {
         const lease = claimLease(
@@ -332,6 +368,7 @@ export class Claims implements ClaimPort {
             body: lease,
             signal,
           });
+          this.#wrote(name, grant.holder, pool);
           return {
             kind: "created",
             name,
@@ -339,6 +376,18 @@ export class Claims implements ClaimPort {
           };
         } catch (error) {
           if (status(error) !== 409) throw error;
+        }
+        // Another holder's claim the watch already brought: lost, without reading it again (a
+        // stale view can only make this a needless loss, never a shared address). Our own, one
+        // to share, or one to take over is read first.
+        const cached = this.#cache.get(name);
+        if (
+          cached !== undefined &&
+          cached.holder.ref !== grant.ref &&
+          !mayShare(grant.holder, cached.holder) &&
+          this.#collectable(cached) === undefined
+        ) {
+          return { kind: "lost", claim: cached };
         }
         let current: KubeObject;
         try {
@@ -364,13 +413,14 @@ export class Claims implements ClaimPort {
             (pool !== "" && claim.pool !== pool);
           if (!stale) return { kind: "existing" };
           const touched = await this.#touch(current, address, grant.holder, pool, signal);
-          if (touched) return { kind: "existing" };
+          if (touched) {
+            this.#wrote(name, grant.holder, pool);
+            return { kind: "existing" };
+          }
           continue; // changed or deleted meanwhile: look again
         }
         if (mayShare(grant.holder, claim.holder)) return { kind: "existing" };
-        const reason = this.#options.canCollect()
-          ? collectReason(claim, this.#view(), Date.now(), this.#options.graceMs)
-          : undefined;
+        const reason = this.#collectable(claim);
         if (reason === undefined) return { kind: "lost", claim };
         logger.info(
           { lease: name, holder: claim.holder.ref, service: grant.ref },
@@ -387,6 +437,36 @@ export class Claims implements ClaimPort {
       );
       return { kind: "error", message };
     }
+  }
+
+  /** Why another holder's claim may be deleted now (see collectReason), or undefined. */
+  #collectable(claim: Claim): string | undefined {
+    if (!this.#options.canCollect()) return undefined;
+    return collectReason(claim, this.#view(), Date.now(), this.#options.graceMs);
+  }
+
+  #freshlyOurs(name: string, holder: Holder, pool: string): boolean {
+    const now = Date.now();
+    const same = (other: { holder: Holder; pool: string }) =>
+      JSON.stringify(other.holder) === JSON.stringify(holder) &&
+      (pool === "" || other.pool === pool);
+    const deleted = this.#deleted.get(name);
+    if (deleted !== undefined && now - deleted < TOUCH_AFTER_MS) return false;
+    const written = this.#written.get(name);
+    if (written !== undefined && now - written.at < TOUCH_AFTER_MS && same(written)) return true;
+    const cached = this.#cache.get(name);
+    return cached !== undefined && now - cached.writtenAt < TOUCH_AFTER_MS && same(cached);
+  }
+
+  #wrote(name: string, holder: Holder, pool: string): void {
+    const now = Date.now();
+    for (const [key, { at }] of this.#written) {
+      if (now - at >= TOUCH_AFTER_MS) this.#written.delete(key);
+    }
+    for (const [key, at] of this.#deleted) {
+      if (now - at >= TOUCH_AFTER_MS) this.#deleted.delete(key);
+    }
+    this.#written.set(name, { holder, pool, at: now });
   }
 
   /** Rewrites our own claim (time, sharing data); false when it changed or went meanwhile. */
@@ -427,6 +507,8 @@ export class Claims implements ClaimPort {
    * (someone changed it: it is theirs now) or 404 (gone already) is not an error.
    */
   async #delete(name: string, resourceVersion: string): Promise<boolean> {
+    this.#written.delete(name);
+    this.#deleted.set(name, Date.now());
     try {
       await this.#options.client.request("DELETE", `${this.#path}/${name}`, {
         body: {

@@ -130,4 +130,50 @@ describe("ServiceUsage", () => {
     }
     assert.equal(usage.index.used("IPv4").size, 2000);
   });
+
+  test("says which addresses a changed or deleted Service gave up", () => {
+    const usage = new ServiceUsage(policy, 30_000);
+    assert.deepEqual(usage.upsert(service("a", "10.0.0.1")), []);
+    assert.deepEqual(
+      usage.upsert(service("a", "10.0.0.2")).map((each) => each.value),
+      [address("10.0.0.1").value],
+    );
+    assert.deepEqual(
+      usage.remove(service("a")).map((each) => each.value),
+      [address("10.0.0.2").value],
+    );
+  });
+
+  test("claims from the watch count as usage and survive a relist of the Services", () => {
+    const usage = new ServiceUsage(policy, 30_000);
+    const claimant = grant("claimant", "10.0.0.8").holder;
+    usage.putClaim("claim:ip-10-0-0-8", claimant, [address("10.0.0.8")]);
+    usage.replaceAll([service("x", "10.0.0.9")]);
+    assert.deepEqual(holdersOf(usage, "10.0.0.8"), ["default/claimant"]);
+    usage.replaceClaims([]);
+    assert.deepEqual(holdersOf(usage, "10.0.0.8"), []);
+  });
+
+  test("a foreign claim met while claiming counts until the watch confirms it or the TTL passes", () => {
+    const usage = new ServiceUsage(policy, 30_000);
+    const other = grant("other", "10.0.0.5").holder;
+    usage.recordForeign("claim:ip-10-0-0-5", other, [address("10.0.0.5")], 1000);
+    assert.deepEqual(holdersOf(usage, "10.0.0.5"), ["default/other"]);
+    usage.expire(1000 + 30_001);
+    assert.deepEqual(holdersOf(usage, "10.0.0.5"), [], "never confirmed: dropped");
+    usage.recordForeign("claim:ip-10-0-0-5", other, [address("10.0.0.5")], 2000);
+    usage.putClaim("claim:ip-10-0-0-5", other, [address("10.0.0.5")]);
+    usage.expire(Number.MAX_SAFE_INTEGER);
+    assert.deepEqual(holdersOf(usage, "10.0.0.5"), ["default/other"], "confirmed: kept");
+  });
+
+  test("release ends a hold; isHeldBy sees the Service and its hold", () => {
+    const usage = new ServiceUsage(policy, 30_000);
+    usage.hold(grant("web", "10.0.0.6"), 0);
+    assert.equal(usage.isHeldBy("default/web", address("10.0.0.6")), true);
+    usage.release("default/web");
+    assert.equal(usage.isHeldBy("default/web", address("10.0.0.6")), false);
+    usage.upsert(service("web", "10.0.0.6"));
+    assert.equal(usage.isHeldBy("default/web", address("10.0.0.6")), true);
+  });
 });

@@ -1,0 +1,295 @@
+// admitWithClaims against an in-memory arbiter shared by two "replicas" (each its own usage
+// index and holds, as two processes have): what a cluster of webhooks must guarantee, without
+// an API server. The Lease I/O itself is test/cluster/claims.test.ts.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { Webhook } from "../../src/admission/admit.ts";
+import { admitWithClaims, type ClaimResult } from "../../src/admission/claims.ts";
+import type { Grant } from "../../src/admission/holds.ts";
+import type { AdmissionState } from "../../src/admission/state.ts";
+import { ServiceUsage } from "../../src/cluster/service-usage.ts";
+import { formatAddress, parseAddress } from "../../src/ipam/address.ts";
+import type { ServiceObject } from "../../src/ipam/service.ts";
+import { type Holder, mayShare } from "../../src/ipam/usage.ts";
+import {
+  applyPatch,
+  autoAssign,
+  decodePatch,
+  poolSet,
+  request,
+  review,
+  service,
+} from "./fixtures.ts";
+
+const policy = { loadBalancerClass: undefined };
+const pools = poolSet();
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+/** Create-if-absent per address, as Leases give it; rolls back on a loss. */
+class Arbiter {
+  readonly claims = new Map<string, Holder>();
+  calls = 0;
+  fail: string | undefined;
+  /** While set, every claim waits for it. */
+  gate: Promise<void> | undefined;
+
+  async claim(grant: Grant): Promise<ClaimResult> {
+    this.calls += 1;
+    await tick();
+    await this.gate;
+    if (this.fail !== undefined) return { kind: "error", message: this.fail };
+    const created: string[] = [];
+    for (const address of grant.addresses) {
+      const key = formatAddress(address);
+      const holder = this.claims.get(key);
+      if (holder === undefined) {
+        this.claims.set(key, grant.holder);
+        created.push(key);
+      } else if (holder.ref !== grant.ref && !mayShare(grant.holder, holder)) {
+        for (const each of created) this.claims.delete(each);
+        return { kind: "lost", owner: `claim:${key}`, holder, address };
+      }
+    }
+    return { kind: "claimed" };
+  }
+}
+
+interface Replica {
+  readonly state: AdmissionState;
+  readonly usage: ServiceUsage;
+  review(
+    webhook: Webhook,
+    object: ServiceObject,
+    options?: { dryRun?: boolean },
+  ): ReturnType<typeof admitWithClaims>;
+}
+
+function replica(arbiter: Arbiter | undefined): Replica {
+  const usage = new ServiceUsage(policy, 30_000);
+  const inFlight = new Set<Promise<ClaimResult>>();
+  const state: AdmissionState = {
+    context: () => ({
+      view: {
+        pools,
+        usage: usage.index,
+        namespaceLabels: (namespace) => ({ "kubernetes.io/metadata.name": namespace }),
+      },
+      ready: true,
+      policy,
+      ipTarget: "spec",
+    }),
+    record: (grant, now) => usage.hold(grant, now),
+    ...(arbiter !== undefined && {
+      claims: {
+        claim: (grant) => {
+          const running = arbiter.claim(grant);
+          inFlight.add(running);
+          running.finally(() => inFlight.delete(running));
+          return running;
+        },
+        settled: () =>
+          inFlight.size === 0
+            ? undefined
+            : Promise.allSettled([...inFlight]).then(() => tick().then(() => undefined)),
+        release: (grant) => usage.release(grant.ref),
+        recordForeign: (owner, holder, addresses, now) =>
+          usage.recordForeign(owner, holder, addresses, now),
+      },
+    }),
+  };
+  return {
+    state,
+    usage,
+    review: (webhook, object, options = {}) =>
+      admitWithClaims(webhook, request(review(object, options)), state),
+  };
+}
+
+function holders(usage: ServiceUsage, ip: string): string[] {
+  const parsed = parseAddress(ip);
+  assert.ok(parsed.ok);
+  return usage.index.holdersOf(parsed.value.family, parsed.value.value).map((h) => h.ref);
+}
+
+/** The Service as the mutation left it. */
+function mutated(object: ServiceObject, patch: string | undefined): ServiceObject {
+  return applyPatch(object, decodePatch(patch));
+}
+
+describe("admitWithClaims", () => {
+  it("without claims it is admit and record: a second request for the address is refused", async () => {
+    const alone = replica(undefined);
+    const first = await alone.review("validate", service("web", { ip: "192.168.35.100" }));
+    assert.equal(first.response.allowed, true);
+    assert.deepEqual(holders(alone.usage, "192.168.35.100"), ["team-a/web"]);
+    const second = await alone.review("validate", service("db", { ip: "192.168.35.100" }));
+    assert.equal(second.reason, "AddressInUse");
+  });
+
+  it("two replicas, one address asked for 20 times at once: exactly one admitted, the others refused naming it", async () => {
+    const arbiter = new Arbiter();
+    const [a, b] = [replica(arbiter), replica(arbiter)];
+    const outcomes = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        (i % 2 === 0 ? a : b).review("validate", service(`s${i}`, { ip: "192.168.35.105" })),
+      ),
+    );
+    const admitted = outcomes.filter((outcome) => outcome.response.allowed);
+    assert.equal(admitted.length, 1);
+    const winner = admitted[0]?.service;
+    assert.equal(arbiter.claims.get("192.168.35.105")?.ref, winner);
+    for (const outcome of outcomes.filter((each) => !each.response.allowed)) {
+      assert.equal(outcome.reason, "AddressInUse");
+      assert.match(
+        outcome.response.status?.message ?? "",
+        new RegExp(`which ${winner} already holds`),
+      );
+    }
+  });
+
+  it("two replicas auto-assigning at once: every Service gets its own address, losers move on", async () => {
+    const arbiter = new Arbiter();
+    const [a, b] = [replica(arbiter), replica(arbiter)];
+    const outcomes = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        (i % 2 === 0 ? a : b).review("mutate", autoAssign(`auto${i}`)),
+      ),
+    );
+    assert.deepEqual(
+      outcomes.map((outcome) => outcome.decision),
+      Array(10).fill("assigned"),
+    );
+    const addresses = outcomes.map((outcome) => outcome.grant?.addresses.map(formatAddress).join());
+    assert.equal(new Set(addresses).size, 10);
+    assert.equal(arbiter.claims.size, 10);
+    // Both replicas start at the pool's first address: the race is real, and it was lost.
+    assert.ok(outcomes.some((outcome) => outcome.lostClaims.length > 0));
+  });
+
+  it("a lost auto-assign claim records the other holder and takes the next free address", async () => {
+    const arbiter = new Arbiter();
+    const other = replica(arbiter);
+    await other.review("validate", service("first", { namespace: "team-b", ip: "192.168.35.100" }));
+    const a = replica(arbiter);
+    const outcome = await a.review("mutate", autoAssign("late"));
+    assert.equal(outcome.decision, "assigned");
+    assert.deepEqual(outcome.grant?.addresses.map(formatAddress), ["192.168.35.101"]);
+    assert.deepEqual(outcome.lostClaims, ["192.168.35.100 (team-b/first)"]);
+    assert.deepEqual(holders(a.usage, "192.168.35.100"), ["team-b/first"]);
+  });
+
+  it("an explicit request that loses its claim is refused AddressInUse naming the holder", async () => {
+    const arbiter = new Arbiter();
+    await replica(arbiter).review("validate", service("first", { ip: "192.168.35.102" }));
+    const outcome = await replica(arbiter).review(
+      "validate",
+      service("second", { ip: "192.168.35.102" }),
+    );
+    assert.equal(outcome.reason, "AddressInUse");
+    assert.match(outcome.response.status?.message ?? "", /which team-a\/first already holds/);
+    assert.equal(outcome.response.status?.code, 403);
+  });
+
+  it("the validating call after the mutating one (another replica) finds its own claim", async () => {
+    const arbiter = new Arbiter();
+    const [a, b] = [replica(arbiter), replica(arbiter)];
+    const object = autoAssign("web");
+    const mutation = await a.review("mutate", object);
+    assert.equal(mutation.decision, "assigned");
+    const validation = await b.review("validate", mutated(object, mutation.response.patch));
+    assert.equal(validation.response.allowed, true);
+    assert.deepEqual(validation.lostClaims, []);
+    assert.equal(arbiter.claims.size, 1);
+  });
+
+  it("Services that may share an address (same key, other ports) are both admitted", async () => {
+    const arbiter = new Arbiter();
+    const shared = (name: string, port: number) =>
+      service(name, {
+        ip: "192.168.35.103",
+        annotations: { "metallb.io/allow-shared-ip": "dns" },
+        spec: { ports: [{ protocol: "UDP", port }] },
+      });
+    const [one, two] = await Promise.all([
+      replica(arbiter).review("validate", shared("dns-udp", 53)),
+      replica(arbiter).review("validate", shared("dns-alt", 5353)),
+    ]);
+    assert.equal(one.response.allowed, true);
+    assert.equal(two.response.allowed, true);
+  });
+
+  it("an API failure denies NotReady (fail closed) and frees the address again", async () => {
+    const arbiter = new Arbiter();
+    arbiter.fail = "POST /leases: no answer (timed out)";
+    const a = replica(arbiter);
+    const outcome = await a.review("mutate", autoAssign("web"));
+    assert.equal(outcome.decision, "denied");
+    assert.equal(outcome.reason, "NotReady");
+    assert.equal(outcome.response.status?.code, 403);
+    assert.match(
+      outcome.response.status?.message ?? "",
+      /^NotReady: team-a\/web: could not claim 192\.168\.35\.100 through the Kubernetes API \(POST \/leases: no answer \(timed out\)\); nothing was granted/,
+    );
+    assert.deepEqual(holders(a.usage, "192.168.35.100"), []);
+  });
+
+  it("gives up after 5 lost claims with a clear PoolExhausted", async () => {
+    const arbiter = new Arbiter();
+    // Someone else wins every race: each claim finds the address taken the moment it asks.
+    arbiter.claim = async (grant) => {
+      arbiter.calls += 1;
+      const [address] = grant.addresses;
+      assert.ok(address !== undefined);
+      const holder = {
+        ref: `team-z/racer${arbiter.calls}`,
+        sharingKey: "",
+        ports: [],
+        backendKey: "Cluster",
+      };
+      return { kind: "lost", owner: `claim:${formatAddress(address)}`, holder, address };
+    };
+    const outcome = await replica(arbiter).review("mutate", autoAssign("unlucky"));
+    assert.equal(outcome.reason, "PoolExhausted");
+    assert.equal(arbiter.calls, 5);
+    assert.match(
+      outcome.response.status?.message ?? "",
+      /lost 5 claims in a row .*192\.168\.35\.104 \(team-z\/racer5\)\); retry$/,
+    );
+  });
+
+  it("dry runs claim nothing", async () => {
+    const arbiter = new Arbiter();
+    const outcome = await replica(arbiter).review("mutate", autoAssign("web"), { dryRun: true });
+    assert.equal(outcome.decision, "assigned");
+    assert.equal(arbiter.calls, 0);
+  });
+
+  it("a refusal caused by a hold whose claim is in flight waits for it, and admits the claim's real owner", async () => {
+    const arbiter = new Arbiter();
+    // The other replica already claimed 192.168.35.106 for team-a/owner (its mutating call)...
+    arbiter.claims.set("192.168.35.106", {
+      ref: "team-a/owner",
+      sharingKey: "",
+      ports: ["TCP/80"],
+      backendKey: "Cluster",
+    });
+    const a = replica(arbiter);
+    let open: () => void = () => {};
+    arbiter.gate = new Promise((resolve) => {
+      open = resolve;
+    });
+    // ...while this replica granted it to another Service, whose claim is still in flight...
+    const doomed = a.review("validate", service("doomed", { ip: "192.168.35.106" }));
+    await tick();
+    assert.deepEqual(holders(a.usage, "192.168.35.106"), ["team-a/doomed"]);
+    // ...when the owner's validating call arrives here.
+    const owner = a.review("validate", service("owner", { ip: "192.168.35.106" }));
+    await tick();
+    arbiter.gate = undefined;
+    open();
+    const [lost, admitted] = await Promise.all([doomed, owner]);
+    assert.equal(lost.reason, "AddressInUse");
+    assert.equal(admitted.response.allowed, true);
+  });
+});
