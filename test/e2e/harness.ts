@@ -58,9 +58,11 @@ export interface ControlPlane {
   /**
    * Applies deploy/webhooks.yaml with each clientConfig replaced by `url + path` and caBundle.
    * `url` is a base such as https://127.0.0.1:8443. The apiserver picks the configuration up
-   * asynchronously (usually well under a second): probe before relying on it.
+   * asynchronously (usually well under a second): probe before relying on it. Without `caPem`
+   * the configurations have no caBundle, as shipped: for a webhook that fills it in itself
+   * (the certificate bootstrap, test/e2e/certificates.test.ts).
    */
-  registerWebhook(url: string, caPem: string): Promise<void>;
+  registerWebhook(url: string, caPem?: string): Promise<void>;
   /**
    * Starts the real `lb-ip-guard serve` (this repository's src/cli/main.ts, under the Node that
    * runs the tests) against this control plane, in its own namespace, with a fresh serving
@@ -326,7 +328,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       return (await kubectl(established)).stdout === "True";
     });
 
-    const registerWebhook = async (url: string, caPem: string) => {
+    const registerWebhook = async (url: string, caPem?: string) => {
       const manifests = await webhookManifests(url, caPem);
       await kubectl(["apply", "-f", "-"], { stdin: JSON.stringify(manifests) });
     };
@@ -728,15 +730,18 @@ interface WebhookEntry {
   clientConfig?: { service?: { path?: string }; url?: string; caBundle?: string };
 }
 
-/** deploy/webhooks.yaml with clientConfig.service swapped for url (+ the service's path) and caBundle. */
-export async function webhookManifests(baseUrl: string, caPem: string): Promise<unknown> {
+/**
+ * deploy/webhooks.yaml with clientConfig.service swapped for url (+ the service's path) and
+ * caBundle; no caBundle without `caPem`.
+ */
+export async function webhookManifests(baseUrl: string, caPem?: string): Promise<unknown> {
   const docs = parseAllDocuments(await readFile(WEBHOOKS_FILE, "utf8")).map((d) => d.toJS());
   for (const doc of docs as { webhooks?: WebhookEntry[] }[]) {
     for (const hook of doc.webhooks ?? []) {
       const path = hook.clientConfig?.service?.path ?? "/";
       hook.clientConfig = {
         url: `${baseUrl.replace(/\/+$/, "")}${path}`,
-        caBundle: Buffer.from(caPem).toString("base64"),
+        ...(caPem !== undefined && { caBundle: Buffer.from(caPem).toString("base64") }),
       };
     }
   }
