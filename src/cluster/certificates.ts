@@ -142,10 +142,18 @@ export class CertificateManager {
 
   async #loop(): Promise<void> {
     let delay = 0;
+    let immediate = 0;
     do {
       this.#again = false;
       try {
         delay = await this.pass();
+        // A plan that keeps asking for another write at once is a bug or a fight with another
+        // writer: never spin on the API server.
+        immediate = delay === 0 ? immediate + 1 : 0;
+        if (immediate > 5) {
+          this.#logger.warn("certificate passes keep writing; slowing down to one a second");
+          delay = 1000;
+        }
         if (this.#lastError !== undefined) {
           this.#logger.info({ failures: this.#failures }, "certificate management recovered");
         }
