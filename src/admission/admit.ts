@@ -1,8 +1,10 @@
+import type { IPAddress } from "../ipam/address.ts";
 import {
   type ClusterView,
   type Decision,
   decide,
   holderOf,
+  holdingsOf,
   isInScope,
   type Policy,
   type ReasonCode,
@@ -86,7 +88,7 @@ export function admit(
   }
   return webhook === "mutate"
     ? mutate(request, ref, scoped, decision, context, named)
-    : validate(request, ref, scoped, decision);
+    : validate(request, ref, scoped, decision, context.policy);
 }
 
 function mutate(
@@ -137,6 +139,7 @@ function validate(
   ref: string,
   service: ServiceObject,
   decision: Decision,
+  policy: Policy,
 ): AdmissionOutcome {
   if (decision.kind === "denied")
     return deny(request, ref, decision.reason, decision.message, statusCode(decision.reason));
@@ -154,9 +157,28 @@ function validate(
           holder: holderOf(service, ref),
           addresses: decision.addresses,
           ...(decision.pool !== undefined && { pool: decision.pool }),
+          ...(keeps(request, decision.addresses, policy) && { kept: true }),
         }
       : undefined;
   return { ...allow(request, ref, "allowed", decision.warnings), grant };
+}
+
+/** An UPDATE whose stored Service already holds every one of these addresses. */
+function keeps(
+  request: AdmissionRequest,
+  addresses: readonly IPAddress[],
+  policy: Policy,
+): boolean {
+  if (
+    request.operation !== "UPDATE" ||
+    request.oldObject === undefined ||
+    request.oldObject === null
+  )
+    return false;
+  const held = holdingsOf(request.oldObject as ServiceObject, policy);
+  return addresses.every((address) =>
+    held.some((old) => old.family === address.family && old.value === address.value),
+  );
 }
 
 function needsAllocation(service: ServiceObject): boolean {

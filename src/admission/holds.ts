@@ -8,6 +8,8 @@ export interface Grant {
   readonly addresses: readonly IPAddress[];
   /** The pool the addresses come from, when the decision named one (recorded on claims). */
   readonly pool?: string;
+  /** An UPDATE of a Service that already holds these addresses (its claims stand). */
+  readonly kept?: boolean;
 }
 
 /** The usage owner under which a grant's hold is recorded. */

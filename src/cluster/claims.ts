@@ -353,6 +353,12 @@ export class Claims implements ClaimPort {
     // The validating call right after the mutating one (or a reinvocation): the claim was just
     // written for this holder, here or by the other replica, and cannot be gone yet.
     if (this.#freshlyOurs(name, grant.holder, pool)) return { kind: "existing" };
+    // An UPDATE of a Service that holds the address in etcd right now: a claim of it that the
+    // watch shows stands (nothing collects the claim of a holder that holds its address).
+    const standing = this.#cache.get(name);
+    if (grant.kept === true && standing !== undefined && sameClaim(standing, grant.holder, pool)) {
+      return { kind: "existing" };
+    }
     try {
       for (let round = 0; round < ROUNDS; round += 1) {
         const lease = claimLease(
@@ -408,9 +414,7 @@ export class Claims implements ClaimPort {
           // older claim is rewritten, which also makes any collection based on it fail its
           // resourceVersion precondition; so is one whose sharing data changed.
           const stale =
-            Date.now() - claim.writtenAt > TOUCH_AFTER_MS ||
-            JSON.stringify(claim.holder) !== JSON.stringify(grant.holder) ||
-            (pool !== "" && claim.pool !== pool);
+            Date.now() - claim.writtenAt > TOUCH_AFTER_MS || !sameClaim(claim, grant.holder, pool);
           if (!stale) return { kind: "existing" };
           const touched = await this.#touch(current, address, grant.holder, pool, signal);
           if (touched) {
@@ -447,9 +451,7 @@ export class Claims implements ClaimPort {
 
   #freshlyOurs(name: string, holder: Holder, pool: string): boolean {
     const now = Date.now();
-    const same = (other: { holder: Holder; pool: string }) =>
-      JSON.stringify(other.holder) === JSON.stringify(holder) &&
-      (pool === "" || other.pool === pool);
+    const same = (other: { holder: Holder; pool: string }) => sameClaim(other, holder, pool);
     const deleted = this.#deleted.get(name);
     if (deleted !== undefined && now - deleted < TOUCH_AFTER_MS) return false;
     const written = this.#written.get(name);
@@ -654,6 +656,13 @@ export class Claims implements ClaimPort {
     clearInterval(this.#timer);
     await this.#passing;
   }
+}
+
+/** A claim (or one just written) for exactly this holder's sharing data and pool. */
+function sameClaim(claim: { holder: Holder; pool: string }, holder: Holder, pool: string): boolean {
+  return (
+    JSON.stringify(claim.holder) === JSON.stringify(holder) && (pool === "" || claim.pool === pool)
+  );
 }
 
 const releaseKey = (ref: string, lease: string) => `${ref}\n${lease}`;

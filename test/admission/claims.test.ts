@@ -258,6 +258,31 @@ describe("admitWithClaims", () => {
     );
   });
 
+  it("marks the grant of an UPDATE that keeps the Service's addresses (its claims stand)", async () => {
+    const a = replica(new Arbiter());
+    const before = service("web", { ip: "192.168.35.107" });
+    const relabelled = { ...before, metadata: { ...before.metadata, labels: { tier: "edge" } } };
+    const kept = await admitWithClaims(
+      "validate",
+      request(review(relabelled, { operation: "UPDATE", oldObject: before })),
+      a.state,
+    );
+    assert.equal(kept.grant?.kept, true);
+    const moved = await admitWithClaims(
+      "validate",
+      request(
+        review(service("web", { ip: "192.168.35.108" }), {
+          operation: "UPDATE",
+          oldObject: before,
+        }),
+      ),
+      a.state,
+    );
+    assert.equal(moved.grant?.kept, undefined);
+    const created = await a.review("validate", service("db", { ip: "192.168.35.109" }));
+    assert.equal(created.grant?.kept, undefined);
+  });
+
   it("dry runs claim nothing", async () => {
     const arbiter = new Arbiter();
     const outcome = await replica(arbiter).review("mutate", autoAssign("web"), { dryRun: true });

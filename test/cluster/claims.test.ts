@@ -288,6 +288,18 @@ describe("Claims", () => {
     assert.deepEqual(events, ["claimed", "existing"]);
   });
 
+  it("an UPDATE keeping its address trusts the claim the watch shows, and makes one if there is none", async () => {
+    const { api, claims } = setup();
+    api.put(oldLease("10.20.0.9", "default/web", 30_000));
+    api.calls.length = 0;
+    const kept = { ...grant("default/web", ["10.20.0.9"]), kept: true };
+    assert.deepEqual(await claims.claim(kept, signal), { kind: "claimed" });
+    assert.deepEqual(api.calls, []);
+    const unclaimed = { ...grant("default/web", ["10.20.0.19"]), kept: true };
+    assert.deepEqual(await claims.claim(unclaimed, signal), { kind: "claimed" });
+    assert.deepEqual(api.calls, ["POST /"]);
+  });
+
   it("an older claim of the same holder is rewritten, so a collection based on it fails", async () => {
     const { api, claims } = setup();
     api.put(oldLease("10.20.0.2", "default/web", 30_000));
