@@ -255,6 +255,12 @@ describe("serve refuses a bad start: exit 2, one line on stderr", { concurrency:
       { LB_IP_GUARD_IP_TARGET: "status" },
       /LB_IP_GUARD_IP_TARGET must be one of spec, annotation/,
     ],
+    [
+      "a cluster without --namespace (outside a pod)",
+      ["--kubeconfig", "JUNK", "--tls-cert", "JUNK", "--tls-key", "JUNK"],
+      {},
+      /keeps its address claims \(Leases\) .* in its own namespace: give --namespace/,
+    ],
   ];
   for (const [what, args, env, pattern] of cases) {
     it(what, async () => {
