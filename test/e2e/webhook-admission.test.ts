@@ -113,6 +113,8 @@ await describeE2E("webhook admission through kubectl", () => {
       allowFailure: true,
     });
     assert.match(get.stderr, /NotFound/, "a dry run creates no Service");
+    const leases = await cp.kubectl(["get", "leases", "-A", "-o", "json"]);
+    assert.doesNotMatch(leases.stdout, /192[.-]168[.-]35[.-]104/, "nor a claim of the address");
     // No hold either: the next real auto-assign (next test) gets the address the dry run showed.
   });
 
