@@ -25,7 +25,7 @@ export type ClaimResult =
   | { readonly kind: "error"; readonly message: string };
 
 export interface ClaimOptions {
-  /** Decisions (and claims) per review before giving up; default 5. */
+  /** Decisions (and claims) per review before giving up; default 16. */
   readonly maxAttempts?: number;
   /**
    * Time for all claims of one review; default 4 s, under the webhook configurations' 5 s
@@ -40,7 +40,13 @@ export interface ClaimedOutcome extends AdmissionOutcome {
   readonly lostClaims: readonly string[];
 }
 
-export const DEFAULT_CLAIM_ATTEMPTS = 5;
+/**
+ * Replicas all allocate lowest-first, so in a burst of auto-assigns about half the claims of
+ * each round lose to the other replica's requests, which then move on to the same next
+ * addresses: an unlucky request loses about log2(burst per replica) rounds (a limit of 5 was
+ * hit in a burst of 50 on two replicas). 16 covers any realistic burst; the time budget bounds it too.
+ */
+export const DEFAULT_CLAIM_ATTEMPTS = 16;
 
 /** True when `pending` settled before `signal` aborted. */
 function settledWithin(pending: Promise<void>, signal: AbortSignal): Promise<boolean> {

@@ -5,7 +5,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Webhook } from "../../src/admission/admit.ts";
-import { admitWithClaims, type ClaimResult } from "../../src/admission/claims.ts";
+import {
+  admitWithClaims,
+  type ClaimResult,
+  DEFAULT_CLAIM_ATTEMPTS,
+} from "../../src/admission/claims.ts";
 import type { Grant } from "../../src/admission/holds.ts";
 import type { AdmissionState } from "../../src/admission/state.ts";
 import { ServiceUsage } from "../../src/cluster/service-usage.ts";
@@ -234,7 +238,7 @@ describe("admitWithClaims", () => {
     assert.deepEqual(holders(a.usage, "192.168.35.100"), []);
   });
 
-  it("gives up after 5 lost claims with a clear PoolExhausted", async () => {
+  it("gives up after maxAttempts lost claims with a clear PoolExhausted", async () => {
     const arbiter = new Arbiter();
     // Someone else wins every race: each claim finds the address taken the moment it asks.
     arbiter.claim = async (grant) => {
@@ -249,13 +253,22 @@ describe("admitWithClaims", () => {
       };
       return { kind: "lost", owner: `claim:${formatAddress(address)}`, holder, address };
     };
-    const outcome = await replica(arbiter).review("mutate", autoAssign("unlucky"));
+    const outcome = await admitWithClaims(
+      "mutate",
+      request(review(autoAssign("unlucky"))),
+      replica(arbiter).state,
+      { maxAttempts: 5 },
+    );
     assert.equal(outcome.reason, "PoolExhausted");
     assert.equal(arbiter.calls, 5);
     assert.match(
       outcome.response.status?.message ?? "",
       /lost 5 claims in a row .*192\.168\.35\.104 \(team-z\/racer5\)\); retry$/,
     );
+  });
+
+  it("tries up to 16 times by default: an unlucky auto-assign in a burst on two replicas loses about log2(burst) races", async () => {
+    assert.equal(DEFAULT_CLAIM_ATTEMPTS, 16);
   });
 
   it("marks the grant of an UPDATE that keeps the Service's addresses (its claims stand)", async () => {
