@@ -275,16 +275,23 @@ function mismatch(
 /** Reviews a replica answered since `since` (ms epoch), and their durations. */
 async function reviews(replica: Replica, since: number): Promise<string> {
   const durations: number[] = [];
+  let mostLost = 0;
   for (const line of (await readFile(replica.logFile, "utf8")).split("\n")) {
     if (!line.startsWith("{")) continue;
-    const record = JSON.parse(line) as { msg?: string; time?: number; durationMs?: number };
+    const record = JSON.parse(line) as {
+      msg?: string;
+      time?: number;
+      durationMs?: number;
+      lostClaims?: string[];
+    };
     if (record.msg !== "admission review" || (record.time ?? 0) < since) continue;
     durations.push(record.durationMs ?? 0);
+    mostLost = Math.max(mostLost, record.lostClaims?.length ?? 0);
   }
   durations.sort((x, y) => x - y);
   const at = (q: number) =>
     durations[Math.min(durations.length - 1, Math.floor(q * durations.length))];
-  return `${replica.name}: ${durations.length} reviews, p50 ${at(0.5)} ms, max ${durations.at(-1)} ms`;
+  return `${replica.name}: ${durations.length} reviews, p50 ${at(0.5)} ms, max ${durations.at(-1)} ms, at most ${mostLost} claim(s) lost by one review`;
 }
 
 async function metric(replica: Replica, pattern: RegExp): Promise<number> {
@@ -500,7 +507,8 @@ await describeE2E("two replicas share address claims (Leases) through the real a
     const duplicates = [...byAddress].filter(([, refs]) => refs.length > 1);
     const admitted = results.filter((result) => result.code === 0).length;
     const refused = results.filter((result) => result.code !== 0);
-    const leakedAtEnd = mismatch(held, await claims(cp), foreign).leaked.length;
+    const atEnd = mismatch(held, await claims(cp), foreign);
+    const leakedAtEnd = atEnd.leaked.length;
 
     const converged = await eventually(
       "claims == held addresses",
@@ -511,7 +519,7 @@ await describeE2E("two replicas share address claims (Leases) through the real a
       30_000,
     );
     t.diagnostic(
-      `${total} auto-assigns, ${concurrency} at a time, replica-b SIGSTOPped after 20 answers (${killedAt} ms) and SIGKILLed 2 s later: ${loadSeconds.toFixed(1)} s; ${admitted} admitted (${loadHeld.length} with an address, ${admitted - loadHeld.length} unmutated while the mutating call failed), ${refused.length} refused; duplicates: ${duplicates.length}; claims without a holder right after the load: ${leakedAtEnd}, ${converged.ms} ms later: 0 (grace ${GRACE})`,
+      `${total} auto-assigns, ${concurrency} at a time, replica-b SIGSTOPped after 20 answers (${killedAt} ms) and SIGKILLed 2 s later: ${loadSeconds.toFixed(1)} s; ${admitted} admitted (${loadHeld.length} with an address, ${admitted - loadHeld.length} unmutated while the mutating call failed), ${refused.length} refused; duplicates: ${duplicates.length}; claims without a holder right after the load: ${leakedAtEnd}${leakedAtEnd > 0 ? ` [${atEnd.leaked.join(", ")}]` : ""}, held addresses without a claim: ${atEnd.unclaimed.length}${atEnd.unclaimed.length > 0 ? ` [${atEnd.unclaimed.join(", ")}]` : ""}; ${converged.ms} ms later both 0 (grace ${GRACE})`,
     );
     for (const failure of refused) {
       assert.match(failure.stderr, /failed calling webhook|AddressInUse|PoolExhausted|NotReady/);
