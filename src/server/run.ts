@@ -257,7 +257,11 @@ async function startState(
     staticPools,
     policy,
     ipTarget: config.ipTarget,
-    holdTtlMs: HOLD_TTL_MS,
+    // With claims, an admission must complete within the grace period (its claim is collected
+    // after it); a hold outliving it would keep the address from other requests here, and keep
+    // collection from freeing it, past the grace period the operator chose.
+    holdTtlMs:
+      claims.namespace === undefined ? HOLD_TTL_MS : Math.min(HOLD_TTL_MS, config.claimGraceMs),
     logger,
     ...(claims.namespace !== undefined && {
       claims: {
