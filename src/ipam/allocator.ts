@@ -8,7 +8,7 @@ import type { UsageIndex } from "./usage.ts";
  * set; with avoidBuggyIPs a step may land on .255/.0 and hop over it, so the loop runs at most a
  * few times per /24 boundary crossed, never once per address.
  */
-export function firstFreeInRange(
+function firstFreeInRange(
   pool: Pool,
   range: AddressRange,
   usage: UsageIndex,

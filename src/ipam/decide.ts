@@ -358,7 +358,7 @@ function notAllowed(context: Context, pool: Pool, addresses: readonly IPAddress[
 }
 
 /** Pools in the contract's allocation order for this Service. */
-export function allocationOrder(pools: PoolSet, identity: ServiceIdentity): readonly Pool[] {
+function allocationOrder(pools: PoolSet, identity: ServiceIdentity): readonly Pool[] {
   const selective = pools.pools
     .filter(
       (pool) =>
@@ -447,7 +447,7 @@ function list(addresses: readonly IPAddress[]): string {
   return addresses.map(formatAddress).join(", ");
 }
 
-export function freeHint(pool: Pool, usage: UsageIndex): string {
+function freeHint(pool: Pool, usage: UsageIndex): string {
   const runs = freeRuns(pool, usage, 4);
   if (runs.length === 0) return `pool "${pool.name}" has no free address`;
   const more = runs.length === 4 ? ", ..." : "";
