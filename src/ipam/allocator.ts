@@ -8,11 +8,7 @@ import type { UsageIndex } from "./usage.ts";
  * set; with avoidBuggyIPs a step may land on .255/.0 and hop over it, so the loop runs at most a
  * few times per /24 boundary crossed, never once per address.
  */
-function firstFreeInRange(
-  pool: Pool,
-  range: AddressRange,
-  usage: UsageIndex,
-): bigint | undefined {
+function firstFreeInRange(pool: Pool, range: AddressRange, usage: UsageIndex): bigint | undefined {
   const used = usage.used(range.family);
   let candidate = range.first;
   while (candidate <= range.last) {
