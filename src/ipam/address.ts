@@ -45,7 +45,6 @@ export function parseAddress(text: string): Result<IPAddress> {
 const DOTTED_QUAD = /^\d{1,3}(\.\d{1,3}){3}$/;
 const STRICT_IPV4 =
   /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-const COLON_HEX = /^[0-9a-fA-F:]{2,39}$/;
 
 /** Plain dotted quads and colon-hex IPv6 (with at most one `::`, no embedded IPv4). */
 export function parseFast(text: string): IPAddress | undefined {
@@ -53,20 +52,59 @@ export function parseFast(text: string): IPAddress | undefined {
     const [a = 0, b = 0, c = 0, d = 0] = text.split(".").map(Number);
     return { family: "IPv4", value: BigInt(((a << 24) | (b << 16) | (c << 8) | d) >>> 0) };
   }
-  if (!COLON_HEX.test(text)) return undefined;
-  const halves = text.split("::");
-  if (halves.length > 2) return undefined;
-  const head = halves[0] ? halves[0].split(":") : [];
-  const tail = halves[1] ? halves[1].split(":") : [];
+  const groups = ipv6Groups(text);
+  if (groups === undefined) return undefined;
+  // Two 16-bit groups make a 32-bit word, exact in a double; four words make the address.
+  let value = 0n;
+  for (let i = 0; i < 8; i += 2) {
+    value = (value << 32n) | BigInt((groups[i] ?? 0) * 0x10000 + (groups[i + 1] ?? 0));
+  }
+  return { family: "IPv6", value };
+}
+
+/** The eight 16-bit groups of colon-hex text with at most one `::`, in one pass over the chars. */
+function ipv6Groups(text: string): number[] | undefined {
+  const head: number[] = [];
+  const tail: number[] = [];
+  let groups = head;
+  let group = 0;
+  let digits = 0;
+  let i = 0;
+  if (text.startsWith("::")) {
+    groups = tail;
+    i = 2;
+  }
+  for (; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code === 58) {
+      if (digits === 0) return undefined;
+      groups.push(group);
+      group = 0;
+      digits = 0;
+      if (text.charCodeAt(i + 1) === 58) {
+        if (groups === tail) return undefined;
+        groups = tail;
+        i++;
+      }
+      continue;
+    }
+    const digit = hexDigit(code);
+    if (digit < 0 || digits === 4) return undefined;
+    group = group * 16 + digit;
+    digits++;
+  }
+  if (digits > 0) groups.push(group);
+  else if (!(groups === tail && text.endsWith("::"))) return undefined;
   const present = head.length + tail.length;
-  if (halves.length === 2 ? present > 7 : present !== 8) return undefined;
-  let digits = "";
-  for (const group of head) digits += group.padStart(4, "0");
-  digits += "0000".repeat(8 - present);
-  for (const group of tail) digits += group.padStart(4, "0");
-  // Every group was 1-4 hex digits exactly when the padded total is 32 and no group was empty.
-  if (digits.length !== 32 || head.includes("") || tail.includes("")) return undefined;
-  return { family: "IPv6", value: BigInt(`0x${digits}`) };
+  if (groups === tail ? present > 7 : present !== 8) return undefined;
+  return [...head, ...Array<number>(8 - present).fill(0), ...tail];
+}
+
+function hexDigit(code: number): number {
+  if (code >= 48 && code <= 57) return code - 48;
+  if (code >= 97 && code <= 102) return code - 87;
+  if (code >= 65 && code <= 70) return code - 55;
+  return -1;
 }
 
 /** Canonical text: dotted quad for IPv4, RFC 5952 for IPv6 (lowercase, longest zero run as ::). */
@@ -80,23 +118,35 @@ export function formatValue(family: Family, value: bigint): string {
     return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
   }
   const digits = value.toString(16).padStart(32, "0");
-  const groups: string[] = [];
-  for (let i = 0; i < 32; i += 4) {
-    let start = i;
-    while (start < i + 3 && digits.charCodeAt(start) === 48) start++;
-    groups.push(digits.slice(start, i + 4));
-  }
   // RFC 5952 4.2: the longest run of two or more zero groups becomes "::", the first on a tie.
   let bestStart = -1;
   let bestLength = 1;
-  for (let start = 0; start < 8; start++) {
-    let length = 0;
-    while (start + length < 8 && groups[start + length] === "0") length++;
-    if (length > bestLength) [bestStart, bestLength] = [start, length];
-    start += length;
+  let runStart = -1;
+  for (let g = 0; g < 8; g++) {
+    if (!digits.startsWith("0000", g * 4)) {
+      runStart = -1;
+      continue;
+    }
+    if (runStart < 0) runStart = g;
+    if (g - runStart + 1 > bestLength) {
+      bestStart = runStart;
+      bestLength = g - runStart + 1;
+    }
   }
-  if (bestStart < 0) return groups.join(":");
-  return `${groups.slice(0, bestStart).join(":")}::${groups.slice(bestStart + bestLength).join(":")}`;
+  let text = "";
+  for (let g = 0; g < 8; g++) {
+    if (g === bestStart) {
+      text += "::";
+      g += bestLength - 1;
+      continue;
+    }
+    if (g > 0 && g !== bestStart + bestLength) text += ":";
+    // A group without its leading zeros (RFC 5952 4.1), but at least one digit.
+    let start = g * 4;
+    while (start < g * 4 + 3 && digits.charCodeAt(start) === 48) start++;
+    text += digits.slice(start, g * 4 + 4);
+  }
+  return text;
 }
 
 /** Some consumer routers drop traffic to IPv4 addresses ending in .0 or .255 (MetalLB's avoidBuggyIPs). */
