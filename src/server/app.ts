@@ -80,15 +80,19 @@ export function buildApp(options: AppOptions): WebhookApp {
     { parseAs: "string", bodyLimit },
     (_request, body, done) => {
       const text = body as string;
-      if (text.trim() === "") {
-        done(badRequest("empty body; expected an admission.k8s.io/v1 AdmissionReview"), undefined);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch (error) {
+        // Only a body that failed to parse is looked at again, to word the error.
+        const message =
+          text.trim() === ""
+            ? "empty body; expected an admission.k8s.io/v1 AdmissionReview"
+            : `body is not valid JSON: ${(error as Error).message}`;
+        done(badRequest(message), undefined);
         return;
       }
-      try {
-        done(null, JSON.parse(text));
-      } catch (error) {
-        done(badRequest(`body is not valid JSON: ${(error as Error).message}`), undefined);
-      }
+      done(null, parsed);
     },
   );
 
