@@ -20,6 +20,12 @@ import { fileURLToPath } from "node:url";
 import { generate } from "selfsigned";
 import { parseAllDocuments, stringify } from "yaml";
 import { AssetsUnavailableError, k8sAssets } from "../../scripts/k8s-assets.ts";
+import {
+  generateCa,
+  issueServingCertificate,
+  type KeyPair,
+  type ValidityWindow,
+} from "../../src/server/tls.ts";
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 export const CRD_FILE = join(repoRoot, "deploy/crds/ipaddresspools.metallb.io.yaml");
@@ -588,54 +594,24 @@ function runKubectl(
 // ---------------------------------------------------------------------------------------------
 // Certificates, keys, kubeconfig.
 
-async function newCa(commonName: string): Promise<{ cert: string; key: string }> {
-  const ca = await generate([{ name: "commonName", value: commonName }], {
-    keyType: "ec",
-    algorithm: "sha256",
-    extensions: [
-      { name: "basicConstraints", cA: true, critical: true },
-      {
-        name: "keyUsage",
-        keyCertSign: true,
-        cRLSign: true,
-        digitalSignature: true,
-        critical: true,
-      },
-    ],
-  });
-  return { cert: ca.cert, key: ca.private };
+/** Test certificates live a week; the harness's clusters live minutes. */
+function testWindow(): ValidityWindow {
+  const notBefore = new Date(Date.now() - 60_000);
+  return { notBefore, notAfter: new Date(notBefore.getTime() + 7 * 24 * 3600 * 1000) };
 }
 
-async function serverCert(
-  ca: { cert: string; key: string },
-  commonName: string,
-  dnsNames: string[],
-  ips: string[],
-): Promise<{ cert: string; key: string }> {
-  const leaf = await generate([{ name: "commonName", value: commonName }], {
-    keyType: "ec",
-    algorithm: "sha256",
-    ca,
-    extensions: [
-      { name: "basicConstraints", cA: false },
-      { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
-      { name: "extKeyUsage", serverAuth: true },
-      {
-        name: "subjectAltName",
-        altNames: [
-          ...dnsNames.map((value) => ({ type: 2 as const, value })),
-          ...ips.map((ip) => ({ type: 7 as const, ip })),
-        ],
-      },
-    ],
-  });
-  return { cert: leaf.cert, key: leaf.private };
+function newCa(commonName: string): Promise<KeyPair> {
+  return generateCa(commonName, testWindow());
+}
+
+function serverCert(ca: KeyPair, dns: string[], ips: string[]): Promise<KeyPair> {
+  return issueServingCertificate(ca, { dns, ips }, testWindow());
 }
 
 /** A fresh CA and a serving certificate for 127.0.0.1/::1/localhost, e.g. for a webhook server. */
 export async function generateServingCertificate(): Promise<ServingCertificate> {
   const ca = await newCa("lb-ip-guard-e2e-webhook-ca");
-  const leaf = await serverCert(ca, "localhost", ["localhost"], ["127.0.0.1", "::1"]);
+  const leaf = await serverCert(ca, ["localhost"], ["127.0.0.1", "::1"]);
   return { caPem: ca.cert, certPem: leaf.cert, keyPem: leaf.key };
 }
 
@@ -654,7 +630,6 @@ async function writeCertificates(dir: string): Promise<Pki> {
   const ca = await newCa("lb-ip-guard-e2e-ca");
   const serving = await serverCert(
     ca,
-    "kube-apiserver",
     ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
     ["127.0.0.1", "10.0.0.1"], // 10.0.0.1: the `kubernetes` Service's ClusterIP
   );
