@@ -11,13 +11,12 @@ import { X509Certificate } from "node:crypto";
 import { appendFileSync, closeSync, openSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { Agent, request } from "node:https";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { connect } from "node:tls";
 import { fileURLToPath } from "node:url";
 import { parse, stringify } from "yaml";
-import { type ControlPlane, describeE2E, startControlPlane } from "./harness.ts";
+import { type ControlPlane, describeE2E, freePort, startControlPlane } from "./harness.ts";
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 const MAIN = join(repoRoot, "src/cli/main.ts");
@@ -34,18 +33,6 @@ interface Replica {
   logFile: string;
   log(): Promise<string>;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

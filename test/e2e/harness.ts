@@ -537,7 +537,8 @@ function httpsOk(url: string, tls: { ca: string; cert?: string; key?: string }):
   });
 }
 
-function freePort(): Promise<number> {
+/** A port free right now on 127.0.0.1 (bound to 0, then released). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.on("error", reject);
