@@ -66,7 +66,7 @@ function settledWithin(pending: Promise<void>, signal: AbortSignal): Promise<boo
     );
   });
 }
-export const DEFAULT_CLAIM_TIMEOUT_MS = 4000;
+const DEFAULT_CLAIM_TIMEOUT_MS = 4000;
 
 /**
  * Decides a review, records its grant, and (when the state has claims) claims the granted

@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import type { IPTarget } from "../admission/patch.ts";
 import { fail, ok, type Result } from "../ipam/result.ts";
 
-export const LOG_LEVELS: readonly string[] = [
+const LOG_LEVELS: readonly string[] = [
   "fatal",
   "error",
   "warn",
@@ -18,7 +18,7 @@ export const LOG_LEVELS: readonly string[] = [
   "trace",
   "silent",
 ];
-export const LOG_FORMATS = ["json", "pretty"] as const;
+const LOG_FORMATS = ["json", "pretty"] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export const SERVE_SUMMARY = "run the admission webhook (HTTPS), on a cluster or --standalone";

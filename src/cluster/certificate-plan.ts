@@ -63,9 +63,9 @@ export interface CertificateSettings {
 }
 
 /** How much of a validity period passes before the certificate is replaced. */
-export const ROTATE_AFTER = 2 / 3;
+const ROTATE_AFTER = 2 / 3;
 /** Backdating of notBefore against clock skew: 60 s, or a tenth of a short validity. */
-export const MAX_BACKDATE_MS = 60_000;
+const MAX_BACKDATE_MS = 60_000;
 
 // ---------------------------------------------------------------------------------------------
 // Names and validity
@@ -186,7 +186,7 @@ export function splitPem(bundle: string | undefined): string[] {
 }
 
 /** True when `key` (PEM) is the private key of `certificate`. */
-export function keyMatches(certificate: CertificateInfo, key: string | undefined): boolean {
+function keyMatches(certificate: CertificateInfo, key: string | undefined): boolean {
   if (key === undefined) return false;
   try {
     const fromKey = createPublicKey(createPrivateKey(key)).export({ type: "spki", format: "der" });
@@ -400,7 +400,7 @@ export function planCertificates(input: PlanInput): CertificatePlan {
 }
 
 /** The common name of a CA made at `now`: unique per CA, since clients find issuers by name. */
-export function caCommonName(now: number): string {
+function caCommonName(now: number): string {
   return `lb-ip-guard CA ${new Date(now).toISOString().replace(/\.\d+Z$/, "Z")}`;
 }
 

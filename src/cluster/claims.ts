@@ -17,13 +17,13 @@ import { describeError, KubeApiError, type KubeClient } from "./kube.ts";
 import type { KubeObject } from "./reflector.ts";
 import type { ServiceUsage } from "./service-usage.ts";
 
-export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
-export const MANAGED_BY = "lb-ip-guard";
+const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
+const MANAGED_BY = "lb-ip-guard";
 /** Selects the claims among the namespace's Leases (others, e.g. a leader election, are not). */
 export const CLAIM_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
 
 /** What a claim records, so that any replica can apply MetalLB's sharing rules to it. */
-export const CLAIM_ANNOTATION = {
+const CLAIM_ANNOTATION = {
   address: "lb-ip-guard.dev/address",
   holder: "lb-ip-guard.dev/holder",
   pool: "lb-ip-guard.dev/pool",
@@ -62,7 +62,7 @@ export function leaseName(address: IPAddress): string {
   return name.endsWith("-") ? `${name}0` : name;
 }
 
-export const claimOwner = (lease: string): string => `claim:${lease}`;
+const claimOwner = (lease: string): string => `claim:${lease}`;
 
 /** A claim as read from its Lease. */
 export interface Claim {

@@ -12,7 +12,7 @@ import type { AdmissionState } from "../admission/state.ts";
 import type { Metrics } from "./metrics.ts";
 
 /** The apiserver caps objects near 1.5 MiB; an UPDATE review carries two of them. */
-export const DEFAULT_BODY_LIMIT = 3 * 1024 * 1024;
+const DEFAULT_BODY_LIMIT = 3 * 1024 * 1024;
 
 export interface AppOptions {
   readonly state: AdmissionState;

@@ -30,7 +30,7 @@ export function createLogger(options: LoggerOptions): Logger {
 const SKIPPED = new Set(["level", "time", "msg", "pid", "hostname", "reqId"]);
 
 /** `12:00:01.234 INFO  message key=value ...`, one line per record. */
-export function prettyStream(out: DestinationStream): DestinationStream {
+function prettyStream(out: DestinationStream): DestinationStream {
   return {
     write(line: string) {
       let record: Record<string, unknown>;

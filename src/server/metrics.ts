@@ -8,7 +8,7 @@ import type { ClusterView } from "../ipam/decide.ts";
 import { poolUtilisation } from "../ipam/utilisation.ts";
 
 /** Label value for "no reason" (allowed, assigned, skipped): explicit, so it can be selected. */
-export const NO_REASON = "none";
+const NO_REASON = "none";
 
 /** Seconds: sub-millisecond resolution where an in-memory decision lands, up to a timeout. */
 export const DURATION_BUCKETS = [

@@ -8,7 +8,7 @@ import { dirname } from "node:path";
 import { createSecureContext, type SecureContextOptions } from "node:tls";
 import { generate } from "selfsigned";
 
-export const MIN_TLS_VERSION = "TLSv1.2";
+const MIN_TLS_VERSION = "TLSv1.2";
 
 /** A serving certificate (chain) and its private key, PEM. */
 export interface Certificate {
@@ -26,7 +26,7 @@ export function secureContextOptions(certificate: Certificate): SecureContextOpt
 }
 
 /** Throws a one-line error when the pair is unusable (bad PEM, key not matching the cert). */
-export function checkCertificate(certificate: Certificate): void {
+function checkCertificate(certificate: Certificate): void {
   try {
     createSecureContext(secureContextOptions(certificate));
   } catch (error) {
