@@ -3,7 +3,7 @@
 
 import type { ServerOptions as HttpsServerOptions } from "node:https";
 import { performance } from "node:perf_hooks";
-import Fastify, { type FastifyError, type FastifyInstance, LogController } from "fastify";
+import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import type { Webhook } from "../admission/admit.ts";
 import { admitWithClaims } from "../admission/claims.ts";
@@ -38,14 +38,13 @@ const WEBHOOKS: readonly Webhook[] = ["mutate", "validate"];
 
 /** Builds the app; the caller listens (or injects) and closes it. */
 export function buildApp(options: AppOptions): WebhookApp {
-  const { state, metrics } = options;
+  const { state, metrics, logger: log } = options;
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const app = Fastify({
     https: options.https ?? null,
-    loggerInstance: options.logger,
-    // One line per review, written below, is the useful log; fastify's own request/response
-    // pair per call would triple the volume and say less.
-    logController: new LogController({ disableRequestLogging: true }),
+    // No logger for fastify itself: it would derive a child logger for every request, and its
+    // request/response pair per call would triple the volume and say less. The one useful line
+    // per review, and the errors, are written below with the process logger.
     bodyLimit,
     // The apiserver reuses connections; on close, idle ones go at once, busy ones finish.
     forceCloseConnections: "idle",
@@ -111,7 +110,7 @@ export function buildApp(options: AppOptions): WebhookApp {
       const outcome = await admitWithClaims(webhook, review, state);
       const seconds = (performance.now() - started) / 1000;
       metrics?.review(webhook, review.operation, outcome.decision, outcome.reason, seconds);
-      request.log.info(
+      log.info(
         {
           uid: review.uid,
           webhook,
@@ -176,8 +175,8 @@ export function buildApp(options: AppOptions): WebhookApp {
         ? `internal error: ${error.message}`
         : describe(error, bodyLimit, request.headers["content-type"]);
     const webhook = request.url.split("?")[0]?.slice(1) ?? "";
-    if (status === 500) request.log.error({ err: error, url: request.url }, "request failed");
-    else request.log.warn({ url: request.url, status, error: message }, "malformed request");
+    if (status === 500) log.error({ err: error, url: request.url }, "request failed");
+    else log.warn({ url: request.url, status, error: message }, "malformed request");
     if (WEBHOOKS.includes(webhook as Webhook)) {
       metrics?.error(webhook, status === 500 ? "InternalError" : "BadRequest");
     }
