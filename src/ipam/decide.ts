@@ -276,7 +276,11 @@ function checkRequested(
     kind: mutated ? "assigned" : "allowed",
     addresses,
     pool: pool.name,
-    message: `${ref} ${mutated ? "becomes a LoadBalancer with" : "may use"} ${list(addresses)} from pool "${pool.name}"`,
+    // A getter: the webhook never reads the message of a grant, and formatting addresses is
+    // most of what deciding one costs (check and the logs read it when they need it).
+    get message() {
+      return `${ref} ${mutated ? "becomes a LoadBalancer with" : "may use"} ${list(addresses)} from pool "${pool.name}"`;
+    },
     warnings: context.warnings,
   };
 }
@@ -395,7 +399,9 @@ function allocate(context: Context, named: Pool | undefined): Decision {
       kind: "assigned",
       addresses,
       pool: pool.name,
-      message: `${ref} gets ${list(addresses)} from pool "${pool.name}"`,
+      get message() {
+        return `${ref} gets ${list(addresses)} from pool "${pool.name}"`;
+      },
       warnings: context.warnings,
     };
   }

@@ -55,12 +55,13 @@ export class SortedBigIntSet {
   firstAbsentFrom(value: bigint): bigint {
     const start = this.lowerBound(value);
     if (this.#values[start] !== value) return value;
-    const offset = value - BigInt(start);
     let low = start;
     let high = this.#values.length - 1;
     while (low < high) {
       const middle = (low + high + 1) >>> 1;
-      if ((this.#values[middle] as bigint) - BigInt(middle) === offset) low = middle;
+      // In the run exactly when the gap in value equals the gap in index. One BigInt operation
+      // per step: a gap too large for a double to hold exactly is also far larger than any index.
+      if (Number((this.#values[middle] as bigint) - value) === middle - start) low = middle;
       else high = middle - 1;
     }
     return (this.#values[low] as bigint) + 1n;
