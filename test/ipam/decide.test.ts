@@ -9,39 +9,12 @@ import {
   holderOf,
   holdingsOf,
 } from "../../src/ipam/decide.ts";
-import { type Pool, PoolSet, type ServiceAllocation } from "../../src/ipam/pool.ts";
-import { parseAddressBlock } from "../../src/ipam/range.ts";
+import { type Pool, PoolSet } from "../../src/ipam/pool.ts";
 import type { ServiceObject } from "../../src/ipam/service.ts";
 import { UsageIndex } from "../../src/ipam/usage.ts";
+import { allocation, pool } from "./fixtures.ts";
 
 const policy = { loadBalancerClass: undefined };
-
-function pool(name: string, blocks: string[], extra: Partial<Pool> = {}): Pool {
-  const ranges = blocks.map((block) => {
-    const parsed = parseAddressBlock(block);
-    if (!parsed.ok) throw new Error(parsed.error);
-    return parsed.value;
-  });
-  return {
-    name,
-    ranges,
-    autoAssign: true,
-    avoidBuggyIPs: false,
-    serviceAllocation: undefined,
-    origin: "test",
-    ...extra,
-  };
-}
-
-function allocation(partial: Partial<ServiceAllocation>): ServiceAllocation {
-  return {
-    priority: undefined,
-    namespaces: [],
-    namespaceSelectors: [],
-    serviceSelectors: [],
-    ...partial,
-  };
-}
 
 interface Spec {
   type?: string;

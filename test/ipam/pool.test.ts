@@ -6,7 +6,6 @@ import type { LabelSelector } from "../../src/ipam/labels.ts";
 import {
   describePool,
   isUsableAddress,
-  type Pool,
   PoolSet,
   poolAllowsService,
   poolFamilies,
@@ -15,6 +14,7 @@ import {
   type ServiceIdentity,
 } from "../../src/ipam/pool.ts";
 import { type AddressRange, parseAddressBlock, rangeContains } from "../../src/ipam/range.ts";
+import { allocation, pool } from "./fixtures.ts";
 
 function range(text: string): AddressRange {
   const result = parseAddressBlock(text);
@@ -26,28 +26,6 @@ function value(text: string): bigint {
   const result = parseAddress(text);
   if (!result.ok) assert.fail(result.error);
   return result.value.value;
-}
-
-function pool(name: string, ranges: AddressRange[], extra: Partial<Pool> = {}): Pool {
-  return {
-    name,
-    ranges,
-    autoAssign: true,
-    avoidBuggyIPs: false,
-    serviceAllocation: undefined,
-    origin: "test",
-    ...extra,
-  };
-}
-
-function allocation(extra: Partial<ServiceAllocation>): ServiceAllocation {
-  return {
-    priority: undefined,
-    namespaces: [],
-    namespaceSelectors: [],
-    serviceSelectors: [],
-    ...extra,
-  };
 }
 
 const matching = (matchLabels: Record<string, string>): LabelSelector => ({

@@ -1,0 +1,36 @@
+// Builders shared by the IPAM tests: a pool with MetalLB's defaults, and a serviceAllocation.
+
+import type { Pool, ServiceAllocation } from "../../src/ipam/pool.ts";
+import { type AddressRange, parseAddressBlock } from "../../src/ipam/range.ts";
+
+/** A pool of `ranges` (AddressRange values, or CIDR/range strings) with MetalLB's defaults. */
+export function pool(
+  name: string,
+  ranges: (AddressRange | string)[],
+  extra: Partial<Pool> = {},
+): Pool {
+  return {
+    name,
+    ranges: ranges.map((range) => {
+      if (typeof range !== "string") return range;
+      const parsed = parseAddressBlock(range);
+      if (!parsed.ok) throw new Error(parsed.error);
+      return parsed.value;
+    }),
+    autoAssign: true,
+    avoidBuggyIPs: false,
+    serviceAllocation: undefined,
+    origin: "test",
+    ...extra,
+  };
+}
+
+export function allocation(extra: Partial<ServiceAllocation>): ServiceAllocation {
+  return {
+    priority: undefined,
+    namespaces: [],
+    namespaceSelectors: [],
+    serviceSelectors: [],
+    ...extra,
+  };
+}
