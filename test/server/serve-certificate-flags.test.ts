@@ -4,24 +4,12 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseDuration, parseServeArgs, type ServeConfig } from "../../src/cli/serve.ts";
-
-async function config(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServeConfig> {
-  const parsed = await parseServeArgs(args, env);
-  if (!parsed.ok) assert.fail(parsed.error);
-  assert.notEqual(parsed.value, "help");
-  return parsed.value as ServeConfig;
-}
-
-async function refusal(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
-  const parsed = await parseServeArgs(args, env);
-  assert.ok(!parsed.ok, `expected ${args.join(" ")} to be refused`);
-  return parsed.error;
-}
+import { parseDuration } from "../../src/cli/serve.ts";
+import { serveConfig, serveRefusal } from "./helpers.ts";
 
 describe("serve: certificate bootstrap flags", () => {
   it("defaults to the shipped names, 90 days, 365 days and a 60 s trust delay", async () => {
-    const defaults = await config([]);
+    const defaults = await serveConfig([]);
     assert.equal(defaults.serviceName, "lb-ip-guard");
     assert.equal(defaults.tlsSecret, "lb-ip-guard-tls");
     assert.equal(defaults.webhookName, "lb-ip-guard");
@@ -44,7 +32,7 @@ describe("serve: certificate bootstrap flags", () => {
   });
 
   it("takes every flag from its variable too, --tls-san comma-separated", async () => {
-    const fromEnv = await config([], {
+    const fromEnv = await serveConfig([], {
       LB_IP_GUARD_SERVICE_NAME: "guard",
       LB_IP_GUARD_TLS_SECRET: "guard-certs",
       LB_IP_GUARD_WEBHOOK_NAME: "guard.example.com",
@@ -60,7 +48,7 @@ describe("serve: certificate bootstrap flags", () => {
     assert.equal(fromEnv.certValidityMs, 20_000);
     assert.equal(fromEnv.caValidityMs, 40_000);
     assert.equal(fromEnv.caTrustDelayMs, 2000);
-    const flags = await config(["--tls-san", "a.example", "--tls-san=10.0.0.1"], {
+    const flags = await serveConfig(["--tls-san", "a.example", "--tls-san=10.0.0.1"], {
       LB_IP_GUARD_TLS_SAN: "ignored.example",
     });
     assert.deepEqual(flags.tlsSans, ["a.example", "10.0.0.1"]);
@@ -68,23 +56,35 @@ describe("serve: certificate bootstrap flags", () => {
 
   it("refuses what could not work, naming the flag", async () => {
     assert.match(
-      await refusal(["--cert-validity", "9s", "--ca-trust-delay", "3s"]),
+      await serveRefusal(["--cert-validity", "9s", "--ca-trust-delay", "3s"]),
       /--ca-trust-delay \(3s\) must be under a third of --cert-validity \(9s\)/,
     );
     assert.match(
-      await refusal(["--cert-validity", "2h", "--ca-validity", "1h"]),
+      await serveRefusal(["--cert-validity", "2h", "--ca-validity", "1h"]),
       /--cert-validity \(7200s\) must not exceed --ca-validity \(3600s\)/,
     );
-    assert.match(await refusal(["--cert-validity", "1s"]), /--cert-validity must be a duration/);
-    assert.match(await refusal(["--ca-validity", "forever"]), /--ca-validity must be a duration/);
     assert.match(
-      await refusal([], { LB_IP_GUARD_CA_TRUST_DELAY: "soon" }),
+      await serveRefusal(["--cert-validity", "1s"]),
+      /--cert-validity must be a duration/,
+    );
+    assert.match(
+      await serveRefusal(["--ca-validity", "forever"]),
+      /--ca-validity must be a duration/,
+    );
+    assert.match(
+      await serveRefusal([], { LB_IP_GUARD_CA_TRUST_DELAY: "soon" }),
       /LB_IP_GUARD_CA_TRUST_DELAY must be a duration/,
     );
-    assert.match(await refusal(["--tls-secret", "Bad_Name"]), /--tls-secret must be a Secret name/);
-    assert.match(await refusal(["--service-name", "a.b"]), /--service-name must be a Service name/);
     assert.match(
-      await refusal(["--tls-san", "not a name"]),
+      await serveRefusal(["--tls-secret", "Bad_Name"]),
+      /--tls-secret must be a Secret name/,
+    );
+    assert.match(
+      await serveRefusal(["--service-name", "a.b"]),
+      /--service-name must be a Service name/,
+    );
+    assert.match(
+      await serveRefusal(["--tls-san", "not a name"]),
       /--tls-san must be a DNS name or an IP address/,
     );
   });

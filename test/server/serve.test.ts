@@ -9,31 +9,18 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { envName, parseServeArgs, type ServeConfig } from "../../src/cli/serve.ts";
+import { envName, parseServeArgs } from "../../src/cli/serve.ts";
 import { decodePatch } from "../admission/fixtures.ts";
-import { httpsCall } from "./helpers.ts";
+import { httpsCall, serveConfig, serveRefusal } from "./helpers.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MAIN = join(ROOT, "src/cli/main.ts");
 const POOLS = join(ROOT, "examples/kubeflow-v0.11/metallb-config.yaml");
 const EXAMPLE = join(ROOT, "examples/admission-review.json");
 
-async function config(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServeConfig> {
-  const parsed = await parseServeArgs(args, env);
-  if (!parsed.ok) assert.fail(parsed.error);
-  assert.notEqual(parsed.value, "help");
-  return parsed.value as ServeConfig;
-}
-
-async function refusal(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
-  const parsed = await parseServeArgs(args, env);
-  assert.ok(!parsed.ok, `expected ${args.join(" ")} to be refused`);
-  return parsed.error;
-}
-
 describe("serve flags and environment", () => {
   it("has the contract's defaults", async () => {
-    const defaults = await config([]);
+    const defaults = await serveConfig([]);
     assert.equal(defaults.port, 8443);
     assert.equal(defaults.metricsPort, 9090);
     assert.equal(defaults.ipTarget, "spec");
@@ -45,8 +32,8 @@ describe("serve flags and environment", () => {
     assert.deepEqual(defaults.pools, []);
     assert.match(defaults.caOut, /\.lb-ip-guard\/ca\.crt$/);
     assert.equal(defaults.shutdownDelaySeconds, 5);
-    assert.equal((await config(["--standalone", "--pools", POOLS])).shutdownDelaySeconds, 0);
-    assert.equal((await config(["--shutdown-delay", "1.5"])).shutdownDelaySeconds, 1.5);
+    assert.equal((await serveConfig(["--standalone", "--pools", POOLS])).shutdownDelaySeconds, 0);
+    assert.equal((await serveConfig(["--shutdown-delay", "1.5"])).shutdownDelaySeconds, 1.5);
   });
 
   it("names each variable LB_IP_GUARD_<FLAG> in upper snake case", () => {
@@ -66,7 +53,7 @@ describe("serve flags and environment", () => {
       LB_IP_GUARD_LOAD_BALANCER_CLASS: "metallb",
       LB_IP_GUARD_NAMESPACE: "guard",
     };
-    const fromEnv = await config([], env);
+    const fromEnv = await serveConfig([], env);
     assert.equal(fromEnv.port, 9443);
     assert.equal(fromEnv.metricsPort, 9091);
     assert.equal(fromEnv.ipTarget, "annotation");
@@ -76,7 +63,7 @@ describe("serve flags and environment", () => {
     assert.equal(fromEnv.metallbNamespace, "lb");
     assert.equal(fromEnv.loadBalancerClass, "metallb");
     assert.equal(fromEnv.namespace, "guard");
-    const flags = await config(
+    const flags = await serveConfig(
       ["--port", "8444", "--ip-target", "spec", "--pools", POOLS, "--log-level=warn"],
       { ...env, LB_IP_GUARD_IP_TARGET: "bogus" },
     );
@@ -84,36 +71,41 @@ describe("serve flags and environment", () => {
     assert.equal(flags.ipTarget, "spec");
     assert.deepEqual(flags.pools, [POOLS]);
     assert.equal(flags.logLevel, "warn");
-    assert.equal((await config([], { LB_IP_GUARD_STANDALONE: "0" })).standalone, false);
+    assert.equal((await serveConfig([], { LB_IP_GUARD_STANDALONE: "0" })).standalone, false);
   });
 
   it("names the variable when a bad value came from the environment", async () => {
     assert.equal(
-      await refusal([], { LB_IP_GUARD_PORT: "https" }),
+      await serveRefusal([], { LB_IP_GUARD_PORT: "https" }),
       'LB_IP_GUARD_PORT must be a port number from 0 to 65535, not "https"',
     );
     assert.match(
-      await refusal([], { LB_IP_GUARD_STANDALONE: "maybe" }),
+      await serveRefusal([], { LB_IP_GUARD_STANDALONE: "maybe" }),
       /LB_IP_GUARD_STANDALONE must be true or false/,
     );
   });
 
   it("reads the claim grace period and collection interval as durations", async () => {
-    const defaults = await config([]);
+    const defaults = await serveConfig([]);
     assert.equal(defaults.claimGraceMs, 60_000);
     assert.equal(defaults.claimIntervalMs, 10_000);
-    const short = await config(["--claim-grace", "3s"], { LB_IP_GUARD_CLAIM_INTERVAL: "500ms" });
+    const short = await serveConfig(["--claim-grace", "3s"], {
+      LB_IP_GUARD_CLAIM_INTERVAL: "500ms",
+    });
     assert.equal(short.claimGraceMs, 3000);
     assert.equal(short.claimIntervalMs, 500);
-    assert.match(await refusal(["--claim-grace", "0"]), /--claim-grace must be a duration from 1s/);
     assert.match(
-      await refusal(["--claim-interval", "soon"]),
+      await serveRefusal(["--claim-grace", "0"]),
+      /--claim-grace must be a duration from 1s/,
+    );
+    assert.match(
+      await serveRefusal(["--claim-interval", "soon"]),
       /--claim-interval must be a duration/,
     );
   });
 
   it("accepts port 0 (a free port, logged) and --help", async () => {
-    assert.equal((await config(["--port", "0", "--metrics-port", "0"])).port, 0);
+    assert.equal((await serveConfig(["--port", "0", "--metrics-port", "0"])).port, 0);
     assert.equal((await parseServeArgs(["--help"], {})).ok && "help", "help");
     assert.equal((await parseServeArgs(["-h", "--bogus"], {})).ok, false);
   });
