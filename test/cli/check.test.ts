@@ -83,6 +83,17 @@ async function checkJson(args: readonly string[], stdin = ""): Promise<Run & { r
   return { ...run, report: JSON.parse(run.stdout) as Report };
 }
 
+/** Each result as [namespace/name, decision, ips, pool, reason], in report order. */
+function rows(report: Report): unknown[][] {
+  return report.results.map((result) => [
+    `${result.namespace}/${result.name}`,
+    result.decision,
+    result.ips,
+    result.pool,
+    result.reason,
+  ]);
+}
+
 function find(report: Report, ref: string): Result {
   const result = report.results.find((entry) => `${entry.namespace}/${entry.name}` === ref);
   assert.ok(result !== undefined, `no result for ${ref}`);
@@ -143,29 +154,20 @@ describe("check on the MetalLB v0.11 Kubeflow example", { concurrency: true }, (
     assert.equal(code, 1, stderr);
     assert.deepEqual(report.summary, { services: 6, allowed: 4, assigned: 1, denied: 1 });
     assert.deepEqual(Object.keys(report), ["summary", "results"]);
-    assert.deepEqual(
-      report.results.map((result) => [
-        `${result.namespace}/${result.name}`,
-        result.decision,
-        result.ips,
-        result.pool,
-        result.reason,
-      ]),
+    assert.deepEqual(rows(report), [
+      ["istio-system/istio-ingressgateway", "allowed", ["192.168.35.100"], "default", null],
+      ["kubeflow/minio-service", "allowed", ["192.168.35.101"], "default", null],
+      ["mlflow-system/mlflow-server-service", "allowed", ["192.168.35.102"], "default", null],
       [
-        ["istio-system/istio-ingressgateway", "allowed", ["192.168.35.100"], "default", null],
-        ["kubeflow/minio-service", "allowed", ["192.168.35.101"], "default", null],
-        ["mlflow-system/mlflow-server-service", "allowed", ["192.168.35.102"], "default", null],
-        [
-          "seldon-system/seldon-core-analytics-grafana",
-          "allowed",
-          ["192.168.35.103"],
-          "default",
-          null,
-        ],
-        ["kubeflow/ml-pipeline-ui", "assigned", ["192.168.35.104"], "default", null],
-        ["team-a/minio-copy", "denied", ["192.168.35.101"], "default", "AddressInUse"],
+        "seldon-system/seldon-core-analytics-grafana",
+        "allowed",
+        ["192.168.35.103"],
+        "default",
+        null,
       ],
-    );
+      ["kubeflow/ml-pipeline-ui", "assigned", ["192.168.35.104"], "default", null],
+      ["team-a/minio-copy", "denied", ["192.168.35.101"], "default", "AddressInUse"],
+    ]);
     for (const result of report.results) {
       assert.deepEqual(Object.keys(result), [
         "namespace",
@@ -522,20 +524,11 @@ metadata: {name: knative, namespace: team-a}`,
       ),
     );
     assert.equal(code, 0);
-    assert.deepEqual(
-      report.results.map((result) => [
-        `${result.namespace}/${result.name}`,
-        result.decision,
-        result.ips,
-        result.pool,
-        result.reason,
-      ]),
-      [
-        ["default/plain", "allowed", [], null, null],
-        ["team-a/other-class", "allowed", [], null, null],
-        ["team-a/metallb-picks", "allowed", [], null, null],
-      ],
-    );
+    assert.deepEqual(rows(report), [
+      ["default/plain", "allowed", [], null, null],
+      ["team-a/other-class", "allowed", [], null, null],
+      ["team-a/metallb-picks", "allowed", [], null, null],
+    ]);
   });
 
   test("--load-balancer-class: Services of that class are checked, classless ones ignored", async () => {
