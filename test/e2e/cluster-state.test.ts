@@ -16,6 +16,7 @@ import { parseAddress } from "../../src/ipam/address.ts";
 import { holderOf } from "../../src/ipam/decide.ts";
 import type { ServiceObject } from "../../src/ipam/service.ts";
 import { type ControlPlane, CRD_FILE, describeE2E, startControlPlane } from "./harness.ts";
+import { legacyConfigMap } from "./webhook-fixtures.ts";
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 const METALLB_CONFIG = join(repoRoot, "examples/kubeflow-v0.11/metallb-config.yaml");
@@ -50,18 +51,6 @@ function ipAddressPool(name: string, addresses: string[]) {
     kind: "IPAddressPool",
     metadata: { name, namespace: "metallb-system" },
     spec: { addresses },
-  };
-}
-
-function legacyConfigMap(ranges: string[]) {
-  const addresses = ranges.map((range) => `  - ${range}\n`).join("");
-  return {
-    apiVersion: "v1",
-    kind: "ConfigMap",
-    metadata: { name: "config", namespace: "metallb-system" },
-    data: {
-      config: `address-pools:\n- name: default\n  protocol: layer2\n  addresses:\n${addresses}`,
-    },
   };
 }
 
