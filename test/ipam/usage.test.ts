@@ -2,9 +2,14 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import type { IPAddress } from "../../src/ipam/address.ts";
-import { UsageIndex } from "../../src/ipam/usage.ts";
+import { type Holder, UsageIndex } from "../../src/ipam/usage.ts";
 
-const holder = (ref: string) => ({ ref, sharingKey: "k", ports: [], backendKey: "Cluster" });
+const holder = (ref: string): Holder => ({
+  ref,
+  sharingKey: "k",
+  ports: [],
+  backendKey: "Cluster",
+});
 const v4 = (value: bigint): IPAddress => ({ family: "IPv4", value });
 
 test("setting an owner replaces what it held; deleting frees addresses no one else holds", () => {
@@ -39,30 +44,36 @@ test("a bulk-built index equals one built event by event, after arbitrary replac
     fc.tuple(
       fc.constantFrom("a", "b", "c", "d"),
       fc.array(fc.bigInt({ min: 0n, max: 12n }), { maxLength: 3 }),
+      fc.constantFrom("", "k"),
+      fc.subarray(["TCP/80", "TCP/443", "UDP/53"]),
     ),
     { maxLength: 25 },
   );
   fc.assert(
     fc.property(operations, (steps) => {
       const incremental = new UsageIndex();
-      const latest = new Map<string, bigint[]>();
-      for (const [owner, values] of steps) {
-        incremental.set(owner, holder(owner), values.map(v4));
-        latest.set(owner, values);
+      const latest = new Map<string, readonly [Holder, bigint[]]>();
+      for (const [owner, values, sharingKey, ports] of steps) {
+        const current = { ...holder(owner), sharingKey, ports };
+        incremental.set(owner, current, values.map(v4));
+        latest.set(owner, [current, values]);
       }
       const bulk = UsageIndex.from(
-        [...latest].map(([owner, values]) => [owner, holder(owner), values.map(v4)] as const),
+        [...latest].map(([owner, [current, values]]) => [owner, current, values.map(v4)] as const),
       );
       for (let value = 0n; value <= 12n; value += 1n) {
-        const refs = (index: UsageIndex) =>
+        const holders = (index: UsageIndex) =>
           index
             .holdersOf("IPv4", value)
-            .map((h) => h.ref)
-            .sort();
-        assert.deepEqual(refs(bulk), refs(incremental));
+            .map((h) => ({ ...h }))
+            .sort((a, b) => a.ref.localeCompare(b.ref));
+        assert.deepEqual(holders(bulk), holders(incremental));
         assert.equal(bulk.used("IPv4").has(value), incremental.used("IPv4").has(value));
       }
+      for (const owner of latest.keys()) {
+        assert.deepEqual(incremental.addressesOf(owner), bulk.addressesOf(owner));
+      }
     }),
-    { numRuns: 200 },
+    { numRuns: 300 },
   );
 });
