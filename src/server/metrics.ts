@@ -1,6 +1,7 @@
 // Prometheus metrics of the webhook, and the plain-HTTP server that exposes them on their own
 // port (so a scraper needs no TLS trust and the admission port carries only admission traffic).
 
+import { X509Certificate } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
@@ -20,6 +21,11 @@ export interface MetricsOptions {
   readonly view: () => ClusterView | undefined;
   /** Collections whose list/watch is failing right now (cluster mode); none when absent. */
   readonly failing?: () => readonly { readonly resource: string }[];
+  /**
+   * The serving certificate in PEM, read at scrape time (it changes on rotation and reload);
+   * absent, or undefined, when there is none to report.
+   */
+  readonly servingCertificate?: () => string | undefined;
   /** Process metrics (CPU, memory, event loop, GC); off in tests that build many registries. */
   readonly processMetrics?: boolean;
 }
@@ -84,6 +90,26 @@ export class Metrics {
       collect() {
         this.reset();
         for (const { resource } of options.failing?.() ?? []) this.set({ resource }, 1);
+      },
+    });
+    new Gauge({
+      name: "lb_ip_guard_serving_certificate_expiration_timestamp_seconds",
+      help: "When the certificate the webhook serves expires (Unix seconds), by its subject; an expired one makes every Service write that reaches the webhook fail",
+      // A label, so that no certificate means no sample (an unlabelled gauge would show 0).
+      labelNames: ["subject"] as const,
+      registers,
+      collect() {
+        this.reset();
+        const pem = options.servingCertificate?.();
+        if (pem === undefined) return;
+        let certificate: X509Certificate;
+        try {
+          certificate = new X509Certificate(pem);
+        } catch {
+          return; // Nothing to report; /readyz already says why TLS cannot serve.
+        }
+        const subject = certificate.subject.split("\n").join(", ");
+        this.set({ subject }, Date.parse(certificate.validTo) / 1000);
       },
     });
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });

@@ -119,6 +119,7 @@ export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
       return context.ready ? context.view : undefined;
     },
     failing: () => state.failing ?? [],
+    servingCertificate: () => served.cert,
   });
   const app = buildApp({
     state,

@@ -8,6 +8,7 @@ import { pino } from "pino";
 import type { AdmissionState } from "../../src/admission/state.ts";
 import { buildApp } from "../../src/server/app.ts";
 import { Metrics } from "../../src/server/metrics.ts";
+import { generateCa, issueServingCertificate } from "../../src/server/tls.ts";
 import { autoAssign, context, decodePatch, review, service } from "../admission/fixtures.ts";
 import { harness } from "./helpers.ts";
 
@@ -368,6 +369,34 @@ describe("/healthz and /readyz", () => {
     assert.match(await metrics.text(), /lb_ip_guard_watch_failing\{resource="services"\} 1/);
     failing.pop();
     assert.doesNotMatch(await metrics.text(), /lb_ip_guard_watch_failing\{/);
+  });
+
+  it("reports when the serving certificate expires, following a rotation, and nothing without one", async () => {
+    const window = (notAfter: string) => ({
+      notBefore: new Date("2026-01-01T00:00:00Z"),
+      notAfter: new Date(notAfter),
+    });
+    const ca = await generateCa("metrics test CA", window("2030-01-01T00:00:00Z"));
+    const names = { dns: ["localhost"], ips: [] };
+    let served: string | undefined = (
+      await issueServingCertificate(ca, names, window("2027-03-04T05:06:07Z"))
+    ).cert;
+    const metrics = new Metrics({
+      view: () => undefined,
+      servingCertificate: () => served,
+      processMetrics: false,
+    });
+    const expiry = async () =>
+      /^lb_ip_guard_serving_certificate_expiration_timestamp_seconds\{subject="CN=localhost"\} (\d+)$/m.exec(
+        await metrics.text(),
+      )?.[1];
+    assert.equal(await expiry(), String(Date.parse("2027-03-04T05:06:07Z") / 1000));
+    served = (await issueServingCertificate(ca, names, window("2028-01-01T00:00:00Z"))).cert;
+    assert.equal(await expiry(), String(Date.parse("2028-01-01T00:00:00Z") / 1000));
+    served = undefined;
+    assert.doesNotMatch(await metrics.text(), /^lb_ip_guard_serving_certificate_expiration\S* /m);
+    served = "not a certificate";
+    assert.doesNotMatch(await metrics.text(), /^lb_ip_guard_serving_certificate_expiration\S* /m);
   });
 
   it("readyz answers 503 once shutdown began, while reviews are still answered", async () => {
