@@ -568,7 +568,7 @@ describe("deploy/monitoring (no tools needed)", () => {
     }
   });
 
-  it("the PrometheusRule parses and alerts on pools, errors and latency within the timeout", async () => {
+  it("the PrometheusRule parses and alerts on pools, errors, claims, certificates and latency within the timeout", async () => {
     const rule = parse(
       await readFile(join(deployDir, "monitoring", "prometheusrule.yaml"), "utf8"),
     ) as Obj;
@@ -588,6 +588,12 @@ describe("deploy/monitoring (no tools needed)", () => {
     const errors = alerts.get("LbIpGuardAdmissionErrors");
     assert.match(errors?.expr, /lb_ip_guard_admission_requests_total\{decision="error"\}/);
     assert.match(alerts.get("LbIpGuardWebhookCallsFailing")?.expr, /code=~"5\.\."/);
+    assert.match(alerts.get("LbIpGuardClaimsFailing")?.expr, /claims_total\{result="error"\}/);
+    const expiring = alerts.get("LbIpGuardCertificateExpiring");
+    assert.match(
+      expiring?.expr,
+      /lb_ip_guard_serving_certificate_expiration_timestamp_seconds\)\s*- time\(\) < 14 \* 86400/,
+    );
 
     // p99 above a bound, as the share of reviews over a bucket boundary: the boundary must be a
     // bucket of the histogram, and at most half of every webhook's timeout.
