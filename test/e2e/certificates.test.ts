@@ -503,5 +503,26 @@ await describeE2E("certificate bootstrap and rotation against a real API server"
         .filter((line) => /list\/watch failed|certificate management failed|forbidden/i.test(line));
       assert.deepEqual(problems.slice(0, 3), [], `${replica.name} logged no failure`);
     }
+    // Each replica's expiry metric is that of the certificate it serves now, rotations included.
+    const bundle = (await caBundles())[1] ?? "";
+    for (const replica of replicas) {
+      const metricsPort = /"metricsPort":(\d+)/.exec(await replica.log())?.[1];
+      assert.ok(metricsPort, `${replica.name} logged its metrics port`);
+      let compared = false;
+      for (let attempt = 0; attempt < 5 && !compared; attempt += 1) {
+        const before = await served(replica.port, bundle);
+        const response = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+        const scraped: string = await response.text();
+        const after = await served(replica.port, bundle);
+        if (before.serialNumber !== after.serialNumber) continue; // rotated meanwhile
+        const shown: string | undefined =
+          /^lb_ip_guard_serving_certificate_expiration_timestamp_seconds\{[^}]*\} (\d+)$/m.exec(
+            scraped,
+          )?.[1];
+        assert.equal(Number(shown), Date.parse(after.validTo) / 1000, `${replica.name} expiry`);
+        compared = true;
+      }
+      assert.ok(compared, `${replica.name}: a scrape between two handshakes of one certificate`);
+    }
   });
 });
