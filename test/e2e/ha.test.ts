@@ -280,11 +280,11 @@ async function reviews(replica: Replica, since: number): Promise<string> {
     if (!line.startsWith("{")) continue;
     const record = JSON.parse(line) as {
       msg?: string;
-      time?: number;
+      time?: string;
       durationMs?: number;
       lostClaims?: string[];
     };
-    if (record.msg !== "admission review" || (record.time ?? 0) < since) continue;
+    if (record.msg !== "admission review" || Date.parse(record.time ?? "") < since) continue;
     durations.push(record.durationMs ?? 0);
     mostLost = Math.max(mostLost, record.lostClaims?.length ?? 0);
   }
