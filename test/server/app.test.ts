@@ -122,6 +122,7 @@ describe("POST /mutate and /validate", () => {
     const h = harness();
     await post(h, "/mutate", EXAMPLE);
     await post(h, "/validate", review(service("copy", { ip: "192.168.35.100" }), { dryRun: true }));
+    await new Promise((resolve) => setImmediate(resolve)); // written once the turn's answers are out
     const reviews = h.logs.filter((record) => record.msg === "admission review");
     assert.equal(reviews.length, 2);
     const [mutated, denied] = reviews;
@@ -138,6 +139,20 @@ describe("POST /mutate and /validate", () => {
     assert.equal(denied?.dryRun, true);
     // fastify's own per-request lines are off.
     assert.equal(h.logs.filter((record) => record.msg === "incoming request").length, 0);
+  });
+
+  it("writes a review's log line and metrics after its answer, and what is pending on close", async () => {
+    const h = harness();
+    const answered = await post(h, "/mutate", EXAMPLE);
+    assert.equal(answered.statusCode, 200);
+    const logged = () => h.logs.filter((record) => record.msg === "admission review").length;
+    assert.equal(logged(), 0, "not on the way to the answer");
+    await h.app.close();
+    assert.equal(logged(), 1, "closing writes what is pending");
+    assert.match(
+      await h.metrics.text(),
+      /lb_ip_guard_admission_requests_total\{webhook="mutate",operation="CREATE",decision="assigned",reason="none"\} 1/,
+    );
   });
 
   it("counts reviews and their latency, and shows pool utilisation at scrape time", async () => {
