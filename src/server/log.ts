@@ -27,7 +27,7 @@ export function createLogger(options: LoggerOptions): Logger {
   );
 }
 
-const SKIPPED = new Set(["level", "time", "msg", "pid", "hostname", "reqId"]);
+const SKIPPED = new Set(["level", "time", "msg", "pid", "hostname"]);
 
 /** `12:00:01.234 INFO  message key=value ...`, one line per record. */
 function prettyStream(out: DestinationStream): DestinationStream {
