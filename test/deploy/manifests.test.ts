@@ -537,7 +537,7 @@ describe("deploy/monitoring (no tools needed)", () => {
     return depth === 0;
   };
 
-  it("the Grafana dashboard parses and charts pools, decisions and latency", async () => {
+  it("the Grafana dashboard parses and charts pools, decisions, latency and health", async () => {
     const text = await readFile(join(deployDir, "monitoring", "grafana-dashboard.json"), "utf8");
     const dash = JSON.parse(text) as Obj;
     assert.equal(dash.uid, "lb-ip-guard");
@@ -556,6 +556,12 @@ describe("deploy/monitoring (no tools needed)", () => {
       exprs.some((e) => /by \(.*reason.*\) \(rate\(lb_ip_guard_admission_requests_total/.test(e)),
       "decisions per reason",
     );
+    assert.ok(
+      exprs.includes("min(lb_ip_guard_serving_certificate_expiration_timestamp_seconds) - time()"),
+      "time left on the serving certificate",
+    );
+    assert.ok(exprs.some((e) => e.includes('lb_ip_guard_claims_total{result="error"}')));
+    assert.ok(exprs.some((e) => e.includes("lb_ip_guard_watch_failing")));
     for (const p of ["0.5", "0.95", "0.99"]) {
       assert.ok(
         exprs.some((e) =>
