@@ -28,6 +28,7 @@ import {
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { outputOf } from "./child-output.ts";
 
 /** Newest Kubernetes release on the module proxy that builds with go1.26 (its go.mod says go 1.26.0). */
 export const K8S_VERSION = "1.37.2";
@@ -141,32 +142,21 @@ function alive(pid: number): boolean {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Runs go, keeps its output for the error message; a failure names the step. */
-function runGo(go: string, args: string[], cwd: string, step: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(go, args, {
+async function runGo(go: string, args: string[], cwd: string, step: string): Promise<string> {
+  const { code, stdout, stderr } = await outputOf(
+    spawn(go, args, {
       cwd,
       stdio: ["ignore", "pipe", "pipe"],
       // GOTOOLCHAIN=local: never fetch another toolchain behind the caller's back; a too-old Go
       // fails with Go's own one-line "requires go >= …" message instead.
       env: { ...process.env, CGO_ENABLED: "0", GOTOOLCHAIN: "local", GOFLAGS: "-mod=mod" },
-    });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d: Buffer) => {
-      out += d;
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      err += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => {
-      if (code === 0) return resolve(out);
-      // `go mod download -json` reports its error in the JSON on stdout.
-      const detail = err.trim() || (/"Error": (".*")/.exec(out)?.[1] ?? out.trim());
-      const last = detail.split("\n").slice(-5).join(" | ");
-      reject(new Error(`${step} failed (go ${args.join(" ")}; exit ${code}): ${last}`));
-    });
-  });
+    }),
+  );
+  if (code === 0) return stdout;
+  // `go mod download -json` reports its error in the JSON on stdout.
+  const detail = stderr.trim() || (/"Error": (".*")/.exec(stdout)?.[1] ?? stdout.trim());
+  const last = detail.split("\n").slice(-5).join(" | ");
+  throw new Error(`${step} failed (go ${args.join(" ")}; exit ${code}): ${last}`);
 }
 
 async function build(go: string, dir: string, log: Log): Promise<void> {

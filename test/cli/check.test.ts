@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
+import { type ChildOutput, outputOf } from "../../scripts/child-output.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const main = join(root, "src/cli/main.ts");
@@ -16,12 +17,6 @@ const KUBEFLOW = join(root, "examples/kubeflow-v0.11");
 const KUBEFLOW_POOLS = join(KUBEFLOW, "metallb-config.yaml");
 const KUBEFLOW_DASHBOARDS = join(KUBEFLOW, "dashboards.yaml");
 const IPADDRESSPOOL = join(root, "examples/ipaddresspool");
-
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 // Each run is a fresh Node process (~0.2 s of CPU with the compile cache, twice that without):
 // a shared compile cache for the type-stripped sources, and a bound on how many run at once.
@@ -34,7 +29,7 @@ const maxChildren = Math.max(2, availableParallelism() + 1);
 let running = 0;
 const waiting: (() => void)[] = [];
 
-async function cli(args: readonly string[], stdin = ""): Promise<Run> {
+async function cli(args: readonly string[], stdin = ""): Promise<ChildOutput> {
   if (running >= maxChildren) await new Promise<void>((resolve) => waiting.push(resolve));
   running += 1;
   try {
@@ -45,21 +40,11 @@ async function cli(args: readonly string[], stdin = ""): Promise<Run> {
   }
 }
 
-function spawnCli(args: readonly string[], stdin: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [main, ...args], { cwd: root, env: childEnv });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin);
-  });
+function spawnCli(args: readonly string[], stdin: string): Promise<ChildOutput> {
+  const child = spawn(process.execPath, [main, ...args], { cwd: root, env: childEnv });
+  const output = outputOf(child);
+  child.stdin.end(stdin);
+  return output;
 }
 
 interface Result {
@@ -77,7 +62,10 @@ interface Report {
   results: Result[];
 }
 
-async function checkJson(args: readonly string[], stdin = ""): Promise<Run & { report: Report }> {
+async function checkJson(
+  args: readonly string[],
+  stdin = "",
+): Promise<ChildOutput & { report: Report }> {
   const run = await cli(["check", "--format", "json", ...args], stdin);
   assert.ok(run.code === 0 || run.code === 1, `exit ${run.code}: ${run.stderr}`);
   return { ...run, report: JSON.parse(run.stdout) as Report };

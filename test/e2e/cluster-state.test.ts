@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
+import { type ChildOutput, outputOf } from "../../scripts/child-output.ts";
 import { type ClusterState, startClusterState } from "../../src/cluster/state.ts";
 import { parseAddress } from "../../src/ipam/address.ts";
 import { holderOf } from "../../src/ipam/decide.ts";
@@ -382,20 +383,10 @@ await describeE2E("cluster state against a real API server", () => {
   });
 });
 
-function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repoRoot, "src/cli/main.ts"), ...args], {
+function runCli(args: string[]): Promise<ChildOutput> {
+  return outputOf(
+    spawn(process.execPath, [join(repoRoot, "src/cli/main.ts"), ...args], {
       stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? 128, stdout, stderr }));
-  });
+    }),
+  );
 }

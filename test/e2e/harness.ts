@@ -19,6 +19,7 @@ import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { generate } from "selfsigned";
 import { parseAllDocuments, stringify } from "yaml";
+import { outputOf } from "../../scripts/child-output.ts";
 import { AssetsUnavailableError, k8sAssets } from "../../scripts/k8s-assets.ts";
 import {
   generateCa,
@@ -550,46 +551,35 @@ export function freePort(): Promise<number> {
   });
 }
 
-function runKubectl(
+async function runKubectl(
   l: Live,
   binary: string,
   kubeconfigPath: string,
   args: string[],
   { stdin, allowFailure = false, timeoutMs = 60_000 }: KubectlOptions,
 ): Promise<KubectlResult> {
-  return new Promise((resolve, reject) => {
-    const { KUBECONFIG: _ignored, ...env } = process.env;
-    const child = spawn(binary, [`--kubeconfig=${kubeconfigPath}`, ...args], {
-      // The discovery cache goes into the temp folder, never into ~/.kube.
-      env: { ...env, KUBECACHEDIR: join(l.dir, "kube-cache") },
-      stdio: ["pipe", "pipe", "pipe"],
-      timeout: timeoutMs,
-      killSignal: "SIGKILL",
-    });
-    l.kubectls.add(child);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code, signal) => {
-      l.kubectls.delete(child);
-      const result = { code: code ?? 128, stdout, stderr };
-      if (result.code !== 0 && !allowFailure) {
-        const why = signal ? `killed by ${signal}` : `exit ${code}`;
-        reject(new Error(`kubectl ${args.join(" ")}: ${why}: ${stderr.trim()}`));
-      } else resolve(result);
-    });
-    child.stdin.on("error", () => {}); // EPIPE when kubectl exits early: its exit code says why
-    Promise.resolve(stdin ?? "").then(
-      (text) => child.stdin.end(text),
-      () => child.stdin.end(),
-    );
+  const { KUBECONFIG: _ignored, ...env } = process.env;
+  const child = spawn(binary, [`--kubeconfig=${kubeconfigPath}`, ...args], {
+    // The discovery cache goes into the temp folder, never into ~/.kube.
+    env: { ...env, KUBECACHEDIR: join(l.dir, "kube-cache") },
+    stdio: ["pipe", "pipe", "pipe"],
+    timeout: timeoutMs,
+    killSignal: "SIGKILL",
   });
+  l.kubectls.add(child);
+  const output = outputOf(child).finally(() => l.kubectls.delete(child));
+  child.stdin.on("error", () => {}); // EPIPE when kubectl exits early: its exit code says why
+  Promise.resolve(stdin ?? "").then(
+    (text) => child.stdin.end(text),
+    () => child.stdin.end(),
+  );
+  const { code, signal, stdout, stderr } = await output;
+  const result = { code: code ?? 128, stdout, stderr };
+  if (result.code !== 0 && !allowFailure) {
+    const why = signal ? `killed by ${signal}` : `exit ${code}`;
+    throw new Error(`kubectl ${args.join(" ")}: ${why}: ${stderr.trim()}`);
+  }
+  return result;
 }
 
 // ---------------------------------------------------------------------------------------------

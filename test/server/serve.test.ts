@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { type ChildOutput, outputOf } from "../../scripts/child-output.ts";
 import { envName, parseServeArgs } from "../../src/cli/serve.ts";
 import { decodePatch } from "../admission/fixtures.ts";
 import { httpsCall, serveConfig, serveRefusal } from "./helpers.ts";
@@ -111,31 +112,15 @@ describe("serve flags and environment", () => {
   });
 });
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => (stdout += chunk));
-    child.stderr.on("data", (chunk) => (stderr += chunk));
-    child.on("error", reject);
-    // A start that wrongly succeeds would serve forever: stop it and fail on the exit code.
-    const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
+function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ChildOutput> {
+  const child = spawn(process.execPath, [MAIN, ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
   });
+  // A start that wrongly succeeds would serve forever: stop it and fail on the exit code.
+  const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+  return outputOf(child).finally(() => clearTimeout(timer));
 }
 
 describe("serve refuses a bad start: exit 2, one line on stderr", { concurrency: 4 }, () => {
