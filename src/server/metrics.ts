@@ -1,10 +1,10 @@
 // Prometheus metrics of the webhook, and the plain-HTTP server that exposes them on their own
 // port (so a scraper needs no TLS trust and the admission port carries only admission traffic).
 
-import { X509Certificate } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { inspectCertificate } from "../cluster/certificate-plan.ts";
 import type { ClusterView } from "../ipam/decide.ts";
 import { poolUtilisation } from "../ipam/utilisation.ts";
 
@@ -100,16 +100,10 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        const pem = options.servingCertificate?.();
-        if (pem === undefined) return;
-        let certificate: X509Certificate;
-        try {
-          certificate = new X509Certificate(pem);
-        } catch {
-          return; // Nothing to report; /readyz already says why TLS cannot serve.
-        }
-        const subject = certificate.subject.split("\n").join(", ");
-        this.set({ subject }, Date.parse(certificate.validTo) / 1000);
+        const certificate = inspectCertificate(options.servingCertificate?.());
+        // None, or not a certificate: nothing to report (/readyz says why TLS cannot serve).
+        if (certificate === undefined) return;
+        this.set({ subject: certificate.subject }, certificate.notAfter / 1000);
       },
     });
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
