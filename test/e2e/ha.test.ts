@@ -19,7 +19,7 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { k8sAssets } from "../../scripts/k8s-assets.ts";
-import { type ControlPlane, describeE2E, startControlPlane } from "./harness.ts";
+import { type ControlPlane, describeE2E, metricSum, startControlPlane } from "./harness.ts";
 
 const NAMESPACE = "lb-ip-guard";
 const APPS = "team-ha";
@@ -294,17 +294,6 @@ async function reviews(replica: Replica, since: number): Promise<string> {
   return `${replica.name}: ${durations.length} reviews, p50 ${at(0.5)} ms, max ${durations.at(-1)} ms, at most ${mostLost} claim(s) lost by one review`;
 }
 
-async function metric(replica: Replica, pattern: RegExp): Promise<number> {
-  const text = await fetch(replica.metricsUrl)
-    .then((response) => response.text())
-    .catch(() => "");
-  let total = 0;
-  for (const line of text.split("\n")) {
-    if (pattern.test(line)) total += Number(line.slice(line.lastIndexOf(" ") + 1));
-  }
-  return total;
-}
-
 async function eventually<T>(
   what: string,
   probe: () => Promise<T | undefined>,
@@ -415,8 +404,8 @@ await describeE2E("two replicas share address claims (Leases) through the real a
     const refused = results.filter((result) => result.code !== 0);
     const inUse = refused.filter((result) => /AddressInUse/.test(result.stderr));
     const lost =
-      (await metric(a, /^lb_ip_guard_claims_total\{result="lost"\}/)) +
-      (await metric(b, /^lb_ip_guard_claims_total\{result="lost"\}/));
+      (await metricSum(a.metricsUrl, /^lb_ip_guard_claims_total\{result="lost"\}/)) +
+      (await metricSum(b.metricsUrl, /^lb_ip_guard_claims_total\{result="lost"\}/));
     t.diagnostic(
       `100 creates of ${RACE_IP} in ${seconds.toFixed(1)} s: ${admitted.length} admitted, ${refused.length} refused (${inUse.length} AddressInUse), ${lost} claim(s) lost at the arbiter; proxy connections a/b: ${proxy.served.join("/")}; ${await reviews(a, started)}; ${await reviews(b, started)}`,
     );
@@ -450,8 +439,8 @@ await describeE2E("two replicas share address claims (Leases) through the real a
     const held = [...(await heldAddresses(cp))].filter(([ref]) => ref.startsWith(`${APPS}/auto-`));
     const distinct = new Set(held.map(([, ip]) => ip));
     const lost =
-      (await metric(a, /^lb_ip_guard_claims_total\{result="lost"\}/)) +
-      (await metric(b, /^lb_ip_guard_claims_total\{result="lost"\}/));
+      (await metricSum(a.metricsUrl, /^lb_ip_guard_claims_total\{result="lost"\}/)) +
+      (await metricSum(b.metricsUrl, /^lb_ip_guard_claims_total\{result="lost"\}/));
     t.diagnostic(
       `50 auto-assigns in ${seconds.toFixed(1)} s: ${held.length} with an address, ${distinct.size} distinct, ${refused.length} refused; claims lost so far (both tests): ${lost}; ${await reviews(a, started)}; ${await reviews(b, started)}`,
     );

@@ -539,6 +539,21 @@ function httpsOk(url: string, tls: { ca: string; cert?: string; key?: string }):
 }
 
 /** A port free right now on 127.0.0.1 (bound to 0, then released). */
+/**
+ * The sum of the samples on the lines of a /metrics page that match `pattern` (0 when the page
+ * cannot be read).
+ */
+export async function metricSum(metricsUrl: string, pattern: RegExp): Promise<number> {
+  const text = await fetch(metricsUrl)
+    .then((response) => response.text())
+    .catch(() => "");
+  let total = 0;
+  for (const line of text.split("\n")) {
+    if (pattern.test(line)) total += Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return total;
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
