@@ -30,6 +30,22 @@ interface Entry {
   readonly addresses: readonly IPAddress[];
 }
 
+/** Whether setting `holder` and `addresses` would leave `entry` exactly as it is. */
+function sameEntry(entry: Entry, holder: Holder, addresses: readonly IPAddress[]): boolean {
+  const kept = entry.holder;
+  return (
+    kept.ref === holder.ref &&
+    kept.sharingKey === holder.sharingKey &&
+    kept.backendKey === holder.backendKey &&
+    sameItems(kept.ports, holder.ports, (a, b) => a === b) &&
+    sameItems(entry.addresses, addresses, (a, b) => a.family === b.family && a.value === b.value)
+  );
+}
+
+function sameItems<T>(a: readonly T[], b: readonly T[], equal: (x: T, y: T) => boolean): boolean {
+  return a.length === b.length && a.every((item, i) => equal(item, b[i] as T));
+}
+
 type Claim = { readonly owner: string; readonly holder: Holder };
 
 /**
@@ -63,10 +79,12 @@ export class UsageIndex {
   }
 
   set(owner: string, holder: Holder, addresses: readonly IPAddress[]): void {
-    // Replaced in place: what the owner keeps is never deleted and re-added. On maps of
-    // thousands of entries V8 makes that delete+set churn cost tens of microseconds, and
-    // re-setting an unchanged owner is the common case (watch updates, repeated grants).
+    // Re-setting an unchanged owner is the common case (watch updates, repeated grants): it
+    // changes nothing and allocates nothing. Otherwise the entry is replaced in place: what the
+    // owner keeps is never deleted and re-added. On maps of thousands of entries V8 makes that
+    // delete+set churn cost tens of microseconds.
     const previous = this.#owners.get(owner);
+    if (previous !== undefined && sameEntry(previous, holder, addresses)) return;
     const emptied = previous === undefined ? [] : this.#unclaim(owner, previous.addresses);
     this.#remember(owner, holder, addresses);
     for (const address of addresses) this.#used[address.family].add(address.value);
@@ -129,13 +147,24 @@ export class UsageIndex {
     return this.#used[family];
   }
 
-  #remember(owner: string, holder: Holder, addresses: readonly IPAddress[]): void {
-    const unique = addresses.filter(
-      (address, i) =>
-        addresses.findIndex(
-          (other) => other.family === address.family && other.value === address.value,
-        ) === i,
-    );
+  #remember(owner: string, given: Holder, addresses: readonly IPAddress[]): void {
+    // The index keeps copies made here rather than the objects it is given. They live as long
+    // as their owner, and V8 decides per allocation site whether to allocate straight into the
+    // old generation: had the index kept the holders and addresses that every review builds
+    // (in holderOf, parseAddress), the thousands kept at the initial sync would make V8 do so
+    // for those sites, and each review would leave its throwaway copies as old-generation
+    // garbage (hundreds of bytes per review, longer scavenges, more full collections).
+    const holder: Holder = {
+      ref: given.ref,
+      sharingKey: given.sharingKey,
+      ports: [...given.ports],
+      backendKey: given.backendKey,
+    };
+    const unique: IPAddress[] = [];
+    for (const { family, value } of addresses) {
+      if (!unique.some((kept) => kept.family === family && kept.value === value))
+        unique.push({ family, value });
+    }
     this.#owners.set(owner, { holder, addresses: unique });
     for (const { family, value } of unique) {
       const claims = this.#claims[family].get(value);

@@ -39,6 +39,21 @@ test("two owners with the same holder identity are tracked separately (a hold an
   assert.equal(usage.used("IPv4").has(7n), true);
 });
 
+test("re-setting an owner unchanged keeps its entry; a changed holder or order replaces it", () => {
+  const usage = new UsageIndex();
+  usage.set("a", holder("ns/a"), [v4(1n), v4(2n)]);
+  const [first] = usage.holdersOf("IPv4", 1n);
+  usage.set("a", holder("ns/a"), [v4(1n), v4(2n)]);
+  assert.equal(usage.holdersOf("IPv4", 1n)[0], first);
+
+  usage.set("a", { ...holder("ns/a"), ports: ["TCP/443"] }, [v4(1n), v4(2n)]);
+  assert.deepEqual(usage.holdersOf("IPv4", 2n)[0]?.ports, ["TCP/443"]);
+  usage.set("a", { ...holder("ns/a"), ports: ["TCP/443"], sharingKey: "" }, [v4(1n), v4(2n)]);
+  assert.equal(usage.holdersOf("IPv4", 1n)[0]?.sharingKey, "");
+  usage.set("a", { ...holder("ns/a"), ports: ["TCP/443"], sharingKey: "" }, [v4(2n), v4(1n)]);
+  assert.deepEqual(usage.addressesOf("a"), [v4(2n), v4(1n)]);
+});
+
 test("a bulk-built index equals one built event by event, after arbitrary replacements", () => {
   const operations = fc.array(
     fc.tuple(
