@@ -71,33 +71,74 @@ const DEFAULT_CLAIM_TIMEOUT_MS = 4000;
 /**
  * Decides a review, records its grant, and (when the state has claims) claims the granted
  * addresses before answering. Without claims it is `admit` and `record`, nothing more.
+ *
+ * The answer is synchronous whenever nothing has to be awaited: every review in standalone mode,
+ * and in cluster mode every review that grants nothing (denials, dry runs, skipped objects)
+ * unless it must wait for another claim to settle. Most reviews thus skip the promise hops of
+ * an async call, which under load cost more than deciding.
  */
-export async function admitWithClaims(
+export function admitWithClaims(
   webhook: Webhook,
   request: AdmissionRequest,
   state: AdmissionState,
   options: ClaimOptions = {},
+): ClaimedOutcome | Promise<ClaimedOutcome> {
+  const outcome = admit(webhook, request, state.context());
+  const grant = outcome.grant;
+  if (grant === undefined) {
+    const pending = settlingConflict(outcome, state);
+    if (pending === undefined) return { ...outcome, lostClaims: [] };
+    return claimed(webhook, request, state, options, outcome, pending);
+  }
+  if (state.claims === undefined) {
+    state.record(grant, (options.now ?? Date.now)());
+    return { ...outcome, lostClaims: [] };
+  }
+  return claimed(webhook, request, state, options, outcome, undefined);
+}
+
+/**
+ * What a refusal over an address that another request of this replica holds, while its claim is
+ * in flight, waits for: that claim may lose (to this very Service, whose claim the other replica
+ * made), so the review lets it settle and is decided once more.
+ */
+function settlingConflict(
+  outcome: AdmissionOutcome,
+  state: AdmissionState,
+): Promise<void> | undefined {
+  const conflict = outcome.reason === "AddressInUse" || outcome.reason === "SharingConflict";
+  return conflict ? state.claims?.settled() : undefined;
+}
+
+async function claimed(
+  webhook: Webhook,
+  request: AdmissionRequest,
+  state: AdmissionState,
+  options: ClaimOptions,
+  first: AdmissionOutcome,
+  firstWait: Promise<void> | undefined,
 ): Promise<ClaimedOutcome> {
   const now = options.now ?? Date.now;
   const claims = state.claims;
   const maxAttempts = Math.max(1, options.maxAttempts ?? DEFAULT_CLAIM_ATTEMPTS);
   const lost: string[] = [];
   let signal: AbortSignal | undefined;
+  let outcome = first;
+  let pending = firstWait;
   let waited = false;
-  for (let attempt = 1; ; attempt += 1) {
-    const outcome = admit(webhook, request, state.context());
-    const grant = outcome.grant;
-    if (grant === undefined) {
-      // Refused over an address another request of this replica holds while its claim is in
-      // flight: that claim may lose (to this very Service, whose claim the other replica made),
-      // so let it settle and decide once more.
-      const conflict = outcome.reason === "AddressInUse" || outcome.reason === "SharingConflict";
-      const pending = conflict && !waited ? claims?.settled() : undefined;
-      if (pending === undefined) return { ...outcome, lostClaims: lost };
+  let attempt = 1;
+  for (;;) {
+    if (pending !== undefined) {
       waited = true;
       signal ??= AbortSignal.timeout(options.timeoutMs ?? DEFAULT_CLAIM_TIMEOUT_MS);
       if (!(await settledWithin(pending, signal))) return { ...outcome, lostClaims: lost };
-      attempt -= 1;
+      pending = undefined;
+      outcome = admit(webhook, request, state.context());
+    }
+    const grant = outcome.grant;
+    if (grant === undefined) {
+      pending = waited ? undefined : settlingConflict(outcome, state);
+      if (pending === undefined) return { ...outcome, lostClaims: lost };
       continue;
     }
     // Synchronously after the decision: no other request of this replica can be granted the
@@ -143,5 +184,7 @@ export async function admitWithClaims(
         lostClaims: lost,
       };
     }
+    attempt += 1;
+    outcome = admit(webhook, request, state.context());
   }
 }
