@@ -131,6 +131,29 @@ describe("admitWithClaims", () => {
     assert.equal(second.reason, "AddressInUse");
   });
 
+  it("answers in the same turn unless a claim is awaited: no claims, a denial, a dry run", async () => {
+    const alone = replica(undefined);
+    const granted = alone.review("validate", service("web", { ip: "192.168.35.100" }));
+    assert.ok(!(granted instanceof Promise));
+    assert.deepEqual(holders(alone.usage, "192.168.35.100"), ["team-a/web"]);
+
+    const clustered = replica(new Arbiter());
+    const claiming = clustered.review("validate", service("web", { ip: "192.168.35.100" }));
+    assert.ok(claiming instanceof Promise, "a grant awaits its claim");
+    const refused = clustered.review("validate", service("db", { ip: "192.168.35.100" }));
+    assert.ok(refused instanceof Promise, "a refusal over an address in flight waits for it");
+    assert.equal((await refused).reason, "AddressInUse");
+    assert.equal((await claiming).response.allowed, true);
+    const denied = clustered.review("validate", service("db", { ip: "192.168.35.100" }));
+    assert.ok(!(denied instanceof Promise));
+    assert.equal(denied.reason, "AddressInUse");
+    const dryRun = clustered.review("validate", service("api", { ip: "192.168.35.101" }), {
+      dryRun: true,
+    });
+    assert.ok(!(dryRun instanceof Promise));
+    assert.equal(dryRun.response.allowed, true);
+  });
+
   it("two replicas, one address asked for 20 times at once: exactly one admitted, the others refused naming it", async () => {
     const arbiter = new Arbiter();
     const [a, b] = [replica(arbiter), replica(arbiter)];
