@@ -22,7 +22,9 @@
  * `paced`: latency from when each request was due), the bare server paced the same for
  * reference, and the webhook with autocannon's overallRate, whose per-second quota is fired back
  * to back and so shows near-saturation latency. Percentiles come from every response
- * time (microsecond resolution), not autocannon's millisecond histogram.
+ * time (microsecond resolution), not autocannon's millisecond histogram. Each server reports its
+ * garbage collections over the run when stopped: their pauses are what a latency tail is made
+ * of (ADR 0008).
  *
  * On a machine shared with other work, requests/s swing with whatever else runs; the server's CPU
  * time per request (from /proc, Linux) hardly does, so the throughput target is also judged as
@@ -34,6 +36,7 @@ import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { constants, PerformanceObserver } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
 import { fileURLToPath } from "node:url";
@@ -45,7 +48,7 @@ import { holderOf } from "../src/ipam/decide.ts";
 import { mergePools, poolsFromDocument } from "../src/ipam/pool-config.ts";
 import type { ServiceObject } from "../src/ipam/service.ts";
 import { UsageIndex } from "../src/ipam/usage.ts";
-import { buildApp } from "../src/server/app.ts";
+import { buildApp, type WebhookApp } from "../src/server/app.ts";
 import { createLogger } from "../src/server/log.ts";
 import { Metrics } from "../src/server/metrics.ts";
 import { StandaloneState } from "../src/server/standalone.ts";
@@ -258,11 +261,7 @@ async function serveChild(kind: string, certFile: string): Promise<void> {
     const app = Fastify({ https, bodyLimit: 3 * 1024 * 1024 });
     app.post("/validate", async () => answer);
     app.post("/mutate", async () => answer);
-    await app.listen({ port: 0, host: "127.0.0.1" });
-    process.once("SIGTERM", () => void app.close());
-    process.stdout.write(
-      `${JSON.stringify({ port: (app.server.address() as { port: number }).port })}\n`,
-    );
+    await serve(app);
     return;
   }
   const state = benchState();
@@ -272,19 +271,54 @@ async function serveChild(kind: string, certFile: string): Promise<void> {
     destination: pino.destination({ dest: "/dev/null", sync: false }),
   });
   const metrics = new Metrics({ view: () => state.view });
-  const app = buildApp({ state, logger, metrics, https });
+  await serve(buildApp({ state, logger, metrics, https }));
+}
+
+/** Garbage collections of a server over the run, by kind: the usual cause of a latency tail. */
+interface Collections {
+  readonly minor: { count: number; totalMs: number; maxMs: number };
+  readonly major: { count: number; totalMs: number; maxMs: number };
+}
+
+/**
+ * Listens, says on which port, and counts the process's garbage collections from then on. On
+ * SIGTERM it reports them and closes cleanly (so that `node --cpu-prof` writes its profile).
+ */
+async function serve(app: WebhookApp): Promise<void> {
   await app.listen({ port: 0, host: "127.0.0.1" });
-  // A clean exit on SIGTERM, so that `node --cpu-prof` writes its profile.
-  process.once("SIGTERM", () => void app.close());
+  const collections: Collections = {
+    minor: { count: 0, totalMs: 0, maxMs: 0 },
+    major: { count: 0, totalMs: 0, maxMs: 0 },
+  };
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const kind = (entry as { detail?: { kind?: number } }).detail?.kind;
+      const bucket =
+        kind === constants.NODE_PERFORMANCE_GC_MINOR ? collections.minor : collections.major;
+      bucket.count += 1;
+      bucket.totalMs += entry.duration;
+      bucket.maxMs = Math.max(bucket.maxMs, entry.duration);
+    }
+  });
+  observer.observe({ entryTypes: ["gc"] });
+  process.once("SIGTERM", () => {
+    observer.disconnect();
+    process.stdout.write(`${JSON.stringify({ collections })}\n`);
+    void app.close();
+  });
   process.stdout.write(
     `${JSON.stringify({ port: (app.server.address() as { port: number }).port })}\n`,
   );
 }
 
-async function startChild(
-  kind: string,
-  certFile: string,
-): Promise<{ child: ChildProcess; port: number }> {
+interface Child {
+  readonly child: ChildProcess;
+  readonly port: number;
+  /** What the server reports when stopped. */
+  readonly collections: Promise<Collections | undefined>;
+}
+
+async function startChild(kind: string, certFile: string): Promise<Child> {
   const child = spawn(
     process.execPath,
     [fileURLToPath(import.meta.url), "--serve", kind, certFile],
@@ -297,13 +331,21 @@ async function startChild(
     lines.once("line", (line) => resolve((JSON.parse(line) as { port: number }).port));
     child.once("exit", (code) => reject(new Error(`${kind} server exited ${code}`)));
   });
-  return { child, port };
+  const collections = new Promise<Collections | undefined>((resolve) => {
+    lines.on("line", (line) => {
+      if (line.startsWith('{"collections"'))
+        resolve((JSON.parse(line) as { collections: Collections }).collections);
+    });
+    child.once("exit", () => resolve(undefined));
+  });
+  return { child, port, collections };
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+async function stopChild({ child, collections }: Child): Promise<Collections | undefined> {
   const exited = new Promise((resolve) => child.once("exit", resolve));
   child.kill("SIGTERM");
   await exited;
+  return collections;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -575,8 +617,8 @@ async function main(): Promise<void> {
     const barePaced = await pacedWithWarmup(bareUrl, VALIDATE_BODY, ca, half.validate);
     const validateQuota = await load(`${base}/validate`, VALIDATE_BODY, ca, SECONDS, half.validate);
     const mutateQuota = await load(`${base}/mutate`, MUTATE_BODY, ca, SECONDS, half.mutate);
-    await stopChild(webhook.child);
-    await stopChild(bare.child);
+    const webhookCollections = await stopChild(webhook);
+    const bareCollections = await stopChild(bare);
 
     console.log(
       `saturation (autocannon, no rate limit; ${ROUNDS} interleaved runs of ${SECONDS / ROUNDS} s each)`,
@@ -624,6 +666,20 @@ async function main(): Promise<void> {
     ] as const) {
       console.log(
         `  ${name} p99 at half saturation, paced: ${measure.p99.toFixed(2)} ms (target < ${TARGETS.p99Ms} ms): ${verdict(measure.p99 < TARGETS.p99Ms)}`,
+      );
+    }
+    console.log(
+      "\ngarbage collection in each server over the whole run (pauses of its main thread)",
+    );
+    for (const [name, collections] of [
+      ["bare fastify", bareCollections],
+      ["lb-ip-guard", webhookCollections],
+    ] as const) {
+      if (collections === undefined) continue;
+      const { minor, major } = collections;
+      const mean = (kind: typeof minor) => (kind.count > 0 ? kind.totalMs / kind.count : 0);
+      console.log(
+        `  ${name.padEnd(14)} ${String(minor.count).padStart(5)} scavenges (mean ${mean(minor).toFixed(2)} ms, max ${minor.maxMs.toFixed(2)} ms), ${major.count} full or incremental (mean ${mean(major).toFixed(2)} ms, max ${major.maxMs.toFixed(2)} ms)`,
       );
     }
     console.log(
