@@ -447,8 +447,9 @@ function wantedFamilies(service: ServiceObject): {
   optional: readonly Family[];
 } {
   const declared = declaredFamilies(service);
-  const clusterIP = parseAddress(service.spec?.clusterIP ?? "");
-  const primary = declared[0] ?? (clusterIP.ok ? clusterIP.value.family : "IPv4");
+  // A new Service has no clusterIP yet: no parse, and no error message formatted for nothing.
+  const clusterIP = service.spec?.clusterIP ? parseAddress(service.spec.clusterIP) : undefined;
+  const primary = declared[0] ?? (clusterIP?.ok ? clusterIP.value.family : "IPv4");
   const secondary = declared[1] ?? FAMILIES.find((family) => family !== primary) ?? "IPv6";
   switch (service.spec?.ipFamilyPolicy) {
     case "RequireDualStack":
