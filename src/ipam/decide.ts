@@ -117,7 +117,6 @@ export function decide(
     ref,
     service,
     view,
-    holder: holderOf(service, ref),
     identity: {
       namespace: service.metadata?.namespace ?? "default",
       labels: service.metadata?.labels ?? {},
@@ -188,7 +187,6 @@ interface Context {
   readonly ref: string;
   readonly service: ServiceObject;
   readonly view: ClusterView;
-  readonly holder: Holder;
   readonly identity: ServiceIdentity;
   readonly warnings: readonly string[];
 }
@@ -339,8 +337,13 @@ function familyMismatch(context: Context, addresses: readonly IPAddress[]): stri
 }
 
 function findConflict(context: Context, address: IPAddress, pool: Pool): Denial | undefined {
-  const { holder, ref, view } = context;
-  for (const other of view.usage.holdersOf(address.family, address.value)) {
+  const { ref, view } = context;
+  const others = view.usage.holdersOf(address.family, address.value);
+  // The Service's sharing identity matters only against other holders, and most addresses
+  // asked for have none.
+  if (others.length === 0) return undefined;
+  const holder = holderOf(context.service, ref);
+  for (const other of others) {
     if (other.ref === holder.ref) continue;
     const held = `${ref} requests ${formatAddress(address)}, which ${other.ref} already holds (pool "${pool.name}")`;
     if (holder.sharingKey === "" || holder.sharingKey !== other.sharingKey) {
