@@ -60,10 +60,8 @@ export function admit(
   // sees the name. A hold under a temporary identity would then conflict with its own Service,
   // so nameless objects get no hold at mutation time and the validating webhook makes it.
   const named = (service.metadata?.name ?? request.name ?? "") !== "";
-  const ref = named
-    ? serviceRef(withNamespace(service, request))
-    : `${request.namespace ?? "default"}/<${request.uid}>`;
   const scoped = withNamespace(service, request);
+  const ref = named ? serviceRef(scoped) : `${request.namespace ?? "default"}/<${request.uid}>`;
 
   if (!context.ready && (webhook === "validate" || needsAllocation(scoped))) {
     return deny(
