@@ -10,7 +10,7 @@ import { type Grant, HoldBook, holdKey } from "../admission/holds.ts";
 import type { IPAddress } from "../ipam/address.ts";
 import { holderOf, holdingsOf, type Policy } from "../ipam/decide.ts";
 import { type ServiceObject, serviceRef } from "../ipam/service.ts";
-import { type Holder, UsageIndex } from "../ipam/usage.ts";
+import { type Holder, retained, UsageIndex } from "../ipam/usage.ts";
 
 interface ClaimEntry {
   readonly holder: Holder;
@@ -107,7 +107,7 @@ export class ServiceUsage {
 
   /** A claim from the claims watch (added or changed). */
   putClaim(owner: string, holder: Holder, addresses: readonly IPAddress[]): void {
-    this.#claims.set(owner, { holder, addresses });
+    this.#claims.set(owner, retained(holder, addresses));
     this.#index.set(owner, holder, addresses);
   }
 
@@ -136,7 +136,7 @@ export class ServiceUsage {
   recordForeign(owner: string, holder: Holder, addresses: readonly IPAddress[], now: number): void {
     const known = this.#claims.get(owner);
     if (known !== undefined && known.expiry === undefined) return;
-    this.#claims.set(owner, { holder, addresses, expiry: now + this.#holdTtlMs });
+    this.#claims.set(owner, { ...retained(holder, addresses), expiry: now + this.#holdTtlMs });
     this.#index.set(owner, holder, addresses);
   }
 

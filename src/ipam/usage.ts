@@ -148,23 +148,7 @@ export class UsageIndex {
   }
 
   #remember(owner: string, given: Holder, addresses: readonly IPAddress[]): void {
-    // The index keeps copies made here rather than the objects it is given. They live as long
-    // as their owner, and V8 decides per allocation site whether to allocate straight into the
-    // old generation: had the index kept the holders and addresses that every review builds
-    // (in holderOf, parseAddress), the thousands kept at the initial sync would make V8 do so
-    // for those sites, and each review would leave its throwaway copies as old-generation
-    // garbage (hundreds of bytes per review, longer scavenges, more full collections).
-    const holder: Holder = {
-      ref: given.ref,
-      sharingKey: given.sharingKey,
-      ports: [...given.ports],
-      backendKey: given.backendKey,
-    };
-    const unique: IPAddress[] = [];
-    for (const { family, value } of addresses) {
-      if (!unique.some((kept) => kept.family === family && kept.value === value))
-        unique.push({ family, value });
-    }
+    const { holder, addresses: unique } = retained(given, addresses);
     this.#owners.set(owner, { holder, addresses: unique });
     for (const { family, value } of unique) {
       const claims = this.#claims[family].get(value);
@@ -172,4 +156,33 @@ export class UsageIndex {
       else claims.push({ owner, holder });
     }
   }
+}
+
+/**
+ * Copies, made here, of a holder and its (distinct) addresses, for a store that keeps them as
+ * long as their owner lives (this index; the claims of cluster state). V8 decides per allocation
+ * site whether to allocate straight into the old generation: had the stores kept the holders and
+ * addresses that every review builds (in holderOf, parseAddress), the thousands kept at the
+ * initial sync would make V8 do so for those sites, and each review would leave its throwaway
+ * ones as old-generation garbage (hundreds of bytes per review, longer scavenges, more full
+ * collections; ADR 0008).
+ */
+export function retained(
+  holder: Holder,
+  addresses: readonly IPAddress[],
+): { readonly holder: Holder; readonly addresses: readonly IPAddress[] } {
+  const unique: IPAddress[] = [];
+  for (const { family, value } of addresses) {
+    if (!unique.some((kept) => kept.family === family && kept.value === value))
+      unique.push({ family, value });
+  }
+  return {
+    holder: {
+      ref: holder.ref,
+      sharingKey: holder.sharingKey,
+      ports: [...holder.ports],
+      backendKey: holder.backendKey,
+    },
+    addresses: unique,
+  };
 }
