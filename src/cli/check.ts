@@ -1,7 +1,8 @@
 // `lb-ip-guard check`: the webhook's decisions, offline, for CI. Every Service of the manifests is
 // decided in input order against the pools, the Services already in the cluster (--existing) and
 // the manifests before it, exactly as the admission webhook would decide them one `kubectl apply`
-// at a time.
+// at a time. Without manifests it audits the Services already there, in the order they were
+// created.
 
 import { parseArgs } from "node:util";
 import { assignmentPatch } from "../admission/patch.ts";
@@ -52,7 +53,11 @@ the lb-ip-guard.dev/auto-assign: "true" annotation get the address they would re
 Inputs:
   PATH                      a YAML/JSON file (multi-document, kind: List and *List flattened),
                             a directory (*.yaml, *.yml, *.json below it, in sorted order),
-                            or - for stdin
+                            or - for stdin. With no PATH, --cluster or --existing alone audits
+                            the Services already there, each against the pools and those before
+                            it: first the Services MetalLB gave an address (in status), then the
+                            others, each group in creation order. A Service asking for an
+                            address another holds (MetalLB left it <pending>) is denied
   --pools FILE              MetalLB pools: the legacy ConfigMap metallb-system/config,
                             IPAddressPool objects, or a bare config with address-pools
                             (repeatable). Pool sources among the PATHs are used too; an object
@@ -222,8 +227,14 @@ function parseCheckArgs(args: readonly string[]): CheckOptions | "help" {
   if (format !== "text" && format !== "json") {
     throw new Error(`--format must be text or json, not ${JSON.stringify(format)}`);
   }
-  if (positionals.length === 0) {
-    throw new Error("no manifests given: name files or directories, or - for stdin");
+  const audit = positionals.length === 0;
+  if (audit && values.cluster !== true && (values.existing ?? []).length === 0) {
+    throw new Error(
+      "no manifests given: name files or directories, or - for stdin (or audit the Services already in a cluster with --cluster or --existing FILE alone)",
+    );
+  }
+  if (audit && values.assign === true) {
+    throw new Error("--assign writes the manifests it is given: name files or directories, or -");
   }
   const loadBalancerClass = values["load-balancer-class"];
   if (loadBalancerClass === "") throw new Error("--load-balancer-class needs a non-empty name");
@@ -284,14 +295,18 @@ async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
     poolObjects.unshift(...cluster.pools);
     existingObjects.unshift(...cluster.existing);
   }
-  const manifests = await loader.load(options.paths);
+  // No manifests: an audit. The Services already there are the ones checked, as the webhook would
+  // have decided them one at a time (see auditOrder), so a Service asking for an address that
+  // another holds is the one MetalLB left <pending>.
+  const audit = options.paths.length === 0;
+  const manifests = audit ? auditOrder(existingObjects) : await loader.load(options.paths);
 
   const poolSet = collectPools([...poolObjects, ...manifests]);
   const namespaces = collectNamespaces([...existingObjects, ...manifests]);
 
   // Services already in the cluster: last copy of a namespace/name wins.
   const holdings = new Map<string, { holder: Holder; addresses: readonly IPAddress[] }>();
-  for (const manifest of existingObjects) {
+  for (const manifest of audit ? [] : existingObjects) {
     const service = asService(manifest);
     if (service === undefined) continue;
     const ref = refOf(service, manifest);
@@ -350,6 +365,33 @@ async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
     warnings,
     assigned: options.assign ? applyAssignments(manifests, decided) : "",
   };
+}
+
+/**
+ * The order of an audit: Services that MetalLB gave an address (it is in their status) first, as
+ * the holders they are, then the others; each group in the order created
+ * (`metadata.creationTimestamp`, to the second; ties, and objects without one, last, keep their
+ * order). Creation order alone would blame the wrong Service when an address was asked for by
+ * patching Services created long before, as the seed guide does by hand.
+ */
+function auditOrder(objects: readonly ManifestObject[]): ManifestObject[] {
+  const key = (manifest: ManifestObject): [pending: number, created: number] => {
+    const { metadata, status } = manifest.object;
+    const stamp = isObject(metadata) ? metadata.creationTimestamp : undefined;
+    const time =
+      stamp instanceof Date ? stamp.getTime() : typeof stamp === "string" ? Date.parse(stamp) : NaN;
+    // Read warily: the object is not validated yet (asService words the error when it is not).
+    const loadBalancer = isObject(status) ? status.loadBalancer : undefined;
+    const ingress = isObject(loadBalancer) ? loadBalancer.ingress : undefined;
+    const assigned =
+      Array.isArray(ingress) && ingress.some((entry) => isObject(entry) && Boolean(entry.ip));
+    return [assigned ? 0 : 1, Number.isNaN(time) ? Number.POSITIVE_INFINITY : time];
+  };
+  const compare = (a: number, b: number) => (a === b ? 0 : a < b ? -1 : 1);
+  return objects
+    .map((manifest) => ({ manifest, key: key(manifest) }))
+    .sort((a, b) => compare(a.key[0], b.key[0]) || compare(a.key[1], b.key[1]))
+    .map(({ manifest }) => manifest);
 }
 
 /**

@@ -460,6 +460,48 @@ metadata:
     assert.deepEqual(find(report, "team-a/auto").ips, ["10.0.0.12"]);
   });
 
+  test("--existing alone audits the Services already there: status holders first, then by creation", async () => {
+    const created = (day: number) => `2024-01-0${day}T00:00:00Z`;
+    const lb = (
+      name: string,
+      day: number,
+      spec: Record<string, unknown>,
+      status: string[] = [],
+    ) => ({
+      metadata: { name, namespace: "kubeflow", creationTimestamp: created(day) },
+      spec: { type: "LoadBalancer", ports: [{ port: 80, protocol: "TCP" }], ...spec },
+      status: { loadBalancer: { ingress: status.map((ip) => ({ ip })) } },
+    });
+    const cluster = join(dir, "audit.json");
+    // Listed by name, as kubectl lists them; created in another order.
+    await writeFile(
+      cluster,
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "ServiceList",
+        items: [
+          // Created first, but MetalLB gave 10.0.0.11 to ml-pipeline-ui (patched before it).
+          lb("katib-ui", 3, { loadBalancerIP: "10.0.0.11" }),
+          lb("minio-service", 2, { loadBalancerIP: "10.0.0.10" }),
+          lb("ml-pipeline-ui", 4, { loadBalancerIP: "10.0.0.11" }, ["10.0.0.11"]),
+          lb("tensorboard", 5, { loadBalancerIP: "192.168.99.1" }),
+          lb("zz-gateway", 1, {}, ["10.0.0.10"]),
+        ],
+      }),
+    );
+    const { code, report } = await checkJson(["--pools", pools, "--existing", cluster]);
+    assert.equal(code, 1);
+    assert.deepEqual(rows(report), [
+      ["kubeflow/zz-gateway", "allowed", [], null, null],
+      ["kubeflow/ml-pipeline-ui", "allowed", ["10.0.0.11"], "lan", null],
+      ["kubeflow/minio-service", "denied", ["10.0.0.10"], "lan", "AddressInUse"],
+      ["kubeflow/katib-ui", "denied", ["10.0.0.11"], "lan", "AddressInUse"],
+      ["kubeflow/tensorboard", "denied", ["192.168.99.1"], null, "NotInAnyPool"],
+    ]);
+    assert.match(find(report, "kubeflow/minio-service").message, /kubeflow\/zz-gateway/);
+    assert.match(find(report, "kubeflow/katib-ui").message, /kubeflow\/ml-pipeline-ui/);
+  });
+
   test("--existing takes a ServiceList straight from the API (items without kind)", async () => {
     const { report } = await checkJson(
       ["-", "--pools", pools, "--existing", existingApiList],
@@ -699,6 +741,7 @@ describe("command line", { concurrency: true }, () => {
       cli(["check", KUBEFLOW, "--format"]),
       cli(["check"]),
       cli(["check", "-", "--existing", "-"]),
+      cli(["check", "--existing", KUBEFLOW_DASHBOARDS, "--assign"]),
     ]);
     const expected = [
       /unknown command 'frobnicate'/,
@@ -708,6 +751,7 @@ describe("command line", { concurrency: true }, () => {
       /'--format' needs a value/,
       /no manifests given/,
       /stdin \(-\) can be read only once/,
+      /--assign writes the manifests it is given/,
     ];
     runs.forEach((run, index) => {
       assert.equal(run.code, 2, run.stderr);
