@@ -166,12 +166,12 @@ await describeE2E("cluster state against a real API server", () => {
   });
 
   it("honours a ConfigMap edit within seconds, and refuses a broken one keeping the last good pools", async () => {
-    await apply(legacyConfigMap(["192.168.35.100-192.168.35.120"]));
+    await apply(legacyConfigMap(["192.168.35.100-192.168.35.109"]));
     const took = await eventually(
       "range widened",
       () =>
         poolRanges(state, "default") ===
-        `${address("192.168.35.100").value}-${address("192.168.35.120").value}`,
+        `${address("192.168.35.100").value}-${address("192.168.35.109").value}`,
     );
     console.log(`# ConfigMap edit seen ${took} ms after kubectl returned`);
 
@@ -189,7 +189,7 @@ await describeE2E("cluster state against a real API server", () => {
     assert.match(refused[1]?.msg ?? "", /10\.1\.0\.1\/24/);
     assert.equal(
       poolRanges(state, "default"),
-      `${address("192.168.35.100").value}-${address("192.168.35.120").value}`,
+      `${address("192.168.35.100").value}-${address("192.168.35.109").value}`,
       "the last good pools are kept",
     );
     assert.equal(state.ready, true);
@@ -303,6 +303,50 @@ await describeE2E("cluster state against a real API server", () => {
       assert.notEqual(get.code, 0);
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("check --cluster without manifests audits the cluster's Services", async () => {
+    // No webhook guards this API server: it stores what MetalLB would leave <pending>.
+    await apply(lb("zz-first", "192.168.35.109"));
+    // creationTimestamp has a resolution of one second; the later Service sorts first by name.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await apply({
+      apiVersion: "v1",
+      kind: "List",
+      items: [lb("aa-second", "192.168.35.109"), lb("aa-wants-assigned", "192.168.35.103")],
+    });
+    try {
+      const result = await runCli([
+        "check",
+        "--cluster",
+        "--kubeconfig",
+        cp.kubeconfigPath,
+        "--format",
+        "json",
+      ]);
+      assert.equal(result.code, 1, result.stderr);
+      const report = JSON.parse(result.stdout) as {
+        results: {
+          namespace: string;
+          name: string;
+          decision: string;
+          reason: string | null;
+          message: string;
+        }[];
+      };
+      const refs = report.results.map((r) => `${r.namespace}/${r.name}`);
+      const byRef = new Map(report.results.map((r) => [`${r.namespace}/${r.name}`, r]));
+      assert.equal(byRef.get("default/zz-first")?.decision, "allowed");
+      assert.equal(byRef.get("default/aa-second")?.reason, "AddressInUse");
+      assert.match(byRef.get("default/aa-second")?.message ?? "", /default\/zz-first/);
+      assert.equal(byRef.get("default/aa-wants-assigned")?.reason, "AddressInUse");
+      assert.match(byRef.get("default/aa-wants-assigned")?.message ?? "", /team-a\/assigned/);
+      // MetalLB's assignments (status) are decided first, as the holders they are.
+      assert.ok(refs.indexOf("team-a/assigned") < refs.indexOf("default/aa-wants-assigned"));
+      assert.ok(refs.indexOf("default/zz-first") < refs.indexOf("default/aa-second"));
+    } finally {
+      await cp.kubectl(["delete", "service", "zz-first", "aa-second", "aa-wants-assigned"]);
     }
   });
 
