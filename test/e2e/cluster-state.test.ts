@@ -90,6 +90,29 @@ await describeE2E("cluster state against a real API server", () => {
   const log = capturingLogger();
   const apply = (object: unknown) =>
     cp.kubectl(["apply", "-f", "-"], { stdin: JSON.stringify(object) });
+  /** `check --cluster` on this API server, in JSON: exit code, stderr and the results. */
+  const checkCluster = async (...paths: string[]) => {
+    const run = await runCli([
+      "check",
+      "--cluster",
+      "--kubeconfig",
+      cp.kubeconfigPath,
+      "--format",
+      "json",
+      ...paths,
+    ]);
+    const report = JSON.parse(run.stdout || '{"results": []}') as {
+      results: {
+        namespace: string;
+        name: string;
+        decision: string;
+        pool: string | null;
+        reason: string | null;
+        message: string;
+      }[];
+    };
+    return { code: run.code, stderr: run.stderr, results: report.results };
+  };
 
   before(async () => {
     cp = await startControlPlane();
@@ -273,31 +296,15 @@ await describeE2E("cluster state against a real API server", () => {
         ],
       };
       await writeFile(join(dir, "services.yaml"), JSON.stringify(manifests));
-      const result = await runCli([
-        "check",
-        "--cluster",
-        "--kubeconfig",
-        cp.kubeconfigPath,
-        "--format",
-        "json",
-        dir,
-      ]);
-      assert.equal(result.code, 1, result.stderr);
-      const report = JSON.parse(result.stdout);
-      const byName = Object.fromEntries(
-        report.results.map(
-          (r: { name: string; decision: string; reason: string | null; message: string }) => [
-            r.name,
-            r,
-          ],
-        ),
-      );
-      assert.equal(byName.copy.decision, "denied");
-      assert.equal(byName.copy.reason, "AddressInUse");
-      assert.match(byName.copy.message, /default\/web/);
-      assert.equal(byName.fresh.decision, "allowed");
-      assert.equal(byName.fresh.pool, "default");
-      assert.equal(byName.outside.reason, "NotInAnyPool");
+      const { code, stderr, results } = await checkCluster(dir);
+      assert.equal(code, 1, stderr);
+      const byName = new Map(results.map((r) => [r.name, r]));
+      assert.equal(byName.get("copy")?.decision, "denied");
+      assert.equal(byName.get("copy")?.reason, "AddressInUse");
+      assert.match(byName.get("copy")?.message ?? "", /default\/web/);
+      assert.equal(byName.get("fresh")?.decision, "allowed");
+      assert.equal(byName.get("fresh")?.pool, "default");
+      assert.equal(byName.get("outside")?.reason, "NotInAnyPool");
       // Read-only: nothing was created.
       const get = await cp.kubectl(["get", "service", "fresh"], { allowFailure: true });
       assert.notEqual(get.code, 0);
@@ -317,26 +324,10 @@ await describeE2E("cluster state against a real API server", () => {
       items: [lb("aa-second", "192.168.35.109"), lb("aa-wants-assigned", "192.168.35.103")],
     });
     try {
-      const result = await runCli([
-        "check",
-        "--cluster",
-        "--kubeconfig",
-        cp.kubeconfigPath,
-        "--format",
-        "json",
-      ]);
-      assert.equal(result.code, 1, result.stderr);
-      const report = JSON.parse(result.stdout) as {
-        results: {
-          namespace: string;
-          name: string;
-          decision: string;
-          reason: string | null;
-          message: string;
-        }[];
-      };
-      const refs = report.results.map((r) => `${r.namespace}/${r.name}`);
-      const byRef = new Map(report.results.map((r) => [`${r.namespace}/${r.name}`, r]));
+      const { code, stderr, results } = await checkCluster();
+      assert.equal(code, 1, stderr);
+      const refs = results.map((r) => `${r.namespace}/${r.name}`);
+      const byRef = new Map(results.map((r) => [`${r.namespace}/${r.name}`, r]));
       assert.equal(byRef.get("default/zz-first")?.decision, "allowed");
       assert.equal(byRef.get("default/aa-second")?.reason, "AddressInUse");
       assert.match(byRef.get("default/aa-second")?.message ?? "", /default\/zz-first/);
