@@ -425,3 +425,70 @@ function runCli(args: string[]): Promise<ChildOutput> {
     }),
   );
 }
+
+await describeE2E("cluster state when the API server has forgotten a watch's position", () => {
+  let cp: ControlPlane;
+  let state: ClusterState | undefined;
+  const log = capturingLogger();
+  const apply = (object: unknown) =>
+    cp.kubectl(["apply", "-f", "-"], { stdin: JSON.stringify(object) });
+
+  before(async () => {
+    // Watches served straight from etcd, compacted every second: a watch that resumes from a
+    // resourceVersion older than that gets 410 Gone, as after a long disconnect.
+    cp = await startControlPlane({
+      apiserverArgs: ["--watch-cache=false", "--etcd-compaction-interval=1s"],
+    });
+    await cp.kubectl(["create", "namespace", "metallb-system"]);
+    await cp.kubectl(["apply", "-f", METALLB_CONFIG]);
+    await apply(lb("web", "192.168.35.101"));
+  });
+
+  after(async () => {
+    await state?.stop();
+    await cp?.stop();
+  });
+
+  it("relists on 410 Gone and keeps every address in use across the relist", async () => {
+    const started = await startClusterState({
+      kubeconfig: cp.kubeconfigPath,
+      metallbNamespace: "metallb-system",
+      staticPools: [],
+      policy,
+      holdTtlMs: HOLD_TTL_MS,
+      logger: log.logger,
+      retry: { initialMs: 100, maxMs: 1000 },
+    });
+    state = started;
+    await eventually("ready", () => started.ready);
+    const readiness: boolean[] = [];
+    // Writes elsewhere move etcd's revision on while the Services watch sees no event, and
+    // compaction drops the revision it resumes from when its timeout (20-27 s) ends it.
+    let writes = 0;
+    const churn = setInterval(() => {
+      writes += 1;
+      void cp.kubectl(["create", "configmap", `tick-${writes}`], { allowFailure: true });
+      readiness.push(started.ready, started.context().ready);
+    }, 500);
+    try {
+      await eventually(
+        "the Services watch relisted after 410 Gone",
+        () =>
+          log.lines.some((line) =>
+            /^Services: resourceVersion expired \(410 Gone\)/.test(line.msg),
+          ),
+        45_000,
+      );
+    } finally {
+      clearInterval(churn);
+    }
+    assert.ok(readiness.every(Boolean), "ready throughout");
+    assert.deepEqual(started.failing, []);
+    assert.deepEqual(holders(started, "192.168.35.101"), ["default/web"]);
+    // The watch goes on from the relist.
+    await apply(lb("after", "192.168.35.102"));
+    await eventually("a Service created after the relist is seen", () =>
+      started.context().view.usage.has("default/after"),
+    );
+  });
+});

@@ -88,6 +88,8 @@ export interface ControlPlaneOptions {
    * 10.96.0.0/12, holds the fixed ClusterIPs of examples/kubeflow-v0.11/dashboards.yaml.
    */
   serviceClusterIPRange?: string;
+  /** More kube-apiserver flags. */
+  apiserverArgs?: readonly string[];
 }
 
 export interface WebhookOptions {
@@ -313,6 +315,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       // No controller-manager runs, so nothing would create the ServiceAccount tokens it expects.
       "--disable-admission-plugins=ServiceAccount",
       "--profiling=false",
+      ...(options.apiserverArgs ?? []),
     ]);
     const tls = { ca: pki.caPem, cert: pki.adminCertPem, key: pki.adminKeyPem };
     const apiserverLog = join(dir, "kube-apiserver.log");
