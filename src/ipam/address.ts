@@ -23,7 +23,7 @@ export interface IPAddress {
  */
 export function parseAddress(text: string): Result<IPAddress> {
   const fast = parseFast(text);
-  if (fast !== undefined) return ok(fast);
+  if (fast !== undefined) return ok(unmapped(fast));
   if (text.includes("/")) {
     return fail(
       `"${text}" has a prefix length; expected a single address such as 192.0.2.10 or 2001:db8::10`,
@@ -33,13 +33,24 @@ export function parseAddress(text: string): Result<IPAddress> {
     return fail(`"${text}" has a zone; expected a single address without %zone`);
   try {
     if (DOTTED_QUAD.test(text)) return ok({ family: "IPv4", value: new Address4(text).bigInt() });
-    if (text.includes(":")) return ok({ family: "IPv6", value: new Address6(text).bigInt() });
+    if (text.includes(":"))
+      return ok(unmapped({ family: "IPv6", value: new Address6(text).bigInt() }));
   } catch (error) {
     return fail(`"${text}" is not an IP address: ${(error as Error).message}`);
   }
   return fail(
     `"${text}" is not an IP address; expected IPv4 like 192.0.2.10 or IPv6 like 2001:db8::10`,
   );
+}
+
+/**
+ * An IPv4-mapped IPv6 address (::ffff:192.0.2.1, or ::ffff:c000:201) is that IPv4 address, as it
+ * is for Go's net.ParseIP and so for MetalLB, which would announce 192.0.2.1 for it: it must be
+ * checked against IPv4 pools and IPv4 holders.
+ */
+function unmapped(address: IPAddress): IPAddress {
+  if (address.family === "IPv4" || address.value >> 32n !== 0xffffn) return address;
+  return { family: "IPv4", value: address.value & 0xffff_ffffn };
 }
 
 const DOTTED_QUAD = /^\d{1,3}(\.\d{1,3}){3}$/;

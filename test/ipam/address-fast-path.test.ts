@@ -61,8 +61,17 @@ test("formatValue writes RFC 5952 text, as ip-address's correctForm does", () =>
 
 test("strings the fast path does not take still parse through ip-address, or fail with a reason", () => {
   assert.equal(parseFast("::ffff:192.0.2.1"), undefined);
-  const mapped = parseAddress("::ffff:192.0.2.1");
-  assert.ok(mapped.ok && mapped.value.value === 0xffff_c000_0201n);
+  // IPv4-mapped, in either spelling: the IPv4 address, as Go's net.ParseIP (and MetalLB) reads it.
+  for (const mapped of ["::ffff:192.0.2.1", "::ffff:c000:201", "0:0:0:0:0:ffff:c000:0201"]) {
+    assert.deepEqual(parseAddress(mapped), {
+      ok: true,
+      value: { family: "IPv4", value: 0xc000_0201n },
+    });
+  }
+  assert.deepEqual(parseAddress("::fffe:c000:201"), {
+    ok: true,
+    value: { family: "IPv6", value: 0xfffe_c000_0201n },
+  });
   for (const bad of ["1::2::3", "1:2:3:4:5:6:7:8:9", "12345::", "g::1", ":::", "1.2.3.4.5", ""]) {
     assert.equal(parseFast(bad), undefined, bad);
     assert.equal(parseAddress(bad).ok, false, bad);

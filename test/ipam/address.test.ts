@@ -90,7 +90,12 @@ test("IPv6 parses in every spelling and refuses malformed text", () => {
     parsed("2001:DB8::A").value,
     parsed("2001:0db8:0000:0000:0000:0000:0000:000a").value,
   );
-  assert.equal(parsed("::ffff:192.0.2.1").value, 0xffffc0000201n);
+  assert.deepEqual(parsed("64:ff9b::192.0.2.1"), {
+    family: "IPv6",
+    value: 0x0064_ff9b_0000_0000_0000_0000_c000_0201n,
+  });
+  // IPv4-mapped is IPv4, as Go's net.ParseIP reads it.
+  assert.deepEqual(parsed("::ffff:192.0.2.1"), { family: "IPv4", value: 0xc000_0201n });
   assert.match(refused("1:2:3:4:5:6:7:8:9"), /not an IP address/);
   assert.match(refused("1::2::3"), /not an IP address/);
   assert.match(refused("2001:db8::g"), /not an IP address/);
