@@ -1,4 +1,4 @@
-import type { IPAddress } from "../ipam/address.ts";
+import { type IPAddress, sameAddress } from "../ipam/address.ts";
 import {
   type ClusterView,
   type Decision,
@@ -174,9 +174,7 @@ function keeps(
   )
     return false;
   const held = holdingsOf(request.oldObject as ServiceObject, policy);
-  return addresses.every((address) =>
-    held.some((old) => old.family === address.family && old.value === address.value),
-  );
+  return addresses.every((address) => held.some((old) => sameAddress(old, address)));
 }
 
 function needsAllocation(service: ServiceObject): boolean {

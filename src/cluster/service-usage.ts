@@ -7,7 +7,7 @@
 // address looks free.
 
 import { type Grant, HoldBook, holdKey } from "../admission/holds.ts";
-import type { IPAddress } from "../ipam/address.ts";
+import { type IPAddress, sameAddress } from "../ipam/address.ts";
 import { holderOf, holdingsOf, type Policy } from "../ipam/decide.ts";
 import { type ServiceObject, serviceRef } from "../ipam/service.ts";
 import { type Holder, retained, UsageIndex } from "../ipam/usage.ts";
@@ -41,9 +41,7 @@ export class ServiceUsage {
   /** Whether the Service `ref`, or this process's hold of an admission for it, has `address`. */
   isHeldBy(ref: string, address: IPAddress): boolean {
     const has = (owner: string) =>
-      this.#index
-        .addressesOf(owner)
-        .some((held) => held.family === address.family && held.value === address.value);
+      this.#index.addressesOf(owner).some((held) => sameAddress(held, address));
     return has(ref) || has(holdKey(ref));
   }
 
@@ -64,9 +62,7 @@ export class ServiceUsage {
     else this.#index.set(ref, holderOf(service, ref), addresses);
     // The Service is visible now: it holds its own addresses, the grant's hold is done.
     this.#holds.release(ref);
-    return before.filter(
-      (old) => !addresses.some((kept) => kept.family === old.family && kept.value === old.value),
-    );
+    return before.filter((old) => !addresses.some((kept) => sameAddress(kept, old)));
   }
 
   /** A Service is gone; returns the addresses it held. */

@@ -166,6 +166,10 @@ export function isBuggyIPv4(value: bigint): boolean {
   return lastOctet === 0n || lastOctet === 255n;
 }
 
+export function sameAddress(a: IPAddress, b: IPAddress): boolean {
+  return a.family === b.family && a.value === b.value;
+}
+
 export function compareAddresses(a: IPAddress, b: IPAddress): number {
   if (a.family !== b.family) return a.family === "IPv4" ? -1 : 1;
   return a.value < b.value ? -1 : a.value > b.value ? 1 : 0;

@@ -1,4 +1,4 @@
-import type { Family, IPAddress } from "./address.ts";
+import { type Family, type IPAddress, sameAddress } from "./address.ts";
 import { SortedBigIntSet } from "./sorted-set.ts";
 
 /** One claim on an address: who holds it, and what MetalLB's sharing rules need to know. */
@@ -38,7 +38,7 @@ function sameEntry(entry: Entry, holder: Holder, addresses: readonly IPAddress[]
     kept.sharingKey === holder.sharingKey &&
     kept.backendKey === holder.backendKey &&
     sameItems(kept.ports, holder.ports, (a, b) => a === b) &&
-    sameItems(entry.addresses, addresses, (a, b) => a.family === b.family && a.value === b.value)
+    sameItems(entry.addresses, addresses, sameAddress)
   );
 }
 
@@ -172,9 +172,9 @@ export function retained(
   addresses: readonly IPAddress[],
 ): { readonly holder: Holder; readonly addresses: readonly IPAddress[] } {
   const unique: IPAddress[] = [];
-  for (const { family, value } of addresses) {
-    if (!unique.some((kept) => kept.family === family && kept.value === value))
-      unique.push({ family, value });
+  for (const address of addresses) {
+    if (!unique.some((kept) => sameAddress(kept, address)))
+      unique.push({ family: address.family, value: address.value });
   }
   return {
     holder: {
