@@ -24,7 +24,7 @@ import {
   type PoolsFound,
   poolsFromDocument,
 } from "../ipam/pool-config.ts";
-import type { ServiceObject } from "../ipam/service.ts";
+import { type ServiceObject, statusAddresses } from "../ipam/service.ts";
 import { type Holder, UsageIndex } from "../ipam/usage.ts";
 import {
   isObject,
@@ -376,15 +376,14 @@ async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
  */
 function auditOrder(objects: readonly ManifestObject[]): ManifestObject[] {
   const key = (manifest: ManifestObject): [pending: number, created: number] => {
-    const { metadata, status } = manifest.object;
+    const { metadata } = manifest.object;
     const stamp = isObject(metadata) ? metadata.creationTimestamp : undefined;
     const time =
       stamp instanceof Date ? stamp.getTime() : typeof stamp === "string" ? Date.parse(stamp) : NaN;
-    // Read warily: the object is not validated yet (asService words the error when it is not).
-    const loadBalancer = isObject(status) ? status.loadBalancer : undefined;
-    const ingress = isObject(loadBalancer) ? loadBalancer.ingress : undefined;
-    const assigned =
-      Array.isArray(ingress) && ingress.some((entry) => isObject(entry) && Boolean(entry.ip));
+    // asService validates the Service (an input error names a malformed one) before its status
+    // is read.
+    const service = asService(manifest);
+    const assigned = service !== undefined && statusAddresses(service).length > 0;
     return [assigned ? 0 : 1, Number.isNaN(time) ? Number.POSITIVE_INFINITY : time];
   };
   const compare = (a: number, b: number) => (a === b ? 0 : a < b ? -1 : 1);
