@@ -270,8 +270,8 @@ function checkRequested(
     if (conflict !== undefined) return conflict;
   }
   return isLoadBalancer(context.service)
-    ? new Grant("allowed", ref, "may use", addresses, pool.name, context.warnings)
-    : new Grant(
+    ? new GrantDecision("allowed", ref, "may use", addresses, pool.name, context.warnings)
+    : new GrantDecision(
         "assigned",
         ref,
         "becomes a LoadBalancer with",
@@ -288,7 +288,7 @@ function checkRequested(
  * of its own is a slow dictionary-mode object that V8 allocates in old space, several hundred
  * bytes of old-generation garbage per review under load.
  */
-class Grant<Kind extends "allowed" | "assigned"> {
+class GrantDecision<Kind extends "allowed" | "assigned"> {
   readonly kind: Kind;
   readonly addresses: readonly IPAddress[];
   readonly pool: string;
@@ -432,7 +432,7 @@ function allocate(context: Context, named: Pool | undefined): Decision {
       ...(picked as IPAddress[]),
       ...optional.flatMap((family) => firstFreeInPool(pool, family, view.usage) ?? []),
     ];
-    return new Grant("assigned", ref, "gets", addresses, pool.name, context.warnings);
+    return new GrantDecision("assigned", ref, "gets", addresses, pool.name, context.warnings);
   }
   const tried = candidates.map((pool) => `"${pool.name}"`).join(", ");
   return deny(
