@@ -274,10 +274,16 @@ async function serveChild(kind: string, certFile: string): Promise<void> {
   await serve(buildApp({ state, logger, metrics, https }));
 }
 
+interface Pauses {
+  count: number;
+  totalMs: number;
+  maxMs: number;
+}
+
 /** Garbage collections of a server over the run, by kind: the usual cause of a latency tail. */
 interface Collections {
-  readonly minor: { count: number; totalMs: number; maxMs: number };
-  readonly major: { count: number; totalMs: number; maxMs: number };
+  readonly minor: Pauses;
+  readonly major: Pauses;
 }
 
 /**
@@ -677,7 +683,7 @@ async function main(): Promise<void> {
     ] as const) {
       if (collections === undefined) continue;
       const { minor, major } = collections;
-      const mean = (kind: typeof minor) => (kind.count > 0 ? kind.totalMs / kind.count : 0);
+      const mean = (kind: Pauses) => (kind.count > 0 ? kind.totalMs / kind.count : 0);
       console.log(
         `  ${name.padEnd(14)} ${String(minor.count).padStart(5)} scavenges (mean ${mean(minor).toFixed(2)} ms, max ${minor.maxMs.toFixed(2)} ms), ${major.count} full or incremental (mean ${mean(major).toFixed(2)} ms, max ${major.maxMs.toFixed(2)} ms)`,
       );
