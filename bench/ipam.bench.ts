@@ -9,7 +9,7 @@
  *                                  the script runs node with --expose-gc)
  */
 import { type Family, formatValue } from "../src/ipam/address.ts";
-import { type ClusterView, decide } from "../src/ipam/decide.ts";
+import { type ClusterView, decide, policyFor } from "../src/ipam/decide.ts";
 import { type Pool, PoolSet } from "../src/ipam/pool.ts";
 import { parseAddressBlock } from "../src/ipam/range.ts";
 import type { ServiceObject } from "../src/ipam/service.ts";
@@ -23,7 +23,7 @@ const POOLS = {
   "IPv6 /64": "fd00:1:2:3::/64",
 } as const;
 type PoolKind = keyof typeof POOLS;
-const policy = { loadBalancerClass: undefined };
+const policy = policyFor();
 
 function buildView(kind: PoolKind, usedCount: number): { view: ClusterView; freeAddress: string } {
   const parsed = parseAddressBlock(POOLS[kind]);

@@ -44,7 +44,7 @@ import autocannon from "autocannon";
 import Fastify from "fastify";
 import { pino } from "pino";
 import { parseAddress } from "../src/ipam/address.ts";
-import { holderOf } from "../src/ipam/decide.ts";
+import { holderOf, policyFor } from "../src/ipam/decide.ts";
 import { mergePools, poolsFromDocument } from "../src/ipam/pool-config.ts";
 import type { ServiceObject } from "../src/ipam/service.ts";
 import { UsageIndex } from "../src/ipam/usage.ts";
@@ -121,11 +121,11 @@ export function benchState(): StandaloneState {
       if (!parsed.ok) throw new Error(parsed.error);
       const service = existingService(`svc-${i}`, `ns-${i % 50}`, text);
       const ref = `${service.metadata?.namespace}/${service.metadata?.name}`;
-      yield [ref, holderOf(service, ref), [parsed.value]] as const;
+      yield [ref, holderOf(service, policyFor(), ref), [parsed.value]] as const;
     }
   };
   return new StandaloneState(merged.poolSet, {
-    policy: { loadBalancerClass: undefined },
+    policy: policyFor(),
     ipTarget: "spec",
     usage: UsageIndex.from(entries()),
   });

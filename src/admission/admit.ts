@@ -1,7 +1,8 @@
-import { type IPAddress, sameAddress } from "../ipam/address.ts";
+import { formatAddress, type IPAddress, sameAddress } from "../ipam/address.ts";
 import {
   type ClusterView,
   type Decision,
+  type Denial,
   decide,
   holderOf,
   holdingsOf,
@@ -10,11 +11,11 @@ import {
   type ReasonCode,
 } from "../ipam/decide.ts";
 import {
-  ANNOTATION,
   addressRequest,
-  firstAnnotation,
+  isLoadBalancer,
   type ServiceObject,
   serviceRef,
+  statusAddresses,
   wantsAutoAssign,
 } from "../ipam/service.ts";
 import type { Grant } from "./holds.ts";
@@ -37,6 +38,8 @@ export interface AdmissionOutcome {
   readonly service: string | undefined;
   /** Addresses to hold until the Service is seen; absent for dry runs and denials. */
   readonly grant: Grant | undefined;
+  /** What the core decided (what `check` reports); absent when the review was not decided. */
+  readonly decided: Decision | undefined;
 }
 
 export type Webhook = "mutate" | "validate";
@@ -60,10 +63,11 @@ export function admit(
   // sees the name. A hold under a temporary identity would then conflict with its own Service,
   // so nameless objects get no hold at mutation time and the validating webhook makes it.
   const named = (service.metadata?.name ?? request.name ?? "") !== "";
-  const scoped = withNamespace(service, request);
+  const stored = storedService(request);
+  const scoped = withStoredStatus(withNamespace(service, request), stored);
   const ref = named ? serviceRef(scoped) : `${request.namespace ?? "default"}/<${request.uid}>`;
 
-  if (!context.ready && (webhook === "validate" || needsAllocation(scoped))) {
+  if (!context.ready && (webhook === "validate" || needsAllocation(scoped, context.policy))) {
     return deny(
       request,
       ref,
@@ -75,18 +79,55 @@ export function admit(
   if (!context.ready) return skipped(request);
 
   const decision = decide(scoped, context.view, context.policy, ref);
-  const ratchet =
-    request.operation === "UPDATE" &&
-    decision.kind === "denied" &&
-    sameRequest(request.oldObject, scoped);
-  if (ratchet) {
-    return allow(request, ref, "allowed", [
-      `${decision.reason}: ${decision.message} (admitted: the requested addresses did not change)`,
-    ]);
+  if (decision.kind === "denied" && stored !== undefined) {
+    // The ratchet: a Service already stored that the pools (changed since) would now refuse may
+    // still be updated, but only when the stored object meets the same refusal; a refusal the
+    // update brings (a new address, port clash or backend) stands.
+    const before = decide(stored, context.view, context.policy, ref);
+    if (sameRefusal(before, decision)) {
+      return {
+        ...allow(request, ref, "allowed", [
+          `${decision.reason}: ${decision.message} (admitted: the stored Service is refused the same way, so this update adds no problem)`,
+        ]),
+        decided: decision,
+      };
+    }
   }
   return webhook === "mutate"
     ? mutate(request, ref, scoped, decision, context, named)
     : validate(request, ref, scoped, decision, context.policy);
+}
+
+/** The stored Service of an UPDATE, trusted only when it is the same namespace and name. */
+function storedService(request: AdmissionRequest): ServiceObject | undefined {
+  if (request.operation !== "UPDATE") return undefined;
+  const old = request.oldObject as ServiceObject | null | undefined;
+  if (old === undefined || old === null || typeof old !== "object") return undefined;
+  const name = old.metadata?.name ?? "";
+  const namespace = old.metadata?.namespace ?? request.namespace;
+  if (name === "" || name !== request.name || namespace !== request.namespace) return undefined;
+  return withNamespace(old, request);
+}
+
+/**
+ * An update carries the stored status: the API server keeps it whatever the request says (only
+ * the status subresource writes it), and it is what MetalLB serves.
+ */
+function withStoredStatus(
+  service: ServiceObject,
+  stored: ServiceObject | undefined,
+): ServiceObject {
+  if (stored === undefined || statusAddresses(service).length > 0) return service;
+  if (statusAddresses(stored).length === 0) return service;
+  return { ...service, status: stored.status };
+}
+
+function sameRefusal(before: Decision, after: Denial): boolean {
+  return (
+    before.kind === "denied" &&
+    before.reason === after.reason &&
+    before.addresses.map(formatAddress).join() === after.addresses.map(formatAddress).join()
+  );
 }
 
 function mutate(
@@ -101,15 +142,22 @@ function mutate(
     // Explicit requests are the validating webhook's to refuse; only a failed allocation, which
     // this webhook was asked to perform, is refused here.
     if (!wantsAutoAssign(service)) return skipped(request, ref);
-    return deny(request, ref, decision.reason, decision.message, statusCode(decision.reason));
+    return refuse(request, ref, decision);
   }
-  if (decision.kind === "allowed") return allow(request, ref, "allowed", decision.warnings);
-  const patch = assignmentPatch(service, decision.addresses, decision.pool, context.ipTarget);
+  if (decision.kind === "allowed")
+    return { ...allow(request, ref, "allowed", decision.warnings), decided: decision };
+  const patch = assignmentPatch(
+    service,
+    decision.addresses,
+    decision.pool,
+    context.ipTarget,
+    context.policy.keys,
+  );
   const grant =
     named && request.dryRun !== true
       ? {
           ref,
-          holder: holderOf(service, ref),
+          holder: holderOf(service, context.policy, ref),
           addresses: decision.addresses,
           pool: decision.pool,
         }
@@ -129,6 +177,7 @@ function mutate(
     reason: undefined,
     service: ref,
     grant,
+    decided: decision,
   };
 }
 
@@ -139,26 +188,29 @@ function validate(
   decision: Decision,
   policy: Policy,
 ): AdmissionOutcome {
-  if (decision.kind === "denied")
-    return deny(request, ref, decision.reason, decision.message, statusCode(decision.reason));
+  if (decision.kind === "denied") return refuse(request, ref, decision);
   if (decision.kind === "assigned") {
     // The mutating webhook (which fails open) did not run: admit the Service as it is.
-    return allow(request, ref, "allowed", [
-      ...decision.warnings,
-      `${ref} asked for auto-assign but was not mutated (is the mutating webhook up?); it stays as it is`,
-    ]);
+    const asked = wantsAutoAssign(service) ? "asked for auto-assign" : "requests no address";
+    return {
+      ...allow(request, ref, "allowed", [
+        ...decision.warnings,
+        `${ref} ${asked} but was not mutated (is the mutating webhook up?); it stays as it is, and MetalLB picks its address`,
+      ]),
+      decided: decision,
+    };
   }
   const grant =
     request.dryRun !== true && decision.addresses.length > 0
       ? {
           ref,
-          holder: holderOf(service, ref),
+          holder: holderOf(service, policy, ref),
           addresses: decision.addresses,
           ...(decision.pool !== undefined && { pool: decision.pool }),
           ...(keeps(request, decision.addresses, policy) && { kept: true }),
         }
       : undefined;
-  return { ...allow(request, ref, "allowed", decision.warnings), grant };
+  return { ...allow(request, ref, "allowed", decision.warnings), grant, decided: decision };
 }
 
 /** An UPDATE whose stored Service already holds every one of these addresses. */
@@ -177,22 +229,13 @@ function keeps(
   return addresses.every((address) => held.some((old) => sameAddress(old, address)));
 }
 
-function needsAllocation(service: ServiceObject): boolean {
-  return wantsAutoAssign(service) && addressRequest(service).source === "none";
-}
-
-/** The ratchet compares what the Service asks for, not the whole object. */
-function sameRequest(oldObject: unknown, service: ServiceObject): boolean {
-  if (oldObject === undefined || oldObject === null) return false;
-  const old = oldObject as ServiceObject;
-  const asked = (candidate: ServiceObject) =>
-    JSON.stringify([
-      candidate.spec?.type,
-      addressRequest(candidate),
-      firstAnnotation(candidate, ANNOTATION.addressPool)?.value,
-      firstAnnotation(candidate, ANNOTATION.allowSharedIP)?.value,
-    ]);
-  return asked(old) === asked(service);
+/** Whether the mutating webhook would allocate: it cannot, and must say so, until synced. */
+function needsAllocation(service: ServiceObject, policy: Policy): boolean {
+  const unrequested =
+    addressRequest(service, policy.keys).source === "none" && statusAddresses(service).length === 0;
+  const allocated =
+    wantsAutoAssign(service) || (isLoadBalancer(service) && policy.allocation === "all");
+  return unrequested && allocated;
 }
 
 function withNamespace(service: ServiceObject, request: AdmissionRequest): ServiceObject {
@@ -215,6 +258,7 @@ function skipped(request: AdmissionRequest, ref?: string): AdmissionOutcome {
     reason: undefined,
     service: ref,
     grant: undefined,
+    decided: undefined,
   };
 }
 
@@ -235,6 +279,7 @@ function allow(
     reason: undefined,
     service: ref,
     grant: undefined,
+    decided: undefined,
   };
 }
 
@@ -246,6 +291,18 @@ export function denial(
   message: string,
 ): AdmissionOutcome {
   return deny(request, ref, reason, message, statusCode(reason));
+}
+
+/** The core's refusal as the webhook's answer. */
+function refuse(request: AdmissionRequest, ref: string, decision: Denial): AdmissionOutcome {
+  const refused = deny(
+    request,
+    ref,
+    decision.reason,
+    decision.message,
+    statusCode(decision.reason),
+  );
+  return { ...refused, decided: decision };
 }
 
 function deny(
@@ -270,5 +327,6 @@ function deny(
     reason,
     service: ref,
     grant: undefined,
+    decided: undefined,
   };
 }

@@ -1,4 +1,5 @@
 import { formatAddress, type IPAddress } from "../ipam/address.ts";
+import type { ServiceKeys } from "../ipam/metallb-version.ts";
 import {
   ANNOTATION,
   addressRequest,
@@ -22,14 +23,16 @@ export function pointerSegment(key: string): string {
 }
 
 /**
- * The patch that turns a Service into a LoadBalancer holding `addresses` from `pool`. Fields
- * already right are left alone, so the patch of an already-mutated Service is empty.
+ * The patch that turns a Service into a LoadBalancer holding `addresses` from `pool`, written
+ * where the guarded MetalLB release reads it. Fields already right are left alone, so the patch
+ * of an already-mutated Service is empty.
  */
 export function assignmentPatch(
   service: ServiceObject,
   addresses: readonly IPAddress[],
   pool: string,
   target: IPTarget,
+  keys: ServiceKeys,
 ): PatchOperation[] {
   const operations: PatchOperation[] = [];
   const existing = service.metadata?.annotations;
@@ -37,11 +40,17 @@ export function assignmentPatch(
   if (service.spec?.type !== "LoadBalancer") {
     operations.push({ op: "add", path: "/spec/type", value: "LoadBalancer" });
   }
-  if (addressRequest(service).source === "none") {
+  if (addressRequest(service, keys).source === "none") {
     const text = addresses.map(formatAddress).join(",");
-    const usedKey = firstAnnotation(service, ANNOTATION.loadBalancerIPs)?.key;
-    if (target === "annotation" || addresses.length > 1 || usedKey !== undefined) {
-      wanted[usedKey ?? ANNOTATION.loadBalancerIPs[0]] = text;
+    const used = firstAnnotation(service, keys.loadBalancerIPs)?.key;
+    const key = used ?? keys.loadBalancerIPs[0];
+    // A release without an address annotation (MetalLB v0.11) is never given two addresses, and
+    // serve refuses --ip-target annotation for it.
+    if (
+      key !== undefined &&
+      (target === "annotation" || addresses.length > 1 || used !== undefined)
+    ) {
+      wanted[key] = text;
     } else {
       operations.push({ op: "add", path: "/spec/loadBalancerIP", value: text });
     }
@@ -60,4 +69,28 @@ export function assignmentPatch(
     }
   }
   return operations;
+}
+
+/**
+ * Applies the mutation's `add` operations to a copy of `object`, as the API server applies a
+ * webhook's JSONPatch: a missing parent is an error, as it is there.
+ */
+export function applyPatch<T extends object>(object: T, operations: readonly PatchOperation[]): T {
+  const copy = structuredClone(object) as Record<string, unknown>;
+  for (const operation of operations) {
+    const segments = operation.path
+      .split("/")
+      .slice(1)
+      .map((segment) => segment.replaceAll("~1", "/").replaceAll("~0", "~"));
+    const last = segments.pop();
+    let parent: unknown = copy;
+    for (const segment of segments) {
+      parent = (parent as Record<string, unknown> | undefined)?.[segment];
+    }
+    if (last === undefined || typeof parent !== "object" || parent === null) {
+      throw new Error(`cannot add ${operation.path}: its parent does not exist`);
+    }
+    (parent as Record<string, unknown>)[last] = structuredClone(operation.value);
+  }
+  return copy as T;
 }

@@ -5,18 +5,10 @@
 // created.
 
 import { parseArgs } from "node:util";
-import { assignmentPatch } from "../admission/patch.ts";
-import { formatAddress, type IPAddress } from "../ipam/address.ts";
-import {
-  type ClusterView,
-  type Decision,
-  decide,
-  holderOf,
-  holdingsOf,
-  type Policy,
-  type ReasonCode,
-} from "../ipam/decide.ts";
+import { formatAddress } from "../ipam/address.ts";
+import { type Policy, policyFor, type ReasonCode } from "../ipam/decide.ts";
 import type { Labels } from "../ipam/labels.ts";
+import { type MetalLBVersion, parseMetalLBVersion } from "../ipam/metallb-version.ts";
 import type { PoolSet } from "../ipam/pool.ts";
 import {
   formatPoolConfigError,
@@ -25,7 +17,6 @@ import {
   poolsFromDocument,
 } from "../ipam/pool-config.ts";
 import { type ServiceObject, statusAddresses } from "../ipam/service.ts";
-import { type Holder, UsageIndex } from "../ipam/usage.ts";
 import {
   isObject,
   ManifestError,
@@ -37,18 +28,22 @@ import {
   STDIN_NAME,
   serializeDocuments,
 } from "./manifests.ts";
+import { Replay, type Verdict } from "./replay.ts";
 
 export const CHECK_SUMMARY = "check Service manifests against MetalLB pools, offline (for CI)";
 
 export const CHECK_USAGE = `Usage: lb-ip-guard check [PATH|-]... [--pools FILE]... [--existing FILE]...
                          [--cluster [--kubeconfig FILE]]
                          [--format text|json] [--assign] [--load-balancer-class NAME]
+                         [--metallb-version VERSION] [--allocate all|annotated]
 
-Decides every Service in the manifests as the admission webhook would, in input order: each is
-checked against the address pools, the Services already in the cluster, and the Services before
-it in the manifests (two manifests asking for one address: the second is denied). Services with
-the lb-ip-guard.dev/auto-assign: "true" annotation get the address they would receive
-(decision "assigned"), and later Services see it as used.
+Decides every Service in the manifests as the admission webhook would, in input order, through
+the webhook's own admission path (mutation, then validation; a Service already in the cluster
+is an UPDATE, with the ratchet): each is checked against the address pools, the Services
+already in the cluster, and the Services before it in the manifests (two manifests asking for
+one address: the second is denied). Services that get an address from lb-ip-guard (the
+lb-ip-guard.dev/auto-assign: "true" annotation, and LoadBalancer Services that request none)
+get the address they would receive (decision "assigned"), and later Services see it as used.
 
 Inputs:
   PATH                      a YAML/JSON file (multi-document, kind: List and *List flattened),
@@ -85,6 +80,14 @@ Options:
   --load-balancer-class NAME
                             the loadBalancerClass MetalLB answers to (default: none, i.e.
                             Services without a class); Services of other classes are ignored
+  --metallb-version VERSION the MetalLB release guarded, e.g. v0.11.0: only the Service keys
+                            it reads are read, and a MetalLB key it ignores is denied
+                            (IgnoredAnnotation). Default: with --cluster, the release its
+                            controller Deployment runs; otherwise unknown (every key read)
+  --allocate all|annotated  as serve's flag: all (default) gives every LoadBalancer Service
+                            that requests no address the next free one (decision
+                            "assigned"), as the webhook does; annotated only those with
+                            lb-ip-guard.dev/auto-assign
   -h, --help                this help
 
 Namespace labels (for serviceAllocation.namespaceSelectors) come from Namespace objects among the
@@ -117,14 +120,17 @@ interface CheckOptions {
   readonly cluster: { readonly kubeconfig?: string } | undefined;
   readonly format: Format;
   readonly assign: boolean;
-  readonly policy: Policy;
+  readonly loadBalancerClass: string | undefined;
+  /** Given with --metallb-version; with --cluster, read from the cluster when not given. */
+  readonly metallbVersion: MetalLBVersion | undefined;
+  readonly allocation: Policy["allocation"];
 }
 
 /** A JSON result of the contract: one per Service, in input order. */
 export interface CheckResult {
   readonly namespace: string;
   readonly name: string;
-  readonly decision: Decision["kind"];
+  readonly decision: Verdict["kind"];
   readonly ips: readonly string[];
   readonly pool: string | null;
   readonly reason: ReasonCode | null;
@@ -219,6 +225,8 @@ function parseCheckArgs(args: readonly string[]): CheckOptions | "help" {
       format: { type: "string" },
       assign: { type: "boolean" },
       "load-balancer-class": { type: "string" },
+      "metallb-version": { type: "string" },
+      allocate: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -251,7 +259,9 @@ function parseCheckArgs(args: readonly string[]): CheckOptions | "help" {
     cluster: clusterOption(values.cluster, values.kubeconfig),
     format,
     assign: values.assign ?? false,
-    policy: { loadBalancerClass },
+    loadBalancerClass,
+    metallbVersion: versionOption(values["metallb-version"]),
+    allocation: allocationOption(values.allocate),
   };
 }
 
@@ -268,8 +278,7 @@ interface Outcome {
 interface DecidedService {
   readonly manifest: ManifestObject;
   readonly service: ServiceObject;
-  readonly decision: Decision;
-  readonly warnings: readonly string[];
+  readonly verdict: Verdict;
 }
 
 async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
@@ -290,11 +299,26 @@ async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
     poolObjects.push(...objects);
   }
   const existingObjects = await loader.load(options.existing);
+  const warnings: string[] = [];
+  let release = options.metallbVersion;
   if (options.cluster !== undefined) {
     const cluster = await clusterObjects(options.cluster);
     poolObjects.unshift(...cluster.pools);
     existingObjects.unshift(...cluster.existing);
+    if (release === undefined) {
+      release = cluster.release.version;
+      if (cluster.release.version === undefined) {
+        warnings.push(
+          `MetalLB release unknown (${cluster.release.why}): every MetalLB key is read; give --metallb-version`,
+        );
+      }
+    }
   }
+  const policy = policyFor({
+    loadBalancerClass: options.loadBalancerClass,
+    release,
+    allocation: options.allocation,
+  });
   // No manifests: an audit. The Services already there are the ones checked, as the webhook would
   // have decided them one at a time (see auditOrder), so a Service asking for an address that
   // another holds is the one MetalLB left <pending>.
@@ -304,64 +328,42 @@ async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
   const poolSet = collectPools([...poolObjects, ...manifests]);
   const namespaces = collectNamespaces([...existingObjects, ...manifests]);
 
-  // Services already in the cluster: last copy of a namespace/name wins.
-  const holdings = new Map<string, { holder: Holder; addresses: readonly IPAddress[] }>();
+  // Services already in the cluster: last copy of a namespace/name wins. An audit decides them
+  // one by one instead.
+  const existing = new Map<string, ServiceObject>();
   for (const manifest of audit ? [] : existingObjects) {
     const service = asService(manifest);
-    if (service === undefined) continue;
-    const ref = refOf(service, manifest);
-    holdings.set(ref, {
-      holder: holderOf(service, ref),
-      addresses: holdingsOf(service, options.policy),
-    });
+    if (service !== undefined) existing.set(refOf(service, manifest), service);
   }
-  const usage = UsageIndex.from(
-    [...holdings].map(([ref, { holder, addresses }]) => [ref, holder, addresses] as const),
-  );
-  const view: ClusterView = {
+  const replay = new Replay({
     pools: poolSet,
-    usage,
-    namespaceLabels: (namespace) =>
-      // Kubernetes (1.21+) labels every Namespace with its own name, overriding any other value.
-      ({ ...namespaces.get(namespace), "kubernetes.io/metadata.name": namespace }),
-  };
+    // Kubernetes (1.21+) labels every Namespace with its own name, overriding any other value.
+    namespaceLabels: (namespace) => ({
+      ...namespaces.get(namespace),
+      "kubernetes.io/metadata.name": namespace,
+    }),
+    policy,
+    existing,
+  });
 
   const decided: DecidedService[] = [];
   for (const manifest of manifests) {
     const service = asService(manifest);
     if (service === undefined) continue;
-    const ref = refOf(service, manifest);
-    // An update: what the old object holds is not in the way of the new one...
-    const previous = holdings.get(ref);
-    if (previous !== undefined) usage.delete(ref);
-    const decision = decide(service, view, options.policy, ref);
-    if (decision.kind === "denied") {
-      // ...but a refused update leaves the old object (and its addresses) in place.
-      if (previous !== undefined) usage.set(ref, previous.holder, previous.addresses);
-    } else {
-      const holder = holderOf(service, ref);
-      const addresses =
-        decision.kind === "assigned" ? decision.addresses : holdingsOf(service, options.policy);
-      usage.set(ref, holder, addresses);
-      holdings.set(ref, { holder, addresses });
-    }
-    decided.push({
-      manifest,
-      service,
-      decision,
-      warnings: decision.kind === "denied" ? [] : decision.warnings,
-    });
+    const verdict = audit
+      ? replay.audit(service)
+      : replay.admitManifest(service, refOf(service, manifest).split("/").slice(1).join("/"));
+    decided.push({ manifest, service, verdict });
   }
 
-  const warnings: string[] = [];
-  if (poolSet.size === 0 && decided.some(({ decision }) => decision.addresses.length > 0)) {
+  if (poolSet.size === 0 && decided.some(({ verdict }) => verdict.addresses.length > 0)) {
     warnings.push(
       "no address pools found: pass --pools FILE or include the MetalLB ConfigMap or IPAddressPools among the manifests",
     );
   }
   return {
     report: reportOf(decided),
-    serviceWarnings: decided.map((entry) => entry.warnings),
+    serviceWarnings: decided.map((entry) => entry.verdict.warnings),
     warnings,
     assigned: options.assign ? applyAssignments(manifests, decided) : "",
   };
@@ -562,19 +564,19 @@ function refOf(service: ServiceObject, manifest: ManifestObject): string {
 }
 
 function reportOf(decided: readonly DecidedService[]): CheckReport {
-  const results = decided.map(({ service, decision }): CheckResult => {
+  const results = decided.map(({ service, verdict }): CheckResult => {
     const metadata = service.metadata;
     return {
       namespace: metadata?.namespace ?? "default",
       name: metadata?.name || `${metadata?.generateName ?? ""}<generated>`,
-      decision: decision.kind,
-      ips: decision.addresses.map(formatAddress),
-      pool: decision.pool ?? null,
-      reason: decision.kind === "denied" ? decision.reason : null,
-      message: decision.message,
+      decision: verdict.kind,
+      ips: verdict.addresses.map(formatAddress),
+      pool: verdict.pool ?? null,
+      reason: verdict.reason ?? null,
+      message: verdict.message,
     };
   });
-  const count = (kind: Decision["kind"]) =>
+  const count = (kind: Verdict["kind"]) =>
     results.filter((result) => result.decision === kind).length;
   return {
     summary: {
@@ -620,13 +622,12 @@ function applyAssignments(
   decided: readonly DecidedService[],
 ): string {
   const edited = new Set<SourceDocument>();
-  for (const { manifest, service, decision } of decided) {
-    if (decision.kind !== "assigned") continue;
+  for (const { manifest, verdict } of decided) {
+    if (verdict.kind !== "assigned") continue;
     edited.add(manifest.source);
-    // The webhook's own patch, so `check --assign` writes exactly what admission would.
-    const patch = assignmentPatch(service, decision.addresses, decision.pool, "spec");
     try {
-      for (const operation of patch) {
+      // The webhook's own patch, so `check --assign` writes exactly what admission would.
+      for (const operation of verdict.patch) {
         const segments = operation.path
           .split("/")
           .slice(1)
@@ -644,6 +645,18 @@ function applyAssignments(
   // Each document once, in input order (a List document holds many objects).
   const documents = [...new Set(manifests.map((manifest) => manifest.source))];
   return serializeDocuments(documents, edited);
+}
+
+function versionOption(given: string | undefined): MetalLBVersion | undefined {
+  if (given === undefined) return undefined;
+  const parsed = parseMetalLBVersion(given);
+  if (!parsed.ok) throw new Error(`--metallb-version: ${parsed.error}`);
+  return parsed.value;
+}
+
+function allocationOption(given: string | undefined): Policy["allocation"] {
+  if (given === undefined || given === "all" || given === "annotated") return given ?? "all";
+  throw new Error(`--allocate must be all or annotated, not ${JSON.stringify(given)}`);
 }
 
 function clusterOption(cluster: boolean | undefined, kubeconfig: string | undefined) {
@@ -667,5 +680,6 @@ async function clusterObjects(options: { readonly kubeconfig?: string }) {
   return {
     pools: parseManifests(asList(snapshot.pools), file),
     existing: parseManifests(asList(snapshot.existing), file),
+    release: snapshot.release,
   };
 }

@@ -7,6 +7,12 @@ import { isIP } from "node:net";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { IPTarget } from "../admission/patch.ts";
+import {
+  formatMetalLBVersion,
+  type MetalLBVersion,
+  parseMetalLBVersion,
+  serviceKeysFor,
+} from "../ipam/metallb-version.ts";
 import { fail, ok, type Result } from "../ipam/result.ts";
 
 const LOG_LEVELS: readonly string[] = [
@@ -52,7 +58,19 @@ a flag wins over its variable):
   --load-balancer-class NAME  the loadBalancerClass MetalLB answers to (default: none, i.e.
                               Services without a class); Services of other classes are ignored
   --ip-target spec|annotation where an assigned address is written (default spec:
-                              spec.loadBalancerIP; dual-stack always uses the annotation)
+                              spec.loadBalancerIP; dual-stack always uses the annotation);
+                              annotation needs a MetalLB that reads one (v0.12.1 and later)
+  --metallb-version VERSION|auto
+                              the MetalLB release guarded, e.g. v0.11.0 (default auto: read
+                              from the image tag of MetalLB's controller Deployment in
+                              --metallb-namespace at start; unknown in --standalone). Only
+                              the Service keys that release reads are read; a MetalLB key it
+                              ignores is refused (IgnoredAnnotation). Unknown: every key read
+  --allocate all|annotated    which Services that request no address get one from lb-ip-guard:
+                              all (default): every LoadBalancer Service and annotated ClusterIP
+                              Service, so MetalLB only announces what was granted here;
+                              annotated: only those with lb-ip-guard.dev/auto-assign, the rest
+                              left to MetalLB, whose lowest-free pick then races with ours
   --shutdown-delay SECONDS    on SIGTERM, keep serving this long with /readyz failing, so the
                               endpoint is gone before the port closes (default 5; 0 with
                               --standalone)
@@ -116,6 +134,9 @@ export interface ServeConfig {
   readonly metallbNamespace: string;
   readonly loadBalancerClass: string | undefined;
   readonly ipTarget: IPTarget;
+  /** The release given, or "auto" (detected on a cluster, unknown in standalone mode). */
+  readonly metallbVersion: MetalLBVersion | "auto";
+  readonly allocation: "all" | "annotated";
   readonly logLevel: string;
   readonly logFormat: LogFormat;
   readonly shutdownDelaySeconds: number;
@@ -146,6 +167,8 @@ type FlagName =
   | "metallb-namespace"
   | "load-balancer-class"
   | "ip-target"
+  | "metallb-version"
+  | "allocate"
   | "log-level"
   | "log-format"
   | "shutdown-delay"
@@ -174,6 +197,8 @@ const FLAGS = {
   "metallb-namespace": { type: "string" },
   "load-balancer-class": { type: "string" },
   "ip-target": { type: "string" },
+  "metallb-version": { type: "string" },
+  allocate: { type: "string" },
   "log-level": { type: "string" },
   "log-format": { type: "string" },
   "shutdown-delay": { type: "string" },
@@ -305,6 +330,14 @@ export async function parseServeArgs(
     }
     return ms;
   };
+  const metallbVersion = (): MetalLBVersion | "auto" => {
+    const given = text("metallb-version");
+    if (given === undefined || given === "auto") return "auto";
+    const parsed = parseMetalLBVersion(given);
+    if (parsed.ok) return parsed.value;
+    problems.push(`${flagOrEnv("metallb-version")}: ${parsed.error}, or auto`);
+    return "auto";
+  };
   let standalone = false;
   if (values.standalone === true) standalone = true;
   else {
@@ -344,6 +377,8 @@ export async function parseServeArgs(
     metallbNamespace: label("metallb-namespace", "metallb-system") ?? "metallb-system",
     loadBalancerClass: text("load-balancer-class"),
     ipTarget: oneOf<IPTarget>("ip-target", ["spec", "annotation"], "spec"),
+    metallbVersion: metallbVersion(),
+    allocation: oneOf("allocate", ["all", "annotated"] as const, "all"),
     logLevel: oneOf("log-level", LOG_LEVELS, "info"),
     logFormat: oneOf<LogFormat>("log-format", LOG_FORMATS, "json"),
     shutdownDelaySeconds: seconds("shutdown-delay", standalone ? 0 : 5),
@@ -390,6 +425,8 @@ export async function parseServeArgs(
       "--standalone needs at least one --pools FILE (there is no cluster to read pools from)",
     );
   }
+  const problem = ipTargetProblem(config.ipTarget, config.metallbVersion);
+  if (problem !== undefined) problems.push(problem);
   if (config.standalone && config.kubeconfig !== undefined) {
     problems.push("--kubeconfig and --standalone exclude each other: standalone reads no cluster");
   }
@@ -413,6 +450,16 @@ export async function parseServeArgs(
     }
   }
   return ok(config);
+}
+
+/** `--ip-target annotation` for a release that reads no address annotation, said in one line. */
+export function ipTargetProblem(
+  target: IPTarget,
+  version: MetalLBVersion | "auto" | undefined,
+): string | undefined {
+  if (target !== "annotation" || version === "auto" || version === undefined) return undefined;
+  if (serviceKeysFor(version).loadBalancerIPs.length > 0) return undefined;
+  return `--ip-target annotation: MetalLB ${formatMetalLBVersion(version)} reads no address annotation, only spec.loadBalancerIP; use --ip-target spec`;
 }
 
 /** Runs until SIGTERM/SIGINT; resolves to the exit status. */

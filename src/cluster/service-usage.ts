@@ -59,7 +59,7 @@ export class ServiceUsage {
     const before = this.#index.addressesOf(ref);
     const addresses = holdingsOf(service, this.#policy);
     if (addresses.length === 0) this.#index.delete(ref);
-    else this.#index.set(ref, holderOf(service, ref), addresses);
+    else this.#index.set(ref, holderOf(service, this.#policy, ref), addresses);
     // The Service is visible now: it holds its own addresses, the grant's hold is done.
     this.#holds.release(ref);
     return before.filter((old) => !addresses.some((kept) => sameAddress(kept, old)));
@@ -82,7 +82,7 @@ export class ServiceUsage {
           const ref = serviceRef(service);
           refs.push(ref);
           const addresses = holdingsOf(service, policy);
-          if (addresses.length > 0) yield [ref, holderOf(service, ref), addresses] as const;
+          if (addresses.length > 0) yield [ref, holderOf(service, policy, ref), addresses] as const;
         }
       })(this.#policy),
     );

@@ -3,6 +3,7 @@
 // (each with apiVersion and kind) that the check pipeline reads like manifests. Claims nothing.
 
 import { KubeApiError, KubeClient, loadKubeConfig } from "./kube.ts";
+import { type Detected, detectMetalLBRelease } from "./metallb-release.ts";
 import { clusterResources, type Resource } from "./resources.ts";
 
 export interface SnapshotOptions {
@@ -19,6 +20,8 @@ export interface ClusterSnapshot {
   readonly pools: readonly Record<string, unknown>[];
   /** Namespaces (for namespace selectors), then every Service. */
   readonly existing: readonly Record<string, unknown>[];
+  /** The MetalLB release its controller Deployment runs, or why that is unknown. */
+  readonly release: Detected;
 }
 
 /** Throws KubeConfigError (no usable kubeconfig) or KubeApiError (a list failed). */
@@ -33,16 +36,18 @@ export async function readClusterSnapshot(options: SnapshotOptions = {}): Promis
       throw error;
     }
   };
-  const [configMaps, ipAddressPools, namespaces, services] = await Promise.all([
+  const [configMaps, ipAddressPools, namespaces, services, release] = await Promise.all([
     list(resources.configMap),
     list(resources.ipAddressPools),
     list(resources.namespaces),
     list(resources.services),
+    detectMetalLBRelease(client, options.metallbNamespace ?? "metallb-system"),
   ]);
   return {
     server: client.server,
     pools: [...configMaps, ...ipAddressPools],
     existing: [...namespaces, ...services],
+    release,
   };
 }
 

@@ -1,6 +1,19 @@
-import { FAMILIES, type Family, formatAddress, type IPAddress, parseAddress } from "./address.ts";
+import {
+  FAMILIES,
+  type Family,
+  formatAddress,
+  type IPAddress,
+  isBuggyIPv4,
+  parseAddress,
+} from "./address.ts";
 import { firstFreeInPool, freeRuns } from "./allocator.ts";
 import { formatSelector, type Labels } from "./labels.ts";
+import {
+  formatMetalLBVersion,
+  type MetalLBVersion,
+  type ServiceKeys,
+  serviceKeysFor,
+} from "./metallb-version.ts";
 import {
   describePool,
   type Pool,
@@ -14,9 +27,9 @@ import {
   addressRequest,
   annotations,
   backendKey,
-  DEPRECATED_PREFIX,
   declaredFamilies,
   firstAnnotation,
+  ignoredKey,
   isLoadBalancer,
   portKeys,
   type ServiceObject,
@@ -39,6 +52,7 @@ export type ReasonCode =
   | "AddressInUse"
   | "SharingConflict"
   | "PoolExhausted"
+  | "IgnoredAnnotation"
   | "NotReady";
 
 export type Decision =
@@ -77,12 +91,40 @@ export interface ClusterView {
 export interface Policy {
   /** The `loadBalancerClass` MetalLB answers to; undefined means Services without a class. */
   readonly loadBalancerClass: string | undefined;
+  /** The MetalLB keys the guarded release reads (all of them when the release is unknown). */
+  readonly keys: ServiceKeys;
+  /**
+   * Which Services that request no address lb-ip-guard allocates: `all` LoadBalancer Services
+   * (and annotated ones), so MetalLB only ever announces what was granted here; or only the
+   * `annotated` ones, leaving the rest to MetalLB, whose lowest-free pick races with ours.
+   */
+  readonly allocation: "all" | "annotated";
+}
+
+/**
+ * The policy for a MetalLB release (unknown: every key read), with the contract's defaults: no
+ * loadBalancerClass, and every Service that requests no address allocated here.
+ */
+export function policyFor(
+  options: {
+    readonly loadBalancerClass?: string | undefined;
+    readonly release?: MetalLBVersion | undefined;
+    readonly allocation?: Policy["allocation"];
+  } = {},
+): Policy {
+  return {
+    loadBalancerClass: options.loadBalancerClass,
+    keys: serviceKeysFor(options.release),
+    allocation: options.allocation ?? "all",
+  };
 }
 
 /** Whether this tool has anything to say about the Service at all. */
 export function isInScope(service: ServiceObject, policy: Policy): boolean {
   // MetalLB run with a class handles only that class; run without one, only classless Services.
-  if ((service.spec?.loadBalancerClass ?? undefined) !== policy.loadBalancerClass) return false;
+  // Before v0.13 it knows no classes and serves them all.
+  const serviceClass = service.spec?.loadBalancerClass ?? undefined;
+  if (policy.keys.readsLoadBalancerClass && serviceClass !== policy.loadBalancerClass) return false;
   return isLoadBalancer(service) || wantsAutoAssign(service);
 }
 
@@ -117,15 +159,23 @@ export function decide(
     ref,
     service,
     view,
+    policy,
     identity: {
       namespace: service.metadata?.namespace ?? "default",
       labels: service.metadata?.labels ?? {},
       namespaceLabels: view.namespaceLabels(service.metadata?.namespace ?? "default"),
     },
-    warnings: deprecationWarnings(service),
+    warnings: deprecationWarnings(service, policy.keys),
   };
 
-  const request = addressRequest(service);
+  const ignored = ignoredKey(service, policy.keys);
+  if (ignored !== undefined) {
+    return deny(
+      "IgnoredAnnotation",
+      `${ref} sets ${ignored.key}, which ${metallb(policy.keys)} does not read: it would serve the Service as if the annotation were not there; use ${ignored.instead}`,
+    );
+  }
+  const request = addressRequest(service, policy.keys);
   if (request.source === "both") {
     return deny(
       "ConflictingFields",
@@ -139,11 +189,12 @@ export function decide(
     const where = request.source === "spec" ? "spec.loadBalancerIP" : `annotation ${request.key}`;
     return checkRequested(context, request.texts, where, named?.pool);
   }
-  if (wantsAutoAssign(service)) {
-    const current = statusAddresses(service);
-    if (isLoadBalancer(service) && current.length > 0) {
-      return checkRequested(context, current, "status.loadBalancer.ingress", named?.pool);
-    }
+  // What MetalLB already serves stays where it is: a Service is never moved to another address.
+  const current = statusAddresses(service);
+  if (isLoadBalancer(service) && current.length > 0) {
+    return checkRequested(context, current, "status.loadBalancer.ingress", named?.pool);
+  }
+  if (wantsAutoAssign(service) || (isLoadBalancer(service) && policy.allocation === "all")) {
     return allocate(context, named?.pool);
   }
   if (named !== undefined && !poolAllowsService(named.pool, context.identity))
@@ -158,10 +209,14 @@ export function decide(
   };
 }
 
-export function holderOf(service: ServiceObject, ref: string = serviceRef(service)): Holder {
+export function holderOf(
+  service: ServiceObject,
+  policy: Policy,
+  ref: string = serviceRef(service),
+): Holder {
   return {
     ref,
-    sharingKey: sharingKey(service),
+    sharingKey: sharingKey(service, policy.keys),
     ports: portKeys(service),
     backendKey: backendKey(service),
   };
@@ -173,7 +228,7 @@ export function holderOf(service: ServiceObject, ref: string = serviceRef(servic
  */
 export function holdingsOf(service: ServiceObject, policy: Policy): readonly IPAddress[] {
   if (!isInScope(service, policy) || !isLoadBalancer(service)) return [];
-  const request = addressRequest(service);
+  const request = addressRequest(service, policy.keys);
   const requested =
     request.source === "spec" || request.source === "annotation" ? request.texts : [];
   const specIP = request.source === "both" ? [service.spec?.loadBalancerIP ?? ""] : [];
@@ -187,6 +242,7 @@ interface Context {
   readonly ref: string;
   readonly service: ServiceObject;
   readonly view: ClusterView;
+  readonly policy: Policy;
   readonly identity: ServiceIdentity;
   readonly warnings: readonly string[];
 }
@@ -201,7 +257,7 @@ function deny(
 }
 
 function namedPool(context: Context): { readonly pool: Pool } | Denial | undefined {
-  const annotation = firstAnnotation(context.service, ANNOTATION.addressPool);
+  const annotation = firstAnnotation(context.service, context.policy.keys.addressPool);
   if (annotation === undefined) return undefined;
   const pool = context.view.pools.byName(annotation.value);
   if (pool !== undefined) return { pool };
@@ -247,6 +303,15 @@ function checkRequested(
       return deny(
         "PoolMismatch",
         `${ref} requests ${formatAddress(address)}, which is not in the pool it names: ${describePool(pool)}; ${freeHint(pool, view.usage)}`,
+        addresses,
+        pool,
+      );
+    }
+    // MetalLB's poolFor skips .0 and .255 of such a pool: to MetalLB the address is in no pool.
+    if (pool.avoidBuggyIPs && address.family === "IPv4" && isBuggyIPv4(address.value)) {
+      return deny(
+        named === undefined ? "NotInAnyPool" : "PoolMismatch",
+        `${ref} requests ${formatAddress(address)}, which pool "${pool.name}" never hands out: it has avoidBuggyIPs, so MetalLB skips addresses ending in .0 and .255; ${freeHint(pool, view.usage)}`,
         addresses,
         pool,
       );
@@ -333,6 +398,13 @@ function familyMismatch(context: Context, addresses: readonly IPAddress[]): stri
   if (addresses.length === 2 && context.service.spec?.ipFamilyPolicy === "SingleStack") {
     return "two addresses need ipFamilyPolicy PreferDualStack or RequireDualStack, not SingleStack";
   }
+  if (
+    addresses.length === 1 &&
+    context.policy.keys.loadBalancerIPs.length > 0 &&
+    isDualStack(context.service)
+  ) {
+    return "the Service is dual-stack and MetalLB serves it only with one address of each family: request two (comma-separated)";
+  }
   return undefined;
 }
 
@@ -342,7 +414,7 @@ function findConflict(context: Context, address: IPAddress, pool: Pool): Denial 
   // The Service's sharing identity matters only against other holders, and most addresses
   // asked for have none.
   if (others.length === 0) return undefined;
-  const holder = holderOf(context.service, ref);
+  const holder = holderOf(context.service, context.policy, ref);
   for (const other of others) {
     if (other.ref === holder.ref) continue;
     const held = `${ref} requests ${formatAddress(address)}, which ${other.ref} already holds (pool "${pool.name}")`;
@@ -350,7 +422,7 @@ function findConflict(context: Context, address: IPAddress, pool: Pool): Denial 
       const sharing =
         other.sharingKey === ""
           ? `${other.ref} does not allow sharing`
-          : `to share it, set ${ANNOTATION.allowSharedIP[0]}: "${other.sharingKey}" (the key ${other.ref} uses)`;
+          : `to share it, set ${context.policy.keys.allowSharedIP[0]}: "${other.sharingKey}" (the key ${other.ref} uses)`;
       return deny(
         "AddressInUse",
         `${held}; ${sharing}; ${freeHint(pool, view.usage)}`,
@@ -414,38 +486,45 @@ function allocationOrder(pools: PoolSet, identity: ServiceIdentity): readonly Po
   return [...selective, ...open];
 }
 
-/** Unset priorities sort after every number; the sort is stable, so ties keep name order. */
+/**
+ * MetalLB sorts a priority of 0 with the unset ones, after every positive number (its sortPools);
+ * the sort is stable, so ties keep name order where MetalLB's order is undefined.
+ */
 function priorityRank(pool: Pool): number {
-  return pool.serviceAllocation?.priority ?? Number.MAX_SAFE_INTEGER;
+  return pool.serviceAllocation?.priority || Number.MAX_SAFE_INTEGER;
 }
 
 function allocate(context: Context, named: Pool | undefined): Decision {
   const { ref, view } = context;
   if (named !== undefined && !poolAllowsService(named, context.identity))
     return notAllowed(context, named);
-  const { required, optional } = wantedFamilies(context.service);
+  const { required, optional } = wantedFamilies(context.service, context.policy.keys);
   const candidates = named !== undefined ? [named] : allocationOrder(view.pools, context.identity);
-  for (const pool of candidates) {
-    const picked = required.map((family) => firstFreeInPool(pool, family, view.usage));
-    if (picked.some((address) => address === undefined)) continue;
-    const addresses = [
-      ...(picked as IPAddress[]),
-      ...optional.flatMap((family) => firstFreeInPool(pool, family, view.usage) ?? []),
-    ];
-    return new GrantDecision("assigned", ref, "gets", addresses, pool.name, context.warnings);
+  // PreferDualStack: a pool with both families first, as MetalLB's findBestPoolForService does.
+  const passes = optional.length > 0 ? [[...required, ...optional], required] : [required];
+  for (const families of passes) {
+    for (const pool of candidates) {
+      const picked = families.map((family) => firstFreeInPool(pool, family, view.usage));
+      if (picked.some((address) => address === undefined)) continue;
+      const addresses = picked as IPAddress[];
+      return new GrantDecision("assigned", ref, "gets", addresses, pool.name, context.warnings);
+    }
   }
   const tried = candidates.map((pool) => `"${pool.name}"`).join(", ");
   return deny(
     "PoolExhausted",
     candidates.length === 0
-      ? `${ref} asks for auto-assign, but no pool with autoAssign is open to it; name one with ${ANNOTATION.addressPool[0]}`
+      ? `${ref} asks for auto-assign, but no pool with autoAssign is open to it; name one with ${context.policy.keys.addressPool[0]}`
       : `${ref} asks for auto-assign, but no free ${required.join(" + ")} address is left in pool${candidates.length > 1 ? "s" : ""} ${tried}`,
     [],
     named,
   );
 }
 
-function wantedFamilies(service: ServiceObject): {
+function wantedFamilies(
+  service: ServiceObject,
+  keys: ServiceKeys,
+): {
   required: readonly Family[];
   optional: readonly Family[];
 } {
@@ -454,6 +533,10 @@ function wantedFamilies(service: ServiceObject): {
   const clusterIP = service.spec?.clusterIP ? parseAddress(service.spec.clusterIP) : undefined;
   const primary = declared[0] ?? (clusterIP?.ok ? clusterIP.value.family : "IPv4");
   const secondary = declared[1] ?? FAMILIES.find((family) => family !== primary) ?? "IPv6";
+  // A release without an address annotation reads one address, from spec.loadBalancerIP.
+  if (keys.loadBalancerIPs.length === 0) return { required: [primary], optional: [] };
+  // A dual-stack Service (two families settled) gets two or none: MetalLB refuses one address.
+  if (isDualStack(service)) return { required: [primary, secondary], optional: [] };
   switch (service.spec?.ipFamilyPolicy) {
     case "RequireDualStack":
       return { required: [primary, secondary], optional: [] };
@@ -464,19 +547,44 @@ function wantedFamilies(service: ServiceObject): {
   }
 }
 
-function deprecationWarnings(service: ServiceObject): readonly string[] {
-  const warnings = Object.keys(annotations(service))
-    .filter((key) => key.startsWith(DEPRECATED_PREFIX))
-    .map(
-      (key) =>
-        `annotation ${key} is deprecated; use metallb.io/${key.slice(DEPRECATED_PREFIX.length)}`,
-    );
-  if ((service.spec?.loadBalancerIP ?? "") !== "") {
+/**
+ * Hints towards the keys that last, only where the guarded release reads them: MetalLB v0.11
+ * has no annotation for an address, so spec.loadBalancerIP is its one form. An address this
+ * webhook wrote (the Service says where it came from) is not the user's to move.
+ */
+/** Two families settled by the API server, or required: MetalLB then wants an address of each. */
+function isDualStack(service: ServiceObject): boolean {
+  return (
+    declaredFamilies(service).length === 2 ||
+    (service.spec?.clusterIPs?.length ?? 0) === 2 ||
+    service.spec?.ipFamilyPolicy === "RequireDualStack"
+  );
+}
+
+function deprecationWarnings(service: ServiceObject, keys: ServiceKeys): readonly string[] {
+  const read = new Set([...keys.loadBalancerIPs, ...keys.addressPool, ...keys.allowSharedIP]);
+  const legacy = "metallb.universe.tf/";
+  const warnings = Object.keys(annotations(service)).flatMap((key) => {
+    const lasting = `metallb.io/${key.slice(legacy.length)}`;
+    return key.startsWith(legacy) && read.has(lasting)
+      ? [`annotation ${key} is deprecated; use ${lasting}`]
+      : [];
+  });
+  const [lasting] = keys.loadBalancerIPs;
+  if (
+    lasting !== undefined &&
+    (service.spec?.loadBalancerIP ?? "") !== "" &&
+    annotations(service)[ANNOTATION.assignedFrom] === undefined
+  ) {
     warnings.push(
-      `spec.loadBalancerIP is deprecated by Kubernetes; ${ANNOTATION.loadBalancerIPs[0]} is the lasting form`,
+      `spec.loadBalancerIP is deprecated by Kubernetes; ${lasting} is the lasting form`,
     );
   }
   return warnings;
+}
+
+function metallb(keys: ServiceKeys): string {
+  return keys.version === undefined ? "MetalLB" : `MetalLB ${formatMetalLBVersion(keys.version)}`;
 }
 
 function list(addresses: readonly IPAddress[]): string {

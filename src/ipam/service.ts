@@ -1,5 +1,6 @@
 import type { Family } from "./address.ts";
 import type { Labels } from "./labels.ts";
+import { ALL_KEYS, type KeyPurpose, type ServiceKeys } from "./metallb-version.ts";
 
 /**
  * The part of a core/v1 Service the decisions read, as plain JSON. Every field is optional
@@ -20,6 +21,7 @@ export interface ServiceObject {
     readonly loadBalancerIP?: string;
     readonly loadBalancerClass?: string;
     readonly clusterIP?: string;
+    readonly clusterIPs?: readonly string[];
     readonly ipFamilies?: readonly string[];
     readonly ipFamilyPolicy?: string;
     readonly externalTrafficPolicy?: string;
@@ -33,20 +35,14 @@ export interface ServiceObject {
   };
 }
 
-/** Annotation keys of the contract. Where MetalLB has two prefixes, the `metallb.io/` one wins. */
+/**
+ * lb-ip-guard's own annotation keys. MetalLB's keys depend on the release guarded:
+ * `ServiceKeys` (metallb-version.ts) lists them.
+ */
 export const ANNOTATION = {
-  loadBalancerIPs: ["metallb.io/loadBalancerIPs", "metallb.universe.tf/loadBalancerIPs"],
-  addressPool: [
-    "metallb.io/address-pool",
-    "metallb.universe.tf/address-pool",
-    "lb-ip-guard.dev/pool",
-  ],
-  allowSharedIP: ["metallb.io/allow-shared-ip", "metallb.universe.tf/allow-shared-ip"],
   autoAssign: "lb-ip-guard.dev/auto-assign",
   assignedFrom: "lb-ip-guard.dev/assigned-from",
 } as const;
-
-export const DEPRECATED_PREFIX = "metallb.universe.tf/";
 
 export function serviceRef(service: ServiceObject): string {
   const name = service.metadata?.name ?? `${service.metadata?.generateName ?? ""}<generated>`;
@@ -85,9 +81,9 @@ export type AddressRequest =
   | { readonly source: "annotation"; readonly key: string; readonly texts: readonly string[] }
   | { readonly source: "both"; readonly key: string };
 
-export function addressRequest(service: ServiceObject): AddressRequest {
+export function addressRequest(service: ServiceObject, keys: ServiceKeys): AddressRequest {
   const specIP = service.spec?.loadBalancerIP?.trim() ?? "";
-  const annotation = firstAnnotation(service, ANNOTATION.loadBalancerIPs);
+  const annotation = firstAnnotation(service, keys.loadBalancerIPs);
   const annotated = annotation?.value.trim() ?? "";
   if (specIP !== "" && annotation !== undefined && annotated !== "")
     return { source: "both", key: annotation.key };
@@ -108,8 +104,33 @@ export function statusAddresses(service: ServiceObject): readonly string[] {
   );
 }
 
-export function sharingKey(service: ServiceObject): string {
-  return firstAnnotation(service, ANNOTATION.allowSharedIP)?.value ?? "";
+export function sharingKey(service: ServiceObject, keys: ServiceKeys): string {
+  return firstAnnotation(service, keys.allowSharedIP)?.value ?? "";
+}
+
+/**
+ * A MetalLB key on the Service that the guarded release does not read, and what it reads for the
+ * same purpose instead. The same value under a key it does read (a Service annotated for two
+ * releases, during an upgrade) is no problem.
+ */
+export function ignoredKey(
+  service: ServiceObject,
+  keys: ServiceKeys,
+): { readonly key: string; readonly instead: string } | undefined {
+  const present = annotations(service);
+  for (const purpose of ["loadBalancerIPs", "addressPool", "allowSharedIP"] as KeyPurpose[]) {
+    const read = keys[purpose];
+    const honoured =
+      firstAnnotation(service, read)?.value ??
+      (purpose === "loadBalancerIPs" ? service.spec?.loadBalancerIP : undefined);
+    for (const key of ALL_KEYS[purpose]) {
+      const value = present[key];
+      if (value === undefined || read.includes(key) || value === honoured) continue;
+      const instead = read[0] ?? (purpose === "loadBalancerIPs" ? "spec.loadBalancerIP" : "no key");
+      return { key, instead };
+    }
+  }
+  return undefined;
 }
 
 /** `(protocol, port)` pairs in MetalLB's sense; the protocol defaults to TCP as in the API. */
@@ -119,11 +140,14 @@ export function portKeys(service: ServiceObject): readonly string[] {
 
 /**
  * MetalLB lets Services share an address only when they send traffic to the same nodes: both
- * `externalTrafficPolicy: Cluster`, or both `Local` with identical selectors.
+ * `externalTrafficPolicy: Cluster`, or both `Local` with identical selectors. Its key for a Local
+ * Service is the selector, and for Cluster the empty string, so a Local Service without a
+ * selector has Cluster's key (k8salloc.go's BackendKey).
  */
 export function backendKey(service: ServiceObject): string {
-  if (service.spec?.externalTrafficPolicy !== "Local") return "Cluster";
-  const selector = Object.entries(service.spec.selector ?? {})
+  const selected = Object.keys(service.spec?.selector ?? {}).length > 0;
+  if (service.spec?.externalTrafficPolicy !== "Local" || !selected) return "Cluster";
+  const selector = Object.entries(service.spec?.selector ?? {})
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([key, value]) => `${key}=${value}`);
   return `Local{${selector.join(",")}}`;

@@ -6,8 +6,16 @@ import { readFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import type { Logger } from "pino";
 import type { AdmissionState } from "../admission/state.ts";
-import { EXIT, oneLine, type ServeConfig, type ServeIO, usageError } from "../cli/serve.ts";
-import type { Policy } from "../ipam/decide.ts";
+import {
+  EXIT,
+  ipTargetProblem,
+  oneLine,
+  type ServeConfig,
+  type ServeIO,
+  usageError,
+} from "../cli/serve.ts";
+import { type Policy, policyFor } from "../ipam/decide.ts";
+import { formatMetalLBVersion, type MetalLBVersion } from "../ipam/metallb-version.ts";
 import { describePool, type Pool } from "../ipam/pool.ts";
 import { buildApp } from "./app.ts";
 import { createLogger } from "./log.ts";
@@ -90,9 +98,17 @@ export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
     }
   }
 
-  const policy: Policy = { loadBalancerClass: config.loadBalancerClass };
   let state: ServeState;
+  let release: MetalLBVersion | undefined;
   try {
+    release = await guardedRelease(config, logger);
+    const problem = ipTargetProblem(config.ipTarget, release);
+    if (problem !== undefined) return usageError(io, problem);
+    const policy = policyFor({
+      loadBalancerClass: config.loadBalancerClass,
+      release,
+      allocation: config.allocation,
+    });
     state = await startState(config, policy, staticPools, poolSet, logger, {
       namespace,
       // Called on admissions and collections only, once `metrics` below exists.
@@ -186,6 +202,8 @@ export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
       pools,
       ipTarget: config.ipTarget,
       loadBalancerClass: config.loadBalancerClass ?? null,
+      metallbVersion: release === undefined ? null : formatMetalLBVersion(release),
+      allocate: config.allocation,
     },
     `lb-ip-guard serving ${url}/mutate and ${url}/validate${caFile === undefined ? "" : `; CA: ${caFile} (curl --cacert ${caFile})`}${pools.length > 0 ? `; pools: ${pools.join("; ")}` : ""}`,
   );
@@ -232,6 +250,30 @@ export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
   // terminated pod alive: exit anyway after a grace period.
   setTimeout(() => process.exit(code), 5000).unref();
   return code;
+}
+
+/**
+ * The MetalLB release guarded: the one given, else on a cluster the one its controller
+ * Deployment runs. Unknown (every key read, as the contract says) is logged with the reason.
+ */
+async function guardedRelease(
+  config: ServeConfig,
+  logger: Logger,
+): Promise<MetalLBVersion | undefined> {
+  if (config.metallbVersion !== "auto") return config.metallbVersion;
+  if (config.standalone) return undefined;
+  const { KubeClient, loadKubeConfig } = await import("../cluster/kube.ts");
+  const { detectMetalLBRelease } = await import("../cluster/metallb-release.ts");
+  const client = new KubeClient(loadKubeConfig(config.kubeconfig));
+  const detected = await detectMetalLBRelease(client, config.metallbNamespace);
+  if (detected.version === undefined) {
+    logger.warn(
+      `MetalLB release unknown (${detected.why}): every MetalLB Service key is read; give --metallb-version to read only what that release reads`,
+    );
+  } else {
+    logger.info(`guarding MetalLB ${formatMetalLBVersion(detected.version)}: ${detected.from}`);
+  }
+  return detected.version;
 }
 
 async function startState(

@@ -249,7 +249,9 @@ address-pools:
     assert.equal(outcome.response.allowed, true);
     assert.ok(
       outcome.response.warnings?.some(
-        (w) => w.startsWith("NotInAnyPool: ") && w.includes("requested addresses did not change"),
+        (w) =>
+          w.startsWith("NotInAnyPool: ") &&
+          w.includes("the stored Service is refused the same way"),
       ),
       String(outcome.response.warnings),
     );

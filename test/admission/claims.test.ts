@@ -14,6 +14,7 @@ import type { Grant } from "../../src/admission/holds.ts";
 import type { AdmissionState } from "../../src/admission/state.ts";
 import { ServiceUsage } from "../../src/cluster/service-usage.ts";
 import { formatAddress, parseAddress } from "../../src/ipam/address.ts";
+import { policyFor } from "../../src/ipam/decide.ts";
 import type { ServiceObject } from "../../src/ipam/service.ts";
 import { type Holder, mayShare } from "../../src/ipam/usage.ts";
 import {
@@ -26,7 +27,7 @@ import {
   service,
 } from "./fixtures.ts";
 
-const policy = { loadBalancerClass: undefined };
+const policy = policyFor();
 const pools = poolSet();
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 

@@ -6,7 +6,7 @@ import type { AdmissionContext } from "../../src/admission/admit.ts";
 import type { IPTarget } from "../../src/admission/patch.ts";
 import { type AdmissionRequest, parseAdmissionReview } from "../../src/admission/review.ts";
 import { parseAddress } from "../../src/ipam/address.ts";
-import { holderOf } from "../../src/ipam/decide.ts";
+import { holderOf, policyFor } from "../../src/ipam/decide.ts";
 import type { PoolSet } from "../../src/ipam/pool.ts";
 import {
   formatPoolConfigError,
@@ -60,7 +60,7 @@ export function context(
       namespaceLabels: (namespace) => ({ "kubernetes.io/metadata.name": namespace }),
     },
     ready: options.ready ?? true,
-    policy: { loadBalancerClass: options.loadBalancerClass },
+    policy: policyFor({ loadBalancerClass: options.loadBalancerClass }),
     ipTarget: options.ipTarget ?? "spec",
   };
 }
@@ -81,7 +81,7 @@ export function usageOf(services: readonly ServiceObject[]): UsageIndex {
       return parsed.value;
     });
     const ref = `${service.metadata?.namespace}/${service.metadata?.name}`;
-    usage.set(ref, holderOf(service, ref), addresses);
+    usage.set(ref, holderOf(service, policyFor(), ref), addresses);
   }
   return usage;
 }

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { admit } from "../../src/admission/admit.ts";
-import { decide, isInScope } from "../../src/ipam/decide.ts";
+import { decide, isInScope, policyFor } from "../../src/ipam/decide.ts";
 import { context, request, review, service } from "./fixtures.ts";
 
 const classless = service("web", { ip: "not-an-ip" });
@@ -14,7 +14,7 @@ const explicitNull = service("web", { ip: "not-an-ip", spec: { loadBalancerClass
 
 describe("loadBalancerClass scope", () => {
   it("without a configured class, judges classless Services only", () => {
-    const policy = { loadBalancerClass: undefined };
+    const policy = policyFor();
     assert.equal(isInScope(classless, policy), true);
     assert.equal(isInScope(explicitNull, policy), true);
     assert.equal(isInScope(metallb, policy), false);
@@ -22,7 +22,7 @@ describe("loadBalancerClass scope", () => {
   });
 
   it("with a configured class, judges that class only, not classless Services", () => {
-    const policy = { loadBalancerClass: "metallb" };
+    const policy = policyFor({ loadBalancerClass: "metallb" });
     assert.equal(isInScope(metallb, policy), true);
     assert.equal(isInScope(classless, policy), false);
     assert.equal(isInScope(explicitNull, policy), false);

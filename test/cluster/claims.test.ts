@@ -20,14 +20,14 @@ import { KubeApiError, type KubeClient } from "../../src/cluster/kube.ts";
 import type { KubeObject } from "../../src/cluster/reflector.ts";
 import { ServiceUsage } from "../../src/cluster/service-usage.ts";
 import { type IPAddress, parseAddress } from "../../src/ipam/address.ts";
-import { holderOf } from "../../src/ipam/decide.ts";
+import { holderOf, policyFor } from "../../src/ipam/decide.ts";
 import type { ServiceObject } from "../../src/ipam/service.ts";
 import type { Holder } from "../../src/ipam/usage.ts";
 import { poolSet } from "../admission/fixtures.ts";
 
 const NAMESPACE = "lb-ip-guard";
 const PATH = `/apis/coordination.k8s.io/v1/namespaces/${NAMESPACE}/leases`;
-const policy = { loadBalancerClass: undefined };
+const policy = policyFor();
 const signal = new AbortController().signal;
 
 function address(text: string): IPAddress {
@@ -450,7 +450,7 @@ describe("collection and adoption", () => {
     await claims.pass();
     assert.deepEqual(
       parseClaim(api.leases.get("ip-10-20-0-17") ?? {})?.holder,
-      holderOf(service, "default/dns"),
+      holderOf(service, policy, "default/dns"),
     );
   });
 });

@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ServiceUsage } from "../../src/cluster/service-usage.ts";
 import { parseAddress } from "../../src/ipam/address.ts";
-import { holderOf } from "../../src/ipam/decide.ts";
+import { holderOf, policyFor } from "../../src/ipam/decide.ts";
 import type { ServiceObject } from "../../src/ipam/service.ts";
 
-const policy = { loadBalancerClass: undefined };
+const policy = policyFor();
 
 function service(
   name: string,
@@ -38,7 +38,7 @@ const holdersOf = (usage: ServiceUsage, text: string) => {
 
 function grant(name: string, ip: string) {
   const ref = `default/${name}`;
-  return { ref, holder: holderOf(service(name, ip), ref), addresses: [address(ip)] };
+  return { ref, holder: holderOf(service(name, ip), policy, ref), addresses: [address(ip)] };
 }
 
 describe("ServiceUsage", () => {

@@ -11,6 +11,7 @@ import { after, before, test } from "node:test";
 import { pino } from "pino";
 import { KubeConfigError } from "../../src/cluster/kube.ts";
 import { startClusterState } from "../../src/cluster/state.ts";
+import { policyFor } from "../../src/ipam/decide.ts";
 
 let dir: string;
 before(async () => {
@@ -47,7 +48,7 @@ async function kubeconfig(server: string): Promise<string> {
 const base = {
   metallbNamespace: "metallb-system",
   staticPools: [],
-  policy: { loadBalancerClass: undefined },
+  policy: policyFor(),
   holdTtlMs: 30_000,
   retry: { initialMs: 50, maxMs: 200 },
 };

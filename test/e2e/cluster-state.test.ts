@@ -14,14 +14,14 @@ import { pino } from "pino";
 import { type ChildOutput, outputOf } from "../../scripts/child-output.ts";
 import { type ClusterState, startClusterState } from "../../src/cluster/state.ts";
 import { parseAddress } from "../../src/ipam/address.ts";
-import { holderOf } from "../../src/ipam/decide.ts";
+import { holderOf, policyFor } from "../../src/ipam/decide.ts";
 import type { ServiceObject } from "../../src/ipam/service.ts";
 import { type ControlPlane, CRD_FILE, describeE2E, startControlPlane } from "./harness.ts";
 import { legacyConfigMap } from "./webhook-fixtures.ts";
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 const METALLB_CONFIG = join(repoRoot, "examples/kubeflow-v0.11/metallb-config.yaml");
-const policy = { loadBalancerClass: undefined };
+const policy = policyFor();
 const HOLD_TTL_MS = 4000;
 
 /** A pino logger whose lines the test can read. */
@@ -254,7 +254,7 @@ await describeE2E("cluster state against a real API server", () => {
     const ref = "default/new";
     const svc = lb("new", "192.168.35.106") as ServiceObject;
     state.record(
-      { ref, holder: holderOf(svc, ref), addresses: [address("192.168.35.106")] },
+      { ref, holder: holderOf(svc, policy, ref), addresses: [address("192.168.35.106")] },
       Date.now(),
     );
     assert.deepEqual(holders(state, "192.168.35.106"), [ref], "held at once");
@@ -270,7 +270,7 @@ await describeE2E("cluster state against a real API server", () => {
     const ref = "default/never";
     const svc = lb("never", "192.168.35.107") as ServiceObject;
     state.record(
-      { ref, holder: holderOf(svc, ref), addresses: [address("192.168.35.107")] },
+      { ref, holder: holderOf(svc, policy, ref), addresses: [address("192.168.35.107")] },
       Date.now(),
     );
     assert.deepEqual(holders(state, "192.168.35.107"), [ref]);

@@ -8,13 +8,14 @@ import {
   decide,
   holderOf,
   holdingsOf,
+  policyFor,
 } from "../../src/ipam/decide.ts";
 import { type Pool, PoolSet } from "../../src/ipam/pool.ts";
 import type { ServiceObject } from "../../src/ipam/service.ts";
 import { UsageIndex } from "../../src/ipam/usage.ts";
 import { allocation, pool } from "./fixtures.ts";
 
-const policy = { loadBalancerClass: undefined };
+const policy = policyFor();
 
 interface Spec {
   type?: string;
@@ -57,7 +58,7 @@ function cluster(pools: Pool[], namespaceLabels: Record<string, Record<string, s
     const decision = decide(svc, view, policy);
     if (decision.kind !== "denied") {
       const held = decision.kind === "assigned" ? decision.addresses : holdingsOf(svc, policy);
-      view.usage.set(holderOf(svc).ref, holderOf(svc), held);
+      view.usage.set(holderOf(svc, policy).ref, holderOf(svc, policy), held);
     }
     return decision;
   };
@@ -309,7 +310,7 @@ describe("allocation order", () => {
     assert.equal(named.pool, "reserved");
   });
 
-  test("RequireDualStack takes one address of each family from one pool; PreferDualStack settles for one", () => {
+  test("RequireDualStack takes one address of each family from one pool; PreferDualStack prefers such a pool, as MetalLB does", () => {
     const { admit } = cluster([
       pool("a-v4only", ["10.0.0.0/30"]),
       pool("b-dual", ["10.1.0.0/30", "fd00::/126"]),
@@ -325,9 +326,28 @@ describe("allocation order", () => {
     const preferred = admit(
       service("x/pref", { annotations: auto, ipFamilyPolicy: "PreferDualStack" }),
     );
-    assert.deepEqual([preferred.pool, ...ips(preferred)], ["a-v4only", "10.0.0.0"]);
+    assert.deepEqual([preferred.pool, ...ips(preferred)], ["b-dual", "10.1.0.1", "fd00::1"]);
     const v6 = admit(service("x/v6", { annotations: auto, ipFamilies: ["IPv6"] }));
-    assert.deepEqual(ips(v6), ["fd00::1"]);
+    assert.deepEqual(ips(v6), ["fd00::2"]);
+    // With no dual pool left it settles for one address of its primary family.
+    admit(
+      service("x/r2", {
+        annotations: auto,
+        ipFamilyPolicy: "RequireDualStack",
+        ipFamilies: ["IPv4", "IPv6"],
+      }),
+    );
+    admit(
+      service("x/r3", {
+        annotations: auto,
+        ipFamilyPolicy: "RequireDualStack",
+        ipFamilies: ["IPv4", "IPv6"],
+      }),
+    );
+    const single = admit(
+      service("x/pref2", { annotations: auto, ipFamilyPolicy: "PreferDualStack" }),
+    );
+    assert.deepEqual([single.pool, ...ips(single)], ["a-v4only", "10.0.0.0"]);
   });
 
   test("an auto-assign LoadBalancer that MetalLB already served keeps its address", () => {
@@ -386,9 +406,13 @@ describe("scope", () => {
     assert.deepEqual([foreign.kind, foreign.addresses.length], ["allowed", 0]);
   });
 
-  test("a LoadBalancer without a requested address is left to MetalLB, but its pool must exist", () => {
+  test("a LoadBalancer without a requested address is allocated here, from a pool that must exist", () => {
     const { admit } = cluster([pool("default", ["10.0.0.0/24"])]);
-    assert.equal(admit(service("a/x")).kind, "allowed");
+    const allocated = admit(service("a/x"));
+    assert.deepEqual(
+      [allocated.kind, allocated.addresses.map(formatAddress)],
+      ["assigned", ["10.0.0.0"]],
+    );
     denied(
       admit(service("a/y", { annotations: { "metallb.universe.tf/address-pool": "gone" } })),
       "PoolNotFound",

@@ -6,6 +6,7 @@ import { request as httpsRequest } from "node:https";
 import { pino } from "pino";
 import type { IPTarget } from "../../src/admission/patch.ts";
 import { parseServeArgs, type ServeConfig } from "../../src/cli/serve.ts";
+import { policyFor } from "../../src/ipam/decide.ts";
 import { buildApp, type WebhookApp } from "../../src/server/app.ts";
 import { Metrics } from "../../src/server/metrics.ts";
 import { StandaloneState } from "../../src/server/standalone.ts";
@@ -28,7 +29,7 @@ export function harness(
     { write: (line: string) => void logs.push(JSON.parse(line)) },
   );
   const state = new StandaloneState(poolSet(), {
-    policy: { loadBalancerClass: undefined },
+    policy: policyFor(),
     ipTarget: options.ipTarget ?? "spec",
   });
   const metrics = new Metrics({ view: () => state.view, processMetrics: false });

@@ -1,0 +1,243 @@
+// The replay behind `check`: each Service goes through the webhook's own admission path, as the
+// API server would send it (the mutating webhook, its patch applied, then the validating one; an
+// UPDATE with the stored object when the Service already exists), so CI and `kubectl apply`
+// cannot disagree. What is admitted is recorded, as the webhook's watch would record it.
+
+import { type AdmissionContext, type AdmissionOutcome, admit } from "../admission/admit.ts";
+import { applyPatch, type PatchOperation } from "../admission/patch.ts";
+import type { AdmissionRequest } from "../admission/review.ts";
+import { formatAddress, type IPAddress, parseAddress, sameAddress } from "../ipam/address.ts";
+import {
+  type ClusterView,
+  decide,
+  holderOf,
+  holdingsOf,
+  type Policy,
+  type ReasonCode,
+} from "../ipam/decide.ts";
+import type { Labels } from "../ipam/labels.ts";
+import type { PoolSet } from "../ipam/pool.ts";
+import { type ServiceObject, statusAddresses } from "../ipam/service.ts";
+import { UsageIndex } from "../ipam/usage.ts";
+
+/** What `check` reports of one Service. */
+export interface Verdict {
+  readonly kind: "allowed" | "assigned" | "denied";
+  readonly addresses: readonly IPAddress[];
+  readonly pool: string | undefined;
+  readonly reason: ReasonCode | undefined;
+  readonly message: string;
+  /** What the webhooks would return as admission warnings, deduplicated. */
+  readonly warnings: readonly string[];
+  /** The mutating webhook's patch (what `--assign` writes). */
+  readonly patch: readonly PatchOperation[];
+}
+
+export interface ReplayOptions {
+  readonly pools: PoolSet;
+  readonly namespaceLabels: (namespace: string) => Labels;
+  readonly policy: Policy;
+  /** The Services already in the cluster, by `namespace/name`. */
+  readonly existing: ReadonlyMap<string, ServiceObject>;
+}
+
+/**
+ * Stateful over one run: every admitted Service holds its addresses for the next ones, and
+ * replaces the stored Service of the same name (a later manifest of it is an UPDATE).
+ */
+export class Replay {
+  readonly #stored: Map<string, ServiceObject>;
+  readonly #usage: UsageIndex;
+  readonly #context: AdmissionContext;
+  readonly #policy: Policy;
+  #reviews = 0;
+
+  constructor(options: ReplayOptions) {
+    const { policy } = options;
+    this.#policy = policy;
+    this.#stored = new Map(options.existing);
+    this.#usage = UsageIndex.from(
+      [...this.#stored].map(
+        ([ref, service]) =>
+          [ref, holderOf(service, policy, ref), holdingsOf(service, policy)] as const,
+      ),
+    );
+    const view: ClusterView = {
+      pools: options.pools,
+      usage: this.#usage,
+      namespaceLabels: options.namespaceLabels,
+    };
+    this.#context = { view, ready: true, policy, ipTarget: "spec" };
+  }
+
+  /**
+   * Admits a Service from the manifests: a CREATE, or an UPDATE of the stored one. `name` is the
+   * name the API server would give it (a generateName gets one made up by the caller).
+   */
+  admitManifest(service: ServiceObject, name: string): Verdict {
+    const namespace = service.metadata?.namespace ?? "default";
+    const stored = this.#stored.get(`${namespace}/${name}`);
+    return this.#review(service, name, stored);
+  }
+
+  /**
+   * Audits a Service already in the cluster, as its creation would have been decided given what
+   * MetalLB serves it (its status). A refused one still holds what MetalLB serves it: the address
+   * is taken whatever anyone thinks of it.
+   */
+  audit(service: ServiceObject): Verdict {
+    const namespace = service.metadata?.namespace ?? "default";
+    const name = service.metadata?.name ?? "";
+    const verdict = this.#review(service, name, undefined);
+    const served = statusAddresses(service).flatMap((text) => {
+      const parsed = parseAddress(text);
+      return parsed.ok ? [parsed.value] : [];
+    });
+    if (verdict.kind === "denied") {
+      const ref = `${namespace}/${name}`;
+      if (served.length > 0) this.#usage.set(ref, holderOf(service, this.#policy, ref), served);
+      return served.length > 0
+        ? {
+            ...verdict,
+            addresses: served,
+            message: `${verdict.message} (MetalLB serves it ${list(served)})`,
+          }
+        : verdict;
+    }
+    const notes = auditNotes(service, verdict, served);
+    return notes.length === 0 ? verdict : { ...verdict, warnings: [...verdict.warnings, ...notes] };
+  }
+
+  #review(service: ServiceObject, name: string, stored: ServiceObject | undefined): Verdict {
+    const namespace = service.metadata?.namespace ?? "default";
+    const object: ServiceObject = {
+      ...service,
+      metadata: { ...service.metadata, name, namespace },
+    };
+    const request: AdmissionRequest = {
+      uid: `check-${++this.#reviews}`,
+      kind: { group: "", version: "v1", kind: "Service" },
+      operation: stored === undefined ? "CREATE" : "UPDATE",
+      namespace,
+      name,
+      object,
+      ...(stored !== undefined && { oldObject: stored }),
+    };
+    const mutated = admit("mutate", request, this.#context);
+    const patch = patchOf(mutated);
+    const patched = patch.length > 0 ? applyPatch(object, patch) : object;
+    const validated =
+      mutated.decision === "denied"
+        ? mutated
+        : admit("validate", { ...request, object: patched }, this.#context);
+    const verdict = verdictOf(
+      mutated,
+      validated,
+      patch,
+      () => decide(object, this.#context.view, this.#policy).message,
+    );
+    if (verdict.kind !== "denied") {
+      // Stored as the API server stores an update: the status stays what it was.
+      const kept =
+        stored?.status !== undefined && patched.status === undefined
+          ? { ...patched, status: stored.status }
+          : patched;
+      const ref = `${namespace}/${name}`;
+      this.#stored.set(ref, kept);
+      this.#usage.set(ref, holderOf(kept, this.#policy, ref), holdingsOf(kept, this.#policy));
+    }
+    return verdict;
+  }
+}
+
+function patchOf(outcome: AdmissionOutcome): readonly PatchOperation[] {
+  const encoded = outcome.response.patch;
+  if (encoded === undefined) return [];
+  return JSON.parse(Buffer.from(encoded, "base64").toString("utf8")) as PatchOperation[];
+}
+
+function verdictOf(
+  mutated: AdmissionOutcome,
+  validated: AdmissionOutcome,
+  patch: readonly PatchOperation[],
+  skippedMessage: () => string,
+): Verdict {
+  const warnings = [
+    ...new Set([...(mutated.response.warnings ?? []), ...(validated.response.warnings ?? [])]),
+  ];
+  const final =
+    validated.decision === "denied"
+      ? validated
+      : mutated.decision === "assigned"
+        ? mutated
+        : validated;
+  const decided = final.decided;
+  if (decided === undefined) {
+    // Out of scope: nothing to check, said the way the core says it.
+    return {
+      kind: "allowed",
+      addresses: [],
+      pool: undefined,
+      reason: undefined,
+      message: skippedMessage(),
+      warnings,
+      patch,
+    };
+  }
+  if (final.decision === "denied" && decided.kind === "denied") {
+    return {
+      kind: "denied",
+      addresses: decided.addresses,
+      pool: decided.pool,
+      reason: decided.reason,
+      message: decided.message,
+      warnings: [],
+      patch: [],
+    };
+  }
+  if (decided.kind === "denied") {
+    // Admitted under the ratchet: the warning says why.
+    return {
+      kind: "allowed",
+      addresses: decided.addresses,
+      pool: decided.pool,
+      reason: undefined,
+      message: warnings[0] ?? decided.message,
+      warnings: warnings.slice(1),
+      patch,
+    };
+  }
+  return {
+    kind: final.decision === "assigned" ? "assigned" : "allowed",
+    addresses: decided.addresses,
+    pool: decided.pool,
+    reason: undefined,
+    message: decided.message,
+    warnings,
+    patch,
+  };
+}
+
+/** What an audit adds: MetalLB serving something else than was decided, or nothing at all. */
+function auditNotes(
+  service: ServiceObject,
+  verdict: Verdict,
+  served: readonly IPAddress[],
+): string[] {
+  if (verdict.addresses.length === 0 && service.spec?.type !== "LoadBalancer") return [];
+  if (served.length === 0) {
+    return service.spec?.type === "LoadBalancer" && verdict.addresses.length > 0
+      ? [
+          `MetalLB has not given it an address (<pending>); kubectl describe service shows its events`,
+        ]
+      : [];
+  }
+  const same =
+    served.length === verdict.addresses.length &&
+    served.every((address) => verdict.addresses.some((other) => sameAddress(other, address)));
+  return same ? [] : [`MetalLB serves it ${list(served)}, not ${list(verdict.addresses)}`];
+}
+
+function list(addresses: readonly IPAddress[]): string {
+  return addresses.length === 0 ? "nothing" : addresses.map(formatAddress).join(", ");
+}
