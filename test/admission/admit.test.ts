@@ -7,8 +7,10 @@ import type { AdmissionContext } from "../../src/admission/admit.ts";
 import { type AdmissionOutcome, admit, type Webhook } from "../../src/admission/admit.ts";
 import { HoldBook } from "../../src/admission/holds.ts";
 import { pointerSegment } from "../../src/admission/patch.ts";
+import { policyFor } from "../../src/ipam/decide.ts";
 import type { ServiceObject } from "../../src/ipam/service.ts";
 import { UsageIndex } from "../../src/ipam/usage.ts";
+import { policyOfRelease } from "../ipam/fixtures.ts";
 import {
   applyPatch,
   autoAssign,
@@ -415,5 +417,117 @@ describe("mutate", () => {
     const notReady = context({ ready: false });
     assertDenied(run("mutate", review(autoAssign("web")), notReady), "NotReady", 403);
     assertUntouched(run("mutate", review(service("web", { ip: "192.168.35.105" })), notReady));
+  });
+});
+
+describe("one allocator, and nothing MetalLB serves is moved", () => {
+  it("a LoadBalancer that requests no address is given the next free one by the mutation", () => {
+    const ctx = context({ usage: usageOf([minio]) });
+    const outcome = run("mutate", review(service("plain")), ctx);
+    assert.equal(outcome.decision, "assigned");
+    const patched = applyPatch(service("plain"), decodePatch(outcome.response.patch));
+    assert.equal(patched.spec?.loadBalancerIP, "192.168.35.100");
+    assert.deepEqual(outcome.grant?.addresses.map(String).length, 1);
+  });
+
+  it("--allocate annotated leaves it to MetalLB", () => {
+    const ctx = context({ policy: policyFor({ allocation: "annotated" }) });
+    const outcome = run("mutate", review(service("plain")), ctx);
+    assert.equal(outcome.decision, "allowed");
+    assert.equal(outcome.response.patch, undefined);
+  });
+
+  it("an update of a Service MetalLB serves keeps the served address, even when the request drops the field", () => {
+    const stored = {
+      ...service("web", { ip: "192.168.35.107" }),
+      status: { loadBalancer: { ingress: [{ ip: "192.168.35.107" }] } },
+    };
+    // `kubectl replace` of the original manifest: no address, no status in the request.
+    const replaced = service("web", { labels: { tier: "front" } });
+    const body = review(replaced, { operation: "UPDATE", oldObject: stored });
+    const mutated = run("mutate", body, context());
+    assert.equal(mutated.response.patch, undefined, "nothing written: the address stays");
+    const validated = run("validate", body, context());
+    assert.equal(validated.response.allowed, true);
+    assert.deepEqual(
+      validated.grant?.addresses.map((address) => address.value),
+      [3232244587n],
+      "granted 192.168.35.107, not the lowest free",
+    );
+    assert.equal(validated.grant?.kept, true);
+  });
+
+  it("an oldObject of another name is not trusted for its status nor the ratchet", () => {
+    const other = {
+      ...service("someone-else", { ip: "192.168.35.108" }),
+      status: { loadBalancer: { ingress: [{ ip: "192.168.35.107" }] } },
+    };
+    const outcome = run(
+      "mutate",
+      review(service("web"), { operation: "UPDATE", oldObject: other }),
+      context(),
+    );
+    assert.equal(
+      applyPatch(service("web"), decodePatch(outcome.response.patch)).spec?.loadBalancerIP,
+      "192.168.35.100",
+    );
+  });
+});
+
+describe("the ratchet admits no new problem", () => {
+  it("an update that keeps its address but now repeats a port of the Service it shares with is refused", () => {
+    const shared = { "metallb.io/allow-shared-ip": "k" };
+    const peer = service("peer", { ip: "192.168.35.105", annotations: shared });
+    const old = service("web", {
+      ip: "192.168.35.105",
+      annotations: shared,
+      spec: { ports: [{ protocol: "TCP", port: 443 }] },
+    });
+    const clashing = service("web", { ip: "192.168.35.105", annotations: shared });
+    const ctx = context({ usage: usageOf([peer, old]) });
+    assertDenied(
+      run("validate", review(clashing, { operation: "UPDATE", oldObject: old }), ctx),
+      "SharingConflict",
+      403,
+    );
+  });
+});
+
+describe("the guarded release's keys", () => {
+  const v011 = () => policyOfRelease("v0.11.0");
+  const v012 = () => policyOfRelease("v0.12.1");
+
+  it("v0.11: an ignored address annotation is refused by the validating webhook", () => {
+    const object = service("ui", {
+      annotations: { "metallb.universe.tf/loadBalancerIPs": "192.168.35.110" },
+    });
+    const message = assertDenied(
+      run("validate", review(object), context({ policy: v011() })),
+      "IgnoredAnnotation",
+      403,
+    );
+    assert.match(message, /use spec\.loadBalancerIP/);
+  });
+
+  it("v0.12: --ip-target annotation writes the one annotation that release reads", () => {
+    const outcome = run(
+      "mutate",
+      review(autoAssign("dash")),
+      context({ policy: v012(), ipTarget: "annotation" }),
+    );
+    const patched = applyPatch(autoAssign("dash"), decodePatch(outcome.response.patch));
+    assert.equal(
+      patched.metadata?.annotations?.["metallb.universe.tf/loadBalancerIPs"],
+      "192.168.35.100",
+    );
+    assert.equal(patched.metadata?.annotations?.["metallb.io/loadBalancerIPs"], undefined);
+  });
+
+  it("the validating answer after an auto-assign carries no warning about the field the mutation wrote", () => {
+    const mutated = run("mutate", review(autoAssign("dash")), context());
+    const patched = applyPatch(autoAssign("dash"), decodePatch(mutated.response.patch));
+    const validated = run("validate", review(patched), context());
+    assert.equal(validated.response.allowed, true);
+    assert.equal(validated.response.warnings, undefined, String(validated.response.warnings));
   });
 });

@@ -3,10 +3,10 @@
 
 import assert from "node:assert/strict";
 import type { AdmissionContext } from "../../src/admission/admit.ts";
-import type { IPTarget } from "../../src/admission/patch.ts";
+import type { IPTarget, PatchOperation } from "../../src/admission/patch.ts";
 import { type AdmissionRequest, parseAdmissionReview } from "../../src/admission/review.ts";
 import { parseAddress } from "../../src/ipam/address.ts";
-import { holderOf, policyFor } from "../../src/ipam/decide.ts";
+import { holderOf, type Policy, policyFor } from "../../src/ipam/decide.ts";
 import type { PoolSet } from "../../src/ipam/pool.ts";
 import {
   formatPoolConfigError,
@@ -51,6 +51,7 @@ export function context(
     ready?: boolean;
     ipTarget?: IPTarget;
     loadBalancerClass?: string;
+    policy?: Policy;
   } = {},
 ): AdmissionContext {
   return {
@@ -60,7 +61,7 @@ export function context(
       namespaceLabels: (namespace) => ({ "kubernetes.io/metadata.name": namespace }),
     },
     ready: options.ready ?? true,
-    policy: policyFor({ loadBalancerClass: options.loadBalancerClass }),
+    policy: options.policy ?? policyFor({ loadBalancerClass: options.loadBalancerClass }),
     ipTarget: options.ipTarget ?? "spec",
   };
 }
@@ -163,35 +164,11 @@ export function request(body: unknown): AdmissionRequest {
   return parsed.value;
 }
 
-export interface Operation {
-  op: string;
-  path: string;
-  value: unknown;
-}
+export { applyPatch } from "../../src/admission/patch.ts";
 
-export function decodePatch(patch: string | undefined): Operation[] {
+export function decodePatch(patch: string | undefined): PatchOperation[] {
   assert.ok(patch !== undefined, "expected a patch");
-  return JSON.parse(Buffer.from(patch, "base64").toString("utf8"));
-}
-
-/** RFC 6902 `add` with RFC 6901 pointers, enough to check what a patch does to an object. */
-export function applyPatch<T>(object: T, operations: readonly Operation[]): T {
-  const copy = structuredClone(object) as Record<string, unknown>;
-  for (const { op, path, value } of operations) {
-    assert.equal(op, "add");
-    const segments = path
-      .split("/")
-      .slice(1)
-      .map((segment) => segment.replaceAll("~1", "/").replaceAll("~0", "~"));
-    const last = segments.pop();
-    assert.ok(last !== undefined);
-    let target = copy;
-    for (const segment of segments) {
-      const next = target[segment];
-      assert.ok(typeof next === "object" && next !== null, `${path}: ${segment} does not exist`);
-      target = next as Record<string, unknown>;
-    }
-    target[last] = value;
-  }
-  return copy as T;
+  const operations = JSON.parse(Buffer.from(patch, "base64").toString("utf8")) as PatchOperation[];
+  for (const operation of operations) assert.equal(operation.op, "add");
+  return operations;
 }

@@ -532,6 +532,110 @@ metadata:
     assert.match(find(report, "team-a/takes-old-minio").message, /kubeflow\/minio-service/);
   });
 
+  test("an update of an existing Service whose address left the pools is admitted when it adds no problem, as the webhook's ratchet admits it", async () => {
+    // minio's 10.0.0.11 is outside a pool that now ends at .10.
+    const shrunk = join(dir, "shrunk.yaml");
+    await writeFile(
+      shrunk,
+      `${configMap(`
+- name: lan
+  protocol: layer2
+  addresses:
+  - 10.0.0.10/32
+`)}\n`,
+    );
+    const relabelled = service(
+      "kubeflow/minio-service",
+      { loadBalancerIP: "10.0.0.11", ports: [{ port: 9000, protocol: "TCP" }] },
+      {},
+      { tier: "storage" },
+    );
+    const { code, report, stdout } = await checkJson(
+      ["-", "--pools", shrunk, "--existing", existingList],
+      yaml(relabelled),
+    );
+    assert.equal(code, 0, stdout);
+    assert.deepEqual(rows(report), [
+      ["kubeflow/minio-service", "allowed", ["10.0.0.11"], null, null],
+    ]);
+    assert.match(
+      find(report, "kubeflow/minio-service").message,
+      /^NotInAnyPool: .*refused the same way/,
+    );
+    // A new address outside the pools is the update's own problem: refused.
+    const moved = service("kubeflow/minio-service", { loadBalancerIP: "10.0.0.12" });
+    const refused = await checkJson(
+      ["-", "--pools", shrunk, "--existing", existingList],
+      yaml(moved),
+    );
+    assert.equal(find(refused.report, "kubeflow/minio-service").reason, "NotInAnyPool");
+  });
+
+  test("--metallb-version v0.11.0 refuses a key that release ignores and reads spec.loadBalancerIP only", async () => {
+    const { code, report } = await checkJson(
+      ["-", "--pools", pools, "--metallb-version", "v0.11.0"],
+      yaml(
+        service("team-a/annotated", {}, { "metallb.universe.tf/loadBalancerIPs": "10.0.0.13" }),
+        service("team-a/spec", { loadBalancerIP: "10.0.0.13" }),
+      ),
+    );
+    assert.equal(code, 1);
+    assert.deepEqual(rows(report), [
+      ["team-a/annotated", "denied", [], null, "IgnoredAnnotation"],
+      ["team-a/spec", "allowed", ["10.0.0.13"], "lan", null],
+    ]);
+    const bad = await cli(["check", "-", "--metallb-version", "latest"], "");
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--metallb-version: MetalLB version "latest" is not a release number/);
+  });
+
+  test("an audit keeps what MetalLB serves a refused Service, and says when MetalLB serves something else", async () => {
+    const cluster = join(dir, "served.json");
+    await writeFile(
+      cluster,
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "ServiceList",
+        items: [
+          {
+            // MetalLB v0.11 ignored the annotation and served it 10.0.0.10.
+            metadata: {
+              name: "ui",
+              namespace: "kubeflow",
+              annotations: { "metallb.universe.tf/loadBalancerIPs": "10.0.0.19" },
+            },
+            spec: { type: "LoadBalancer", ports: [{ port: 80, protocol: "TCP" }] },
+            status: { loadBalancer: { ingress: [{ ip: "10.0.0.10" }] } },
+          },
+          {
+            metadata: {
+              name: "pending",
+              namespace: "kubeflow",
+              annotations: { "lb-ip-guard.dev/auto-assign": "true" },
+            },
+            spec: { type: "ClusterIP", ports: [{ port: 80, protocol: "TCP" }] },
+          },
+        ],
+      }),
+    );
+    const v011 = await checkJson([
+      "--pools",
+      pools,
+      "--existing",
+      cluster,
+      "--metallb-version",
+      "v0.11.0",
+    ]);
+    assert.deepEqual(rows(v011.report), [
+      ["kubeflow/ui", "denied", ["10.0.0.10"], null, "IgnoredAnnotation"],
+      // .10 is served to ui: the next free one is .11.
+      ["kubeflow/pending", "assigned", ["10.0.0.11"], "lan", null],
+    ]);
+    const unknown = await cli(["check", "--pools", pools, "--existing", cluster]);
+    assert.match(unknown.stdout, /allowed {2}kubeflow\/ui 10\.0\.0\.19 \[lan\]/);
+    assert.match(unknown.stdout, /warning: MetalLB serves it 10\.0\.0\.10, not 10\.0\.0\.19/);
+  });
+
   test("a refused update leaves the old object holding its address", async () => {
     const { report } = await checkJson(
       ["-", "--pools", pools, "--existing", existingList],

@@ -8,14 +8,16 @@ import {
   decide,
   holderOf,
   holdingsOf,
+  type Policy,
   policyFor,
 } from "../../src/ipam/decide.ts";
 import { type Pool, PoolSet } from "../../src/ipam/pool.ts";
 import type { ServiceObject } from "../../src/ipam/service.ts";
 import { UsageIndex } from "../../src/ipam/usage.ts";
-import { allocation, pool } from "./fixtures.ts";
+import { allocation, policyOfRelease, pool } from "./fixtures.ts";
 
-const policy = policyFor();
+const defaultPolicy = policyFor();
+const autoAssign = { "lb-ip-guard.dev/auto-assign": "true" };
 
 interface Spec {
   type?: string;
@@ -48,7 +50,11 @@ function service(ref: string, spec: Spec = {}): ServiceObject {
 }
 
 /** A cluster where admitted Services are recorded, as check and the webhook do. */
-function cluster(pools: Pool[], namespaceLabels: Record<string, Record<string, string>> = {}) {
+function cluster(
+  pools: Pool[],
+  namespaceLabels: Record<string, Record<string, string>> = {},
+  policy: Policy = defaultPolicy,
+) {
   const view: ClusterView = {
     pools: new PoolSet(pools),
     usage: new UsageIndex(),
@@ -429,5 +435,212 @@ describe("scope", () => {
       decision.kind === "allowed" ? decision.warnings.join() : "",
       /metallb\.io\/loadBalancerIPs/,
     );
+  });
+});
+
+describe("what the guarded MetalLB release reads", () => {
+  const pools = [pool("default", ["192.168.35.100-192.168.35.110"])];
+  const v011 = policyOfRelease("v0.11.0");
+
+  test("v0.11 refuses an address annotation it would ignore, naming spec.loadBalancerIP", () => {
+    const { admit } = cluster(pools, {}, v011);
+    const message = denied(
+      admit(
+        service("kubeflow/ui", {
+          annotations: { "metallb.universe.tf/loadBalancerIPs": "192.168.35.110" },
+        }),
+      ),
+      "IgnoredAnnotation",
+    );
+    assert.match(
+      message,
+      /metallb\.universe\.tf\/loadBalancerIPs, which MetalLB v0\.11\.0 does not read/,
+    );
+    assert.match(message, /use spec\.loadBalancerIP/);
+    // The same address in the key it reads as well: nothing is ignored that matters.
+    const both = admit(
+      service("kubeflow/ui2", {
+        ip: "192.168.35.110",
+        annotations: { "metallb.universe.tf/loadBalancerIPs": "192.168.35.110" },
+      }),
+    );
+    assert.deepEqual([both.kind, ...ips(both)], ["allowed", "192.168.35.110"]);
+  });
+
+  test("v0.11 refuses metallb.io/allow-shared-ip unless the key it reads says the same", () => {
+    const { admit } = cluster(pools, {}, v011);
+    const message = denied(
+      admit(
+        service("a/x", {
+          ip: "192.168.35.101",
+          annotations: { "metallb.io/allow-shared-ip": "k" },
+        }),
+      ),
+      "IgnoredAnnotation",
+    );
+    assert.match(message, /use metallb\.universe\.tf\/allow-shared-ip/);
+    const both = { "metallb.io/allow-shared-ip": "k", "metallb.universe.tf/allow-shared-ip": "k" };
+    assert.equal(
+      admit(service("a/y", { ip: "192.168.35.101", annotations: both })).kind,
+      "allowed",
+    );
+  });
+
+  test("hints name the keys the release reads", () => {
+    const { admit } = cluster(pools, {}, v011);
+    admit(
+      service("a/holder", {
+        ip: "192.168.35.101",
+        annotations: { "metallb.universe.tf/allow-shared-ip": "k" },
+      }),
+    );
+    const message = denied(admit(service("a/other", { ip: "192.168.35.101" })), "AddressInUse");
+    assert.match(message, /set metallb\.universe\.tf\/allow-shared-ip: "k"/);
+    const current = cluster(pools);
+    current.admit(
+      service("a/holder", {
+        ip: "192.168.35.101",
+        annotations: { "metallb.io/allow-shared-ip": "k" },
+      }),
+    );
+    assert.match(
+      denied(current.admit(service("a/other", { ip: "192.168.35.101" })), "AddressInUse"),
+      /set metallb\.io\/allow-shared-ip/,
+    );
+  });
+
+  test("before v0.13 MetalLB knows no loadBalancerClass and serves every class", () => {
+    const classed = service("a/x", { ip: "10.9.9.9", loadBalancerClass: "example.com/other" });
+    denied(cluster(pools, {}, v011).admit(classed), "NotInAnyPool");
+    assert.equal(cluster(pools, {}, policyOfRelease("v0.13.5")).admit(classed).kind, "allowed");
+  });
+
+  test("v0.11 serves one address: a dual-stack auto-assign gets its primary family only", () => {
+    const { admit } = cluster([pool("dual", ["10.1.0.0/30", "fd00::/126"])], {}, v011);
+    const decision = admit(
+      service("a/x", {
+        annotations: autoAssign,
+        ipFamilyPolicy: "RequireDualStack",
+        ipFamilies: ["IPv4", "IPv6"],
+      }),
+    );
+    assert.deepEqual([decision.kind, ...ips(decision)], ["assigned", "10.1.0.0"]);
+  });
+
+  test("no deprecation hint towards keys the release does not read, nor about an address lb-ip-guard wrote", () => {
+    const warningsOf = (decision: Decision) =>
+      decision.kind === "denied" ? [] : decision.warnings;
+    const legacy = service("a/x", {
+      ip: "192.168.35.101",
+      annotations: { "metallb.universe.tf/address-pool": "default" },
+    });
+    assert.deepEqual(warningsOf(cluster(pools, {}, v011).admit(legacy)), []);
+    assert.deepEqual(warningsOf(cluster(pools, {}, policyOfRelease("v0.12.1")).admit(legacy)), [
+      "spec.loadBalancerIP is deprecated by Kubernetes; metallb.universe.tf/loadBalancerIPs is the lasting form",
+    ]);
+    assert.equal(warningsOf(cluster(pools).admit(legacy)).length, 2);
+    const written = service("a/y", {
+      ip: "192.168.35.102",
+      annotations: { "lb-ip-guard.dev/assigned-from": "default" },
+    });
+    assert.deepEqual(warningsOf(cluster(pools).admit(written)), []);
+  });
+});
+
+describe("MetalLB's allocator rules on requested addresses", () => {
+  test("avoidBuggyIPs: a requested .0 or .255 is in no pool, as MetalLB's poolFor skips it", () => {
+    const buggy = { ...pool("lan", ["10.0.40.0/23"]), avoidBuggyIPs: true };
+    const { admit } = cluster([buggy, pool("plain", ["10.0.50.0/24"])]);
+    for (const ip of ["10.0.40.0", "10.0.40.255", "10.0.41.0"]) {
+      assert.match(denied(admit(service(`a/${ip}`, { ip })), "NotInAnyPool"), /avoidBuggyIPs/);
+    }
+    const named = admit(
+      service("a/named", { ip: "10.0.41.255", annotations: { "metallb.io/address-pool": "lan" } }),
+    );
+    denied(named, "PoolMismatch");
+    assert.equal(admit(service("a/fine", { ip: "10.0.40.1" })).kind, "allowed");
+    assert.equal(admit(service("a/plain", { ip: "10.0.50.0" })).kind, "allowed");
+    const v6 = { ...pool("v6", ["fd00::/120"]), avoidBuggyIPs: true };
+    assert.equal(
+      cluster([v6]).admit(service("a/v6", { ip: "fd00::ff", ipFamilies: ["IPv6"] })).kind,
+      "allowed",
+    );
+  });
+
+  test("a dual-stack Service asking for one address is refused: MetalLB wants one of each family", () => {
+    const { admit } = cluster([pool("dual", ["10.1.0.0/24", "fd00::/120"])]);
+    const message = denied(
+      admit(
+        service("a/x", {
+          ip: "10.1.0.5",
+          ipFamilyPolicy: "PreferDualStack",
+          ipFamilies: ["IPv4", "IPv6"],
+        }),
+      ),
+      "FamilyMismatch",
+    );
+    assert.match(message, /dual-stack/);
+    const two = admit(
+      service("a/y", {
+        annotations: { "metallb.io/loadBalancerIPs": "10.1.0.6,fd00::6" },
+        ipFamilyPolicy: "RequireDualStack",
+        ipFamilies: ["IPv4", "IPv6"],
+      }),
+    );
+    assert.equal(two.kind, "allowed");
+  });
+
+  test("a priority of 0 sorts with the unset ones, after every positive priority", () => {
+    const zero = {
+      ...pool("a-zero", ["10.0.1.0/24"]),
+      serviceAllocation: allocation({ priority: 0 }),
+    };
+    const five = {
+      ...pool("b-five", ["10.0.2.0/24"]),
+      serviceAllocation: allocation({ priority: 5 }),
+    };
+    const decision = cluster([zero, five]).admit(service("a/x", { annotations: autoAssign }));
+    assert.equal(decision.pool, "b-five");
+  });
+
+  test("a Local Service without a selector shares with Cluster ones, as MetalLB's backend key has it", () => {
+    const { admit } = cluster([pool("default", ["10.0.0.0/24"])]);
+    const shared = { "metallb.io/allow-shared-ip": "k" };
+    admit(service("a/cluster", { ip: "10.0.0.7", annotations: shared, ports: [{ port: 80 }] }));
+    const local = admit(
+      service("a/local", {
+        ip: "10.0.0.7",
+        annotations: shared,
+        ports: [{ port: 443 }],
+        externalTrafficPolicy: "Local",
+      }),
+    );
+    assert.equal(local.kind, "allowed");
+    const selected = admit(
+      service("a/selected", {
+        ip: "10.0.0.7",
+        annotations: shared,
+        ports: [{ port: 8443 }],
+        externalTrafficPolicy: "Local",
+        selector: { app: "web" },
+      }),
+    );
+    denied(selected, "SharingConflict");
+  });
+
+  test("a LoadBalancer MetalLB already serves keeps that address, whatever is free below it", () => {
+    const { admit } = cluster([pool("default", ["10.0.0.0/24"])]);
+    const served = {
+      ...service("a/x"),
+      status: { loadBalancer: { ingress: [{ ip: "10.0.0.42" }] } },
+    };
+    assert.deepEqual([admit(served).kind, ...ips(admit(served))], ["allowed", "10.0.0.42"]);
+    const annotated = cluster(
+      [pool("default", ["10.0.0.0/24"])],
+      {},
+      policyFor({ allocation: "annotated" }),
+    );
+    const left = annotated.admit(service("a/y"));
+    assert.deepEqual([left.kind, ...ips(left)], ["allowed"]);
   });
 });

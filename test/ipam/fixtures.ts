@@ -1,5 +1,9 @@
-// Builders shared by the IPAM tests: a pool with MetalLB's defaults, and a serviceAllocation.
+// Builders shared by the IPAM tests: a pool with MetalLB's defaults, a serviceAllocation, and
+// the policy of a MetalLB release.
 
+import assert from "node:assert/strict";
+import { type Policy, policyFor } from "../../src/ipam/decide.ts";
+import { parseMetalLBVersion } from "../../src/ipam/metallb-version.ts";
 import type { Pool, ServiceAllocation } from "../../src/ipam/pool.ts";
 import { type AddressRange, parseAddressBlock } from "../../src/ipam/range.ts";
 
@@ -33,4 +37,11 @@ export function allocation(extra: Partial<ServiceAllocation>): ServiceAllocation
     serviceSelectors: [],
     ...extra,
   };
+}
+
+/** The policy guarding one MetalLB release, e.g. "v0.11.0". */
+export function policyOfRelease(text: string): Policy {
+  const parsed = parseMetalLBVersion(text);
+  assert.ok(parsed.ok, text);
+  return policyFor({ release: parsed.value });
 }

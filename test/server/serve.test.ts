@@ -105,6 +105,27 @@ describe("serve flags and environment", () => {
     );
   });
 
+  it("refuses a MetalLB release that is no release number, an unknown --allocate, and an annotation target the release cannot read", async () => {
+    assert.match(
+      await serveRefusal(["--metallb-version", "latest"]),
+      /--metallb-version: MetalLB version "latest" is not a release number; expected vMAJOR\.MINOR\.PATCH.*, or auto/,
+    );
+    assert.match(
+      await serveRefusal(["--allocate", "some"]),
+      /--allocate must be one of all, annotated/,
+    );
+    assert.match(
+      await serveRefusal(["--ip-target", "annotation", "--metallb-version", "v0.11.0"]),
+      /MetalLB v0\.11\.0 reads no address annotation, only spec\.loadBalancerIP; use --ip-target spec/,
+    );
+    const config = await serveConfig(["--ip-target", "annotation", "--metallb-version", "v0.12.1"]);
+    assert.deepEqual(
+      [config.metallbVersion, config.allocation],
+      [{ major: 0, minor: 12, patch: 1 }, "all"],
+    );
+    assert.equal((await serveConfig([])).metallbVersion, "auto");
+  });
+
   it("accepts port 0 (a free port, logged) and --help", async () => {
     assert.equal((await serveConfig(["--port", "0", "--metrics-port", "0"])).port, 0);
     assert.equal((await parseServeArgs(["--help"], {})).ok && "help", "help");
