@@ -1,6 +1,7 @@
 // A real, throwaway Kubernetes control plane for the end-to-end tests: etcd and kube-apiserver
 // on 127.0.0.1, random ports, everything in one mkdtemp folder, and the real kubectl.
-// No controller-manager, scheduler or kubelet: admission is all these tests exercise.
+// No controller-manager, scheduler or kubelet: admission is all these tests exercise. MetalLB's
+// real controller can run beside it (startMetalLB): it needs no node to assign addresses.
 //
 // Teardown is guaranteed three ways, because a leftover etcd outlives any test run:
 // stop() in the test's `after`; process exit / SIGINT / SIGTERM / SIGHUP handlers; and a
@@ -21,6 +22,7 @@ import { generate } from "selfsigned";
 import { parseAllDocuments, stringify } from "yaml";
 import { outputOf } from "../../scripts/child-output.ts";
 import { AssetsUnavailableError, k8sAssets } from "../../scripts/k8s-assets.ts";
+import { type MetalLBVersion, metallbAssets } from "../../scripts/metallb-assets.ts";
 import {
   generateCa,
   issueServingCertificate,
@@ -31,6 +33,13 @@ import {
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 export const CRD_FILE = join(repoRoot, "deploy/crds/ipaddresspools.metallb.io.yaml");
 export const WEBHOOKS_FILE = join(repoRoot, "deploy/webhooks.yaml");
+
+/**
+ * A dual-stack --service-cluster-ip-range (IPv4 first, so the `kubernetes` Service keeps
+ * 10.0.0.1): IPv6 and dual-stack Services get ClusterIPs. /108 is the widest IPv6 range the
+ * apiserver accepts.
+ */
+export const DUAL_STACK_SERVICE_RANGE = "10.0.0.0/24,fd00:10::/108";
 
 export interface KubectlOptions {
   /**
@@ -78,7 +87,20 @@ export interface ControlPlane {
    * watchdog) if its own stop() is never called. Not registered: see WebhookProcess.register().
    */
   startWebhook(options?: WebhookOptions): Promise<WebhookProcess>;
-  /** Kills etcd, kube-apiserver and any webhook started here, and removes the folder. Safe to call twice. */
+  /**
+   * Applies CRD files or folders (kubectl apply -f each) and waits until every CRD they hold is
+   * Established. A CRD of the same name is replaced.
+   */
+  installCrds(paths: readonly string[]): Promise<void>;
+  /**
+   * Starts MetalLB's real controller (scripts/metallb-assets.ts builds it) against this control
+   * plane; resolves once it has synced and is assigning. v0.16.2 first gets its Pod object and
+   * MetalLB's own CRDs (replacing the minimal IPAddressPool CRD, if the control plane installed
+   * it). Torn down with the control plane if its own stop() is never called. No webhook is
+   * involved unless one is registered.
+   */
+  startMetalLB(options: MetalLBOptions): Promise<MetalLBProcess>;
+  /** Kills etcd, kube-apiserver and any webhook or MetalLB started here, and removes the folder. Safe to call twice. */
   stop(): Promise<void>;
 }
 
@@ -90,6 +112,35 @@ export interface ControlPlaneOptions {
   serviceClusterIPRange?: string;
   /** More kube-apiserver flags. */
   apiserverArgs?: readonly string[];
+  /**
+   * CRD files or folders to install instead of CRD_FILE (the minimal IPAddressPool CRD of
+   * deploy/crds), e.g. MetalLB's own: `[(await metallbAssets("v0.16.2")).crdDir]`.
+   */
+  crds?: readonly string[];
+}
+
+export interface MetalLBOptions {
+  version: MetalLBVersion;
+  /** Its namespace (`--namespace`), created if missing; default metallb-system. */
+  namespace?: string;
+  /** Controller flags added to the version's own (e.g. `--log-level=debug`). */
+  args?: readonly string[];
+}
+
+/** A process the control plane started beside its servers, and ends with them. */
+export interface ServerProcess {
+  pid: number;
+  /** Its JSON log (stdout and stderr). */
+  logFile: string;
+  /** The log so far. */
+  log(): Promise<string>;
+  /** SIGTERM (a graceful shutdown), SIGKILL if it has not exited after 5 s. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+export interface MetalLBProcess extends ServerProcess {
+  version: MetalLBVersion;
+  namespace: string;
 }
 
 export interface WebhookOptions {
@@ -105,25 +156,18 @@ export interface WebhookOptions {
   args?: string[];
 }
 
-export interface WebhookProcess {
+export interface WebhookProcess extends ServerProcess {
   /** https://127.0.0.1:PORT, the base URL for registerWebhook. */
   url: string;
   /** http://127.0.0.1:PORT/metrics */
   metricsUrl: string;
   /** The CA that signed its serving certificate (the caBundle to register). */
   caPem: string;
-  pid: number;
-  /** Its JSON log (stdout and stderr). */
-  logFile: string;
-  /** The log so far. */
-  log(): Promise<string>;
   /**
    * registerWebhook(url, caPem), then dry-run applies of a probe Service until this server logs
    * a review of it: the apiserver loads webhook configurations asynchronously.
    */
   register(timeoutMs?: number): Promise<void>;
-  /** SIGTERM (a graceful shutdown), SIGKILL if it has not exited after 5 s. Safe to call twice. */
-  stop(): Promise<void>;
 }
 
 export interface ServingCertificate {
@@ -137,11 +181,16 @@ export interface ServingCertificate {
  * Where the binaries cannot be had (no Go and no KUBEBUILDER_ASSETS, outside CI) it is one
  * skipped test carrying the reason, so the run counts it as skipped, never as passed. A build
  * error, or anything missing under CI=true, is one failing test with a one-line reason.
+ * `describeE2E(name, { metallb: ["v0.16.2"] }, fn)` holds MetalLB's controller to the same rule.
  */
-export async function describeE2E(name: string, fn: () => void): Promise<void> {
+export async function describeE2E(
+  name: string,
+  ...args: [fn: () => void] | [assets: E2EAssets, fn: () => void]
+): Promise<void> {
+  const [assets, fn] = args.length === 1 ? [{}, args[0]] : args;
   let skip: string | false;
   try {
-    skip = await e2eSkipReason();
+    skip = await e2eSkipReason(assets);
   } catch (err) {
     it(name, () => {
       throw err;
@@ -152,15 +201,22 @@ export async function describeE2E(name: string, fn: () => void): Promise<void> {
   else describe(name, fn);
 }
 
+/** What a suite needs beyond etcd, kube-apiserver and kubectl. */
+export interface E2EAssets {
+  /** MetalLB controller versions (built on first use, like the k8s binaries). */
+  metallb?: readonly MetalLBVersion[];
+}
+
 /**
  * False when the binaries are there (building them on first use), else the one-line reason
  * they cannot be had here. Throws (one line, no stack) under CI=true or on a build error.
  * `describe(name, { skip: await e2eSkipReason() }, …)` works too, but node:test then counts a
  * skipped suite, not a skipped test: prefer describeE2E.
  */
-export async function e2eSkipReason(): Promise<string | false> {
+export async function e2eSkipReason(assets: E2EAssets = {}): Promise<string | false> {
   try {
     await k8sAssets();
+    for (const version of assets.metallb ?? []) await metallbAssets(version);
     return false;
   } catch (err) {
     const message = `e2e: ${(err as Error).message.split("\n")[0]}`;
@@ -176,7 +232,7 @@ export async function e2eSkipReason(): Promise<string | false> {
 
 interface Live {
   dir: string;
-  /** etcd, kube-apiserver and webhooks. */
+  /** etcd, kube-apiserver, webhooks and MetalLB controllers. */
   children: ChildProcess[];
   /** kubectl runs in flight. */
   kubectls: Set<ChildProcess>;
@@ -233,7 +289,7 @@ function installHandlers(): void {
 
 // ---------------------------------------------------------------------------------------------
 
-/** Starts etcd and kube-apiserver, waits for /readyz, installs the IPAddressPool CRD. */
+/** Starts etcd and kube-apiserver, waits for /readyz, installs the IPAddressPool CRD (or `crds`). */
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const assets = await k8sAssets();
   installHandlers();
@@ -329,14 +385,25 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     const kubectl = (args: string[], options: KubectlOptions = {}) =>
       runKubectl(l, join(assets, "kubectl"), kubeconfigPath, args, options);
 
-    await kubectl(["apply", "-f", CRD_FILE]);
-    // Not `kubectl wait`: it errors, rather than waits, while the CRD has no status yet.
-    const established = ["get", "crd/ipaddresspools.metallb.io", "-o"].concat(
-      "jsonpath={.status.conditions[?(@.type=='Established')].status}",
-    );
-    await waitFor("IPAddressPool CRD", apiserver, apiserverLog, async () => {
-      return (await kubectl(established)).stdout === "True";
-    });
+    const installCrds = async (paths: readonly string[]) => {
+      const names: string[] = [];
+      for (const path of paths) {
+        const applied = await kubectl(["apply", "-f", path, "-o", "name"]);
+        names.push(...applied.stdout.split("\n").filter((line) => line.trim() !== ""));
+      }
+      // Not `kubectl wait`: it errors, rather than waits, while a CRD has no status yet.
+      await waitFor(`CRDs ${paths.join(", ")}`, apiserver, apiserverLog, async () => {
+        type Crd = { status?: { conditions?: { type: string; status: string }[] } };
+        const got = JSON.parse((await kubectl(["get", ...names, "-o", "json"])).stdout) as
+          | Crd
+          | { items: Crd[] };
+        // One name gets the object, several a List.
+        return ("items" in got ? got.items : [got]).every((crd) =>
+          crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True"),
+        );
+      });
+    };
+    await installCrds(options.crds ?? [CRD_FILE]);
 
     const registerWebhook = async (url: string, caPem?: string) => {
       const manifests = await webhookManifests(url, caPem);
@@ -351,6 +418,9 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       registerWebhook,
       startWebhook: (webhookOptions = {}) =>
         startWebhook(l, kubeconfigPath, kubectl, registerWebhook, webhookOptions),
+      installCrds,
+      startMetalLB: (metallbOptions) =>
+        startMetalLB(l, kubeconfigPath, kubectl, installCrds, metallbOptions),
       stop,
     };
   } catch (err) {
@@ -393,10 +463,7 @@ async function startWebhook(
     "--shutdown-delay=0",
     ...(options.args ?? []),
   ]);
-  const exited = new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once("exit", () => resolve());
-  });
+  const stop = gracefulStop(child);
   const log = () => readFile(logFile, "utf8").catch(() => "");
   const records = async (): Promise<Record<string, unknown>[]> =>
     (await log())
@@ -409,21 +476,6 @@ async function startWebhook(
           return {}; // a line still being written
         }
       });
-
-  let stopped: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopped ??= (async () => {
-      if (child.pid && child.exitCode === null && child.signalCode === null) {
-        try {
-          process.kill(-child.pid, "SIGTERM");
-        } catch {}
-        const timer = setTimeout(() => killGroup(child), 5000);
-        await exited;
-        clearTimeout(timer);
-      }
-    })();
-    return stopped;
-  };
 
   try {
     // `--port 0`: the startup record names the port it got.
@@ -480,6 +532,207 @@ async function startWebhook(
     await stop();
     throw err;
   }
+}
+
+/** How each MetalLB version runs out of cluster, and the log line that says it is assigning. */
+const METALLB_ARGS: Record<MetalLBVersion, (kubeconfig: string, namespace: string) => string[]> = {
+  // Reads the ConfigMap <namespace>/config. --port 0: a free port for its metrics.
+  "v0.11.0": (kubeconfig, namespace) => [
+    `--kubeconfig=${kubeconfig}`,
+    `--namespace=${namespace}`,
+    "--port=0",
+  ],
+  // --kubeconfig is controller-runtime's flag (KUBECONFIG works too). It reads its own Pod
+  // (--pod-name) for owner references; the webhook server would need certificates and a Service
+  // in front. --port 0 turns its metrics off; --health-probe-port 0 takes a free port.
+  "v0.16.2": (kubeconfig, namespace) => [
+    `--kubeconfig=${kubeconfig}`,
+    `--namespace=${namespace}`,
+    `--pod-name=${METALLB_POD}`,
+    "--webhook-mode=disabled",
+    "--port=0",
+    "--health-probe-port=0",
+  ],
+};
+const METALLB_READY: Record<MetalLBVersion, RegExp> = {
+  "v0.11.0": /"event":"stateSynced"/,
+  "v0.16.2": /"end reconcile":"metallbreload\/reload"/,
+};
+const METALLB_POD = "controller";
+let metallbCount = 0;
+
+async function startMetalLB(
+  l: Live,
+  kubeconfigPath: string,
+  kubectl: ControlPlane["kubectl"],
+  installCrds: ControlPlane["installCrds"],
+  options: MetalLBOptions,
+): Promise<MetalLBProcess> {
+  const { version } = options;
+  const namespace = options.namespace ?? "metallb-system";
+  const assets = await metallbAssets(version);
+  const objects: object[] = [
+    { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } },
+  ];
+  if (assets.crdDir !== undefined) {
+    // Only an object: without a scheduler and a kubelet it stays Pending and never runs.
+    objects.push({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: {
+        name: METALLB_POD,
+        namespace,
+        labels: { app: "metallb", component: "controller" },
+      },
+      spec: {
+        containers: [{ name: "controller", image: `quay.io/metallb/controller:${version}` }],
+      },
+    });
+    await installCrds([assets.crdDir]);
+  }
+  await kubectl(["apply", "-f", "-"], {
+    stdin: JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }),
+  });
+
+  const name = `metallb-${version}-${++metallbCount}`;
+  const logFile = join(l.dir, `${name}.log`);
+  const args = [...METALLB_ARGS[version](kubeconfigPath, namespace), ...(options.args ?? [])];
+  const child = startServer(l, assets.controller, name, args);
+  const stop = gracefulStop(child);
+  const log = () => readFile(logFile, "utf8").catch(() => "");
+  try {
+    await waitFor(`MetalLB controller ${version}`, child, logFile, async () =>
+      METALLB_READY[version].test(await log()),
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { version, namespace, pid: child.pid ?? 0, logFile, log, stop };
+}
+
+/** An Event MetalLB's controller recorded about a Service. */
+export interface MetalLBEvent {
+  namespace: string;
+  /** The Service's name. */
+  service: string;
+  /** The Service's uid: a Service deleted and created again under its name has another. */
+  uid: string;
+  /** IPAllocated, AllocationFailed, … */
+  reason: string;
+  /** Normal or Warning. */
+  type: string;
+  message: string;
+  /** How often the recorder saw it (it folds repeats into one Event). */
+  count: number;
+}
+
+/** The component MetalLB's controllers (both versions) record Events as. */
+const METALLB_COMPONENT = "metallb-controller";
+
+/** MetalLB's Events about Services in `namespace`, or in every namespace; `reason` narrows them. */
+export async function metallbEvents(
+  cp: ControlPlane,
+  options: { namespace?: string; reason?: string } = {},
+): Promise<MetalLBEvent[]> {
+  const scope = options.namespace === undefined ? ["-A"] : ["-n", options.namespace];
+  const selector = ["involvedObject.kind=Service"];
+  if (options.reason !== undefined) selector.push(`reason=${options.reason}`);
+  const { stdout } = await cp.kubectl([
+    "get",
+    "events",
+    ...scope,
+    `--field-selector=${selector.join(",")}`,
+    "-o",
+    "json",
+  ]);
+  const { items } = JSON.parse(stdout) as {
+    items: {
+      involvedObject: { namespace: string; name: string; uid: string };
+      source?: { component?: string };
+      reportingComponent?: string;
+      reason: string;
+      type: string;
+      message: string;
+      count?: number;
+    }[];
+  };
+  return items
+    .filter((e) => (e.source?.component || e.reportingComponent) === METALLB_COMPONENT)
+    .map((e) => ({
+      namespace: e.involvedObject.namespace,
+      service: e.involvedObject.name,
+      uid: e.involvedObject.uid,
+      reason: e.reason,
+      type: e.type,
+      message: e.message,
+      count: e.count ?? 1,
+    }));
+}
+
+/** MetalLB's AllocationFailed Events in `namespace`, or in every namespace. */
+export function allocationFailures(cp: ControlPlane, namespace?: string): Promise<MetalLBEvent[]> {
+  return metallbEvents(cp, { namespace, reason: "AllocationFailed" });
+}
+
+/** What MetalLB made of a Service: the addresses it wrote to status, or why it wrote none. */
+export type Allocation =
+  | { outcome: "assigned"; ips: string[]; ms: number }
+  | { outcome: "failed"; message: string; ms: number };
+
+/**
+ * Waits until the Service has an address in status.loadBalancer.ingress, or MetalLB recorded an
+ * AllocationFailed Event for it (this Service, by uid), and says which; `ms` counts from the
+ * call. Throws if neither happens within `timeoutMs` (default 15 s).
+ */
+export async function waitForAllocation(
+  cp: ControlPlane,
+  namespace: string,
+  name: string,
+  timeoutMs = 15_000,
+): Promise<Allocation> {
+  const started = Date.now();
+  for (;;) {
+    const { stdout } = await cp.kubectl(["get", "service", name, "-n", namespace, "-o", "json"]);
+    const service = JSON.parse(stdout) as {
+      metadata: { uid: string };
+      status?: { loadBalancer?: { ingress?: { ip?: string }[] } };
+    };
+    const ips = (service.status?.loadBalancer?.ingress ?? []).flatMap((i) => i.ip ?? []);
+    if (ips.length > 0) return { outcome: "assigned", ips, ms: Date.now() - started };
+    const failed = (await allocationFailures(cp, namespace)).find(
+      (e) => e.uid === service.metadata.uid,
+    );
+    if (failed) return { outcome: "failed", message: failed.message, ms: Date.now() - started };
+    if (Date.now() - started > timeoutMs) {
+      throw new Error(
+        `${namespace}/${name}: neither an ingress address nor an AllocationFailed event after ${timeoutMs} ms`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** SIGTERM to the child's group (a graceful shutdown), SIGKILL after 5 s; safe to call twice. */
+function gracefulStop(child: ChildProcess): () => Promise<void> {
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once("exit", () => resolve());
+  });
+  let stopped: Promise<void> | undefined;
+  return () => {
+    stopped ??= (async () => {
+      if (child.pid && child.exitCode === null && child.signalCode === null) {
+        try {
+          process.kill(-child.pid, "SIGTERM");
+        } catch {}
+        const timer = setTimeout(() => killGroup(child), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+    })();
+    return stopped;
+  };
 }
 
 const spawnErrors = new WeakMap<ChildProcess, Error>();

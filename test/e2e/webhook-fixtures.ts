@@ -77,9 +77,24 @@ export function legacyConfigMap(addresses: readonly string[]): Manifest {
   };
 }
 
+/** An IPAddressPool (metallb.io/v1beta1) in metallb-system. */
+export function ipAddressPool(name: string, addresses: readonly string[]): Manifest {
+  return {
+    apiVersion: "metallb.io/v1beta1",
+    kind: "IPAddressPool",
+    metadata: { name, namespace: "metallb-system" },
+    spec: { addresses: [...addresses] },
+  };
+}
+
 /** Namespaces first (kubectl refuses objects in a missing one), then the example's ConfigMap. */
 export async function applyExamplePools(cp: ControlPlane): Promise<void> {
-  const namespaces = EXAMPLE_NAMESPACES.map((name) => ({
+  await applyNamespaces(cp, EXAMPLE_NAMESPACES);
+  await cp.kubectl(["apply", "-f", METALLB_CONFIG]);
+}
+
+export async function applyNamespaces(cp: ControlPlane, names: readonly string[]): Promise<void> {
+  const namespaces = names.map((name) => ({
     apiVersion: "v1",
     kind: "Namespace",
     metadata: { name },
@@ -87,20 +102,28 @@ export async function applyExamplePools(cp: ControlPlane): Promise<void> {
   await cp.kubectl(["apply", "-f", "-"], {
     stdin: JSON.stringify({ apiVersion: "v1", kind: "List", items: namespaces }),
   });
-  await cp.kubectl(["apply", "-f", METALLB_CONFIG]);
 }
 
-/** A LoadBalancer Service asking for `ip` in spec.loadBalancerIP (the MetalLB v0.11 way). */
-export function loadBalancer(namespace: string, name: string, ip: string): Manifest {
+/**
+ * A LoadBalancer Service asking for `ip` in spec.loadBalancerIP (the MetalLB v0.11 way), or for
+ * no address in particular; `spec` adds fields (e.g. ipFamilies).
+ */
+export function loadBalancer(
+  namespace: string,
+  name: string,
+  ip: string | undefined,
+  spec: Record<string, unknown> = {},
+): Manifest {
   return {
     apiVersion: "v1",
     kind: "Service",
     metadata: { name, namespace },
     spec: {
       type: "LoadBalancer",
-      loadBalancerIP: ip,
+      ...(ip !== undefined && { loadBalancerIP: ip }),
       selector: { app: name },
       ports: [{ name: "http", port: 80, protocol: "TCP" }],
+      ...spec,
     },
   };
 }
