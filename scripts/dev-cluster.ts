@@ -1,7 +1,8 @@
 // `npm run dev:cluster`: a throwaway playground. A real etcd + kube-apiserver (the e2e harness),
-// the real `lb-ip-guard serve` registered as its admission webhook, and the MetalLB v0.11
-// ConfigMap of examples/kubeflow-v0.11/; then it prints the KUBECONFIG line and waits. Ctrl-C
-// (or SIGTERM) removes everything: servers, webhook, temp folder.
+// the real `lb-ip-guard serve` registered as its admission webhook, the MetalLB v0.11 ConfigMap
+// of examples/kubeflow-v0.11/ and MetalLB v0.11.0's real controller reading it, so Services get
+// the EXTERNAL-IP MetalLB assigns; then it prints the KUBECONFIG line and waits. Ctrl-C (or
+// SIGTERM) removes everything: servers, webhook, MetalLB, temp folder.
 
 import { existsSync } from "node:fs";
 import { delimiter, relative } from "node:path";
@@ -13,16 +14,23 @@ import {
   KUBEADM_SERVICE_RANGE,
 } from "../test/e2e/webhook-fixtures.ts";
 import { K8S_VERSION, k8sAssets } from "./k8s-assets.ts";
+import { metallbAssets } from "./metallb-assets.ts";
 
 const say = (text: string) => process.stderr.write(`${text}\n`);
+/** The version whose configuration is the example's: the legacy ConfigMap. */
+const METALLB_VERSION = "v0.11.0";
 
 async function main(): Promise<void> {
   const started = Date.now();
+  // Built on first use, like the k8s binaries (minutes): before the servers, not under them.
+  await metallbAssets(METALLB_VERSION);
   say("dev:cluster: starting etcd and kube-apiserver …");
   // The harness installs SIGINT/SIGTERM/SIGHUP handlers that kill every server and remove the
   // folder; they run first, so the handler below only has to say so and exit.
   const cp = await startControlPlane({ serviceClusterIPRange: KUBEADM_SERVICE_RANGE });
   await applyExamplePools(cp);
+  say(`dev:cluster: starting MetalLB's controller ${METALLB_VERSION} …`);
+  const metallb = await cp.startMetalLB({ version: METALLB_VERSION });
   say("dev:cluster: starting lb-ip-guard serve …");
   const webhook = await cp.startWebhook();
   await webhook.register();
@@ -30,7 +38,9 @@ async function main(): Promise<void> {
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.on(signal, () => {
       const gone = existsSync(cp.dir) ? "is being removed" : "removed";
-      say(`\ndev:cluster: ${signal}: control plane and webhook stopped, ${cp.dir} ${gone}`);
+      say(
+        `\ndev:cluster: ${signal}: control plane, webhook and MetalLB stopped, ${cp.dir} ${gone}`,
+      );
       process.exit(0);
     });
   }
@@ -40,8 +50,9 @@ async function main(): Promise<void> {
   const dashboards = relative(process.cwd(), DASHBOARDS) || DASHBOARDS;
   const out = [
     "",
-    `lb-ip-guard dev cluster is up (${((Date.now() - started) / 1000).toFixed(1)} s): kube-apiserver ${cp.apiserverUrl}, webhook ${webhook.url} (pid ${webhook.pid})`,
+    `lb-ip-guard dev cluster is up (${((Date.now() - started) / 1000).toFixed(1)} s): kube-apiserver ${cp.apiserverUrl}, webhook ${webhook.url} (pid ${webhook.pid}), MetalLB controller ${METALLB_VERSION} (pid ${metallb.pid})`,
     "Pools: metallb-system/config of examples/kubeflow-v0.11 (192.168.35.100-192.168.35.110)",
+    "MetalLB writes the address it assigns to each LoadBalancer Service's status: EXTERNAL-IP in `kubectl get svc`.",
     `Namespaces: ${EXAMPLE_NAMESPACES.join(", ")}`,
     "",
     "In another terminal:",
@@ -52,7 +63,10 @@ async function main(): Promise<void> {
     "# The Kubeflow example: five Services admitted (kubeflow/ml-pipeline-ui auto-assigned),",
     "# team-a/minio-copy refused with AddressInUse naming kubeflow/minio-service:",
     `kubectl apply -f ${dashboards}`,
-    "kubectl get svc -A -o custom-columns='NAMESPACE:.metadata.namespace,NAME:.metadata.name,TYPE:.spec.type,IP:.spec.loadBalancerIP,POOL:.metadata.annotations.lb-ip-guard\\.dev/assigned-from'",
+    "# What each asked for (IP), where lb-ip-guard took it from (POOL), what MetalLB assigned (EXTERNAL-IP):",
+    "kubectl get svc -A -o custom-columns='NAMESPACE:.metadata.namespace,NAME:.metadata.name,TYPE:.spec.type,IP:.spec.loadBalancerIP,POOL:.metadata.annotations.lb-ip-guard\\.dev/assigned-from,EXTERNAL-IP:.status.loadBalancer.ingress[*].ip'",
+    "# MetalLB's own verdicts (IPAllocated, AllocationFailed):",
+    "kubectl get events -A --field-selector involvedObject.kind=Service",
     "",
     "# An address in no pool (NotInAnyPool):",
     "kubectl apply -f - <<'EOF'",
@@ -74,20 +88,27 @@ async function main(): Promise<void> {
     "kubectl -n metallb-system edit configmap config",
     "",
     `Webhook log: tail -f ${webhook.logFile}`,
+    `MetalLB log: tail -f ${metallb.logFile}`,
     "Ctrl-C here stops everything.",
     "",
   ];
   process.stdout.write(`${out.join("\n")}\n`);
 
-  // Nothing else to do but to notice a webhook that dies under us (its log goes with the folder,
-  // so show its end first).
+  // Nothing else to do but to notice a webhook or MetalLB that dies under us (its log goes with
+  // the folder, so show its end first).
+  const watched = [
+    { what: "lb-ip-guard serve", process: webhook },
+    { what: `MetalLB's controller ${METALLB_VERSION}`, process: metallb },
+  ];
   for (;;) {
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    try {
-      process.kill(webhook.pid, 0);
-    } catch {
-      const tail = (await webhook.log()).trim().split("\n").slice(-20).join("\n");
-      throw new Error(`lb-ip-guard serve exited unexpectedly; the end of its log:\n${tail}`);
+    for (const { what, process: child } of watched) {
+      try {
+        process.kill(child.pid, 0);
+      } catch {
+        const tail = (await child.log()).trim().split("\n").slice(-20).join("\n");
+        throw new Error(`${what} exited unexpectedly; the end of its log:\n${tail}`);
+      }
     }
   }
 }
