@@ -1,11 +1,20 @@
 // What the webhook e2e suites (and `npm run dev:cluster`) share: the Kubeflow-on-MetalLB-v0.11
-// example of examples/kubeflow-v0.11/, Service manifests, and polling with a deadline.
+// example of examples/kubeflow-v0.11/, Service manifests, polling with a deadline, and MetalLB
+// v0.11.0 beside the webhook with the assertions that it served what the webhook admitted.
 
+import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
-import type { ControlPlane, KubectlResult } from "./harness.ts";
+import {
+  allocationFailures,
+  type ControlPlane,
+  type KubectlResult,
+  type MetalLBProcess,
+  startControlPlane,
+  type WebhookProcess,
+} from "./harness.ts";
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 export const EXAMPLE_DIR = join(repoRoot, "examples/kubeflow-v0.11");
@@ -64,16 +73,36 @@ export function exampleService(ref: string): Manifest {
   return doc;
 }
 
-/** The legacy MetalLB ConfigMap of the example, with `addresses` instead of the example's. */
-export function legacyConfigMap(addresses: readonly string[]): Manifest {
-  const lines = addresses.map((range) => `  - ${range}\n`).join("");
+/** The addresses of the example's pool `default` (its METALLB_CONFIG). */
+export const EXAMPLE_RANGE: readonly string[] = ["192.168.35.100-192.168.35.110"];
+
+/** A pool of the legacy ConfigMap, as MetalLB v0.11 reads it. */
+export interface LegacyPool {
+  name: string;
+  addresses: readonly string[];
+  /** `auto-assign: false` when false: MetalLB hands its addresses out only when asked for them. */
+  autoAssign?: boolean;
+}
+
+/**
+ * The legacy MetalLB ConfigMap of the example, with `addresses` instead of the example's, and
+ * `more` pools after its pool `default`.
+ */
+export function legacyConfigMap(
+  addresses: readonly string[],
+  more: readonly LegacyPool[] = [],
+): Manifest {
+  const pools = [{ name: "default", addresses }, ...more].map(
+    (pool) =>
+      `- name: ${pool.name}\n  protocol: layer2\n` +
+      (pool.autoAssign === false ? "  auto-assign: false\n" : "") +
+      `  addresses:\n${pool.addresses.map((range) => `  - ${range}\n`).join("")}`,
+  );
   return {
     apiVersion: "v1",
     kind: "ConfigMap",
     metadata: { name: "config", namespace: "metallb-system" },
-    data: {
-      config: `address-pools:\n- name: default\n  protocol: layer2\n  addresses:\n${lines}`,
-    },
+    data: { config: `address-pools:\n${pools.join("")}` },
   };
 }
 
@@ -176,4 +205,164 @@ export async function until(
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// MetalLB's real controller beside the webhook: the judge of what the webhook admitted.
+
+/** The release of the example (its legacy ConfigMap), run beside the webhook suites. */
+export const EXAMPLE_METALLB = "v0.11.0";
+
+export interface ExampleBed {
+  cp: ControlPlane;
+  webhook: WebhookProcess;
+  metallb: MetalLBProcess;
+}
+
+/**
+ * The example's bed: a control plane (kubeadm's service range), the example's namespaces and
+ * ConfigMap (or `pools` instead), `lb-ip-guard serve --metallb-version v0.11.0` registered, and
+ * then MetalLB v0.11.0's controller, so that MetalLB only ever sees Services that went through
+ * the webhook. With `beforeWebhook`, MetalLB starts first and `beforeWebhook` runs while it
+ * serves with no webhook registered (Services created then get MetalLB's own pick).
+ */
+export async function startExampleBed(
+  options: { pools?: Manifest; beforeWebhook?: (cp: ControlPlane) => Promise<void> } = {},
+): Promise<ExampleBed> {
+  const cp = await startControlPlane({ serviceClusterIPRange: KUBEADM_SERVICE_RANGE });
+  try {
+    if (options.pools === undefined) await applyExamplePools(cp);
+    else {
+      await applyNamespaces(cp, EXAMPLE_NAMESPACES);
+      await cp.kubectl(["apply", "-f", "-"], { stdin: stdin(options.pools) });
+    }
+    const startMetalLB = () => cp.startMetalLB({ version: EXAMPLE_METALLB });
+    const first = options.beforeWebhook && (await startMetalLB());
+    await options.beforeWebhook?.(cp);
+    const webhook = await cp.startWebhook({ args: [`--metallb-version=${EXAMPLE_METALLB}`] });
+    await webhook.register();
+    return { cp, webhook, metallb: first || (await startMetalLB()) };
+  } catch (err) {
+    await cp.stop();
+    throw err;
+  }
+}
+
+/**
+ * The addresses the webhook let a Service in with, which MetalLB must serve it: what it asks for
+ * in spec.loadBalancerIP (the user's request, or the mutation's grant) or in a MetalLB address
+ * annotation; none when it asks for none.
+ */
+export function admittedAddresses(service: Manifest): string[] {
+  const annotated =
+    service.metadata.annotations?.["metallb.io/loadBalancerIPs"] ??
+    service.metadata.annotations?.["metallb.universe.tf/loadBalancerIPs"];
+  if (annotated !== undefined) return annotated.split(",").map((ip) => ip.trim());
+  const ip = service.spec?.loadBalancerIP;
+  return typeof ip === "string" && ip !== "" ? [ip] : [];
+}
+
+/** The addresses MetalLB wrote into the Service's status. */
+export function servedAddresses(service: Manifest | undefined): string[] {
+  const status = (service as { status?: { loadBalancer?: { ingress?: { ip?: string }[] } } })
+    ?.status;
+  return (status?.loadBalancer?.ingress ?? []).flatMap((entry) => entry.ip ?? []);
+}
+
+/** `namespace/name` of every LoadBalancer Service in the cluster, but those of `except` namespaces. */
+export async function loadBalancerRefs(
+  cp: ControlPlane,
+  except: readonly string[] = [],
+): Promise<string[]> {
+  return [...(await services(cp))]
+    .filter(
+      ([, s]) => s.spec?.type === "LoadBalancer" && !except.includes(s.metadata.namespace ?? ""),
+    )
+    .map(([ref]) => ref)
+    .sort();
+}
+
+/** What MetalLB made of a Service the webhook admitted. */
+export interface MetalLBVerdict {
+  /** `namespace/name` */
+  ref: string;
+  /** What the Service asks for (admittedAddresses); undefined when the Service is gone. */
+  admitted: string[] | undefined;
+  /** What MetalLB wrote into its status. */
+  served: string[];
+  /** MetalLB's AllocationFailed messages about this very Service (by uid). */
+  failed: string[];
+}
+
+/**
+ * Waits until MetalLB has decided every Service of `refs`: an address in status, or an
+ * AllocationFailed Event about that very Service. Two kubectl calls a round, however many
+ * Services; `timeoutMs` for all of them. `undecided` names those still without either then.
+ */
+export async function metallbVerdicts(
+  cp: ControlPlane,
+  refs: readonly string[],
+  timeoutMs = 30_000,
+): Promise<{ verdicts: MetalLBVerdict[]; undecided: string[] }> {
+  const start = Date.now();
+  for (;;) {
+    const live = await services(cp);
+    const failures = await allocationFailures(cp);
+    const verdicts = refs.map((ref): MetalLBVerdict => {
+      const service = live.get(ref);
+      const uid = (service?.metadata as { uid?: string } | undefined)?.uid;
+      return {
+        ref,
+        admitted: service && admittedAddresses(service),
+        served: servedAddresses(service),
+        failed: failures.filter((e) => e.uid === uid).map((e) => e.message),
+      };
+    });
+    const undecided = verdicts
+      .filter((v) => v.served.length === 0 && v.failed.length === 0)
+      .map((v) => v.ref);
+    if (undecided.length === 0 || Date.now() - start > timeoutMs) return { verdicts, undecided };
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/**
+ * Waits for MetalLB's verdicts on `refs` (metallbVerdicts), then asserts that each Service is
+ * served exactly the addresses it was admitted with (admittedAddresses, never none) and never
+ * failed. Resolves with what MetalLB served.
+ */
+export async function assertServedAsAdmitted(
+  cp: ControlPlane,
+  refs: readonly string[],
+  timeoutMs = 30_000,
+): Promise<Map<string, string[]>> {
+  const { verdicts, undecided } = await metallbVerdicts(cp, refs, timeoutMs);
+  const wrong = verdicts.filter(
+    (v) =>
+      v.admitted === undefined ||
+      v.admitted.length === 0 ||
+      v.failed.length > 0 ||
+      [...v.served].sort().join() !== [...v.admitted].sort().join(),
+  );
+  const late =
+    undecided.length > 0 ? `nothing within ${timeoutMs} ms for ${undecided.join(", ")}; ` : "";
+  assert.deepEqual(
+    wrong,
+    [],
+    `MetalLB: ${late}Services not served exactly the addresses they were admitted with`,
+  );
+  return new Map(verdicts.map((v) => [v.ref, v.served]));
+}
+
+/** Asserts that MetalLB recorded no AllocationFailed Event, but in `except` namespaces; lists them. */
+export async function assertNoAllocationFailures(
+  cp: ControlPlane,
+  except: readonly string[] = [],
+): Promise<void> {
+  const failures = (await allocationFailures(cp)).filter((e) => !except.includes(e.namespace));
+  assert.deepEqual(
+    failures.map((e) => `${e.namespace}/${e.service} (x${e.count}): ${e.message}`),
+    [],
+    "MetalLB recorded AllocationFailed",
+  );
 }
