@@ -1,43 +1,44 @@
 // The real `lb-ip-guard serve` behind a real kube-apiserver, driven by the real kubectl: the
 // MetalLB v0.11 Kubeflow scenario of examples/kubeflow-v0.11/, denials as the user reads them,
 // the auto-assign mutation, `apply --dry-run=server`, pool edits honoured live, and the ratchet.
-// The concurrency scenarios are in webhook-races.test.ts.
+// MetalLB v0.11.0's real controller runs beside the webhook, reading the same ConfigMap: every
+// Service admitted must end with exactly its address from MetalLB, and MetalLB must record no
+// AllocationFailed. The concurrency scenarios are in webhook-races.test.ts.
 
 import assert from "node:assert/strict";
 import { after, before, it } from "node:test";
 import { parse } from "yaml";
+import { type ControlPlane, describeE2E, type WebhookProcess } from "./harness.ts";
 import {
-  type ControlPlane,
-  describeE2E,
-  startControlPlane,
-  type WebhookProcess,
-} from "./harness.ts";
-import {
-  applyExamplePools,
+  assertNoAllocationFailures,
+  assertServedAsAdmitted,
   autoAssign,
   DASHBOARD_SERVICES,
+  EXAMPLE_METALLB,
+  EXAMPLE_RANGE,
   exampleService,
-  KUBEADM_SERVICE_RANGE,
+  type LegacyPool,
   legacyConfigMap,
   loadBalancer,
+  loadBalancerRefs,
   type Manifest,
   services,
+  startExampleBed,
   stdin,
   until,
 } from "./webhook-fixtures.ts";
 
 const ASSIGNED_FROM = "lb-ip-guard.dev/assigned-from";
+/** The pool the test adds while the webhook runs; used only when named. */
+const EXTRA: LegacyPool = { name: "extra", addresses: ["10.20.30.0/28"], autoAssign: false };
 
-await describeE2E("webhook admission through kubectl", () => {
+await describeE2E("webhook admission through kubectl", { metallb: [EXAMPLE_METALLB] }, () => {
   let cp: ControlPlane;
   let webhook: WebhookProcess;
   let dryRunAddress: string | undefined;
 
   before(async () => {
-    cp = await startControlPlane({ serviceClusterIPRange: KUBEADM_SERVICE_RANGE });
-    await applyExamplePools(cp);
-    webhook = await cp.startWebhook();
-    await webhook.register();
+    ({ cp, webhook } = await startExampleBed());
   });
   after(async () => {
     await webhook?.stop();
@@ -64,6 +65,7 @@ await describeE2E("webhook admission through kubectl", () => {
       "192.168.35.103",
     ]);
     for (const ref of DASHBOARD_SERVICES) assert.equal(live.get(ref)?.spec?.type, "LoadBalancer");
+    await assertServedAsAdmitted(cp, DASHBOARD_SERVICES);
   });
 
   it("refuses a second Service asking for 192.168.35.101 and names kubeflow/minio-service", async () => {
@@ -151,58 +153,76 @@ await describeE2E("webhook admission through kubectl", () => {
     const live = (await services(cp)).get("kubeflow/ml-pipeline-ui");
     assert.equal(live?.spec?.type, "LoadBalancer");
     assert.equal(live?.spec?.loadBalancerIP, "192.168.35.104");
+    const served = await assertServedAsAdmitted(cp, ["kubeflow/ml-pipeline-ui"]);
+    assert.deepEqual(served.get("kubeflow/ml-pipeline-ui"), ["192.168.35.104"]);
   });
 
-  it("honours a ConfigMap edit and a new IPAddressPool within seconds, without a restart", async (t) => {
+  it("gives a LoadBalancer asking for no address the next free one, and MetalLB serves it that", async () => {
+    // The one allocator (ADR 0009): the webhook writes its pick into spec.loadBalancerIP, so
+    // MetalLB never picks one of its own that an auto-assign admitted at the same moment got.
+    await cp.kubectl(["create", "-f", "-"], {
+      stdin: stdin(loadBalancer("team-a", "plain", undefined)),
+    });
+    const live = (await services(cp)).get("team-a/plain");
+    assert.equal(live?.spec?.loadBalancerIP, "192.168.35.105");
+    assert.equal(live?.metadata.annotations?.[ASSIGNED_FROM], "default");
+    const served = await assertServedAsAdmitted(cp, ["team-a/plain"]);
+    assert.deepEqual(served.get("team-a/plain"), ["192.168.35.105"]);
+  });
+
+  it("honours ConfigMap edits within seconds, a grown pool and a new one, without a restart", async (t) => {
     // Before the edit, 192.168.35.112 is in no pool.
     const before = await create(loadBalancer("team-a", "late", "192.168.35.112"));
     assert.match(before.stderr, /NotInAnyPool/);
 
     await cp.kubectl(["apply", "-f", "-"], {
-      stdin: stdin(
-        legacyConfigMap(["192.168.35.100-192.168.35.110", "192.168.35.111-192.168.35.115"]),
-      ),
+      stdin: stdin(legacyConfigMap([...EXAMPLE_RANGE, "192.168.35.111-192.168.35.115"])),
     });
-    const configMap = await until(
+    const grown = await until(
       "a Service asking for 192.168.35.112 is admitted after the ConfigMap edit",
       () => create(loadBalancer("team-a", "late", "192.168.35.112")),
       (res) => res.code === 0,
     );
 
+    // A new pool. It used to be an IPAddressPool here; but MetalLB v0.11, which this webhook
+    // guards and which runs beside it, reads only the ConfigMap: it left a Service asking for an
+    // address of an IPAddressPool <pending> (AllocationFailed "… is not allowed in config") while
+    // the webhook admitted it. So the new pool is a pool of the ConfigMap, as v0.11 has them.
     await cp.kubectl(["apply", "-f", "-"], {
-      stdin: stdin({
-        apiVersion: "metallb.io/v1beta1",
-        kind: "IPAddressPool",
-        metadata: { name: "extra", namespace: "metallb-system" },
-        spec: { addresses: ["10.20.30.0/28"], autoAssign: false },
-      }),
+      stdin: stdin(legacyConfigMap([...EXAMPLE_RANGE, "192.168.35.111-192.168.35.115"], [EXTRA])),
     });
-    const ipAddressPool = await until(
-      "a Service asking for 10.20.30.5 is admitted after the IPAddressPool was created",
-      () => create(loadBalancer("team-a", "from-crd", "10.20.30.5")),
+    const added = await until(
+      "a Service asking for 10.20.30.5 is admitted after the pool extra was added",
+      () => create(loadBalancer("team-a", "from-extra", "10.20.30.5")),
       (res) => res.code === 0,
     );
-    // The new pool is named, not auto-assigned (autoAssign: false), and serves by name.
+    // The new pool is named, not auto-assigned (auto-assign: false), and serves by name, under
+    // the pool key MetalLB v0.11 reads (metallb.io/address-pool is refused as IgnoredAnnotation:
+    // v0.11 would not read it and serve the Service from pool default).
     const named = autoAssign("team-a", "named-pool");
     named.metadata.annotations = {
       ...named.metadata.annotations,
-      "metallb.io/address-pool": "extra",
+      "metallb.universe.tf/address-pool": "extra",
     };
     await cp.kubectl(["create", "-f", "-"], { stdin: stdin(named) });
     const live = await services(cp);
     assert.equal(live.get("team-a/named-pool")?.spec?.loadBalancerIP, "10.20.30.0");
     assert.equal(live.get("team-a/named-pool")?.metadata.annotations?.[ASSIGNED_FROM], "extra");
+    // MetalLB read the same edits: it serves all three.
+    await assertServedAsAdmitted(cp, ["team-a/late", "team-a/from-extra", "team-a/named-pool"]);
 
     assert.doesNotThrow(() => process.kill(webhook.pid, 0), "the same webhook process");
     t.diagnostic(
-      `pool changes honoured without restart: ConfigMap edit after ${configMap.ms} ms, new IPAddressPool after ${ipAddressPool.ms} ms`,
+      `pool changes honoured without restart: a grown pool after ${grown.ms} ms, a new pool after ${added.ms} ms`,
     );
   });
 
   it("admits an UPDATE that keeps the address after its pool shrank, with a warning", async () => {
-    // Shrink the ConfigMap back: team-a/late's 192.168.35.112 is in no pool any more.
+    // Shrink the ConfigMap back: team-a/late's 192.168.35.112 is in no pool any more. (MetalLB
+    // v0.11 refuses this edit, as it refuses any that would orphan an address it serves, and
+    // goes on serving 192.168.35.112 on the pools it had.)
     await cp.kubectl(["apply", "-f", "-"], {
-      stdin: stdin(legacyConfigMap(["192.168.35.100-192.168.35.110"])),
+      stdin: stdin(legacyConfigMap(EXAMPLE_RANGE, [EXTRA])),
     });
     await until(
       "the webhook sees the shrunk pool (192.168.35.113 refused as in no pool)",
@@ -217,7 +237,9 @@ await describeE2E("webhook admission through kubectl", () => {
     const label = await cp.kubectl(["label", "svc", "-n", "team-a", "late", "tier=web"]);
     assert.match(label.stdout, /service\/late labeled/);
     assert.match(label.stderr, /Warning: .*NotInAnyPool/);
-    assert.match(label.stderr, /did not change/);
+    // The ratchet now admits an UPDATE when the stored Service meets the same refusal (ADR 0009,
+    // design.md), no longer when the requested addresses did not change; its warning says so.
+    assert.match(label.stderr, /stored Service is refused the same way/);
     const live = (await services(cp)).get("team-a/late");
     assert.equal(live?.metadata.labels?.tier, "web");
 
@@ -237,5 +259,12 @@ await describeE2E("webhook admission through kubectl", () => {
     );
     assert.notEqual(move.code, 0);
     assert.match(move.stderr, /NotInAnyPool/);
+  });
+
+  it("MetalLB served every admitted Service exactly its address, and never failed an allocation", async (t) => {
+    const refs = await loadBalancerRefs(cp);
+    await assertServedAsAdmitted(cp, refs);
+    await assertNoAllocationFailures(cp);
+    t.diagnostic(`${refs.length} Services served as admitted, 0 AllocationFailed`);
   });
 });
