@@ -258,7 +258,8 @@ function deny(
 
 function namedPool(context: Context): { readonly pool: Pool } | Denial | undefined {
   const annotation = firstAnnotation(context.service, context.policy.keys.addressPool);
-  if (annotation === undefined) return undefined;
+  // An empty value names no pool, in MetalLB too (and hides a legacy key behind it).
+  if (annotation === undefined || annotation.value === "") return undefined;
   const pool = context.view.pools.byName(annotation.value);
   if (pool !== undefined) return { pool };
   const known = context.view.pools.pools.map((candidate) => candidate.name);

@@ -81,17 +81,20 @@ export type AddressRequest =
   | { readonly source: "annotation"; readonly key: string; readonly texts: readonly string[] }
   | { readonly source: "both"; readonly key: string };
 
+/**
+ * What MetalLB's getDesiredLbIPs reads: an empty field or annotation is absent; each
+ * comma-separated part of the annotation is trimmed, but spec.loadBalancerIP is parsed as it is
+ * (" 10.0.0.1 " is invalid there, and MetalLB leaves such a Service pending).
+ */
 export function addressRequest(service: ServiceObject, keys: ServiceKeys): AddressRequest {
-  const specIP = service.spec?.loadBalancerIP?.trim() ?? "";
+  const specIP = service.spec?.loadBalancerIP ?? "";
   const annotation = firstAnnotation(service, keys.loadBalancerIPs);
-  const annotated = annotation?.value.trim() ?? "";
-  if (specIP !== "" && annotation !== undefined && annotated !== "")
-    return { source: "both", key: annotation.key };
-  if (annotation !== undefined && annotated !== "") {
+  if (annotation !== undefined && annotation.value !== "") {
+    if (specIP !== "") return { source: "both", key: annotation.key };
     return {
       source: "annotation",
       key: annotation.key,
-      texts: annotated.split(",").map((text) => text.trim()),
+      texts: annotation.value.split(",").map((text) => text.trim()),
     };
   }
   if (specIP !== "") return { source: "spec", texts: [specIP] };

@@ -644,3 +644,36 @@ describe("MetalLB's allocator rules on requested addresses", () => {
     assert.deepEqual([left.kind, ...ips(left)], ["allowed"]);
   });
 });
+
+describe("spellings, as MetalLB's getDesiredLbIPs reads them", () => {
+  const pools = [pool("default", ["10.0.0.0/24"])];
+
+  test("spec.loadBalancerIP is parsed as it is: spaces make it invalid; annotation parts are trimmed", () => {
+    const { admit } = cluster(pools);
+    denied(admit(service("a/spaced", { ip: " 10.0.0.5 " })), "InvalidAddress");
+    denied(admit(service("a/blank", { ip: " " })), "InvalidAddress");
+    const trimmed = admit(
+      service("a/annotated", { annotations: { "metallb.io/loadBalancerIPs": " 10.0.0.6 " } }),
+    );
+    assert.deepEqual([trimmed.kind, ...ips(trimmed)], ["allowed", "10.0.0.6"]);
+    denied(
+      admit(service("a/trailing", { annotations: { "metallb.io/loadBalancerIPs": "10.0.0.7," } })),
+      "InvalidAddress",
+    );
+  });
+
+  test("an empty metallb.io/ value is no request and hides the legacy key behind it", () => {
+    const { admit } = cluster(pools);
+    const empty = admit(
+      service("a/x", {
+        annotations: {
+          "metallb.io/address-pool": "",
+          "metallb.universe.tf/address-pool": "gone",
+          "metallb.io/loadBalancerIPs": "",
+          "metallb.universe.tf/loadBalancerIPs": "10.0.0.9",
+        },
+      }),
+    );
+    assert.deepEqual([empty.kind, empty.pool], ["assigned", "default"]);
+  });
+});
