@@ -358,7 +358,11 @@ describe("deploy/: kustomize base and Helm chart", () => {
     );
     assert.deepEqual(
       rules("Role", "lb-ip-guard-metallb-config", "metallb-system"),
-      ruleSet([{ apiGroups: [""], resources: ["configmaps"], verbs: ["get", "list", "watch"] }]),
+      ruleSet([
+        { apiGroups: [""], resources: ["configmaps"], verbs: ["get", "list", "watch"] },
+        // The MetalLB release, from the image of its controller Deployment (--metallb-version auto).
+        { apiGroups: ["apps"], resources: ["deployments"], verbs: ["list"] },
+      ]),
     );
     assert.deepEqual(
       rules("Role", "lb-ip-guard", "lb-ip-guard"),
@@ -412,6 +416,8 @@ describe("deploy/: kustomize base and Helm chart", () => {
       "ipTarget=annotation",
       "metallbNamespace=metallb",
       "loadBalancerClass=metallb.io/metallb",
+      "metallbVersion=v0.12.1",
+      "allocate=annotated",
       "failurePolicy.mutating=Fail",
       "failurePolicy.validating=Ignore",
       "timeoutSeconds=10",
@@ -440,6 +446,8 @@ describe("deploy/: kustomize base and Helm chart", () => {
       "--ip-target=annotation",
       "--metallb-namespace=metallb",
       "--load-balancer-class=metallb.io/metallb",
+      "--metallb-version=v0.12.1",
+      "--allocate=annotated",
       "--tls-cert=/etc/lb-ip-guard/tls/tls.crt",
       "--tls-key=/etc/lb-ip-guard/tls/tls.key",
     ]);
@@ -475,7 +483,13 @@ describe("deploy/: kustomize base and Helm chart", () => {
   it("the chart refuses invalid values and passes helm lint", async (t) => {
     if (!need(t, helm)) return;
     const h = helm.path as string;
-    for (const bad of ["ipTarget=status", "failurePolicy.validating=Maybe", "timeoutSeconds=31"]) {
+    for (const bad of [
+      "ipTarget=status",
+      "failurePolicy.validating=Maybe",
+      "timeoutSeconds=31",
+      "metallbVersion=latest",
+      "allocate=some",
+    ]) {
       await assert.rejects(
         run(h, ["template", "x", chartDir, "--set", bad]),
         (err: Error) => err.message.includes(bad.split("=")[0]?.split(".").pop() ?? bad),
