@@ -442,6 +442,13 @@ metadata:
     await rm(dir, { recursive: true, force: true });
   });
 
+  /** A ServiceList as the API returns it (items without kind), written to the test's folder. */
+  async function serviceList(name: string, items: unknown[]): Promise<string> {
+    const file = join(dir, name);
+    await writeFile(file, JSON.stringify({ apiVersion: "v1", kind: "ServiceList", items }));
+    return file;
+  }
+
   test("--existing takes a kind: List: requested and status addresses are in use", async () => {
     const { code, report } = await checkJson(
       ["-", "--pools", pools, "--existing", existingList],
@@ -472,23 +479,15 @@ metadata:
       spec: { type: "LoadBalancer", ports: [{ port: 80, protocol: "TCP" }], ...spec },
       status: { loadBalancer: { ingress: status.map((ip) => ({ ip })) } },
     });
-    const cluster = join(dir, "audit.json");
     // Listed by name, as kubectl lists them; created in another order.
-    await writeFile(
-      cluster,
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "ServiceList",
-        items: [
-          // Created first, but MetalLB gave 10.0.0.11 to ml-pipeline-ui (patched before it).
-          lb("katib-ui", 3, { loadBalancerIP: "10.0.0.11" }),
-          lb("minio-service", 2, { loadBalancerIP: "10.0.0.10" }),
-          lb("ml-pipeline-ui", 4, { loadBalancerIP: "10.0.0.11" }, ["10.0.0.11"]),
-          lb("tensorboard", 5, { loadBalancerIP: "192.168.99.1" }),
-          lb("zz-gateway", 1, {}, ["10.0.0.10"]),
-        ],
-      }),
-    );
+    const cluster = await serviceList("audit.json", [
+      // Created first, but MetalLB gave 10.0.0.11 to ml-pipeline-ui (patched before it).
+      lb("katib-ui", 3, { loadBalancerIP: "10.0.0.11" }),
+      lb("minio-service", 2, { loadBalancerIP: "10.0.0.10" }),
+      lb("ml-pipeline-ui", 4, { loadBalancerIP: "10.0.0.11" }, ["10.0.0.11"]),
+      lb("tensorboard", 5, { loadBalancerIP: "192.168.99.1" }),
+      lb("zz-gateway", 1, {}, ["10.0.0.10"]),
+    ]);
     const { code, report } = await checkJson(["--pools", pools, "--existing", cluster]);
     assert.equal(code, 1);
     assert.deepEqual(rows(report), [
@@ -590,34 +589,26 @@ metadata:
   });
 
   test("an audit keeps what MetalLB serves a refused Service, and says when MetalLB serves something else", async () => {
-    const cluster = join(dir, "served.json");
-    await writeFile(
-      cluster,
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "ServiceList",
-        items: [
-          {
-            // MetalLB v0.11 ignored the annotation and served it 10.0.0.10.
-            metadata: {
-              name: "ui",
-              namespace: "kubeflow",
-              annotations: { "metallb.universe.tf/loadBalancerIPs": "10.0.0.19" },
-            },
-            spec: { type: "LoadBalancer", ports: [{ port: 80, protocol: "TCP" }] },
-            status: { loadBalancer: { ingress: [{ ip: "10.0.0.10" }] } },
-          },
-          {
-            metadata: {
-              name: "pending",
-              namespace: "kubeflow",
-              annotations: { "lb-ip-guard.dev/auto-assign": "true" },
-            },
-            spec: { type: "ClusterIP", ports: [{ port: 80, protocol: "TCP" }] },
-          },
-        ],
-      }),
-    );
+    const cluster = await serviceList("served.json", [
+      {
+        // MetalLB v0.11 ignored the annotation and served it 10.0.0.10.
+        metadata: {
+          name: "ui",
+          namespace: "kubeflow",
+          annotations: { "metallb.universe.tf/loadBalancerIPs": "10.0.0.19" },
+        },
+        spec: { type: "LoadBalancer", ports: [{ port: 80, protocol: "TCP" }] },
+        status: { loadBalancer: { ingress: [{ ip: "10.0.0.10" }] } },
+      },
+      {
+        metadata: {
+          name: "pending",
+          namespace: "kubeflow",
+          annotations: { "lb-ip-guard.dev/auto-assign": "true" },
+        },
+        spec: { type: "ClusterIP", ports: [{ port: 80, protocol: "TCP" }] },
+      },
+    ]);
     const v011 = await checkJson([
       "--pools",
       pools,
