@@ -189,9 +189,11 @@ export function decide(
     const where = request.source === "spec" ? "spec.loadBalancerIP" : `annotation ${request.key}`;
     return checkRequested(context, request.texts, where, named?.pool);
   }
-  // What MetalLB already serves stays where it is: a Service is never moved to another address.
+  // What MetalLB already serves stays where it is: a Service is never moved to another address,
+  // not even by a `kubectl replace` of the auto-assign ClusterIP manifest it was created from
+  // (an UPDATE carries the stored status).
   const current = statusAddresses(service);
-  if (isLoadBalancer(service) && current.length > 0) {
+  if ((isLoadBalancer(service) || wantsAutoAssign(service)) && current.length > 0) {
     return checkRequested(context, current, "status.loadBalancer.ingress", named?.pool);
   }
   if (wantsAutoAssign(service) || (isLoadBalancer(service) && policy.allocation === "all")) {

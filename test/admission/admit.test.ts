@@ -531,3 +531,25 @@ describe("the guarded release's keys", () => {
     assert.equal(validated.response.warnings, undefined, String(validated.response.warnings));
   });
 });
+
+describe("a replace with the manifest a Service was auto-assigned from", () => {
+  it("keeps the address MetalLB serves: the mutation writes that one back, not the next free", () => {
+    const stored = {
+      ...service("dash", {
+        ip: "192.168.35.102",
+        annotations: {
+          "lb-ip-guard.dev/auto-assign": "true",
+          "lb-ip-guard.dev/assigned-from": "default",
+        },
+      }),
+      status: { loadBalancer: { ingress: [{ ip: "192.168.35.102" }] } },
+    };
+    const body = review(autoAssign("dash"), { operation: "UPDATE", oldObject: stored });
+    const mutated = run("mutate", body, context());
+    const patched = applyPatch(autoAssign("dash"), decodePatch(mutated.response.patch));
+    assert.deepEqual(
+      [patched.spec?.type, patched.spec?.loadBalancerIP],
+      ["LoadBalancer", "192.168.35.102"],
+    );
+  });
+});
