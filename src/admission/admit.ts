@@ -151,7 +151,7 @@ function mutate(
     decision.addresses,
     decision.pool,
     context.ipTarget,
-    context.policy.keys,
+    context.policy.reads,
   );
   const grant =
     named && request.dryRun !== true
@@ -232,7 +232,8 @@ function keeps(
 /** Whether the mutating webhook would allocate: it cannot, and must say so, until synced. */
 function needsAllocation(service: ServiceObject, policy: Policy): boolean {
   const unrequested =
-    addressRequest(service, policy.keys).source === "none" && statusAddresses(service).length === 0;
+    addressRequest(service, policy.reads).source === "none" &&
+    statusAddresses(service).length === 0;
   const allocated =
     wantsAutoAssign(service) || (isLoadBalancer(service) && policy.allocation === "all");
   return unrequested && allocated;

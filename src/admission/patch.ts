@@ -1,5 +1,5 @@
 import { formatAddress, type IPAddress } from "../ipam/address.ts";
-import type { ServiceKeys } from "../ipam/metallb-version.ts";
+import type { ReleaseReads } from "../ipam/metallb-version.ts";
 import {
   ANNOTATION,
   addressRequest,
@@ -32,7 +32,7 @@ export function assignmentPatch(
   addresses: readonly IPAddress[],
   pool: string,
   target: IPTarget,
-  keys: ServiceKeys,
+  keys: ReleaseReads,
 ): PatchOperation[] {
   const operations: PatchOperation[] = [];
   const existing = service.metadata?.annotations;

@@ -8,7 +8,12 @@ import { parseArgs } from "node:util";
 import { formatAddress } from "../ipam/address.ts";
 import { type Policy, policyFor, type ReasonCode } from "../ipam/decide.ts";
 import type { Labels } from "../ipam/labels.ts";
-import { type MetalLBVersion, parseMetalLBVersion } from "../ipam/metallb-version.ts";
+import {
+  formatMetalLBVersion,
+  type MetalLBVersion,
+  parseMetalLBVersion,
+  type ReleaseReads,
+} from "../ipam/metallb-version.ts";
 import type { PoolSet } from "../ipam/pool.ts";
 import {
   formatPoolConfigError,
@@ -325,7 +330,7 @@ async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
   const audit = options.paths.length === 0;
   const manifests = audit ? auditOrder(existingObjects) : await loader.load(options.paths);
 
-  const poolSet = collectPools([...poolObjects, ...manifests]);
+  const poolSet = collectPools([...poolObjects, ...manifests], policy.reads, warnings);
   const namespaces = collectNamespaces([...existingObjects, ...manifests]);
 
   // Services already in the cluster: last copy of a namespace/name wins. An audit decides them
@@ -400,7 +405,11 @@ function auditOrder(objects: readonly ManifestObject[]): ManifestObject[] {
  * twice: the later copy replaces the earlier (and the earlier's errors). Config errors are input
  * errors: the report would be meaningless with a pool missing.
  */
-function collectPools(objects: readonly ManifestObject[]): PoolSet {
+function collectPools(
+  objects: readonly ManifestObject[],
+  reads: ReleaseReads,
+  warnings: string[],
+): PoolSet {
   // Keyed by kind and name (both only ever in MetalLB's namespace); a bare config file has no
   // identity and always counts.
   const sources = new Map<string, PoolsFound>();
@@ -408,6 +417,20 @@ function collectPools(objects: readonly ManifestObject[]): PoolSet {
     const found = poolsFromDocument(manifest.object, manifest.location);
     if (found === undefined) return;
     const { kind } = manifest.object;
+    // Only the sources the guarded release reads: it hands out no address of the others.
+    const read =
+      kind === "ConfigMap"
+        ? reads.legacyConfigMap
+        : kind === "IPAddressPool"
+          ? reads.ipAddressPools
+          : true;
+    if (!read) {
+      const release = reads.version === undefined ? "" : formatMetalLBVersion(reads.version);
+      warnings.push(
+        `${String(kind)} ${manifest.location} left out: MetalLB ${release} reads its pools from ${reads.legacyConfigMap ? "the ConfigMap metallb-system/config" : "IPAddressPool objects"} only`,
+      );
+      return;
+    }
     const name = isObject(manifest.object.metadata) ? manifest.object.metadata.name : undefined;
     const identity =
       typeof kind === "string" && typeof name === "string" ? `${kind}/${name}` : `#${index}`;

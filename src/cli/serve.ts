@@ -11,7 +11,7 @@ import {
   formatMetalLBVersion,
   type MetalLBVersion,
   parseMetalLBVersion,
-  serviceKeysFor,
+  readsOf,
 } from "../ipam/metallb-version.ts";
 import { fail, ok, type Result } from "../ipam/result.ts";
 
@@ -458,7 +458,7 @@ export function ipTargetProblem(
   version: MetalLBVersion | "auto" | undefined,
 ): string | undefined {
   if (target !== "annotation" || version === "auto" || version === undefined) return undefined;
-  if (serviceKeysFor(version).loadBalancerIPs.length > 0) return undefined;
+  if (readsOf(version).loadBalancerIPs.length > 0) return undefined;
   return `--ip-target annotation: MetalLB ${formatMetalLBVersion(version)} reads no address annotation, only spec.loadBalancerIP; use --ip-target spec`;
 }
 

@@ -132,28 +132,35 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
       if (released.length > 0) claims?.serviceReleased(serviceRef(service), released, Date.now());
     },
   });
-  const configMap = reflector(resources.configMap, {
-    replace: (items) => {
-      pools.setConfigMap(items.find((item) => nameOf(item) === "config"));
-      poolsChanged();
-    },
-    apply: (type, object) => {
-      if (nameOf(object) !== "config") return;
-      pools.setConfigMap(type === "DELETED" ? undefined : object);
-      poolsChanged();
-    },
-  });
-  const ipAddressPools = reflector(resources.ipAddressPools, {
-    replace: (items) => {
-      pools.replaceIPAddressPools(items);
-      poolsChanged();
-    },
-    apply: (type, object) => {
-      if (type === "DELETED") pools.deleteIPAddressPool(object);
-      else pools.putIPAddressPool(object);
-      poolsChanged();
-    },
-  });
+  // Only the pool sources the guarded release reads: a stray IPAddressPool beside MetalLB v0.11
+  // (or a leftover ConfigMap beside v0.13 and later) holds no address MetalLB would hand out.
+  const reads = options.policy.reads;
+  const configMap = !reads.legacyConfigMap
+    ? undefined
+    : reflector(resources.configMap, {
+        replace: (items) => {
+          pools.setConfigMap(items.find((item) => nameOf(item) === "config"));
+          poolsChanged();
+        },
+        apply: (type, object) => {
+          if (nameOf(object) !== "config") return;
+          pools.setConfigMap(type === "DELETED" ? undefined : object);
+          poolsChanged();
+        },
+      });
+  const ipAddressPools = !reads.ipAddressPools
+    ? undefined
+    : reflector(resources.ipAddressPools, {
+        replace: (items) => {
+          pools.replaceIPAddressPools(items);
+          poolsChanged();
+        },
+        apply: (type, object) => {
+          if (type === "DELETED") pools.deleteIPAddressPool(object);
+          else pools.putIPAddressPool(object);
+          poolsChanged();
+        },
+      });
   const namespaces = reflector(resources.namespaces, {
     replace: (items) => {
       namespaceLabels = new Map(items.map((item) => [nameOf(item), labelsOf(item)]));
@@ -163,7 +170,9 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
       else namespaceLabels.set(nameOf(object), labelsOf(object));
     },
   });
-  const reflectors = [services, configMap, ipAddressPools, namespaces];
+  const reflectors = [services, configMap, ipAddressPools, namespaces].filter(
+    (each): each is Reflector => each !== undefined,
+  );
   let leases: Reflector | undefined;
   if (options.claims !== undefined) {
     const config = options.claims;
@@ -227,7 +236,7 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
       metallbNamespace: options.metallbNamespace,
       claimsNamespace: options.claims?.namespace,
     },
-    `watching Services, Namespaces, ConfigMap ${options.metallbNamespace}/config and IPAddressPools${options.claims === undefined ? "" : `, and address claims (Leases in ${options.claims.namespace})`} at ${client.server}`,
+    `watching ${reflectors.map((each) => each.name).join(", ")} at ${client.server}`,
   );
 
   const isReady = () => {

@@ -11,8 +11,8 @@ import { formatSelector, type Labels } from "./labels.ts";
 import {
   formatMetalLBVersion,
   type MetalLBVersion,
-  type ServiceKeys,
-  serviceKeysFor,
+  type ReleaseReads,
+  readsOf,
 } from "./metallb-version.ts";
 import {
   describePool,
@@ -92,7 +92,7 @@ export interface Policy {
   /** The `loadBalancerClass` MetalLB answers to; undefined means Services without a class. */
   readonly loadBalancerClass: string | undefined;
   /** The MetalLB keys the guarded release reads (all of them when the release is unknown). */
-  readonly keys: ServiceKeys;
+  readonly reads: ReleaseReads;
   /**
    * Which Services that request no address lb-ip-guard allocates: `all` LoadBalancer Services
    * (and annotated ones), so MetalLB only ever announces what was granted here; or only the
@@ -114,7 +114,7 @@ export function policyFor(
 ): Policy {
   return {
     loadBalancerClass: options.loadBalancerClass,
-    keys: serviceKeysFor(options.release),
+    reads: readsOf(options.release),
     allocation: options.allocation ?? "all",
   };
 }
@@ -124,7 +124,7 @@ export function isInScope(service: ServiceObject, policy: Policy): boolean {
   // MetalLB run with a class handles only that class; run without one, only classless Services.
   // Before v0.13 it knows no classes and serves them all.
   const serviceClass = service.spec?.loadBalancerClass ?? undefined;
-  if (policy.keys.readsLoadBalancerClass && serviceClass !== policy.loadBalancerClass) return false;
+  if (policy.reads.filtersByClass && serviceClass !== policy.loadBalancerClass) return false;
   return isLoadBalancer(service) || wantsAutoAssign(service);
 }
 
@@ -165,17 +165,17 @@ export function decide(
       labels: service.metadata?.labels ?? {},
       namespaceLabels: view.namespaceLabels(service.metadata?.namespace ?? "default"),
     },
-    warnings: deprecationWarnings(service, policy.keys),
+    warnings: deprecationWarnings(service, policy.reads),
   };
 
-  const ignored = ignoredKey(service, policy.keys);
+  const ignored = ignoredKey(service, policy.reads);
   if (ignored !== undefined) {
     return deny(
       "IgnoredAnnotation",
-      `${ref} sets ${ignored.key}, which ${metallb(policy.keys)} does not read: it would serve the Service as if the annotation were not there; use ${ignored.instead}`,
+      `${ref} sets ${ignored.key}, which ${metallb(policy.reads)} does not read: it would serve the Service as if the annotation were not there; use ${ignored.instead}`,
     );
   }
-  const request = addressRequest(service, policy.keys);
+  const request = addressRequest(service, policy.reads);
   if (request.source === "both") {
     return deny(
       "ConflictingFields",
@@ -218,7 +218,7 @@ export function holderOf(
 ): Holder {
   return {
     ref,
-    sharingKey: sharingKey(service, policy.keys),
+    sharingKey: sharingKey(service, policy.reads),
     ports: portKeys(service),
     backendKey: backendKey(service),
   };
@@ -230,7 +230,7 @@ export function holderOf(
  */
 export function holdingsOf(service: ServiceObject, policy: Policy): readonly IPAddress[] {
   if (!isInScope(service, policy) || !isLoadBalancer(service)) return [];
-  const request = addressRequest(service, policy.keys);
+  const request = addressRequest(service, policy.reads);
   const requested =
     request.source === "spec" || request.source === "annotation" ? request.texts : [];
   const specIP = request.source === "both" ? [service.spec?.loadBalancerIP ?? ""] : [];
@@ -259,7 +259,7 @@ function deny(
 }
 
 function namedPool(context: Context): { readonly pool: Pool } | Denial | undefined {
-  const annotation = firstAnnotation(context.service, context.policy.keys.addressPool);
+  const annotation = firstAnnotation(context.service, context.policy.reads.addressPool);
   // An empty value names no pool, in MetalLB too (and hides a legacy key behind it).
   if (annotation === undefined || annotation.value === "") return undefined;
   const pool = context.view.pools.byName(annotation.value);
@@ -403,7 +403,7 @@ function familyMismatch(context: Context, addresses: readonly IPAddress[]): stri
   }
   if (
     addresses.length === 1 &&
-    context.policy.keys.loadBalancerIPs.length > 0 &&
+    context.policy.reads.loadBalancerIPs.length > 0 &&
     isDualStack(context.service)
   ) {
     return "the Service is dual-stack and MetalLB serves it only with one address of each family: request two (comma-separated)";
@@ -425,7 +425,7 @@ function findConflict(context: Context, address: IPAddress, pool: Pool): Denial 
       const sharing =
         other.sharingKey === ""
           ? `${other.ref} does not allow sharing`
-          : `to share it, set ${context.policy.keys.allowSharedIP[0]}: "${other.sharingKey}" (the key ${other.ref} uses)`;
+          : `to share it, set ${context.policy.reads.allowSharedIP[0]}: "${other.sharingKey}" (the key ${other.ref} uses)`;
       return deny(
         "AddressInUse",
         `${held}; ${sharing}; ${freeHint(pool, view.usage)}`,
@@ -501,7 +501,7 @@ function allocate(context: Context, named: Pool | undefined): Decision {
   const { ref, view } = context;
   if (named !== undefined && !poolAllowsService(named, context.identity))
     return notAllowed(context, named);
-  const { required, optional } = wantedFamilies(context.service, context.policy.keys);
+  const { required, optional } = wantedFamilies(context.service, context.policy.reads);
   const candidates = named !== undefined ? [named] : allocationOrder(view.pools, context.identity);
   // PreferDualStack: a pool with both families first, as MetalLB's findBestPoolForService does.
   const passes = optional.length > 0 ? [[...required, ...optional], required] : [required];
@@ -517,7 +517,7 @@ function allocate(context: Context, named: Pool | undefined): Decision {
   return deny(
     "PoolExhausted",
     candidates.length === 0
-      ? `${ref} asks for auto-assign, but no pool with autoAssign is open to it; name one with ${context.policy.keys.addressPool[0]}`
+      ? `${ref} asks for auto-assign, but no pool with autoAssign is open to it; name one with ${context.policy.reads.addressPool[0]}`
       : `${ref} asks for auto-assign, but no free ${required.join(" + ")} address is left in pool${candidates.length > 1 ? "s" : ""} ${tried}`,
     [],
     named,
@@ -526,7 +526,7 @@ function allocate(context: Context, named: Pool | undefined): Decision {
 
 function wantedFamilies(
   service: ServiceObject,
-  keys: ServiceKeys,
+  keys: ReleaseReads,
 ): {
   required: readonly Family[];
   optional: readonly Family[];
@@ -564,7 +564,7 @@ function isDualStack(service: ServiceObject): boolean {
   );
 }
 
-function deprecationWarnings(service: ServiceObject, keys: ServiceKeys): readonly string[] {
+function deprecationWarnings(service: ServiceObject, keys: ReleaseReads): readonly string[] {
   const read = new Set([...keys.loadBalancerIPs, ...keys.addressPool, ...keys.allowSharedIP]);
   const legacy = "metallb.universe.tf/";
   const warnings = Object.keys(annotations(service)).flatMap((key) => {
@@ -586,7 +586,7 @@ function deprecationWarnings(service: ServiceObject, keys: ServiceKeys): readonl
   return warnings;
 }
 
-function metallb(keys: ServiceKeys): string {
+function metallb(keys: ReleaseReads): string {
   return keys.version === undefined ? "MetalLB" : `MetalLB ${formatMetalLBVersion(keys.version)}`;
 }
 

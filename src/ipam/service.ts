@@ -1,6 +1,6 @@
 import type { Family } from "./address.ts";
 import type { Labels } from "./labels.ts";
-import { ALL_KEYS, type KeyPurpose, type ServiceKeys } from "./metallb-version.ts";
+import { ALL_KEYS, type KeyPurpose, type ReleaseReads } from "./metallb-version.ts";
 
 /**
  * The part of a core/v1 Service the decisions read, as plain JSON. Every field is optional
@@ -37,7 +37,7 @@ export interface ServiceObject {
 
 /**
  * lb-ip-guard's own annotation keys. MetalLB's keys depend on the release guarded:
- * `ServiceKeys` (metallb-version.ts) lists them.
+ * `ReleaseReads` (metallb-version.ts) lists them.
  */
 export const ANNOTATION = {
   autoAssign: "lb-ip-guard.dev/auto-assign",
@@ -86,7 +86,7 @@ export type AddressRequest =
  * comma-separated part of the annotation is trimmed, but spec.loadBalancerIP is parsed as it is
  * (" 10.0.0.1 " is invalid there, and MetalLB leaves such a Service pending).
  */
-export function addressRequest(service: ServiceObject, keys: ServiceKeys): AddressRequest {
+export function addressRequest(service: ServiceObject, keys: ReleaseReads): AddressRequest {
   const specIP = service.spec?.loadBalancerIP ?? "";
   const annotation = firstAnnotation(service, keys.loadBalancerIPs);
   if (annotation !== undefined && annotation.value !== "") {
@@ -107,7 +107,7 @@ export function statusAddresses(service: ServiceObject): readonly string[] {
   );
 }
 
-export function sharingKey(service: ServiceObject, keys: ServiceKeys): string {
+export function sharingKey(service: ServiceObject, keys: ReleaseReads): string {
   return firstAnnotation(service, keys.allowSharedIP)?.value ?? "";
 }
 
@@ -118,7 +118,7 @@ export function sharingKey(service: ServiceObject, keys: ServiceKeys): string {
  */
 export function ignoredKey(
   service: ServiceObject,
-  keys: ServiceKeys,
+  keys: ReleaseReads,
 ): { readonly key: string; readonly instead: string } | undefined {
   const present = annotations(service);
   for (const purpose of ["loadBalancerIPs", "addressPool", "allowSharedIP"] as KeyPurpose[]) {

@@ -588,6 +588,37 @@ metadata:
     assert.match(bad.stderr, /--metallb-version: MetalLB version "latest" is not a release number/);
   });
 
+  test("only the pool sources the guarded release reads count: an IPAddressPool beside MetalLB v0.11 holds nothing it serves", async () => {
+    const crdPool = `apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: extra, namespace: metallb-system}
+spec:
+  addresses: [10.20.30.0/28]`;
+    const manifests = yaml(crdPool, service("team-a/from-crd", { loadBalancerIP: "10.20.30.5" }));
+    const v011 = await checkJson(
+      ["-", "--pools", pools, "--metallb-version", "v0.11.0"],
+      manifests,
+    );
+    assert.deepEqual(rows(v011.report), [
+      ["team-a/from-crd", "denied", ["10.20.30.5"], null, "NotInAnyPool"],
+    ]);
+    assert.match(
+      v011.stderr,
+      /IPAddressPool .* left out: MetalLB v0\.11\.0 reads its pools from the ConfigMap/,
+    );
+    const v016 = await checkJson(
+      ["-", "--pools", pools, "--metallb-version", "v0.16.2"],
+      manifests,
+    );
+    assert.deepEqual(rows(v016.report), [
+      ["team-a/from-crd", "allowed", ["10.20.30.5"], "extra", null],
+    ]);
+    assert.match(
+      v016.stderr,
+      /ConfigMap .* left out: MetalLB v0\.16\.2 reads its pools from IPAddressPool objects only/,
+    );
+  });
+
   test("an audit keeps what MetalLB serves a refused Service, and says when MetalLB serves something else", async () => {
     const cluster = await serviceList("served.json", [
       {

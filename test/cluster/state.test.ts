@@ -12,6 +12,7 @@ import { pino } from "pino";
 import { KubeConfigError } from "../../src/cluster/kube.ts";
 import { startClusterState } from "../../src/cluster/state.ts";
 import { policyFor } from "../../src/ipam/decide.ts";
+import { parseMetalLBVersion } from "../../src/ipam/metallb-version.ts";
 
 let dir: string;
 before(async () => {
@@ -90,4 +91,35 @@ test("no kubeconfig at all is a KubeConfigError, not a silent localhost:8080", a
     (error: unknown) =>
       error instanceof KubeConfigError && /cannot load kubeconfig/.test(error.message),
   );
+});
+
+test("it watches only the pool source the guarded release reads", async () => {
+  const failingFor = async (release: string) => {
+    const parsed = parseMetalLBVersion(release);
+    assert.ok(parsed.ok);
+    const state = await startClusterState({
+      ...base,
+      policy: policyFor({ release: parsed.value }),
+      kubeconfig: await kubeconfig(`https://127.0.0.1:${await closedPort()}`),
+      logger: pino({ level: "silent" }),
+    });
+    const deadline = Date.now() + 10_000;
+    while (state.failing.length < 3 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const watched = state.failing.map((each) => each.resource).sort();
+    await state.stop();
+    return watched;
+  };
+  assert.deepEqual(await failingFor("v0.11.0"), [
+    "ConfigMap metallb-system/config",
+    "Namespaces",
+    "Services",
+  ]);
+  assert.deepEqual(await failingFor("v0.16.2"), [
+    "IPAddressPools (metallb.io/v1beta1, metallb-system)",
+    "Namespaces",
+    "Services",
+  ]);
 });

@@ -5,14 +5,14 @@ import { describe, test } from "node:test";
 import {
   formatMetalLBVersion,
   parseMetalLBVersion,
-  serviceKeysFor,
+  readsOf,
 } from "../../src/ipam/metallb-version.ts";
 
 function keysOf(text: string | undefined) {
-  if (text === undefined) return serviceKeysFor(undefined);
+  if (text === undefined) return readsOf(undefined);
   const parsed = parseMetalLBVersion(text);
   assert.ok(parsed.ok, text);
-  return serviceKeysFor(parsed.value);
+  return readsOf(parsed.value);
 }
 
 describe("MetalLB releases", () => {
@@ -69,12 +69,23 @@ describe("MetalLB releases", () => {
     for (const [release, ips, pool, share, readsClass] of table) {
       const keys = keysOf(release);
       assert.deepEqual(
-        [keys.loadBalancerIPs, keys.addressPool, keys.allowSharedIP, keys.readsLoadBalancerClass],
+        [keys.loadBalancerIPs, keys.addressPool, keys.allowSharedIP, keys.filtersByClass],
         [ips, pool, share, readsClass],
         release ?? "unknown",
       );
     }
     assert.equal(keysOf("v0.12.0").loadBalancerIPs.length, 1, "the annotation arrived in v0.12.0");
-    assert.equal(keysOf("v0.13.0").readsLoadBalancerClass, true, "the class filter in v0.13");
+    assert.equal(keysOf("v0.13.0").filtersByClass, true, "the class filter in v0.13");
+    // The ConfigMap until v0.12, IPAddressPools from v0.13 on; both when unknown.
+    for (const [release, configMap, pools] of [
+      ["v0.11.0", true, false],
+      ["v0.12.1", true, false],
+      ["v0.13.0", false, true],
+      ["v0.16.2", false, true],
+      [undefined, true, true],
+    ] as const) {
+      const reads = keysOf(release);
+      assert.deepEqual([reads.legacyConfigMap, reads.ipAddressPools], [configMap, pools], release);
+    }
   });
 });
