@@ -32,7 +32,8 @@ async function main(): Promise<void> {
   say(`dev:cluster: starting MetalLB's controller ${METALLB_VERSION} …`);
   const metallb = await cp.startMetalLB({ version: METALLB_VERSION });
   say("dev:cluster: starting lb-ip-guard serve …");
-  const webhook = await cp.startWebhook();
+  // The release it guards, said outright: there is no MetalLB Deployment here to read it from.
+  const webhook = await cp.startWebhook({ args: [`--metallb-version=${METALLB_VERSION}`] });
   await webhook.register();
 
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {

@@ -138,8 +138,6 @@ await describeE2E(
       // The Service as it is, but without spec.loadBalancerIP (nor status: the API server keeps
       // the stored one). The webhook sees the address MetalLB serves in the stored status and
       // admits the Service on it, writing nothing: MetalLB keeps serving it, from status.
-      // (Not the manifest as created, a ClusterIP with auto-assign: replacing with that one, the
-      // webhook allocates the next free address and MetalLB moves the Service to it; reported.)
       const live = JSON.parse(
         (await cp.kubectl(["get", "svc", "-n", NS, "auto-kept", "-o", "json"])).stdout,
       ) as Manifest & { status?: unknown };
@@ -158,6 +156,16 @@ await describeE2E(
       // MetalLB acts on an update within milliseconds; give it a second to move it, if it would.
       await new Promise((resolve) => setTimeout(resolve, 1000));
       assert.deepEqual(await addressOf("auto-kept"), kept, "a second after kubectl replace");
+
+      // The manifest it was created from, a ClusterIP with auto-assign: the mutation writes the
+      // served address back (it once allocated the next free one, and MetalLB moved the Service).
+      await cp.kubectl(["replace", "-f", "-"], { stdin: stdin(autoAssign(NS, "auto-kept")) });
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      assert.deepEqual(
+        await addressOf("auto-kept"),
+        granted,
+        "after kubectl replace with the auto-assign manifest",
+      );
     });
 
     it("MetalLB served the Services the webhook granted an address exactly that, and failed none", async () => {
