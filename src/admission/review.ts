@@ -1,3 +1,4 @@
+import { isRecord } from "../base/objects.ts";
 import { fail, ok, type Result } from "../ipam/result.ts";
 
 /** The fields of an `admission.k8s.io/v1` AdmissionRequest this webhook reads. */
@@ -36,15 +37,12 @@ export interface AdmissionReviewReply {
 
 const OPERATIONS = new Set(["CREATE", "UPDATE", "DELETE", "CONNECT"]);
 
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
-
 /**
  * Checks that a decoded body is an AdmissionReview this webhook can answer. The message is one
  * line saying what was expected, for the HTTP 400 the server sends back.
  */
 export function parseAdmissionReview(body: unknown): Result<AdmissionRequest> {
-  if (!isObject(body))
+  if (!isRecord(body))
     return fail("body is not a JSON object; expected an admission.k8s.io/v1 AdmissionReview");
   if (body.apiVersion !== "admission.k8s.io/v1" || body.kind !== "AdmissionReview") {
     return fail(
@@ -52,11 +50,11 @@ export function parseAdmissionReview(body: unknown): Result<AdmissionRequest> {
     );
   }
   const request = body.request;
-  if (!isObject(request)) return fail("AdmissionReview has no request object");
+  if (!isRecord(request)) return fail("AdmissionReview has no request object");
   if (typeof request.uid !== "string" || request.uid === "")
     return fail("AdmissionReview request has no uid");
   const kind = request.kind;
-  if (!isObject(kind) || typeof kind.kind !== "string") {
+  if (!isRecord(kind) || typeof kind.kind !== "string") {
     return fail("AdmissionReview request has no kind {group, version, kind}");
   }
   if (typeof request.operation !== "string" || !OPERATIONS.has(request.operation)) {
@@ -64,7 +62,7 @@ export function parseAdmissionReview(body: unknown): Result<AdmissionRequest> {
       `AdmissionReview request operation is ${String(request.operation)}; expected CREATE, UPDATE, DELETE or CONNECT`,
     );
   }
-  if (request.object !== undefined && request.object !== null && !isObject(request.object)) {
+  if (request.object !== undefined && request.object !== null && !isRecord(request.object)) {
     return fail("AdmissionReview request.object is not an object");
   }
   return ok(request as unknown as AdmissionRequest);

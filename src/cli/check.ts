@@ -5,6 +5,7 @@
 // created.
 
 import { parseArgs } from "node:util";
+import { isRecord } from "../base/objects.ts";
 import { formatAddress } from "../ipam/address.ts";
 import { type Policy, policyFor, type ReasonCode } from "../ipam/decide.ts";
 import type { Labels } from "../ipam/labels.ts";
@@ -23,7 +24,6 @@ import {
 } from "../ipam/pool-config.ts";
 import { type ServiceObject, statusAddresses } from "../ipam/service.ts";
 import {
-  isObject,
   ManifestError,
   ManifestLoader,
   type ManifestObject,
@@ -384,7 +384,7 @@ async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
 function auditOrder(objects: readonly ManifestObject[]): ManifestObject[] {
   const key = (manifest: ManifestObject): [pending: number, created: number] => {
     const { metadata } = manifest.object;
-    const stamp = isObject(metadata) ? metadata.creationTimestamp : undefined;
+    const stamp = isRecord(metadata) ? metadata.creationTimestamp : undefined;
     const time =
       stamp instanceof Date ? stamp.getTime() : typeof stamp === "string" ? Date.parse(stamp) : NaN;
     // asService validates the Service (an input error names a malformed one) before its status
@@ -431,7 +431,7 @@ function collectPools(
       );
       return;
     }
-    const name = isObject(manifest.object.metadata) ? manifest.object.metadata.name : undefined;
+    const name = isRecord(manifest.object.metadata) ? manifest.object.metadata.name : undefined;
     const identity =
       typeof kind === "string" && typeof name === "string" ? `${kind}/${name}` : `#${index}`;
     sources.set(identity, found);
@@ -520,7 +520,7 @@ function asService(manifest: ManifestObject): ServiceObject | undefined {
 
 function inputError(manifest: ManifestObject, reason: string): ManifestError {
   const { object } = manifest;
-  const metadata = isObject(object.metadata) ? object.metadata : {};
+  const metadata = isRecord(object.metadata) ? object.metadata : {};
   const name = typeof metadata.name === "string" ? metadata.name : undefined;
   const namespace = typeof metadata.namespace === "string" ? metadata.namespace : "default";
   const what =
@@ -539,7 +539,7 @@ function mapping(
   manifest: ManifestObject,
 ): Record<string, unknown> | undefined {
   if (value === undefined || value === null) return undefined;
-  if (!isObject(value)) throw inputError(manifest, `${path} must be a mapping`);
+  if (!isRecord(value)) throw inputError(manifest, `${path} must be a mapping`);
   return value;
 }
 

@@ -6,6 +6,8 @@
 import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { type Document, isCollection, parseAllDocuments, stringify, visit } from "yaml";
+import { isRecord } from "../base/objects.ts";
+import { oneLine } from "../base/text.ts";
 
 /** The name stdin gets in locations and messages. */
 export const STDIN_NAME = "<stdin>";
@@ -185,7 +187,7 @@ function flatten(
   path: readonly (string | number)[],
   into: ManifestObject[],
 ): void {
-  if (!isObject(value)) {
+  if (!isRecord(value)) {
     throw new ManifestError(
       source.file,
       source.document,
@@ -208,7 +210,7 @@ function flatten(
     items.forEach((item: unknown, index) => {
       const itemPath = [...path, "items", index];
       const completed =
-        itemKind !== undefined && isObject(item) && item.kind === undefined
+        itemKind !== undefined && isRecord(item) && item.kind === undefined
           ? { apiVersion: value.apiVersion, kind: itemKind, ...item }
           : item;
       flatten(completed, source, itemPath, into);
@@ -250,12 +252,6 @@ export function serializeDocuments(
     .join("");
 }
 
-export function isObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
-  const prototype = Object.getPrototypeOf(value);
-  return prototype === Object.prototype || prototype === null;
-}
-
 /** `items[3]`, `items[0].items[2]`: where an object sits inside its document. */
 export function pathText(path: readonly (string | number)[]): string {
   return path
@@ -278,10 +274,6 @@ function truncate(text: string): string {
 
 function firstLine(message: string): string {
   return (message.split("\n")[0] ?? "").replace(/:$/, "");
-}
-
-function oneLine(text: string): string {
-  return text.replace(/\s*(\r\n|\r|\n)\s*/g, " ");
 }
 
 function describeIOError(error: unknown): string {

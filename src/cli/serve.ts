@@ -7,6 +7,8 @@ import { isIP } from "node:net";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { IPTarget } from "../admission/patch.ts";
+import { isDnsLabel, isDnsSubdomain } from "../base/k8s-names.ts";
+import { oneLine } from "../base/text.ts";
 import {
   formatMetalLBVersion,
   type MetalLBVersion,
@@ -224,10 +226,6 @@ export function envName(flag: string): string {
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-/** A Kubernetes object name (DNS subdomain): Secrets, webhook configurations. */
-const DNS_SUBDOMAIN =
-  /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DURATION_UNITS_MS: Record<string, number> = {
   ms: 1,
   s: 1000,
@@ -307,15 +305,20 @@ export async function parseServeArgs(
   const label = (flag: FlagName, fallback: string | undefined): string | undefined => {
     const given = text(flag);
     if (given === undefined) return fallback;
-    if (!DNS_LABEL.test(given)) {
+    if (!isDnsLabel(given)) {
       problems.push(`${flagOrEnv(flag)} must be a Kubernetes namespace name, not "${given}"`);
     }
     return given;
   };
-  const name = (flag: FlagName, fallback: string, pattern: RegExp, what: string): string => {
+  const name = (
+    flag: FlagName,
+    fallback: string,
+    valid: (text: string) => boolean,
+    what: string,
+  ): string => {
     const given = text(flag);
     if (given === undefined) return fallback;
-    if (!pattern.test(given)) problems.push(`${flagOrEnv(flag)} must be ${what}, not "${given}"`);
+    if (!valid(given)) problems.push(`${flagOrEnv(flag)} must be ${what}, not "${given}"`);
     return given;
   };
   const duration = (flag: FlagName, fallback: number, minimumMs: number): number => {
@@ -382,9 +385,14 @@ export async function parseServeArgs(
     logLevel: oneOf("log-level", LOG_LEVELS, "info"),
     logFormat: oneOf<LogFormat>("log-format", LOG_FORMATS, "json"),
     shutdownDelaySeconds: seconds("shutdown-delay", standalone ? 0 : 5),
-    serviceName: name("service-name", "lb-ip-guard", DNS_LABEL, "a Service name"),
-    tlsSecret: name("tls-secret", "lb-ip-guard-tls", DNS_SUBDOMAIN, "a Secret name"),
-    webhookName: name("webhook-name", "lb-ip-guard", DNS_SUBDOMAIN, "a webhook configuration name"),
+    serviceName: name("service-name", "lb-ip-guard", isDnsLabel, "a Service name"),
+    tlsSecret: name("tls-secret", "lb-ip-guard-tls", isDnsSubdomain, "a Secret name"),
+    webhookName: name(
+      "webhook-name",
+      "lb-ip-guard",
+      isDnsSubdomain,
+      "a webhook configuration name",
+    ),
     tlsSans,
     certValidityMs: duration("cert-validity", 90 * 86_400_000, 3000),
     caValidityMs: duration("ca-validity", 365 * 86_400_000, 3000),
@@ -393,7 +401,7 @@ export async function parseServeArgs(
     claimIntervalMs: duration("claim-interval", 10_000, 100),
   };
   for (const san of config.tlsSans) {
-    if (isIP(san) === 0 && !DNS_SUBDOMAIN.test(san.toLowerCase())) {
+    if (isIP(san) === 0 && !isDnsSubdomain(san.toLowerCase())) {
       problems.push(`--tls-san must be a DNS name or an IP address, not "${san}"`);
     }
   }
@@ -496,8 +504,4 @@ function describeParseError(error: unknown): string {
     default:
       return oneLine(message);
   }
-}
-
-export function oneLine(text: string): string {
-  return text.replace(/\s*(\r\n|\r|\n)\s*/g, " ");
 }

@@ -14,6 +14,7 @@
 
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
+import { asRecord } from "../base/objects.ts";
 import {
   type Certificate,
   generateCa,
@@ -449,7 +450,7 @@ export async function carryOut(
 
 /** `data` of a Secret (base64 values) to what it holds. */
 export function readSecretData(data: unknown): StoredCertificates {
-  const record = typeof data === "object" && data !== null ? (data as Record<string, unknown>) : {};
+  const record = asRecord(data);
   const read = (key: string): string | undefined => {
     const value = record[key];
     return typeof value === "string" && value !== ""
@@ -568,10 +569,4 @@ function uniqueByFingerprint(infos: readonly CertificateInfo[]): CertificateInfo
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();
-}
-
-function asRecord(value: unknown): Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : {};
 }

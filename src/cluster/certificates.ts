@@ -20,6 +20,7 @@
 // least every resync interval (a configuration someone re-applied without caBundle).
 
 import type { Logger } from "pino";
+import { asRecord } from "../base/objects.ts";
 import type { Certificate } from "../server/tls.ts";
 import {
   type CertificateSettings,
@@ -384,10 +385,4 @@ async function getOrUndefined(
     if (error instanceof KubeApiError && error.status === 404) return undefined;
     throw error;
   }
-}
-
-function asRecord(value: unknown): Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : {};
 }

@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import type { ClaimResult } from "../admission/claims.ts";
 import type { Grant } from "../admission/holds.ts";
 import type { ClaimPort } from "../admission/state.ts";
+import { asRecord } from "../base/objects.ts";
 import { formatAddress, type IPAddress, parseAddress } from "../ipam/address.ts";
 import type { PoolSet } from "../ipam/pool.ts";
 import { type Holder, mayShare } from "../ipam/usage.ts";
@@ -77,9 +78,9 @@ export interface Claim {
 
 /** Reads a claim from a Lease; undefined when the Lease is not a well-formed claim. */
 export function parseClaim(lease: KubeObject): Claim | undefined {
-  const metadata = record(lease.metadata);
-  const spec = record(lease.spec);
-  const annotations = record(metadata.annotations);
+  const metadata = asRecord(lease.metadata);
+  const spec = asRecord(lease.spec);
+  const annotations = asRecord(metadata.annotations);
   const text = (key: string): string | undefined =>
     typeof annotations[key] === "string" ? (annotations[key] as string) : undefined;
   const name = typeof metadata.name === "string" ? metadata.name : "";
@@ -265,7 +266,7 @@ export class Claims implements ClaimPort {
 
   apply(type: "ADDED" | "MODIFIED" | "DELETED", object: KubeObject): void {
     const claim = parseClaim(object);
-    const name = record(object.metadata).name;
+    const name = asRecord(object.metadata).name;
     if (typeof name !== "string") return;
     if (type === "DELETED" || claim === undefined) {
       this.#cache.delete(name);
@@ -378,7 +379,7 @@ export class Claims implements ClaimPort {
           return {
             kind: "created",
             name,
-            resourceVersion: String(record(made.metadata).resourceVersion ?? ""),
+            resourceVersion: String(asRecord(made.metadata).resourceVersion ?? ""),
           };
         } catch (error) {
           if (status(error) !== 409) throw error;
@@ -479,14 +480,14 @@ export class Claims implements ClaimPort {
     pool: string,
     signal: AbortSignal,
   ): Promise<boolean> {
-    const metadata = record(current.metadata);
-    const spec = record(current.spec);
+    const metadata = asRecord(current.metadata);
+    const spec = asRecord(current.spec);
     const updated = {
       ...current,
       metadata: {
         ...metadata,
         annotations: {
-          ...record(metadata.annotations),
+          ...asRecord(metadata.annotations),
           ...claimAnnotations(address, holder, pool, this.#identity),
         },
       },
@@ -674,10 +675,4 @@ function microTime(ms: number): string {
 
 function status(error: unknown): number | undefined {
   return error instanceof KubeApiError ? error.status : undefined;
-}
-
-function record(value: unknown): Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : {};
 }

@@ -12,6 +12,7 @@ import {
   RequestContext,
   Watch,
 } from "@kubernetes/client-node";
+import { asRecord } from "../base/objects.ts";
 
 /** A kubeconfig that cannot be used: a missing file, no current context, nothing found at all. */
 export class KubeConfigError extends Error {
@@ -295,10 +296,4 @@ function toApiError(what: string, error: unknown): KubeApiError {
 
 function isTimeout(error: unknown): boolean {
   return error instanceof Error && error.name === "TimeoutError";
-}
-
-function asRecord(value: unknown): Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : {};
 }

@@ -11,6 +11,7 @@
 
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
+import { asRecord } from "../base/objects.ts";
 import { describeError, KubeApiError, type KubeClient } from "./kube.ts";
 
 export interface RetryOptions {
@@ -239,8 +240,5 @@ function selector(
 }
 
 function metadataOf(object: KubeObject): Record<string, unknown> {
-  const metadata = object.metadata;
-  return typeof metadata === "object" && metadata !== null
-    ? (metadata as Record<string, unknown>)
-    : {};
+  return asRecord(object.metadata);
 }

@@ -9,6 +9,7 @@ import type { AdmissionContext } from "../admission/admit.ts";
 import type { Grant } from "../admission/holds.ts";
 import type { IPTarget } from "../admission/patch.ts";
 import type { AdmissionState, ClaimPort } from "../admission/state.ts";
+import { asRecord } from "../base/objects.ts";
 import type { ClusterView, Policy } from "../ipam/decide.ts";
 import type { Labels } from "../ipam/labels.ts";
 import type { Pool } from "../ipam/pool.ts";
@@ -290,10 +291,7 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
 }
 
 function metadataOf(object: KubeObject): Record<string, unknown> {
-  const metadata = object.metadata;
-  return typeof metadata === "object" && metadata !== null
-    ? (metadata as Record<string, unknown>)
-    : {};
+  return asRecord(object.metadata);
 }
 
 function nameOf(object: KubeObject): string {
@@ -302,6 +300,5 @@ function nameOf(object: KubeObject): string {
 }
 
 function labelsOf(object: KubeObject): Labels {
-  const labels = metadataOf(object).labels;
-  return typeof labels === "object" && labels !== null ? (labels as Labels) : {};
+  return asRecord(metadataOf(object).labels) as Labels;
 }

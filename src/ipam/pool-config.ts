@@ -3,6 +3,7 @@
 // throws on bad input; every problem comes back as a PoolConfigError.
 
 import { parseDocument, type Tags } from "yaml";
+import { isDnsSubdomain } from "../base/k8s-names.ts";
 import { FAMILY_BITS, type Family, formatValue } from "./address.ts";
 import type { LabelSelector, SelectorOperator, SelectorRequirement } from "./labels.ts";
 import { type Pool, PoolSet, type ServiceAllocation } from "./pool.ts";
@@ -543,7 +544,6 @@ function parseRequirement(
 
 // Kubernetes' IsQualifiedName and IsValidLabelValue.
 const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 function checkLabelKey(key: string, path: string, issues: Issues): void {
   const parts = key.split("/");
@@ -553,7 +553,7 @@ function checkLabelKey(key: string, path: string, issues: Issues): void {
     parts.length <= 2 &&
     name.length <= 63 &&
     LABEL_NAME.test(name) &&
-    (prefix === undefined || (prefix.length <= 253 && DNS_SUBDOMAIN.test(prefix)));
+    (prefix === undefined || isDnsSubdomain(prefix));
   if (!valid) {
     issues.add(
       key,

@@ -9,6 +9,7 @@ import type { Webhook } from "../admission/admit.ts";
 import { admitWithClaims, type ClaimedOutcome } from "../admission/claims.ts";
 import { type AdmissionReviewReply, parseAdmissionReview, reply } from "../admission/review.ts";
 import type { AdmissionState } from "../admission/state.ts";
+import { oneLine } from "../base/text.ts";
 import type { Metrics } from "./metrics.ts";
 
 /** The apiserver caps objects near 1.5 MiB; an UPDATE review carries two of them. */
@@ -251,8 +252,4 @@ function describe(error: FastifyError, bodyLimit: number, contentType: string | 
     default:
       return error.message;
   }
-}
-
-function oneLine(text: string): string {
-  return text.replace(/\s*(\r\n|\r|\n)\s*/g, " ");
 }

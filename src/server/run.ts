@@ -6,14 +6,8 @@ import { readFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import type { Logger } from "pino";
 import type { AdmissionState } from "../admission/state.ts";
-import {
-  EXIT,
-  ipTargetProblem,
-  oneLine,
-  type ServeConfig,
-  type ServeIO,
-  usageError,
-} from "../cli/serve.ts";
+import { oneLine } from "../base/text.ts";
+import { EXIT, ipTargetProblem, type ServeConfig, type ServeIO, usageError } from "../cli/serve.ts";
 import { type Policy, policyFor } from "../ipam/decide.ts";
 import { formatMetalLBVersion, type MetalLBVersion } from "../ipam/metallb-version.ts";
 import { describePool, type Pool } from "../ipam/pool.ts";

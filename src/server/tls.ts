@@ -7,6 +7,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { createSecureContext, type SecureContextOptions } from "node:tls";
 import { generate } from "selfsigned";
+import { errorLine } from "../base/text.ts";
 
 const MIN_TLS_VERSION = "TLSv1.2";
 
@@ -30,7 +31,7 @@ function checkCertificate(certificate: Certificate): void {
   try {
     createSecureContext(secureContextOptions(certificate));
   } catch (error) {
-    throw new Error(`certificate and key do not form a usable pair: ${oneLine(error)}`);
+    throw new Error(`certificate and key do not form a usable pair: ${errorLine(error)}`);
   }
 }
 
@@ -40,7 +41,7 @@ export function certificateProblem(certificate: Certificate, now = Date.now()): 
   try {
     parsed = new X509Certificate(certificate.cert);
   } catch (error) {
-    return `serving certificate cannot be parsed: ${oneLine(error)}`;
+    return `serving certificate cannot be parsed: ${errorLine(error)}`;
   }
   if (now > Date.parse(parsed.validTo)) return `serving certificate expired at ${parsed.validTo}`;
   if (now < Date.parse(parsed.validFrom))
@@ -54,7 +55,7 @@ export async function readCertificate(certFile: string, keyFile: string): Promis
     try {
       return await readFile(file, "utf8");
     } catch (error) {
-      throw new Error(`cannot read ${what} ${file}: ${oneLine(error)}`);
+      throw new Error(`cannot read ${what} ${file}: ${errorLine(error)}`);
     }
   };
   const certificate = {
@@ -209,7 +210,7 @@ export class CertificateWatcher {
           key: await readFile(this.#options.keyFile, "utf8"),
         };
       } catch (error) {
-        this.#fail(`cannot read certificate files: ${oneLine(error)}`);
+        this.#fail(`cannot read certificate files: ${errorLine(error)}`);
         return false;
       }
       const seen = fingerprint(certificate);
@@ -221,7 +222,7 @@ export class CertificateWatcher {
         checkCertificate(certificate);
       } catch (error) {
         this.#fail(
-          `${oneLine(error)} (${this.#options.certFile}, ${this.#options.keyFile}); still serving the previous certificate`,
+          `${errorLine(error)} (${this.#options.certFile}, ${this.#options.keyFile}); still serving the previous certificate`,
         );
         return false;
       }
@@ -243,9 +244,4 @@ export class CertificateWatcher {
 
 function fingerprint(certificate: Certificate): string {
   return `${certificate.cert}\u0000${certificate.key}`;
-}
-
-function oneLine(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return text.replace(/\s*(\r\n|\r|\n)\s*/g, " ");
 }
