@@ -32,7 +32,7 @@ import {
   type SourceDocument,
   STDIN_NAME,
   serializeDocuments,
-} from "./manifests.ts";
+} from "../manifests/loader.ts";
 import { Replay, type Verdict } from "./replay.ts";
 
 export const CHECK_SUMMARY = "check Service manifests against MetalLB pools, offline (for CI)";

@@ -11,10 +11,11 @@ import { EXIT, ipTargetProblem, type ServeConfig, type ServeIO, usageError } fro
 import { type Policy, policyFor } from "../ipam/decide.ts";
 import { formatMetalLBVersion, type MetalLBVersion } from "../ipam/metallb-version.ts";
 import { describePool, type Pool } from "../ipam/pool.ts";
+import { loadPoolFiles } from "../manifests/pool-files.ts";
 import { buildApp } from "./app.ts";
 import { createLogger } from "./log.ts";
 import { closeServer, createMetricsServer, listen, Metrics } from "./metrics.ts";
-import { loadPoolFiles, StandaloneState } from "./standalone.ts";
+import { StandaloneState } from "./standalone.ts";
 import {
   type Certificate,
   CertificateWatcher,

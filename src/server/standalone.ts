@@ -1,70 +1,14 @@
-// State for `serve --standalone`: no cluster. Pools come from files, usage lives in memory, and an
-// address admitted once stays taken until the process ends.
+// State for `serve --standalone`: no cluster. Pools come from files (src/manifests/pool-files.ts),
+// usage lives in memory, and an address admitted once stays taken until the process ends.
 
 import type { AdmissionContext } from "../admission/admit.ts";
 import type { Grant } from "../admission/holds.ts";
 import type { IPTarget } from "../admission/patch.ts";
-import type { AdmissionState } from "../admission/state.ts";
-import { ManifestError, ManifestLoader } from "../cli/manifests.ts";
+import type { AdmissionState } from "../admission/ports.ts";
 import type { ClusterView, Policy } from "../ipam/decide.ts";
 import type { Labels } from "../ipam/labels.ts";
-import type { Pool, PoolSet } from "../ipam/pool.ts";
-import {
-  formatPoolConfigError,
-  mergePools,
-  type PoolConfigError,
-  poolsFromDocument,
-} from "../ipam/pool-config.ts";
-import { fail, ok, type Result } from "../ipam/result.ts";
+import type { PoolSet } from "../ipam/pool.ts";
 import { UsageIndex } from "../ipam/usage.ts";
-
-export interface LoadedPools {
-  /** Every valid pool, in file order: what cluster state merges with the cluster's own. */
-  readonly pools: readonly Pool[];
-  readonly poolSet: PoolSet;
-}
-
-/**
- * Reads pools files (YAML or JSON; legacy ConfigMap, IPAddressPool, or a bare `address-pools`
- * document; many documents each) the way `check --pools` does. Any configuration error, or
- * files that hold no pool at all, fail with one line naming the file, document and pool.
- */
-export async function loadPoolFiles(
-  files: readonly string[],
-  metallbNamespace: string,
-): Promise<Result<LoadedPools>> {
-  let objects: Awaited<ReturnType<ManifestLoader["load"]>>;
-  try {
-    objects = await new ManifestLoader().load(files);
-  } catch (error) {
-    if (error instanceof ManifestError) return fail(error.message);
-    throw error;
-  }
-  const pools: Pool[] = [];
-  const errors: PoolConfigError[] = [];
-  for (const { object, location } of objects) {
-    const found = poolsFromDocument(object, location, { metallbNamespace });
-    if (found === undefined) continue;
-    pools.push(...found.pools);
-    errors.push(...found.errors);
-  }
-  const merged = mergePools(pools);
-  errors.push(...merged.errors);
-  const [first] = errors;
-  if (first !== undefined) {
-    const more =
-      errors.length > 1
-        ? ` (and ${errors.length - 1} more problem${errors.length > 2 ? "s" : ""})`
-        : "";
-    return fail(`${formatPoolConfigError(first)}${more}`);
-  }
-  if (merged.poolSet.size === 0) {
-    return fail(
-      `no address pool found in ${files.join(", ")} (expected a MetalLB ConfigMap in namespace ${metallbNamespace}, IPAddressPool objects, or an address-pools document)`,
-    );
-  }
-  return ok({ pools, poolSet: merged.poolSet });
-}
 
 export interface StandaloneOptions {
   readonly policy: Policy;

@@ -1,7 +1,7 @@
-// Loading Kubernetes manifests for the command line: files, directories, stdin; multi-document
-// YAML and JSON; `kind: List` and `*List` flattened. Every object keeps where it came from
-// (file, document number, path inside a List) so messages can point at it and `--assign` can
-// write a mutation back into the very document it came from.
+// Loading Kubernetes manifests: files, directories, stdin; multi-document YAML and JSON;
+// `kind: List` and `*List` flattened (what `check` reads, and serve's --pools files). Every
+// object keeps where it came from (file, document number, path inside a List) so messages can
+// point at it and `check --assign` can write a mutation back into the very document it came from.
 
 import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";

@@ -11,7 +11,7 @@ import {
   parseManifests,
   STDIN_NAME,
   serializeDocuments,
-} from "../../src/cli/manifests.ts";
+} from "../../src/manifests/loader.ts";
 
 function catchManifestError(run: () => unknown): ManifestError {
   try {
