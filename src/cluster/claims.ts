@@ -7,9 +7,8 @@
 
 import { hostname } from "node:os";
 import type { Logger } from "pino";
-import type { ClaimResult } from "../admission/claims.ts";
 import type { Grant } from "../admission/holds.ts";
-import type { ClaimPort } from "../admission/state.ts";
+import type { ClaimPort, ClaimResult } from "../admission/ports.ts";
 import { asRecord } from "../base/objects.ts";
 import { formatAddress, type IPAddress, parseAddress } from "../ipam/address.ts";
 import type { PoolSet } from "../ipam/pool.ts";

@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import type { AdmissionContext } from "../admission/admit.ts";
 import type { Grant } from "../admission/holds.ts";
 import type { IPTarget } from "../admission/patch.ts";
-import type { AdmissionState, ClaimPort } from "../admission/state.ts";
+import type { AdmissionState, ClaimPort } from "../admission/ports.ts";
 import { asRecord } from "../base/objects.ts";
 import type { ClusterView, Policy } from "../ipam/decide.ts";
 import type { Labels } from "../ipam/labels.ts";

@@ -6,9 +6,9 @@ import { performance } from "node:perf_hooks";
 import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import type { Webhook } from "../admission/admit.ts";
-import { admitWithClaims, type ClaimedOutcome } from "../admission/claims.ts";
+import { admitWithClaims, type ClaimedOutcome } from "../admission/claimed-admission.ts";
+import type { AdmissionState } from "../admission/ports.ts";
 import { type AdmissionReviewReply, parseAdmissionReview, reply } from "../admission/review.ts";
-import type { AdmissionState } from "../admission/state.ts";
 import { oneLine } from "../base/text.ts";
 import type { Metrics } from "./metrics.ts";
 

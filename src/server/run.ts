@@ -5,7 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import type { Logger } from "pino";
-import type { AdmissionState } from "../admission/state.ts";
+import type { AdmissionState } from "../admission/ports.ts";
 import { oneLine } from "../base/text.ts";
 import { EXIT, ipTargetProblem, type ServeConfig, type ServeIO, usageError } from "../cli/serve.ts";
 import { type Policy, policyFor } from "../ipam/decide.ts";

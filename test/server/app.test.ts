@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { pino } from "pino";
-import type { AdmissionState } from "../../src/admission/state.ts";
+import type { AdmissionState } from "../../src/admission/ports.ts";
 import { buildApp } from "../../src/server/app.ts";
 import { Metrics } from "../../src/server/metrics.ts";
 import { generateCa, issueServingCertificate } from "../../src/server/tls.ts";

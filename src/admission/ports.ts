@@ -1,7 +1,9 @@
+// The ports the edges implement for the admission layer: the state a review is decided on, and
+// the arbiter its grants are claimed through. Types only.
+
 import type { IPAddress } from "../ipam/address.ts";
 import type { Holder } from "../ipam/usage.ts";
 import type { AdmissionContext } from "./admit.ts";
-import type { ClaimResult } from "./claims.ts";
 import type { Grant } from "./holds.ts";
 
 /**
@@ -45,3 +47,17 @@ export interface ClaimPort {
    */
   recordForeign(owner: string, holder: Holder, addresses: readonly IPAddress[], now: number): void;
 }
+
+export type ClaimResult =
+  /** Every address is claimed for the grant's holder (new claims, its own, or shared ones). */
+  | { readonly kind: "claimed" }
+  /** Another holder, with whom sharing is not allowed, claimed `address` first. */
+  | {
+      readonly kind: "lost";
+      /** The usage owner to record the other claim under (`claim:<lease>`). */
+      readonly owner: string;
+      readonly holder: Holder;
+      readonly address: IPAddress;
+    }
+  /** The arbiter could not be asked or did not answer: nothing is claimed. */
+  | { readonly kind: "error"; readonly message: string };

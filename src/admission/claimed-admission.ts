@@ -4,25 +4,10 @@
 // review decided again, so an auto-assign moves on to the next free address and an explicit
 // request is refused naming the other holder. See docs/decisions/0005-address-claims-with-leases.md.
 
-import { formatAddress, type IPAddress } from "../ipam/address.ts";
-import type { Holder } from "../ipam/usage.ts";
+import { formatAddress } from "../ipam/address.ts";
 import { type AdmissionOutcome, admit, denial, type Webhook } from "./admit.ts";
+import type { AdmissionState, ClaimResult } from "./ports.ts";
 import type { AdmissionRequest } from "./review.ts";
-import type { AdmissionState } from "./state.ts";
-
-export type ClaimResult =
-  /** Every address is claimed for the grant's holder (new claims, its own, or shared ones). */
-  | { readonly kind: "claimed" }
-  /** Another holder, with whom sharing is not allowed, claimed `address` first. */
-  | {
-      readonly kind: "lost";
-      /** The usage owner to record the other claim under (`claim:<lease>`). */
-      readonly owner: string;
-      readonly holder: Holder;
-      readonly address: IPAddress;
-    }
-  /** The arbiter could not be asked or did not answer: nothing is claimed. */
-  | { readonly kind: "error"; readonly message: string };
 
 export interface ClaimOptions {
   /** Decisions (and claims) per review before giving up; default 16. */

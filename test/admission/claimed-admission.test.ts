@@ -5,13 +5,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Webhook } from "../../src/admission/admit.ts";
-import {
-  admitWithClaims,
-  type ClaimResult,
-  DEFAULT_CLAIM_ATTEMPTS,
-} from "../../src/admission/claims.ts";
+import { admitWithClaims, DEFAULT_CLAIM_ATTEMPTS } from "../../src/admission/claimed-admission.ts";
 import type { Grant } from "../../src/admission/holds.ts";
-import type { AdmissionState } from "../../src/admission/state.ts";
+import type { AdmissionState, ClaimResult } from "../../src/admission/ports.ts";
 import { ServiceUsage } from "../../src/cluster/service-usage.ts";
 import { formatAddress, parseAddress } from "../../src/ipam/address.ts";
 import { policyFor } from "../../src/ipam/decide.ts";
