@@ -30,11 +30,17 @@ export interface AdmissionContext {
   readonly ipTarget: IPTarget;
 }
 
+/**
+ * The contract's reason codes: the core's, and `NotReady`, the admission layer's own refusal
+ * while the state is not synced or a claim could not be made.
+ */
+export type AdmissionReason = ReasonCode | "NotReady";
+
 /** What one review produced: the response, and what the edges log, count and record. */
 export interface AdmissionOutcome {
   readonly response: AdmissionResponse;
   readonly decision: "allowed" | "assigned" | "denied" | "skipped";
-  readonly reason: ReasonCode | undefined;
+  readonly reason: AdmissionReason | undefined;
   readonly service: string | undefined;
   /** Addresses to hold until the Service is seen; absent for dry runs and denials. */
   readonly grant: Grant | undefined;
@@ -244,7 +250,7 @@ function withNamespace(service: ServiceObject, request: AdmissionRequest): Servi
   return { ...service, metadata: { ...service.metadata, namespace: request.namespace } };
 }
 
-function statusCode(reason: ReasonCode): number {
+function statusCode(reason: AdmissionReason): number {
   return reason === "InvalidAddress" ? 422 : 403;
 }
 
@@ -288,7 +294,7 @@ function allow(
 export function denial(
   request: AdmissionRequest,
   ref: string,
-  reason: ReasonCode,
+  reason: AdmissionReason,
   message: string,
 ): AdmissionOutcome {
   return deny(request, ref, reason, message, statusCode(reason));
@@ -309,7 +315,7 @@ function refuse(request: AdmissionRequest, ref: string, decision: Denial): Admis
 function deny(
   request: AdmissionRequest,
   ref: string,
-  reason: ReasonCode,
+  reason: AdmissionReason,
   message: string,
   code: number,
 ): AdmissionOutcome {

@@ -40,7 +40,7 @@ import {
 } from "./service.ts";
 import type { Holder, UsageIndex } from "./usage.ts";
 
-/** The contract's reason codes. `NotReady` is the admission layer's; the core never needs it. */
+/** The reason codes of the core's refusals (the admission layer adds `NotReady`). */
 export type ReasonCode =
   | "InvalidAddress"
   | "ConflictingFields"
@@ -52,8 +52,7 @@ export type ReasonCode =
   | "AddressInUse"
   | "SharingConflict"
   | "PoolExhausted"
-  | "IgnoredAnnotation"
-  | "NotReady";
+  | "IgnoredAnnotation";
 
 export type Decision =
   | {
