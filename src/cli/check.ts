@@ -7,6 +7,9 @@
 import { parseArgs } from "node:util";
 import { isRecord } from "../base/objects.ts";
 import { formatAddress } from "../ipam/address.ts";
+import { poolsFromDocument } from "../ipam/config/document.ts";
+import { formatPoolConfigError, type PoolsFound } from "../ipam/config/errors.ts";
+import { mergePools } from "../ipam/config/merge.ts";
 import { type Policy, policyFor, type ReasonCode } from "../ipam/decide.ts";
 import type { Labels } from "../ipam/labels.ts";
 import {
@@ -16,12 +19,6 @@ import {
   type ReleaseReads,
 } from "../ipam/metallb-version.ts";
 import type { PoolSet } from "../ipam/pool.ts";
-import {
-  formatPoolConfigError,
-  mergePools,
-  type PoolsFound,
-  poolsFromDocument,
-} from "../ipam/pool-config.ts";
 import { type ServiceObject, statusAddresses } from "../ipam/service.ts";
 import {
   ManifestError,

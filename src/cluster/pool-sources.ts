@@ -3,13 +3,10 @@
 // not replace the last good pools of that object: MetalLB refuses a broken configuration and
 // keeps running on the previous one, and so do we. Pure: no I/O; problems go to callbacks.
 
+import { poolsFromDocument } from "../ipam/config/document.ts";
+import { formatPoolConfigError, type PoolConfigError } from "../ipam/config/errors.ts";
+import { mergePools } from "../ipam/config/merge.ts";
 import type { Pool, PoolSet } from "../ipam/pool.ts";
-import {
-  formatPoolConfigError,
-  mergePools,
-  type PoolConfigError,
-  poolsFromDocument,
-} from "../ipam/pool-config.ts";
 
 /** A cluster object whose configuration was refused. */
 export interface RejectedConfig {

@@ -1,13 +1,10 @@
 // Serve's --pools files: every pool source in them (MetalLB ConfigMap, IPAddressPool, a bare
 // `address-pools` document), parsed and merged as one pool set, or one line saying what is wrong.
 
+import { poolsFromDocument } from "../ipam/config/document.ts";
+import { formatPoolConfigError, type PoolConfigError } from "../ipam/config/errors.ts";
+import { mergePools } from "../ipam/config/merge.ts";
 import type { Pool, PoolSet } from "../ipam/pool.ts";
-import {
-  formatPoolConfigError,
-  mergePools,
-  type PoolConfigError,
-  poolsFromDocument,
-} from "../ipam/pool-config.ts";
 import { fail, ok, type Result } from "../ipam/result.ts";
 import { ManifestError, ManifestLoader } from "./loader.ts";
 

@@ -6,13 +6,11 @@ import type { AdmissionContext } from "../../src/admission/admit.ts";
 import type { IPTarget, PatchOperation } from "../../src/admission/patch.ts";
 import { type AdmissionRequest, parseAdmissionReview } from "../../src/admission/review.ts";
 import { parseAddress } from "../../src/ipam/address.ts";
+import { formatPoolConfigError } from "../../src/ipam/config/errors.ts";
+import { poolsFromLegacyConfig } from "../../src/ipam/config/legacy.ts";
+import { mergePools } from "../../src/ipam/config/merge.ts";
 import { holderOf, type Policy, policyFor } from "../../src/ipam/decide.ts";
 import type { PoolSet } from "../../src/ipam/pool.ts";
-import {
-  formatPoolConfigError,
-  mergePools,
-  poolsFromLegacyConfig,
-} from "../../src/ipam/pool-config.ts";
 import type { ServiceObject } from "../../src/ipam/service.ts";
 import { UsageIndex } from "../../src/ipam/usage.ts";
 

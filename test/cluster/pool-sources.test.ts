@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { PoolSources, type RejectedConfig } from "../../src/cluster/pool-sources.ts";
+import type { PoolConfigError } from "../../src/ipam/config/errors.ts";
 import type { Pool } from "../../src/ipam/pool.ts";
-import type { PoolConfigError } from "../../src/ipam/pool-config.ts";
 import { parseAddressBlock } from "../../src/ipam/range.ts";
 
 function configMap(config: string, namespace = "metallb-system") {
