@@ -43,6 +43,7 @@ import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import Fastify from "fastify";
 import { pino } from "pino";
+import { type Certificate, generateCertificate } from "../src/certs/issue.ts";
 import { parseAddress } from "../src/ipam/address.ts";
 import { poolsFromDocument } from "../src/ipam/config/document.ts";
 import { mergePools } from "../src/ipam/config/merge.ts";
@@ -53,7 +54,7 @@ import { buildApp, type WebhookApp } from "../src/server/app.ts";
 import { createLogger } from "../src/server/log.ts";
 import { Metrics } from "../src/server/metrics.ts";
 import { StandaloneState } from "../src/server/standalone.ts";
-import { type Certificate, generateCertificate, secureContextOptions } from "../src/server/tls.ts";
+import { secureContextOptions } from "../src/server/tls.ts";
 
 const SECONDS = Number(process.env.LB_IP_GUARD_BENCH_SECONDS ?? 5);
 const WARMUP_SECONDS = 2;

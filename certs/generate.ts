@@ -13,8 +13,8 @@ import { isIP } from "node:net";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { servingNames, validityWindow } from "../src/cluster/certificate-plan.ts";
-import { generateCa, issueServingCertificate } from "../src/server/tls.ts";
+import { generateCa, issueServingCertificate, validityWindow } from "../src/certs/issue.ts";
+import { servingNames } from "../src/certs/names.ts";
 
 export interface DevCertificateOptions {
   readonly out: string;

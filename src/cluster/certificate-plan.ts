@@ -12,17 +12,29 @@
 //   that signed it (its notAfter is capped at the CA's), so no certificate that CA signed can
 //   still serve.
 
-import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
-import { isIP } from "node:net";
 import { asRecord } from "../base/objects.ts";
+import {
+  bundleFingerprints,
+  composeBundle,
+  sameBundle,
+  splitPem,
+  uniqueByFingerprint,
+} from "../certs/bundle.ts";
+import {
+  type CertificateInfo,
+  inspectCertificate,
+  keyMatches,
+  signedBy,
+  validAt,
+} from "../certs/inspect.ts";
 import {
   type Certificate,
   generateCa,
   issueServingCertificate,
   type KeyPair,
-  type ServingNames,
-  type ValidityWindow,
-} from "../server/tls.ts";
+  validityWindow,
+} from "../certs/issue.ts";
+import { coversNames, type ServingNames, unionNames } from "../certs/names.ts";
 
 /** Keys of the certificate Secret (type kubernetes.io/tls, plus the CA and the bundle). */
 export const SECRET_KEYS = {
@@ -65,73 +77,9 @@ export interface CertificateSettings {
 
 /** How much of a validity period passes before the certificate is replaced. */
 const ROTATE_AFTER = 2 / 3;
-/** Backdating of notBefore against clock skew: 60 s, or a tenth of a short validity. */
-const MAX_BACKDATE_MS = 60_000;
 
 // ---------------------------------------------------------------------------------------------
-// Names and validity
-
-/**
- * The names a serving certificate needs: `<service>.<namespace>.svc` (what the API server
- * dials for a service reference), `.svc.cluster.local`, `<service>.<namespace>` and `<service>`,
- * then the extra names (--tls-san: DNS names or IP addresses), deduplicated in that order.
- */
-export function servingNames(
-  service: string,
-  namespace: string,
-  extra: readonly string[] = [],
-): ServingNames {
-  const dns: string[] = [
-    `${service}.${namespace}.svc`,
-    `${service}.${namespace}.svc.cluster.local`,
-    `${service}.${namespace}`,
-    service,
-  ];
-  const ips: string[] = [];
-  for (const name of extra) {
-    const target = isIP(name) === 0 ? dns : ips;
-    const value = isIP(name) === 0 ? name.toLowerCase() : canonicalIp(name);
-    if (!target.includes(value)) target.push(value);
-  }
-  return { dns: [...new Set(dns)], ips };
-}
-
-/** Every name in `wanted` is in `have` (IPs compared in canonical form). */
-export function coversNames(have: ServingNames, wanted: ServingNames): boolean {
-  const dns = new Set(have.dns.map((name) => name.toLowerCase()));
-  const ips = new Set(have.ips.map(canonicalIp));
-  return (
-    wanted.dns.every((name) => dns.has(name.toLowerCase())) &&
-    wanted.ips.every((ip) => ips.has(canonicalIp(ip)))
-  );
-}
-
-/** `wanted` first, then the names only `have` has: a replica never drops another's names. */
-export function unionNames(wanted: ServingNames, have: ServingNames): ServingNames {
-  const dns = [...wanted.dns];
-  for (const name of have.dns) if (!dns.includes(name)) dns.push(name);
-  const ips = wanted.ips.map(canonicalIp);
-  for (const ip of have.ips.map(canonicalIp)) if (!ips.includes(ip)) ips.push(ip);
-  return { dns, ips };
-}
-
-/**
- * From `now` for `validityMs`, notBefore backdated against clock skew (60 s, or a tenth of a
- * short validity), notAfter capped at `notAfterCap` (the signing CA's end).
- */
-export function validityWindow(
-  now: number,
-  validityMs: number,
-  notAfterCap?: number,
-): ValidityWindow {
-  const backdate = Math.min(MAX_BACKDATE_MS, Math.floor(validityMs / 10));
-  const notAfter = Math.min(now + validityMs, notAfterCap ?? Number.POSITIVE_INFINITY);
-  // Whole seconds: X.509 times have no fraction, and the window must not round past the cap.
-  return {
-    notBefore: new Date(Math.floor((now - backdate) / 1000) * 1000),
-    notAfter: new Date(Math.floor(notAfter / 1000) * 1000),
-  };
-}
+// Rotation
 
 /** When a certificate of this window is due for replacement (two thirds through). */
 export function rotationTime(window: {
@@ -139,107 +87,6 @@ export function rotationTime(window: {
   readonly notAfter: number;
 }): number {
   return window.notBefore + Math.floor((window.notAfter - window.notBefore) * ROTATE_AFTER);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Inspecting certificates
-
-export interface CertificateInfo {
-  readonly pem: string;
-  readonly x509: X509Certificate;
-  readonly fingerprint: string;
-  readonly notBefore: number;
-  readonly notAfter: number;
-  readonly isCa: boolean;
-  readonly names: ServingNames;
-  readonly subject: string;
-  readonly serial: string;
-}
-
-/** The parsed certificate, or undefined when `pem` is not one. */
-export function inspectCertificate(pem: string | undefined): CertificateInfo | undefined {
-  if (pem === undefined || pem.trim() === "") return undefined;
-  let x509: X509Certificate;
-  try {
-    x509 = new X509Certificate(pem);
-  } catch {
-    return undefined;
-  }
-  return {
-    pem: x509.toString(),
-    x509,
-    fingerprint: x509.fingerprint256,
-    notBefore: Date.parse(x509.validFrom),
-    notAfter: Date.parse(x509.validTo),
-    isCa: x509.ca,
-    names: subjectAltNames(x509.subjectAltName),
-    subject: x509.subject.replace(/\n/g, ", "),
-    serial: x509.serialNumber,
-  };
-}
-
-/** The PEM certificates of a bundle, in order; anything between them is ignored. */
-export function splitPem(bundle: string | undefined): string[] {
-  if (bundle === undefined) return [];
-  return [...bundle.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)].map(
-    ([pem]) => `${pem}\n`,
-  );
-}
-
-/** True when `key` (PEM) is the private key of `certificate`. */
-function keyMatches(certificate: CertificateInfo, key: string | undefined): boolean {
-  if (key === undefined) return false;
-  try {
-    const fromKey = createPublicKey(createPrivateKey(key)).export({ type: "spki", format: "der" });
-    const fromCert = certificate.x509.publicKey.export({ type: "spki", format: "der" });
-    return fromKey.equals(fromCert);
-  } catch {
-    return false;
-  }
-}
-
-/** True when `issuer` signed `certificate`. */
-export function signedBy(certificate: CertificateInfo, issuer: CertificateInfo): boolean {
-  try {
-    return (
-      certificate.x509.checkIssued(issuer.x509) && certificate.x509.verify(issuer.x509.publicKey)
-    );
-  } catch {
-    return false;
-  }
-}
-
-const within = (info: CertificateInfo, now: number) => now >= info.notBefore && now < info.notAfter;
-
-// ---------------------------------------------------------------------------------------------
-// Bundles
-
-/**
- * The bundle PEM of `certificates`: one per fingerprint, oldest first (by notBefore, then
- * fingerprint), so every replica writes the same text for the same set.
- */
-export function composeBundle(certificates: readonly CertificateInfo[]): string {
-  const unique = new Map(certificates.map((info) => [info.fingerprint, info]));
-  return [...unique.values()]
-    .sort((a, b) => a.notBefore - b.notBefore || a.fingerprint.localeCompare(b.fingerprint))
-    .map((info) => info.pem)
-    .join("");
-}
-
-/** The fingerprints of the certificates in a bundle PEM, sorted: bundles compare as sets. */
-export function bundleFingerprints(bundle: string | undefined): string[] {
-  return [
-    ...new Set(
-      splitPem(bundle)
-        .map((pem) => inspectCertificate(pem)?.fingerprint)
-        .filter((fingerprint) => fingerprint !== undefined),
-    ),
-  ].sort();
-}
-
-export function sameBundle(a: string | undefined, b: string | undefined): boolean {
-  const [left, right] = [bundleFingerprints(a), bundleFingerprints(b)];
-  return left.length === right.length && left.every((value, index) => value === right[index]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -307,7 +154,7 @@ export function planCertificates(input: PlanInput): CertificatePlan {
         ? "ca.crt is not a CA certificate"
         : !keyMatches(ca, stored.caKey)
           ? "ca.key does not match ca.crt"
-          : !within(ca, now)
+          : !validAt(ca, now)
             ? now >= ca.notAfter
               ? `the CA expired at ${iso(ca.notAfter)}`
               : `the CA is not valid before ${iso(ca.notBefore)}`
@@ -349,7 +196,7 @@ export function planCertificates(input: PlanInput): CertificatePlan {
       ? "the serving certificate cannot be parsed"
       : !keyMatches(cert, stored.key)
         ? "tls.key does not match tls.crt"
-        : !within(cert, now)
+        : !validAt(cert, now)
           ? now >= cert.notAfter
             ? `the serving certificate expired at ${iso(cert.notAfter)}`
             : `the serving certificate is not valid before ${iso(cert.notBefore)}`
@@ -485,7 +332,7 @@ export function secretData(set: CertificateSet): Record<string, string> {
 export function servablePair(stored: StoredCertificates, now: number): Certificate | undefined {
   const cert = inspectCertificate(stored.cert);
   if (cert === undefined || stored.cert === undefined || stored.key === undefined) return undefined;
-  if (!keyMatches(cert, stored.key) || !within(cert, now)) return undefined;
+  if (!keyMatches(cert, stored.key) || !validAt(cert, now)) return undefined;
   return { cert: stored.cert, key: stored.key };
 }
 
@@ -537,34 +384,6 @@ export function trustsCa(configuration: unknown, caPem: string | undefined): boo
       fingerprint,
     );
   });
-}
-
-// ---------------------------------------------------------------------------------------------
-
-function subjectAltNames(text: string | undefined): ServingNames {
-  const dns: string[] = [];
-  const ips: string[] = [];
-  for (const part of (text ?? "").split(/,\s*/)) {
-    const dnsMatch = /^DNS:(.+)$/.exec(part);
-    const ipMatch = /^IP Address:(.+)$/.exec(part);
-    if (dnsMatch?.[1] !== undefined) dns.push(dnsMatch[1]);
-    else if (ipMatch?.[1] !== undefined) ips.push(canonicalIp(ipMatch[1]));
-  }
-  return { dns, ips };
-}
-
-/** IPv6 in its compressed lower-case form (OpenSSL prints full groups); IPv4 as is. */
-function canonicalIp(ip: string): string {
-  if (isIP(ip) !== 6) return ip;
-  try {
-    return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
-  } catch {
-    return ip.toLowerCase();
-  }
-}
-
-function uniqueByFingerprint(infos: readonly CertificateInfo[]): CertificateInfo[] {
-  return [...new Map(infos.map((info) => [info.fingerprint, info])).values()];
 }
 
 function iso(ms: number): string {

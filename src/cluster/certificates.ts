@@ -21,12 +21,12 @@
 
 import type { Logger } from "pino";
 import { asRecord } from "../base/objects.ts";
-import type { Certificate } from "../server/tls.ts";
+import { inspectCertificate } from "../certs/inspect.ts";
+import type { Certificate } from "../certs/issue.ts";
 import {
   type CertificateSettings,
   caBundlePatch,
   carryOut,
-  inspectCertificate,
   planCertificates,
   readSecretData,
   type StoredCertificates,

@@ -4,7 +4,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import { inspectCertificate } from "../cluster/certificate-plan.ts";
+import { inspectCertificate } from "../certs/inspect.ts";
 import type { ClusterView } from "../ipam/decide.ts";
 import { poolUtilisation } from "../ipam/utilisation.ts";
 

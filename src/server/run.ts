@@ -7,6 +7,8 @@ import { isIP } from "node:net";
 import type { Logger } from "pino";
 import type { AdmissionState } from "../admission/ports.ts";
 import { oneLine } from "../base/text.ts";
+import { certificateProblem } from "../certs/inspect.ts";
+import { type Certificate, generateCertificate } from "../certs/issue.ts";
 import { EXIT, ipTargetProblem, type ServeConfig, type ServeIO, usageError } from "../cli/serve.ts";
 import { type Policy, policyFor } from "../ipam/decide.ts";
 import { formatMetalLBVersion, type MetalLBVersion } from "../ipam/metallb-version.ts";
@@ -16,15 +18,7 @@ import { buildApp } from "./app.ts";
 import { createLogger } from "./log.ts";
 import { closeServer, createMetricsServer, listen, Metrics } from "./metrics.ts";
 import { StandaloneState } from "./standalone.ts";
-import {
-  type Certificate,
-  CertificateWatcher,
-  certificateProblem,
-  generateCertificate,
-  readCertificate,
-  secureContextOptions,
-  writePem,
-} from "./tls.ts";
+import { CertificateWatcher, readCertificate, secureContextOptions, writePem } from "./tls.ts";
 
 /** How long a grant holds its address while the Service has not reached the informer cache. */
 const HOLD_TTL_MS = 30_000;
@@ -323,7 +317,7 @@ async function startCertificates(
   const [{ CertificateManager }, { servingNames }, { KubeClient, loadKubeConfig }] =
     await Promise.all([
       import("../cluster/certificates.ts"),
-      import("../cluster/certificate-plan.ts"),
+      import("../certs/names.ts"),
       import("../cluster/kube.ts"),
     ]);
   const manager = new CertificateManager({

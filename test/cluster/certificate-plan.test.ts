@@ -5,31 +5,23 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { bundleFingerprints, composeBundle, sameBundle, splitPem } from "../../src/certs/bundle.ts";
+import { inspectCertificate, signedBy } from "../../src/certs/inspect.ts";
+import { coversNames, servingNames } from "../../src/certs/names.ts";
 import {
-  bundleFingerprints,
   type CertificateSet,
   type CertificateSettings,
   caBundlePatch,
   carryOut,
-  composeBundle,
-  coversNames,
-  inspectCertificate,
   planCertificates,
   readSecretData,
   rotationTime,
   SECRET_KEYS,
   type StoredCertificates,
-  sameBundle,
   secretData,
   servablePair,
-  servingNames,
-  signedBy,
-  splitPem,
   trustsCa,
-  unionNames,
-  validityWindow,
 } from "../../src/cluster/certificate-plan.ts";
-import { generateCa } from "../../src/server/tls.ts";
 
 const S = 1000;
 const T0 = Date.parse("2030-01-01T00:00:00Z");
@@ -53,45 +45,7 @@ function info(pem: string | undefined) {
   return parsed;
 }
 
-describe("serving names and validity", () => {
-  it("names the Service in every form the API server or a client may dial, extras after", () => {
-    assert.deepEqual(servingNames("guard", "net", ["Guard.Example.com", "10.0.0.7", "fd00::0:1"]), {
-      dns: [
-        "guard.net.svc",
-        "guard.net.svc.cluster.local",
-        "guard.net",
-        "guard",
-        "guard.example.com",
-      ],
-      ips: ["10.0.0.7", "fd00::1"],
-    });
-    assert.deepEqual(servingNames("guard", "net", ["guard", "10.0.0.7", "10.0.0.7"]).ips, [
-      "10.0.0.7",
-    ]);
-    assert.equal(servingNames("guard", "net", ["guard"]).dns.length, 4, "no duplicate");
-  });
-
-  it("compares names as sets and unions them without dropping another replica's", () => {
-    const have = { dns: ["a", "B"], ips: ["fd00:0:0:0:0:0:0:1"] };
-    assert.ok(coversNames(have, { dns: ["b"], ips: ["fd00::1"] }));
-    assert.ok(!coversNames(have, { dns: ["c"], ips: [] }));
-    assert.deepEqual(unionNames({ dns: ["c"], ips: ["10.0.0.1"] }, have), {
-      dns: ["c", "a", "B"],
-      ips: ["10.0.0.1", "fd00::1"],
-    });
-  });
-
-  it("backdates notBefore by 60 s, or a tenth of a short validity, caps notAfter, whole seconds", () => {
-    const long = validityWindow(T0 + 123, 90 * 86_400 * S);
-    assert.equal(long.notBefore.getTime(), T0 - 60 * S);
-    assert.equal(long.notAfter.getTime(), T0 + 90 * 86_400 * S);
-    const short = validityWindow(T0, 20 * S);
-    assert.equal(short.notBefore.getTime(), T0 - 2 * S);
-    assert.equal(short.notAfter.getTime(), T0 + 20 * S);
-    const capped = validityWindow(T0, 20 * S, T0 + 5_500);
-    assert.equal(capped.notAfter.getTime(), T0 + 5 * S, "never past the cap");
-  });
-
+describe("rotation time", () => {
   it("rotates two thirds through the validity", () => {
     assert.equal(rotationTime({ notBefore: 0, notAfter: 30 * S }), 20 * S);
     assert.equal(
@@ -320,20 +274,7 @@ describe("the plan", () => {
   });
 });
 
-describe("bundles and the caBundle patch", () => {
-  it("composes one PEM per CA, oldest first, whatever the input order; compares as sets", async () => {
-    const a = info((await generateCa("a", validityWindow(T0, 90 * S))).cert);
-    const b = info((await generateCa("b", validityWindow(T0 + 10 * S, 90 * S))).cert);
-    const bundle = composeBundle([b, a, b]);
-    assert.equal(bundle, composeBundle([a, b]));
-    assert.deepEqual(
-      splitPem(bundle).map((pem) => info(pem).fingerprint),
-      [a.fingerprint, b.fingerprint],
-    );
-    assert.ok(sameBundle(bundle, `junk\n${b.pem}\n\n${a.pem}`));
-    assert.ok(!sameBundle(bundle, a.pem));
-  });
-
+describe("the caBundle patch and the Secret", () => {
   function configuration(caBundles: (string | undefined)[]) {
     return {
       metadata: { name: "lb-ip-guard", resourceVersion: "42" },

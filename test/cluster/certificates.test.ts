@@ -8,10 +8,11 @@ import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { describe, it } from "node:test";
 import { pino } from "pino";
-import { readSecretData, servingNames } from "../../src/cluster/certificate-plan.ts";
+import type { Certificate } from "../../src/certs/issue.ts";
+import { servingNames } from "../../src/certs/names.ts";
+import { readSecretData } from "../../src/cluster/certificate-plan.ts";
 import { CertificateManager } from "../../src/cluster/certificates.ts";
 import { KubeApiError, type KubeClient } from "../../src/cluster/kube.ts";
-import type { Certificate } from "../../src/server/tls.ts";
 
 const S = 1000;
 const SECRETS = "/api/v1/namespaces/guard/secrets";

@@ -28,7 +28,7 @@ import {
   issueServingCertificate,
   type KeyPair,
   type ValidityWindow,
-} from "../../src/server/tls.ts";
+} from "../../src/certs/issue.ts";
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 export const CRD_FILE = join(repoRoot, "deploy/crds/ipaddresspools.metallb.io.yaml");

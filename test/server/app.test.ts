@@ -6,9 +6,9 @@ import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { pino } from "pino";
 import type { AdmissionState } from "../../src/admission/ports.ts";
+import { generateCa, issueServingCertificate } from "../../src/certs/issue.ts";
 import { buildApp } from "../../src/server/app.ts";
 import { Metrics } from "../../src/server/metrics.ts";
-import { generateCa, issueServingCertificate } from "../../src/server/tls.ts";
 import { autoAssign, context, decodePatch, review, service } from "../admission/fixtures.ts";
 import { harness } from "./helpers.ts";
 

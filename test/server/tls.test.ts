@@ -9,14 +9,15 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { connect } from "node:tls";
 import { pino } from "pino";
+import {
+  type Certificate,
+  type GeneratedCertificate,
+  generateCertificate,
+} from "../../src/certs/issue.ts";
 import { buildApp } from "../../src/server/app.ts";
 import { closeServer, createMetricsServer, listen, Metrics } from "../../src/server/metrics.ts";
 import {
-  type Certificate,
   CertificateWatcher,
-  certificateProblem,
-  type GeneratedCertificate,
-  generateCertificate,
   readCertificate,
   secureContextOptions,
   writePem,
@@ -48,22 +49,6 @@ describe("HTTPS", () => {
   });
   after(async () => {
     await rm(directory, { recursive: true, force: true });
-  });
-
-  it("generates a CA and a serving certificate for localhost, 127.0.0.1 and ::1", () => {
-    const leaf = new X509Certificate(certificate.cert);
-    const ca = new X509Certificate(certificate.ca);
-    assert.ok(leaf.verify(ca.publicKey), "the CA signed the serving certificate");
-    assert.ok(ca.ca);
-    assert.ok(!leaf.ca);
-    assert.match(leaf.subjectAltName ?? "", /DNS:localhost/);
-    assert.match(leaf.subjectAltName ?? "", /IP Address:127\.0\.0\.1/);
-    assert.match(leaf.subjectAltName ?? "", /IP Address:0:0:0:0:0:0:0:1|IP Address:::1/);
-    assert.equal(certificateProblem(certificate), undefined);
-    assert.match(
-      certificateProblem(certificate, Date.now() + 400 * 24 * 3600 * 1000) ?? "",
-      /expired/,
-    );
   });
 
   it("serves reviews over TLS 1.2+ with the generated CA, and refuses TLS 1.1", async () => {
