@@ -41,7 +41,7 @@ export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
 
   // Three ways to a certificate: mounted files (--tls-cert/--tls-key, reloaded on change); on a
   // cluster without them, the bootstrap (a CA and certificate in a Secret, injected into the
-  // webhook configurations, rotated: src/cluster/certificates.ts), which serves a throwaway
+  // webhook configurations, rotated: src/cluster/certificates/), which serves a throwaway
   // certificate until the Secret's is loaded (/readyz fails meanwhile); standalone, a
   // generated one whose CA goes to --ca-out.
   const mounted = config.tlsCert !== undefined && config.tlsKey !== undefined;
@@ -117,7 +117,7 @@ export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
 
   let served = certificate;
   let stopping = false;
-  let certificates: import("../cluster/certificates.ts").CertificateManager | undefined;
+  let certificates: import("../cluster/certificates/manager.ts").CertificateManager | undefined;
   const metrics = new Metrics({
     view: () => {
       const context = state.context();
@@ -316,7 +316,7 @@ async function startCertificates(
 ) {
   const [{ CertificateManager }, { servingNames }, { KubeClient, loadKubeConfig }] =
     await Promise.all([
-      import("../cluster/certificates.ts"),
+      import("../cluster/certificates/manager.ts"),
       import("../certs/names.ts"),
       import("../cluster/kube.ts"),
     ]);

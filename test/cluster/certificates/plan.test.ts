@@ -1,49 +1,20 @@
-// The pure certificate logic of the bootstrap (src/cluster/certificate-plan.ts): names, validity
-// windows, when the CA and the serving certificate rotate, the trust delay a new CA waits, which
-// CAs the bundle keeps, the caBundle patch, and a simulated clock over several CA lifetimes
-// where no replica ever serves a certificate the API server does not trust.
+// The rotation plan of the certificate Secret (src/cluster/certificates/plan.ts): when the CA
+// and the serving certificate rotate, the trust delay a new CA waits, which CAs the bundle keeps,
+// and a simulated clock over several CA lifetimes where no replica ever serves a certificate the
+// API server does not trust.
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { bundleFingerprints, composeBundle, sameBundle, splitPem } from "../../src/certs/bundle.ts";
-import { inspectCertificate, signedBy } from "../../src/certs/inspect.ts";
-import { coversNames, servingNames } from "../../src/certs/names.ts";
+import { bundleFingerprints, sameBundle, splitPem } from "../../../src/certs/bundle.ts";
+import { inspectCertificate, signedBy } from "../../../src/certs/inspect.ts";
+import { coversNames, servingNames } from "../../../src/certs/names.ts";
 import {
-  type CertificateSet,
-  type CertificateSettings,
-  caBundlePatch,
   carryOut,
   planCertificates,
-  readSecretData,
   rotationTime,
-  SECRET_KEYS,
-  type StoredCertificates,
-  secretData,
-  servablePair,
-  trustsCa,
-} from "../../src/cluster/certificate-plan.ts";
-
-const S = 1000;
-const T0 = Date.parse("2030-01-01T00:00:00Z");
-const NAMES = servingNames("lb-ip-guard", "lb-ip-guard", ["127.0.0.1"]);
-const SETTINGS: CertificateSettings = {
-  certValidityMs: 30 * S,
-  caValidityMs: 90 * S,
-  trustDelayMs: 3 * S,
-  names: NAMES,
-};
-
-/** The set a first pass writes at `now`. */
-async function bootstrap(now = T0, settings = SETTINGS): Promise<CertificateSet> {
-  const plan = planCertificates({ stored: undefined, now, settings, trustedSince: undefined });
-  return carryOut(plan, undefined, settings, now);
-}
-
-function info(pem: string | undefined) {
-  const parsed = inspectCertificate(pem);
-  assert.ok(parsed, "a certificate");
-  return parsed;
-}
+} from "../../../src/cluster/certificates/plan.ts";
+import { type StoredCertificates, servablePair } from "../../../src/cluster/certificates/secret.ts";
+import { bootstrap, info, NAMES, S, SETTINGS, T0 } from "./fixtures.ts";
 
 describe("rotation time", () => {
   it("rotates two thirds through the validity", () => {
@@ -271,75 +242,6 @@ describe("the plan", () => {
       assert.equal(plan.newCa, true);
       assert.equal(plan.newCert, false, "the certificate in use is still good");
     }
-  });
-});
-
-describe("the caBundle patch and the Secret", () => {
-  function configuration(caBundles: (string | undefined)[]) {
-    return {
-      metadata: { name: "lb-ip-guard", resourceVersion: "42" },
-      webhooks: caBundles.map((bundle, index) => ({
-        name: `hook-${index}.lb-ip-guard.dev`,
-        clientConfig: {
-          url: "https://127.0.0.1:8443/validate",
-          ...(bundle !== undefined && { caBundle: Buffer.from(bundle).toString("base64") }),
-        },
-      })),
-    };
-  }
-
-  it("patches each webhook whose caBundle differs, guarded by its name and the resourceVersion", async () => {
-    const set = await bootstrap();
-    const encoded = Buffer.from(set.bundle).toString("base64");
-    assert.deepEqual(caBundlePatch(configuration([undefined, set.bundle, "garbage"]), set.bundle), [
-      { op: "test", path: "/metadata/resourceVersion", value: "42" },
-      { op: "test", path: "/webhooks/0/name", value: "hook-0.lb-ip-guard.dev" },
-      { op: "add", path: "/webhooks/0/clientConfig/caBundle", value: encoded },
-      { op: "test", path: "/webhooks/2/name", value: "hook-2.lb-ip-guard.dev" },
-      { op: "add", path: "/webhooks/2/clientConfig/caBundle", value: encoded },
-    ]);
-  });
-
-  it("is idempotent: no patch when every caBundle holds the same CAs, in any order", async () => {
-    const set = await bootstrap();
-    const other = await bootstrap(T0 + 5 * S);
-    const two = composeBundle([info(set.caCert), info(other.caCert)]);
-    const reversed = `${other.caCert}${set.caCert}`;
-    assert.deepEqual(caBundlePatch(configuration([two, reversed]), two), []);
-    assert.deepEqual(caBundlePatch({ metadata: {}, webhooks: [] }, two), []);
-    assert.equal(caBundlePatch(configuration([set.bundle]), two).length, 3, "a CA is missing");
-    assert.equal(caBundlePatch(configuration([two]), set.bundle).length, 3, "a CA too many");
-  });
-
-  it("sees whether every webhook trusts a CA", async () => {
-    const set = await bootstrap();
-    const other = await bootstrap(T0 + 5 * S);
-    assert.ok(trustsCa(configuration([set.bundle, set.bundle]), set.caCert));
-    assert.ok(!trustsCa(configuration([set.bundle, undefined]), set.caCert));
-    assert.ok(!trustsCa(configuration([other.bundle]), set.caCert));
-    assert.ok(!trustsCa(configuration([set.bundle]), "not a certificate"));
-  });
-
-  it("round-trips the Secret's data, base64 under the documented keys", async () => {
-    const set = await bootstrap();
-    const data = secretData(set);
-    assert.deepEqual(Object.keys(data).sort(), [
-      "ca-bundle.crt",
-      "ca.crt",
-      "ca.key",
-      "tls.crt",
-      "tls.key",
-    ]);
-    assert.equal(Buffer.from(data[SECRET_KEYS.cert] ?? "", "base64").toString(), set.cert);
-    assert.deepEqual(readSecretData(data), set);
-    assert.deepEqual(readSecretData({ "tls.crt": "" }), {
-      cert: undefined,
-      key: undefined,
-      caCert: undefined,
-      caKey: undefined,
-      bundle: undefined,
-    });
-    assert.deepEqual(readSecretData(null), readSecretData({}));
   });
 });
 

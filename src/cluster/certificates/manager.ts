@@ -2,7 +2,8 @@
 // in a Secret of the webhook's namespace, created if absent (replicas converge on the one whose
 // create won), the CA bundle injected into the caBundle of every webhook of the webhook's own
 // MutatingWebhookConfiguration and ValidatingWebhookConfiguration, and rotation before expiry.
-// The decisions are in certificate-plan.ts (pure); this file reads and writes.
+// The decisions are in plan.ts, the Secret's content in secret.ts and the caBundle patch in
+// webhook-configuration.ts (all pure); this file reads and writes.
 //
 // One pass, in this order:
 //   1. GET both webhook configurations, then GET the Secret (quorum reads, in that order: a
@@ -20,22 +21,14 @@
 // least every resync interval (a configuration someone re-applied without caBundle).
 
 import type { Logger } from "pino";
-import { asRecord } from "../base/objects.ts";
-import { inspectCertificate } from "../certs/inspect.ts";
-import type { Certificate } from "../certs/issue.ts";
-import {
-  type CertificateSettings,
-  caBundlePatch,
-  carryOut,
-  planCertificates,
-  readSecretData,
-  type StoredCertificates,
-  secretData,
-  servablePair,
-  trustsCa,
-} from "./certificate-plan.ts";
-import { describeError, KubeApiError, type KubeClient } from "./kube.ts";
-import { backoffDelay, DEFAULT_RETRY, Reflector, type RetryOptions } from "./reflector.ts";
+import { asRecord } from "../../base/objects.ts";
+import { inspectCertificate } from "../../certs/inspect.ts";
+import type { Certificate } from "../../certs/issue.ts";
+import { describeError, KubeApiError, type KubeClient } from "../kube.ts";
+import { backoffDelay, DEFAULT_RETRY, Reflector, type RetryOptions } from "../reflector.ts";
+import { type CertificateSettings, carryOut, planCertificates } from "./plan.ts";
+import { readSecretData, type StoredCertificates, secretData, servablePair } from "./secret.ts";
+import { caBundlePatch, trustsCa } from "./webhook-configuration.ts";
 
 export interface CertificateManagerOptions {
   readonly client: KubeClient;

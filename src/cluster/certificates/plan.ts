@@ -1,7 +1,7 @@
-// The certificate logic of `serve` on a cluster without --tls-cert, free of I/O: what the
-// certificate Secret holds, when the CA and the serving certificate rotate, which CAs the bundle
-// keeps, and the JSON patch that puts the bundle into a webhook configuration's caBundle.
-// src/cluster/certificates.ts does the reading and writing; docs/decisions/0006 explains why.
+// When the CA and the serving certificate of the certificate Secret rotate, which CAs the bundle
+// keeps, and carrying a plan out (generating what it asks for). Pure but for the clock it is
+// given: replicas that race make the same decision, and the one whose write wins decides.
+// manager.ts does the reading and writing; docs/decisions/0006 explains why.
 //
 // The rules, for a rotation without a failed call:
 // - a certificate rotates once two thirds of its validity have passed;
@@ -12,59 +12,28 @@
 //   that signed it (its notAfter is capped at the CA's), so no certificate that CA signed can
 //   still serve.
 
-import { asRecord } from "../base/objects.ts";
 import {
   bundleFingerprints,
   composeBundle,
-  sameBundle,
   splitPem,
   uniqueByFingerprint,
-} from "../certs/bundle.ts";
+} from "../../certs/bundle.ts";
 import {
   type CertificateInfo,
   inspectCertificate,
   keyMatches,
   signedBy,
   validAt,
-} from "../certs/inspect.ts";
+} from "../../certs/inspect.ts";
 import {
   type Certificate,
   generateCa,
   issueServingCertificate,
   type KeyPair,
   validityWindow,
-} from "../certs/issue.ts";
-import { coversNames, type ServingNames, unionNames } from "../certs/names.ts";
-
-/** Keys of the certificate Secret (type kubernetes.io/tls, plus the CA and the bundle). */
-export const SECRET_KEYS = {
-  /** The serving certificate, and its key. */
-  cert: "tls.crt",
-  key: "tls.key",
-  /** The CA that signs serving certificates now, and its key. */
-  caCert: "ca.crt",
-  caKey: "ca.key",
-  /** Every CA the API server must trust: what goes into caBundle. */
-  bundle: "ca-bundle.crt",
-} as const;
-
-/** What the Secret holds, PEM, each part possibly missing or broken. */
-export interface StoredCertificates {
-  readonly cert?: string | undefined;
-  readonly key?: string | undefined;
-  readonly caCert?: string | undefined;
-  readonly caKey?: string | undefined;
-  readonly bundle?: string | undefined;
-}
-
-/** A complete set, as written to the Secret. */
-export interface CertificateSet {
-  readonly cert: string;
-  readonly key: string;
-  readonly caCert: string;
-  readonly caKey: string;
-  readonly bundle: string;
-}
+} from "../../certs/issue.ts";
+import { coversNames, type ServingNames, unionNames } from "../../certs/names.ts";
+import type { CertificateSet, StoredCertificates } from "./secret.ts";
 
 export interface CertificateSettings {
   /** Validity of a serving certificate (capped at its CA's notAfter). */
@@ -290,100 +259,6 @@ export async function carryOut(
     caKey: signing.key,
     bundle: composeBundle(bundle),
   };
-}
-
-// ---------------------------------------------------------------------------------------------
-// The Secret
-
-/** `data` of a Secret (base64 values) to what it holds. */
-export function readSecretData(data: unknown): StoredCertificates {
-  const record = asRecord(data);
-  const read = (key: string): string | undefined => {
-    const value = record[key];
-    return typeof value === "string" && value !== ""
-      ? Buffer.from(value, "base64").toString("utf8")
-      : undefined;
-  };
-  return {
-    cert: read(SECRET_KEYS.cert),
-    key: read(SECRET_KEYS.key),
-    caCert: read(SECRET_KEYS.caCert),
-    caKey: read(SECRET_KEYS.caKey),
-    bundle: read(SECRET_KEYS.bundle),
-  };
-}
-
-/** A set to the Secret's `data` (base64 values). */
-export function secretData(set: CertificateSet): Record<string, string> {
-  const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
-  return {
-    [SECRET_KEYS.cert]: b64(set.cert),
-    [SECRET_KEYS.key]: b64(set.key),
-    [SECRET_KEYS.caCert]: b64(set.caCert),
-    [SECRET_KEYS.caKey]: b64(set.caKey),
-    [SECRET_KEYS.bundle]: b64(set.bundle),
-  };
-}
-
-/**
- * The serving pair of a Secret when it can serve at `now` (parses, key matches, in its
- * validity), else undefined.
- */
-export function servablePair(stored: StoredCertificates, now: number): Certificate | undefined {
-  const cert = inspectCertificate(stored.cert);
-  if (cert === undefined || stored.cert === undefined || stored.key === undefined) return undefined;
-  if (!keyMatches(cert, stored.key) || !validAt(cert, now)) return undefined;
-  return { cert: stored.cert, key: stored.key };
-}
-
-// ---------------------------------------------------------------------------------------------
-// caBundle of the webhook configurations
-
-export type JsonPatchOperation =
-  | { readonly op: "test"; readonly path: string; readonly value: unknown }
-  | { readonly op: "add"; readonly path: string; readonly value: unknown };
-
-/**
- * The JSON patch that sets caBundle to `bundle` in every webhook of `configuration` whose
- * caBundle holds another set of certificates; [] when all are right (then nothing is sent).
- * Each entry is guarded by a test of its name, and the whole by a test of the resourceVersion:
- * a configuration changed since it was read refuses the patch instead of being overwritten.
- */
-export function caBundlePatch(configuration: unknown, bundle: string): JsonPatchOperation[] {
-  const object = asRecord(configuration);
-  const webhooks = Array.isArray(object.webhooks) ? object.webhooks : [];
-  const encoded = Buffer.from(bundle, "utf8").toString("base64");
-  const ops: JsonPatchOperation[] = [];
-  webhooks.forEach((entry, index) => {
-    const webhook = asRecord(entry);
-    const current = asRecord(webhook.clientConfig).caBundle;
-    const decoded =
-      typeof current === "string" ? Buffer.from(current, "base64").toString("utf8") : "";
-    if (sameBundle(decoded, bundle) && bundleFingerprints(bundle).length > 0) return;
-    ops.push(
-      { op: "test", path: `/webhooks/${index}/name`, value: webhook.name },
-      { op: "add", path: `/webhooks/${index}/clientConfig/caBundle`, value: encoded },
-    );
-  });
-  if (ops.length === 0) return [];
-  const resourceVersion = asRecord(object.metadata).resourceVersion;
-  return [{ op: "test", path: "/metadata/resourceVersion", value: resourceVersion }, ...ops];
-}
-
-/** True when every webhook of `configuration` trusts the CA `caPem` (it is in its caBundle). */
-export function trustsCa(configuration: unknown, caPem: string | undefined): boolean {
-  const fingerprint = inspectCertificate(caPem)?.fingerprint;
-  if (fingerprint === undefined) return false;
-  const webhooks = Array.isArray(asRecord(configuration).webhooks)
-    ? (asRecord(configuration).webhooks as unknown[])
-    : [];
-  return webhooks.every((entry) => {
-    const current = asRecord(asRecord(entry).clientConfig).caBundle;
-    if (typeof current !== "string") return false;
-    return bundleFingerprints(Buffer.from(current, "base64").toString("utf8")).includes(
-      fingerprint,
-    );
-  });
 }
 
 function iso(ms: number): string {

@@ -1,4 +1,4 @@
-// CertificateManager (src/cluster/certificates.ts) against an in-memory API server: the Secret
+// CertificateManager (src/cluster/certificates/manager.ts) against an in-memory API server: the Secret
 // created once and read by a replica that lost the create, caBundle patched only when it
 // differs, a Secret someone else made left alone, a configuration changed under a patch read
 // again, and rotations on a fake clock: a serving certificate swapped in place, a new CA in the
@@ -8,11 +8,11 @@ import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { describe, it } from "node:test";
 import { pino } from "pino";
-import type { Certificate } from "../../src/certs/issue.ts";
-import { servingNames } from "../../src/certs/names.ts";
-import { readSecretData } from "../../src/cluster/certificate-plan.ts";
-import { CertificateManager } from "../../src/cluster/certificates.ts";
-import { KubeApiError, type KubeClient } from "../../src/cluster/kube.ts";
+import type { Certificate } from "../../../src/certs/issue.ts";
+import { servingNames } from "../../../src/certs/names.ts";
+import { CertificateManager } from "../../../src/cluster/certificates/manager.ts";
+import { readSecretData } from "../../../src/cluster/certificates/secret.ts";
+import { KubeApiError, type KubeClient } from "../../../src/cluster/kube.ts";
 
 const S = 1000;
 const SECRETS = "/api/v1/namespaces/guard/secrets";
