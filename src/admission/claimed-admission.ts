@@ -4,7 +4,7 @@
 // review decided again, so an auto-assign moves on to the next free address and an explicit
 // request is refused naming the other holder. See docs/decisions/0005-address-claims-with-leases.md.
 
-import { formatAddress } from "../ipam/address.ts";
+import { formatAddress, formatAddressList } from "../ipam/address.ts";
 import { type AdmissionOutcome, admit, denial, type Webhook } from "./admit.ts";
 import type { AdmissionState, ClaimResult } from "./ports.ts";
 import type { AdmissionRequest } from "./review.ts";
@@ -142,7 +142,7 @@ async function claimed(
 
     claims.release(grant);
     const ref = grant.ref;
-    const addresses = grant.addresses.map(formatAddress).join(", ");
+    const addresses = formatAddressList(grant.addresses);
     if (result.kind === "error") {
       // Fail closed: an address whose claim could not be made is not granted (ADR 0005).
       return {

@@ -123,6 +123,11 @@ export function formatAddress(address: IPAddress): string {
   return formatValue(address.family, address.value);
 }
 
+/** `10.0.0.1, 2001:db8::1`: addresses in messages. */
+export function formatAddressList(addresses: readonly IPAddress[]): string {
+  return addresses.map(formatAddress).join(", ");
+}
+
 export function formatValue(family: Family, value: bigint): string {
   if (family === "IPv4") {
     const n = Number(value);

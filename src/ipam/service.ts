@@ -161,3 +161,12 @@ export function declaredFamilies(service: ServiceObject): readonly Family[] {
     (family): family is Family => family === "IPv4" || family === "IPv6",
   );
 }
+
+/** Two families settled by the API server, or required: MetalLB then wants an address of each. */
+export function isDualStack(service: ServiceObject): boolean {
+  return (
+    declaredFamilies(service).length === 2 ||
+    (service.spec?.clusterIPs?.length ?? 0) === 2 ||
+    service.spec?.ipFamilyPolicy === "RequireDualStack"
+  );
+}

@@ -1,0 +1,88 @@
+// Auto-assign: the pools in MetalLB's order for the Service, the families it needs, and the
+// lowest free address of each family in the first pool that has them all.
+
+import { FAMILIES, type Family, type IPAddress, parseAddress } from "../address.ts";
+import { firstFreeInPool } from "../allocator.ts";
+import type { ReleaseReads } from "../metallb-version.ts";
+import { type Pool, type PoolSet, poolAllowsService, type ServiceIdentity } from "../pool.ts";
+import { declaredFamilies, isDualStack, type ServiceObject } from "../service.ts";
+import { type Decision, type DecisionContext, deny, GrantDecision } from "./decision.ts";
+import { notAllowed } from "./messages.ts";
+
+/** Pools in the contract's allocation order for this Service. */
+function allocationOrder(pools: PoolSet, identity: ServiceIdentity): readonly Pool[] {
+  const selective = pools.pools
+    .filter(
+      (pool) =>
+        pool.autoAssign &&
+        pool.serviceAllocation !== undefined &&
+        poolAllowsService(pool, identity),
+    )
+    .sort((a, b) => priorityRank(a) - priorityRank(b));
+  const open = pools.pools.filter(
+    (pool) => pool.autoAssign && pool.serviceAllocation === undefined,
+  );
+  return [...selective, ...open];
+}
+
+/**
+ * MetalLB sorts a priority of 0 with the unset ones, after every positive number (its sortPools);
+ * the sort is stable, so ties keep name order where MetalLB's order is undefined.
+ */
+function priorityRank(pool: Pool): number {
+  return pool.serviceAllocation?.priority || Number.MAX_SAFE_INTEGER;
+}
+
+/** Auto-assign: the first pool in allocation order with a free address of every family needed. */
+export function allocate(context: DecisionContext, named: Pool | undefined): Decision {
+  const { ref, view } = context;
+  if (named !== undefined && !poolAllowsService(named, context.identity))
+    return notAllowed(context, named);
+  const { required, optional } = wantedFamilies(context.service, context.policy.reads);
+  const candidates = named !== undefined ? [named] : allocationOrder(view.pools, context.identity);
+  // PreferDualStack: a pool with both families first, as MetalLB's findBestPoolForService does.
+  const passes = optional.length > 0 ? [[...required, ...optional], required] : [required];
+  for (const families of passes) {
+    for (const pool of candidates) {
+      const picked = families.map((family) => firstFreeInPool(pool, family, view.usage));
+      if (picked.some((address) => address === undefined)) continue;
+      const addresses = picked as IPAddress[];
+      return new GrantDecision("assigned", ref, "gets", addresses, pool.name, context.warnings);
+    }
+  }
+  const tried = candidates.map((pool) => `"${pool.name}"`).join(", ");
+  return deny(
+    "PoolExhausted",
+    candidates.length === 0
+      ? `${ref} asks for auto-assign, but no pool with autoAssign is open to it; name one with ${context.policy.reads.addressPool[0]}`
+      : `${ref} asks for auto-assign, but no free ${required.join(" + ")} address is left in pool${candidates.length > 1 ? "s" : ""} ${tried}`,
+    [],
+    named,
+  );
+}
+
+function wantedFamilies(
+  service: ServiceObject,
+  keys: ReleaseReads,
+): {
+  required: readonly Family[];
+  optional: readonly Family[];
+} {
+  const declared = declaredFamilies(service);
+  // A new Service has no clusterIP yet: no parse, and no error message formatted for nothing.
+  const clusterIP = service.spec?.clusterIP ? parseAddress(service.spec.clusterIP) : undefined;
+  const primary = declared[0] ?? (clusterIP?.ok ? clusterIP.value.family : "IPv4");
+  const secondary = declared[1] ?? FAMILIES.find((family) => family !== primary) ?? "IPv6";
+  // A release without an address annotation reads one address, from spec.loadBalancerIP.
+  if (keys.loadBalancerIPs.length === 0) return { required: [primary], optional: [] };
+  // A dual-stack Service (two families settled) gets two or none: MetalLB refuses one address.
+  if (isDualStack(service)) return { required: [primary, secondary], optional: [] };
+  switch (service.spec?.ipFamilyPolicy) {
+    case "RequireDualStack":
+      return { required: [primary, secondary], optional: [] };
+    case "PreferDualStack":
+      return { required: [primary], optional: [secondary] };
+    default:
+      return { required: [primary], optional: [] };
+  }
+}

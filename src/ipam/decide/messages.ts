@@ -1,0 +1,85 @@
+// The wording of decisions beyond their verdict: which addresses are free, which pools exist,
+// what a pool's serviceAllocation admits, the release named, and deprecation warnings.
+
+import type { Family, IPAddress } from "../address.ts";
+import { freeRuns } from "../allocator.ts";
+import { formatSelector } from "../labels.ts";
+import { formatMetalLBVersion, type ReleaseReads } from "../metallb-version.ts";
+import { describePool, type Pool, type PoolSet } from "../pool.ts";
+import { formatRange } from "../range.ts";
+import { ANNOTATION, annotations, type ServiceObject } from "../service.ts";
+import type { UsageIndex } from "../usage.ts";
+import { type DecisionContext, type Denial, deny } from "./decision.ts";
+
+/** The refusal of a pool whose serviceAllocation does not admit the Service: what it admits. */
+export function notAllowed(
+  context: DecisionContext,
+  pool: Pool,
+  addresses: readonly IPAddress[] = [],
+): Denial {
+  const allocation = pool.serviceAllocation;
+  const rules = [
+    ...(allocation?.namespaces.length ? [`namespaces ${allocation.namespaces.join(", ")}`] : []),
+    ...(allocation?.namespaceSelectors.length
+      ? [`namespace labels ${allocation.namespaceSelectors.map(formatSelector).join(" or ")}`]
+      : []),
+    ...(allocation?.serviceSelectors.length
+      ? [`Service labels ${allocation.serviceSelectors.map(formatSelector).join(" or ")}`]
+      : []),
+  ];
+  return deny(
+    "PoolNotAllowed",
+    `${context.ref} may not use pool "${pool.name}": its serviceAllocation admits ${rules.join("; ")}`,
+    addresses,
+    pool,
+  );
+}
+
+/**
+ * Hints towards the keys that last, only where the guarded release reads them: MetalLB v0.11
+ * has no annotation for an address, so spec.loadBalancerIP is its one form. An address this
+ * webhook wrote (the Service says where it came from) is not the user's to move.
+ */
+export function deprecationWarnings(service: ServiceObject, keys: ReleaseReads): readonly string[] {
+  const read = new Set([...keys.loadBalancerIPs, ...keys.addressPool, ...keys.allowSharedIP]);
+  const legacy = "metallb.universe.tf/";
+  const warnings = Object.keys(annotations(service)).flatMap((key) => {
+    const lasting = `metallb.io/${key.slice(legacy.length)}`;
+    return key.startsWith(legacy) && read.has(lasting)
+      ? [`annotation ${key} is deprecated; use ${lasting}`]
+      : [];
+  });
+  const [lasting] = keys.loadBalancerIPs;
+  if (
+    lasting !== undefined &&
+    (service.spec?.loadBalancerIP ?? "") !== "" &&
+    annotations(service)[ANNOTATION.assignedFrom] === undefined
+  ) {
+    warnings.push(
+      `spec.loadBalancerIP is deprecated by Kubernetes; ${lasting} is the lasting form`,
+    );
+  }
+  return warnings;
+}
+
+/** `MetalLB v0.11.0`, or `MetalLB` when the release is unknown. */
+export function releaseName(keys: ReleaseReads): string {
+  return keys.version === undefined ? "MetalLB" : `MetalLB ${formatMetalLBVersion(keys.version)}`;
+}
+
+/** Up to three runs of free addresses of the pool, for a refusal to point at what would do. */
+export function freeHint(pool: Pool, usage: UsageIndex): string {
+  const runs = freeRuns(pool, usage, 4);
+  if (runs.length === 0) return `pool "${pool.name}" has no free address`;
+  const more = runs.length === 4 ? ", ..." : "";
+  return `free in pool "${pool.name}": ${runs.slice(0, 3).map(formatRange).join(", ")}${more}`;
+}
+
+/** The pools of a family, for an address that lies in none. */
+export function poolsHint(pools: PoolSet, family: Family): string {
+  const ofFamily = pools.pools.filter((pool) =>
+    pool.ranges.some((range) => range.family === family),
+  );
+  if (ofFamily.length === 0) return `no pool has ${family} addresses`;
+  return `${family} pools: ${ofFamily.map(describePool).join("; ")}`;
+}

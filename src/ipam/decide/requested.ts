@@ -1,0 +1,181 @@
+// A Service that asks for addresses (or that MetalLB already serves): each address parsed, of the
+// right families, in one pool that admits the Service, and free or shareable under MetalLB's rules.
+
+import {
+  formatAddress,
+  formatAddressList,
+  type IPAddress,
+  isBuggyIPv4,
+  parseAddress,
+} from "../address.ts";
+import { describePool, type Pool, poolAllowsService } from "../pool.ts";
+import { rangeContains } from "../range.ts";
+import { declaredFamilies, isDualStack, isLoadBalancer } from "../service.ts";
+import {
+  type Decision,
+  type DecisionContext,
+  type Denial,
+  deny,
+  GrantDecision,
+} from "./decision.ts";
+import { holderOf } from "./holdings.ts";
+import { freeHint, notAllowed, poolsHint } from "./messages.ts";
+
+/**
+ * The addresses a Service asks for (`where` says in which field), or those MetalLB already serves
+ * it: each parsed, of families the Service can take, in one pool (the named one, if any) that
+ * admits the Service, and free or shareable under MetalLB's rules.
+ */
+export function checkRequested(
+  context: DecisionContext,
+  texts: readonly string[],
+  where: string,
+  named: Pool | undefined,
+): Decision {
+  const { ref, view } = context;
+  const addresses: IPAddress[] = [];
+  for (const text of texts) {
+    const parsed = parseAddress(text);
+    if (!parsed.ok) return deny("InvalidAddress", `${ref} requests ${parsed.error} (in ${where})`);
+    addresses.push(parsed.value);
+  }
+  const familyProblem = familyMismatch(context, addresses);
+  if (familyProblem !== undefined)
+    return deny(
+      "FamilyMismatch",
+      `${ref} requests ${formatAddressList(addresses)}: ${familyProblem}`,
+      addresses,
+    );
+
+  const pools: Pool[] = [];
+  for (const address of addresses) {
+    const pool = named ?? view.pools.poolOf(address.family, address.value);
+    if (pool === undefined) {
+      return deny(
+        "NotInAnyPool",
+        `${ref} requests ${formatAddress(address)}, which lies in no pool; ${poolsHint(view.pools, address.family)}`,
+        addresses,
+      );
+    }
+    if (!pool.ranges.some((range) => rangeContains(range, address.family, address.value))) {
+      return deny(
+        "PoolMismatch",
+        `${ref} requests ${formatAddress(address)}, which is not in the pool it names: ${describePool(pool)}; ${freeHint(pool, view.usage)}`,
+        addresses,
+        pool,
+      );
+    }
+    // MetalLB's poolFor skips .0 and .255 of such a pool: to MetalLB the address is in no pool.
+    if (pool.avoidBuggyIPs && address.family === "IPv4" && isBuggyIPv4(address.value)) {
+      return deny(
+        named === undefined ? "NotInAnyPool" : "PoolMismatch",
+        `${ref} requests ${formatAddress(address)}, which pool "${pool.name}" never hands out: it has avoidBuggyIPs, so MetalLB skips addresses ending in .0 and .255; ${freeHint(pool, view.usage)}`,
+        addresses,
+        pool,
+      );
+    }
+    pools.push(pool);
+  }
+  const [pool, other] = pools;
+  if (pool === undefined)
+    return deny("InvalidAddress", `${ref} requests an empty address list (in ${where})`);
+  if (other !== undefined && other !== pool) {
+    return deny(
+      "PoolMismatch",
+      `${ref} requests ${formatAddressList(addresses)} from two pools ("${pool.name}", "${other.name}"); dual-stack addresses must come from one pool`,
+      addresses,
+      pool,
+    );
+  }
+  if (!poolAllowsService(pool, context.identity)) return notAllowed(context, pool, addresses);
+  for (const address of addresses) {
+    const conflict = findConflict(context, address, pool);
+    if (conflict !== undefined) return conflict;
+  }
+  return isLoadBalancer(context.service)
+    ? new GrantDecision("allowed", ref, "may use", addresses, pool.name, context.warnings)
+    : new GrantDecision(
+        "assigned",
+        ref,
+        "becomes a LoadBalancer with",
+        addresses,
+        pool.name,
+        context.warnings,
+      );
+}
+
+function familyMismatch(
+  context: DecisionContext,
+  addresses: readonly IPAddress[],
+): string | undefined {
+  if (addresses.length > 2) return "at most two addresses are allowed, one per family";
+  const [first, second] = addresses;
+  if (first !== undefined && second !== undefined && first.family === second.family) {
+    return `two addresses must be of different families, both are ${first.family}`;
+  }
+  const declared = declaredFamilies(context.service);
+  const foreign = addresses.find(
+    (address) => declared.length > 0 && !declared.includes(address.family),
+  );
+  if (foreign !== undefined) {
+    return `${formatAddress(foreign)} is ${foreign.family} but spec.ipFamilies is [${declared.join(", ")}]`;
+  }
+  if (addresses.length === 2 && context.service.spec?.ipFamilyPolicy === "SingleStack") {
+    return "two addresses need ipFamilyPolicy PreferDualStack or RequireDualStack, not SingleStack";
+  }
+  if (
+    addresses.length === 1 &&
+    context.policy.reads.loadBalancerIPs.length > 0 &&
+    isDualStack(context.service)
+  ) {
+    return "the Service is dual-stack and MetalLB serves it only with one address of each family: request two (comma-separated)";
+  }
+  return undefined;
+}
+
+function findConflict(
+  context: DecisionContext,
+  address: IPAddress,
+  pool: Pool,
+): Denial | undefined {
+  const { ref, view } = context;
+  const others = view.usage.holdersOf(address.family, address.value);
+  // The Service's sharing identity matters only against other holders, and most addresses
+  // asked for have none.
+  if (others.length === 0) return undefined;
+  const holder = holderOf(context.service, context.policy, ref);
+  for (const other of others) {
+    if (other.ref === holder.ref) continue;
+    const held = `${ref} requests ${formatAddress(address)}, which ${other.ref} already holds (pool "${pool.name}")`;
+    if (holder.sharingKey === "" || holder.sharingKey !== other.sharingKey) {
+      const sharing =
+        other.sharingKey === ""
+          ? `${other.ref} does not allow sharing`
+          : `to share it, set ${context.policy.reads.allowSharedIP[0]}: "${other.sharingKey}" (the key ${other.ref} uses)`;
+      return deny(
+        "AddressInUse",
+        `${held}; ${sharing}; ${freeHint(pool, view.usage)}`,
+        [address],
+        pool,
+      );
+    }
+    const port = holder.ports.find((candidate) => other.ports.includes(candidate));
+    if (port !== undefined) {
+      return deny(
+        "SharingConflict",
+        `${held} with sharing key "${holder.sharingKey}", but both expose ${port}; use another port or address`,
+        [address],
+        pool,
+      );
+    }
+    if (holder.backendKey !== other.backendKey) {
+      return deny(
+        "SharingConflict",
+        `${held} with sharing key "${holder.sharingKey}", but their backends differ (${holder.backendKey} vs ${other.backendKey}); shared Services need the same externalTrafficPolicy and, for Local, the same selector`,
+        [address],
+        pool,
+      );
+    }
+  }
+  return undefined;
+}
