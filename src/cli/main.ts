@@ -35,7 +35,8 @@ Options:
   -h, --help     this help (lb-ip-guard <command> --help: the command's)
   --version      print the version
 
-Exit status: 0 ok, 1 something denied, 2 usage or input error.
+Exit status: 0 ok, 2 usage or input error; 1 is the command's own: check, something
+denied; serve, serving failed (lb-ip-guard help COMMAND).
 `;
 }
 

@@ -1,6 +1,7 @@
 // `lb-ip-guard serve`: the admission webhook over HTTPS, with metrics on a plain-HTTP port.
 // Flags are validated before anything starts (exit 2 with one line); each flag also reads an
-// environment variable LB_IP_GUARD_<FLAG>, the flag winning when both are set.
+// environment variable LB_IP_GUARD_<FLAG>, the flag winning when both are set. The server
+// (src/server/run.ts) ends with an outcome, turned here into the exit status.
 
 import { access, constants } from "node:fs/promises";
 import { isIP } from "node:net";
@@ -9,25 +10,16 @@ import { parseArgs } from "node:util";
 import type { IPTarget } from "../admission/patch.ts";
 import { isDnsLabel, isDnsSubdomain } from "../base/k8s-names.ts";
 import { oneLine } from "../base/text.ts";
-import {
-  formatMetalLBVersion,
-  type MetalLBVersion,
-  parseMetalLBVersion,
-  readsOf,
-} from "../ipam/metallb-version.ts";
+import { type MetalLBVersion, parseMetalLBVersion } from "../ipam/metallb-version.ts";
 import { fail, ok, type Result } from "../ipam/result.ts";
-
-const LOG_LEVELS: readonly string[] = [
-  "fatal",
-  "error",
-  "warn",
-  "info",
-  "debug",
-  "trace",
-  "silent",
-];
-const LOG_FORMATS = ["json", "pretty"] as const;
-export type LogFormat = (typeof LOG_FORMATS)[number];
+import {
+  ipTargetProblem,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type LogFormat,
+  type ServeConfig,
+} from "../server/config.ts";
+import type { ServeOutcome } from "../server/run.ts";
 
 export const SERVE_SUMMARY = "run the admission webhook (HTTPS), on a cluster or --standalone";
 
@@ -122,39 +114,6 @@ export interface ServeIO {
   readonly stderr: (text: string) => void;
 }
 
-export interface ServeConfig {
-  readonly port: number;
-  readonly metricsPort: number;
-  readonly host: string;
-  readonly tlsCert: string | undefined;
-  readonly tlsKey: string | undefined;
-  readonly caOut: string;
-  readonly pools: readonly string[];
-  readonly standalone: boolean;
-  readonly kubeconfig: string | undefined;
-  readonly namespace: string | undefined;
-  readonly metallbNamespace: string;
-  readonly loadBalancerClass: string | undefined;
-  readonly ipTarget: IPTarget;
-  /** The release given, or "auto" (detected on a cluster, unknown in standalone mode). */
-  readonly metallbVersion: MetalLBVersion | "auto";
-  readonly allocation: "all" | "annotated";
-  readonly logLevel: string;
-  readonly logFormat: LogFormat;
-  readonly shutdownDelaySeconds: number;
-  /** Certificate bootstrap: the Service, Secret and webhook configurations by name. */
-  readonly serviceName: string;
-  readonly tlsSecret: string;
-  readonly webhookName: string;
-  /** Extra subjectAltNames of a generated certificate (DNS names or IP addresses). */
-  readonly tlsSans: readonly string[];
-  readonly certValidityMs: number;
-  readonly caValidityMs: number;
-  readonly caTrustDelayMs: number;
-  readonly claimGraceMs: number;
-  readonly claimIntervalMs: number;
-}
-
 type FlagName =
   | "port"
   | "metrics-port"
@@ -223,8 +182,6 @@ const FLAGS = {
 export function envName(flag: string): string {
   return `LB_IP_GUARD_${flag.toUpperCase().replaceAll("-", "_")}`;
 }
-
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
 const DURATION_UNITS_MS: Record<string, number> = {
   ms: 1,
@@ -460,20 +417,24 @@ export async function parseServeArgs(
   return ok(config);
 }
 
-/** `--ip-target annotation` for a release that reads no address annotation, said in one line. */
-export function ipTargetProblem(
-  target: IPTarget,
-  version: MetalLBVersion | "auto" | undefined,
-): string | undefined {
-  if (target !== "annotation" || version === "auto" || version === undefined) return undefined;
-  if (readsOf(version).loadBalancerIPs.length > 0) return undefined;
-  return `--ip-target annotation: MetalLB ${formatMetalLBVersion(version)} reads no address annotation, only spec.loadBalancerIP; use --ip-target spec`;
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+/** The exit status of an outcome. */
+function exitStatus(outcome: ServeOutcome): number {
+  switch (outcome.kind) {
+    case "stopped":
+      return outcome.clean ? EXIT.ok : EXIT.failed;
+    case "usage":
+      return EXIT.usage;
+    case "failed":
+      return EXIT.failed;
+  }
 }
 
 /** Runs until SIGTERM/SIGINT; resolves to the exit status. */
 export async function runServe(args: readonly string[], io: ServeIO): Promise<number> {
   const parsed = await parseServeArgs(args, process.env);
-  if (!parsed.ok) return usageError(io, parsed.error);
+  if (!parsed.ok) return report({ kind: "usage", message: parsed.error }, io);
   if (parsed.value === "help") {
     io.stdout(SERVE_USAGE);
     return EXIT.ok;
@@ -481,12 +442,27 @@ export async function runServe(args: readonly string[], io: ServeIO): Promise<nu
   // The server's modules (fastify, prom-client, the Kubernetes client) load only here, so that
   // `check` and `--help` start fast.
   const { serve } = await import("../server/run.ts");
-  return serve(parsed.value, io);
+  const outcome = await serve(parsed.value, {
+    // A second signal during shutdown means "now": don't wait for the delay or slow clients.
+    exitNow: (now) => process.exit(exitStatus(now)),
+  });
+  if (outcome.kind === "stopped") {
+    // Anything left holding the event loop (a watch that ignores its stop) must not keep a
+    // terminated pod alive: exit anyway after a grace period.
+    const status = exitStatus(outcome);
+    setTimeout(() => process.exit(status), 5000).unref();
+  }
+  return report(outcome, io);
 }
 
-export function usageError(io: ServeIO, message: string): number {
-  io.stderr(`lb-ip-guard serve: ${oneLine(message)} (try --help)\n`);
-  return EXIT.usage;
+/** Says on stderr, in one line, why serving did not start or failed; returns the status. */
+function report(outcome: ServeOutcome, io: ServeIO): number {
+  if (outcome.kind === "usage") {
+    io.stderr(`lb-ip-guard serve: ${oneLine(outcome.message)} (try --help)\n`);
+  } else if (outcome.kind === "failed") {
+    io.stderr(`lb-ip-guard serve: ${oneLine(outcome.message)}\n`);
+  }
+  return exitStatus(outcome);
 }
 
 function describeParseError(error: unknown): string {

@@ -4,7 +4,7 @@
 // standalone demos are the only place it is used.
 
 import { type DestinationStream, type Level, type Logger, pino, stdTimeFunctions } from "pino";
-import type { LogFormat } from "../cli/serve.ts";
+import type { LogFormat } from "./config.ts";
 
 export interface LoggerOptions {
   readonly level: string;

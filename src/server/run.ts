@@ -1,180 +1,187 @@
-// Running `lb-ip-guard serve` once its flags are checked: pools, certificate, state (cluster or
-// standalone), the HTTPS app and the metrics server; then waiting for SIGTERM/SIGINT and shutting
-// down in order (stop accepting and finish in-flight reviews, stop the watches, close metrics).
+// Running the webhook server once `lb-ip-guard serve` has checked its flags, one step after the
+// other: the pools files, the certificate (./certificate-source.ts), the state, cluster or
+// standalone (./serve-state.ts), the metrics, the HTTPS app and the metrics server; then waiting
+// for SIGTERM/SIGINT and shutting down in order. It ends with an outcome, which the command
+// (src/cli/serve.ts) turns into an exit status.
 
-import { readFile } from "node:fs/promises";
-import { isIP } from "node:net";
+import type { Server } from "node:http";
 import type { Logger } from "pino";
-import type { AdmissionState } from "../admission/ports.ts";
-import { oneLine } from "../base/text.ts";
-import { certificateProblem } from "../certs/inspect.ts";
-import { type Certificate, generateCertificate } from "../certs/issue.ts";
-import { EXIT, ipTargetProblem, type ServeConfig, type ServeIO, usageError } from "../cli/serve.ts";
-import { type Policy, policyFor } from "../ipam/decide.ts";
+import { errorLine } from "../base/text.ts";
+import type { Certificate } from "../certs/issue.ts";
 import { formatMetalLBVersion, type MetalLBVersion } from "../ipam/metallb-version.ts";
-import { describePool, type Pool } from "../ipam/pool.ts";
-import { loadPoolFiles } from "../manifests/pool-files.ts";
-import { buildApp } from "./app.ts";
+import { describePool } from "../ipam/pool.ts";
+import { ok } from "../ipam/result.ts";
+import { type LoadedPools, loadPoolFiles } from "../manifests/pool-files.ts";
+import { buildApp, type WebhookApp } from "./app.ts";
+import {
+  type CertificateSourceKind,
+  type CertificateUpkeep,
+  certificateSourceOf,
+  firstCertificate,
+  keepCertificateCurrent,
+  servingProblem,
+  writeGeneratedCa,
+} from "./certificate-source.ts";
+import type { ServeConfig } from "./config.ts";
 import { createLogger } from "./log.ts";
 import { closeServer, createMetricsServer, listen, Metrics } from "./metrics.ts";
-import { StandaloneState } from "./standalone.ts";
-import { CertificateWatcher, readCertificate, secureContextOptions, writePem } from "./tls.ts";
+import { ownNamespace, type ServeState, startServeState } from "./serve-state.ts";
+import { secureContextOptions } from "./tls.ts";
 
-/** How long a grant holds its address while the Service has not reached the informer cache. */
-const HOLD_TTL_MS = 30_000;
+/** How serving ended. */
+export type ServeOutcome =
+  /** After SIGTERM/SIGINT; not clean when a step of the shutdown failed (that is logged). */
+  | { readonly kind: "stopped"; readonly clean: boolean }
+  /** Input found wrong only at start: a pools file, the certificate, the namespace. */
+  | { readonly kind: "usage"; readonly message: string }
+  /** The server could not start: the cluster state, a port. */
+  | { readonly kind: "failed"; readonly message: string };
 
-/** What serve needs of a state: the admission port, and a stop; cluster state adds `failing`. */
-type ServeState = AdmissionState & {
-  stop(): Promise<void>;
-  readonly failing?: readonly { readonly resource: string; readonly error: string }[];
-};
+export interface ServeHooks {
+  /** Ends the process at once with the outcome's status: a second signal during shutdown. */
+  readonly exitNow: (outcome: ServeOutcome) => void;
+}
 
-/** Serves until SIGTERM/SIGINT; resolves to the exit status. */
-export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
-  let staticPools: readonly Pool[] = [];
-  let poolSet: Awaited<ReturnType<typeof loadPoolFiles>> | undefined;
-  if (config.pools.length > 0) {
-    poolSet = await loadPoolFiles(config.pools, config.metallbNamespace);
-    if (!poolSet.ok) return usageError(io, poolSet.error);
-    staticPools = poolSet.value.pools;
-  }
+/** What changes while serving, read by the metrics and /readyz. */
+interface Live {
+  state: ServeState | undefined;
+  served: Certificate;
+  upkeep: CertificateUpkeep | undefined;
+  stopping: boolean;
+}
 
-  // Three ways to a certificate: mounted files (--tls-cert/--tls-key, reloaded on change); on a
-  // cluster without them, the bootstrap (a CA and certificate in a Secret, injected into the
-  // webhook configurations, rotated: src/cluster/certificates/), which serves a throwaway
-  // certificate until the Secret's is loaded (/readyz fails meanwhile); standalone, a
-  // generated one whose CA goes to --ca-out.
-  const mounted = config.tlsCert !== undefined && config.tlsKey !== undefined;
-  const bootstrap = !mounted && !config.standalone;
-  let certificate: Certificate;
-  let generatedCa: string | undefined;
-  // On a cluster the namespace holds the address claims (Leases), and with the bootstrap the
-  // certificate Secret too: required, defaulting to the pod's own.
-  const namespace = config.standalone
-    ? config.namespace
-    : (config.namespace ?? (await inClusterNamespace()));
-  if (!config.standalone && namespace === undefined) {
-    return usageError(
-      io,
-      "on a cluster the webhook keeps its address claims (Leases) and its certificate Secret in its own namespace: give --namespace (in a pod, the service account's namespace is used)",
-    );
-  }
-  if (config.tlsCert !== undefined && config.tlsKey !== undefined) {
-    try {
-      certificate = await readCertificate(config.tlsCert, config.tlsKey);
-    } catch (error) {
-      return usageError(io, (error as Error).message);
-    }
-  } else {
-    const generated = await generateCertificate({
-      dns: ["localhost", ...config.tlsSans.filter((san) => isIP(san) === 0)],
-      ips: [...new Set(["127.0.0.1", "::1", ...config.tlsSans.filter((san) => isIP(san) !== 0)])],
-    });
-    certificate = generated;
-    if (!bootstrap) generatedCa = generated.ca;
-  }
+const usage = (message: string): ServeOutcome => ({ kind: "usage", message });
 
+/** Serves until SIGTERM/SIGINT. */
+export async function serve(config: ServeConfig, hooks: ServeHooks): Promise<ServeOutcome> {
+  const pools =
+    config.pools.length > 0
+      ? await loadPoolFiles(config.pools, config.metallbNamespace)
+      : ok(undefined);
+  if (!pools.ok) return usage(pools.error);
+  const namespace = await ownNamespace(config);
+  if (!namespace.ok) return usage(namespace.error);
+  const first = await firstCertificate(config);
+  if (!first.ok) return usage(first.error);
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
-  let caFile: string | undefined;
-  if (generatedCa !== undefined) {
-    try {
-      await writePem(config.caOut, generatedCa);
-      caFile = config.caOut;
-    } catch (error) {
-      const message = `cannot write the generated CA to ${config.caOut}: ${(error as Error).message}; choose another path with --ca-out`;
-      if (config.standalone) return usageError(io, message);
-      logger.warn(message);
-    }
-  }
+  const caFile = await writeGeneratedCa(config, first.value.ca);
+  if (!caFile.ok) return usage(caFile.error);
 
-  let state: ServeState;
-  let release: MetalLBVersion | undefined;
-  try {
-    release = await guardedRelease(config, logger);
-    const problem = ipTargetProblem(config.ipTarget, release);
-    if (problem !== undefined) return usageError(io, problem);
-    const policy = policyFor({
-      loadBalancerClass: config.loadBalancerClass,
-      release,
-      allocation: config.allocation,
-    });
-    state = await startState(config, policy, staticPools, poolSet, logger, {
-      namespace,
-      // Called on admissions and collections only, once `metrics` below exists.
-      onClaim: (result) => metrics.claim(result),
-      onCollected: (count) => metrics.collected(count),
-    });
-  } catch (error) {
-    // No usable kubeconfig is a usage error like a missing file; anything else is a failure.
-    if ((error as Error).name === "KubeConfigError")
-      return usageError(io, (error as Error).message);
-    logger.fatal({ err: error }, "cannot start cluster state");
-    io.stderr(
-      `lb-ip-guard serve: cannot start cluster state: ${oneLine((error as Error).message)}\n`,
-    );
-    return EXIT.failed;
-  }
-
-  let served = certificate;
-  let stopping = false;
-  let certificates: import("../cluster/certificates/manager.ts").CertificateManager | undefined;
+  const live: Live = {
+    state: undefined,
+    served: first.value.certificate,
+    upkeep: undefined,
+    stopping: false,
+  };
+  // The state counts its claims in the metrics; the metrics read the state once it is there.
   const metrics = new Metrics({
     view: () => {
-      const context = state.context();
-      return context.ready ? context.view : undefined;
+      const context = live.state?.context();
+      return context?.ready ? context.view : undefined;
     },
-    failing: () => state.failing ?? [],
-    servingCertificate: () => served.cert,
+    failing: () => live.state?.failing ?? [],
+    servingCertificate: () => live.served.cert,
   });
+
+  let started: Awaited<ReturnType<typeof startServeState>>;
+  try {
+    started = await startServeState(config, pools.value, namespace.value, logger, metrics);
+  } catch (error) {
+    // No usable kubeconfig is a usage error like a missing file; anything else is a failure.
+    if ((error as Error).name === "KubeConfigError") return usage((error as Error).message);
+    logger.fatal({ err: error }, "cannot start cluster state");
+    return { kind: "failed", message: `cannot start cluster state: ${errorLine(error)}` };
+  }
+  if (!started.ok) return usage(started.error);
+  const { state, release } = started.value;
+  live.state = state;
+
   const app = buildApp({
     state,
     logger,
     metrics,
-    https: secureContextOptions(certificate),
-    tlsProblem: () => certificates?.problem ?? certificateProblem(served),
-    stopping: () => stopping,
+    https: secureContextOptions(live.served),
+    tlsProblem: () => servingProblem(live.upkeep, live.served),
+    stopping: () => live.stopping,
     degraded: () =>
       (state.failing ?? []).map(({ resource, error }) => `${resource} watch failing: ${error}`),
   });
   const metricsServer = createMetricsServer(metrics);
-  let port: number;
-  let metricsPort: number;
-  try {
-    await app.listen({ port: config.port, host: config.host });
-    port = boundPort(app.server.address()) ?? config.port;
-    metricsPort = await listen(metricsServer, config.metricsPort, config.host);
-  } catch (error) {
-    logger.fatal({ err: error }, "cannot listen");
-    io.stderr(`lb-ip-guard serve: cannot listen: ${oneLine((error as Error).message)}\n`);
+  const ports = await listenBoth(config, app, metricsServer);
+  if (!ports.ok) {
+    logger.fatal({ err: ports.error }, "cannot listen");
     await app.close().catch(() => {});
     await state.stop().catch(() => {});
-    return EXIT.failed;
+    return { kind: "failed", message: `cannot listen: ${errorLine(ports.error)}` };
   }
 
-  let watcher: CertificateWatcher | undefined;
-  if (config.tlsCert !== undefined && config.tlsKey !== undefined) {
-    watcher = new CertificateWatcher({
-      certFile: config.tlsCert,
-      keyFile: config.tlsKey,
-      current: certificate,
-      onChange: (next) => {
-        app.server.setSecureContext(secureContextOptions(next));
-        served = next;
-        logger.info({ cert: config.tlsCert }, "serving certificate reloaded");
-      },
-      onError: (message) => logger.error(message),
-    });
-    watcher.start();
-  } else if (bootstrap && namespace !== undefined) {
-    certificates = await startCertificates(config, namespace, logger, (next) => {
+  live.upkeep = await keepCertificateCurrent(
+    config,
+    live.served,
+    namespace.value,
+    logger,
+    (next) => {
       app.server.setSecureContext(secureContextOptions(next));
-      served = next;
-    });
-  }
+      live.served = next;
+    },
+  );
+  logServing(logger, config, {
+    ...ports.value,
+    caFile: caFile.value,
+    certificate: certificateSourceOf(config),
+    namespace: namespace.value,
+    pools: pools.value,
+    release,
+  });
 
+  const signal = await new Promise<NodeJS.Signals>((resolveSignal) => {
+    process.once("SIGTERM", () => resolveSignal("SIGTERM"));
+    process.once("SIGINT", () => resolveSignal("SIGINT"));
+  });
+  live.stopping = true;
+  return shutdown(signal, config, logger, hooks, live.upkeep, [
+    ["webhook server", () => app.close()],
+    ["state", () => state.stop()],
+    ["metrics server", () => closeServer(metricsServer)],
+  ]);
+}
+
+/** The HTTPS app and the metrics server listening; the ports they got (0 picks a free one). */
+async function listenBoth(
+  config: ServeConfig,
+  app: WebhookApp,
+  metricsServer: Server,
+): Promise<
+  { ok: true; value: { port: number; metricsPort: number } } | { ok: false; error: unknown }
+> {
+  try {
+    await app.listen({ port: config.port, host: config.host });
+    const port = boundPort(app.server.address()) ?? config.port;
+    const metricsPort = await listen(metricsServer, config.metricsPort, config.host);
+    return { ok: true, value: { port, metricsPort } };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
+/** The startup record: where to call the webhook and its metrics, and what it serves with. */
+function logServing(
+  logger: Logger,
+  config: ServeConfig,
+  serving: {
+    readonly port: number;
+    readonly metricsPort: number;
+    readonly caFile: string | undefined;
+    readonly certificate: CertificateSourceKind;
+    readonly namespace: string | undefined;
+    readonly pools: LoadedPools | undefined;
+    readonly release: MetalLBVersion | undefined;
+  },
+): void {
+  const { port, metricsPort, caFile } = serving;
   const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
   const url = `https://${host.includes(":") ? `[${host}]` : host}:${port}`;
-  const pools = poolSet?.ok ? poolSet.value.poolSet.pools.map(describePool) : [];
+  const pools = serving.pools?.poolSet.pools.map(describePool) ?? [];
   logger.info(
     {
       url,
@@ -183,29 +190,37 @@ export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
       metricsPort,
       mode: config.standalone ? "standalone" : "cluster",
       caFile,
-      certificate: mounted
-        ? "mounted"
-        : bootstrap
-          ? `bootstrap (Secret ${namespace}/${config.tlsSecret})`
-          : "generated",
+      certificate:
+        serving.certificate === "bootstrap"
+          ? `bootstrap (Secret ${serving.namespace}/${config.tlsSecret})`
+          : serving.certificate,
       pools,
       ipTarget: config.ipTarget,
       loadBalancerClass: config.loadBalancerClass ?? null,
-      metallbVersion: release === undefined ? null : formatMetalLBVersion(release),
+      metallbVersion: serving.release === undefined ? null : formatMetalLBVersion(serving.release),
       allocate: config.allocation,
     },
     `lb-ip-guard serving ${url}/mutate and ${url}/validate${caFile === undefined ? "" : `; CA: ${caFile} (curl --cacert ${caFile})`}${pools.length > 0 ? `; pools: ${pools.join("; ")}` : ""}`,
   );
+}
 
-  const signal = await new Promise<NodeJS.Signals>((resolveSignal) => {
-    process.once("SIGTERM", () => resolveSignal("SIGTERM"));
-    process.once("SIGINT", () => resolveSignal("SIGINT"));
-  });
+/**
+ * After the first signal: /readyz fails at once (the caller set `stopping`), the webhook keeps
+ * serving for --shutdown-delay so endpoints drain, then the certificate upkeep stops and each
+ * server and the state close in order. A second signal ends the process at once.
+ */
+async function shutdown(
+  signal: NodeJS.Signals,
+  config: ServeConfig,
+  logger: Logger,
+  hooks: ServeHooks,
+  upkeep: CertificateUpkeep,
+  steps: readonly (readonly [what: string, close: () => Promise<void>])[],
+): Promise<ServeOutcome> {
   // A second signal means "now": don't wait for the delay or slow clients.
-  const force = () => process.exit(EXIT.failed);
+  const force = () => hooks.exitNow({ kind: "stopped", clean: false });
   process.once("SIGTERM", force);
   process.once("SIGINT", force);
-  stopping = true;
   if (config.shutdownDelaySeconds > 0) {
     // The apiserver keeps calling this pod until the endpoint removal reaches it; with a
     // fail-closed validating webhook a closed port meanwhile would refuse Service writes.
@@ -218,136 +233,21 @@ export async function serve(config: ServeConfig, io: ServeIO): Promise<number> {
     );
   }
   logger.info({ signal }, "shutting down: finishing in-flight requests");
-  watcher?.stop();
-  await certificates?.stop().catch(() => {});
-  let code: number = EXIT.ok;
-  for (const [what, step] of [
-    ["webhook server", () => app.close()],
-    ["state", () => state.stop()],
-    ["metrics server", () => closeServer(metricsServer)],
-  ] as const) {
+  await upkeep.stop().catch(() => {});
+  let clean = true;
+  for (const [what, close] of steps) {
     try {
-      await step();
+      await close();
     } catch (error) {
-      code = EXIT.failed;
+      clean = false;
       logger.error({ err: error }, `shutdown: closing the ${what} failed`);
     }
   }
   logger.info("stopped");
   logger.flush();
-  // Anything left holding the event loop (a watch that ignores its stop) must not keep a
-  // terminated pod alive: exit anyway after a grace period.
-  setTimeout(() => process.exit(code), 5000).unref();
-  return code;
+  return { kind: "stopped", clean };
 }
 
-/**
- * The MetalLB release guarded: the one given, else on a cluster the one its controller
- * Deployment runs. Unknown (every key read, as the contract says) is logged with the reason.
- */
-async function guardedRelease(
-  config: ServeConfig,
-  logger: Logger,
-): Promise<MetalLBVersion | undefined> {
-  if (config.metallbVersion !== "auto") return config.metallbVersion;
-  if (config.standalone) return undefined;
-  const { KubeClient, loadKubeConfig } = await import("../cluster/kube.ts");
-  const { detectMetalLBRelease } = await import("../cluster/metallb-release.ts");
-  const client = new KubeClient(loadKubeConfig(config.kubeconfig));
-  const detected = await detectMetalLBRelease(client, config.metallbNamespace);
-  if (detected.version === undefined) {
-    logger.warn(
-      `MetalLB release unknown (${detected.why}): every MetalLB Service key is read; give --metallb-version to read only what that release reads`,
-    );
-  } else {
-    logger.info(`guarding MetalLB ${formatMetalLBVersion(detected.version)}: ${detected.from}`);
-  }
-  return detected.version;
-}
-
-async function startState(
-  config: ServeConfig,
-  policy: Policy,
-  staticPools: readonly Pool[],
-  loaded: Awaited<ReturnType<typeof loadPoolFiles>> | undefined,
-  logger: Logger,
-  claims: {
-    readonly namespace: string | undefined;
-    readonly onClaim: (result: "claimed" | "existing" | "lost" | "error") => void;
-    readonly onCollected: (count: number) => void;
-  },
-): Promise<ServeState> {
-  if (config.standalone) {
-    if (loaded === undefined || !loaded.ok) throw new Error("standalone mode without pools");
-    return new StandaloneState(loaded.value.poolSet, { policy, ipTarget: config.ipTarget });
-  }
-  // Loaded only here: standalone mode never pays for the Kubernetes client.
-  const { startClusterState } = await import("../cluster/state.ts");
-  return startClusterState({
-    ...(config.kubeconfig !== undefined && { kubeconfig: config.kubeconfig }),
-    metallbNamespace: config.metallbNamespace,
-    staticPools,
-    policy,
-    ipTarget: config.ipTarget,
-    // With claims, an admission must complete within the grace period (its claim is collected
-    // after it); a hold outliving it would keep the address from other requests here, and keep
-    // collection from freeing it, past the grace period the operator chose.
-    holdTtlMs:
-      claims.namespace === undefined ? HOLD_TTL_MS : Math.min(HOLD_TTL_MS, config.claimGraceMs),
-    logger,
-    ...(claims.namespace !== undefined && {
-      claims: {
-        namespace: claims.namespace,
-        graceMs: config.claimGraceMs,
-        intervalMs: config.claimIntervalMs,
-        onClaim: claims.onClaim,
-        onCollected: claims.onCollected,
-      },
-    }),
-  });
-}
-
-/** Starts the certificate bootstrap (its modules load only here, as the cluster state's do). */
-async function startCertificates(
-  config: ServeConfig,
-  namespace: string,
-  logger: Logger,
-  onServe: (certificate: Certificate) => void,
-) {
-  const [{ CertificateManager }, { servingNames }, { KubeClient, loadKubeConfig }] =
-    await Promise.all([
-      import("../cluster/certificates/manager.ts"),
-      import("../certs/names.ts"),
-      import("../cluster/kube.ts"),
-    ]);
-  const manager = new CertificateManager({
-    client: new KubeClient(loadKubeConfig(config.kubeconfig)),
-    namespace,
-    secretName: config.tlsSecret,
-    webhookName: config.webhookName,
-    settings: {
-      certValidityMs: config.certValidityMs,
-      caValidityMs: config.caValidityMs,
-      trustDelayMs: config.caTrustDelayMs,
-      names: servingNames(config.serviceName, namespace, config.tlsSans),
-    },
-    onServe,
-    logger,
-  });
-  manager.start();
-  return manager;
-}
-
-/** The namespace of the pod's service account, when running in one. */
-async function inClusterNamespace(): Promise<string | undefined> {
-  try {
-    const text = await readFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace", "utf8");
-    return text.trim() === "" ? undefined : text.trim();
-  } catch {
-    return undefined;
-  }
-}
-
-function boundPort(address: ReturnType<import("node:net").Server["address"]>): number | undefined {
+function boundPort(address: ReturnType<Server["address"]>): number | undefined {
   return typeof address === "object" && address !== null ? address.port : undefined;
 }
