@@ -4,6 +4,7 @@ import {
   type Decision,
   type Denial,
   decide,
+  decideInScope,
   holderOf,
   holdingsOf,
   isInScope,
@@ -11,6 +12,7 @@ import {
   type ReasonCode,
 } from "../ipam/decide.ts";
 import {
+  type AddressRequest,
   addressRequest,
   isLoadBalancer,
   type ServiceObject,
@@ -72,8 +74,13 @@ export function admit(
   const stored = storedService(request);
   const scoped = withStoredStatus(withNamespace(service, request), stored);
   const ref = named ? serviceRef(scoped) : `${request.namespace ?? "default"}/<${request.uid}>`;
+  // Read once: the decision carries it on to the patch.
+  const asked = addressRequest(scoped, context.policy.reads);
 
-  if (!context.ready && (webhook === "validate" || needsAllocation(scoped, context.policy))) {
+  if (
+    !context.ready &&
+    (webhook === "validate" || needsAllocation(scoped, asked, context.policy))
+  ) {
     return deny(
       request,
       ref,
@@ -84,7 +91,7 @@ export function admit(
   }
   if (!context.ready) return skipped(request);
 
-  const decision = decide(scoped, context.view, context.policy, ref);
+  const decision = decideInScope(scoped, asked, context.view, context.policy, ref);
   if (decision.kind === "denied" && stored !== undefined) {
     // The ratchet: a Service already stored that the pools (changed since) would now refuse may
     // still be updated, but only when the stored object meets the same refusal; a refusal the
@@ -152,13 +159,7 @@ function mutate(
   }
   if (decision.kind === "allowed")
     return { ...allow(request, ref, "allowed", decision.warnings), decided: decision };
-  const patch = assignmentPatch(
-    service,
-    decision.addresses,
-    decision.pool,
-    context.ipTarget,
-    context.policy.reads,
-  );
+  const patch = assignmentPatch(service, decision, context.ipTarget, context.policy.reads);
   const grant =
     named && request.dryRun !== true
       ? {
@@ -236,10 +237,8 @@ function keeps(
 }
 
 /** Whether the mutating webhook would allocate: it cannot, and must say so, until synced. */
-function needsAllocation(service: ServiceObject, policy: Policy): boolean {
-  const unrequested =
-    addressRequest(service, policy.reads).source === "none" &&
-    statusAddresses(service).length === 0;
+function needsAllocation(service: ServiceObject, asked: AddressRequest, policy: Policy): boolean {
+  const unrequested = asked.source === "none" && statusAddresses(service).length === 0;
   const allocated =
     wantsAutoAssign(service) || (isLoadBalancer(service) && policy.allocation === "all");
   return unrequested && allocated;

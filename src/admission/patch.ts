@@ -1,11 +1,7 @@
-import { formatAddress, type IPAddress } from "../ipam/address.ts";
+import { formatAddress } from "../ipam/address.ts";
+import type { Assignment } from "../ipam/decide.ts";
 import type { ReleaseReads } from "../ipam/metallb-version.ts";
-import {
-  ANNOTATION,
-  addressRequest,
-  firstAnnotation,
-  type ServiceObject,
-} from "../ipam/service.ts";
+import { ANNOTATION, firstAnnotation, type ServiceObject } from "../ipam/service.ts";
 
 /** One RFC 6902 operation; `add` on an existing member replaces it, so it serves both cases. */
 export interface PatchOperation {
@@ -23,24 +19,25 @@ export function pointerSegment(key: string): string {
 }
 
 /**
- * The patch that turns a Service into a LoadBalancer holding `addresses` from `pool`, written
- * where the guarded MetalLB release reads it. Fields already right are left alone, so the patch
- * of an already-mutated Service is empty.
+ * The patch that turns a Service into a LoadBalancer holding the assignment's addresses from its
+ * pool, written where the guarded MetalLB release reads them. Fields already right are left
+ * alone, so the patch of an already-mutated Service is empty. The addresses are written only
+ * where the Service asked for none: the assignment carries the request the decision read.
  */
 export function assignmentPatch(
   service: ServiceObject,
-  addresses: readonly IPAddress[],
-  pool: string,
+  assignment: Assignment,
   target: IPTarget,
   keys: ReleaseReads,
 ): PatchOperation[] {
+  const { addresses, pool } = assignment;
   const operations: PatchOperation[] = [];
   const existing = service.metadata?.annotations;
   const wanted: Record<string, string> = { [ANNOTATION.assignedFrom]: pool };
   if (service.spec?.type !== "LoadBalancer") {
     operations.push({ op: "add", path: "/spec/type", value: "LoadBalancer" });
   }
-  if (addressRequest(service, keys).source === "none") {
+  if (assignment.request.source === "none") {
     const text = addresses.map(formatAddress).join(",");
     const used = firstAnnotation(service, keys.loadBalancerIPs)?.key;
     const key = used ?? keys.loadBalancerIPs[0];

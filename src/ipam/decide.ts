@@ -15,6 +15,7 @@ import { isInScope, type Policy } from "./decide/policy.ts";
 import { checkRequested } from "./decide/requested.ts";
 import { type Pool, poolAllowsService } from "./pool.ts";
 import {
+  type AddressRequest,
   addressRequest,
   firstAnnotation,
   ignoredKey,
@@ -25,7 +26,13 @@ import {
   wantsAutoAssign,
 } from "./service.ts";
 
-export type { ClusterView, Decision, Denial, ReasonCode } from "./decide/decision.ts";
+export type {
+  Assignment,
+  ClusterView,
+  Decision,
+  Denial,
+  ReasonCode,
+} from "./decide/decision.ts";
 export { holderOf, holdingsOf } from "./decide/holdings.ts";
 export { isInScope, type Policy, policyFor } from "./decide/policy.ts";
 
@@ -40,27 +47,28 @@ export function decide(
   policy: Policy,
   ref: string = serviceRef(service),
 ): Decision {
-  if (!isInScope(service, policy)) {
-    const serviceClass = service.spec?.loadBalancerClass ?? undefined;
-    const why =
-      serviceClass !== policy.loadBalancerClass
-        ? serviceClass === undefined
-          ? `it has no loadBalancerClass; MetalLB handles class "${policy.loadBalancerClass}" only`
-          : `loadBalancerClass "${serviceClass}" is not MetalLB's`
-        : "not a LoadBalancer Service and no auto-assign annotation";
-    return {
-      kind: "allowed",
-      addresses: [],
-      pool: undefined,
-      message: `${ref}: ${why}; nothing to check`,
-      warnings: [],
-    };
-  }
+  if (!isInScope(service, policy)) return outOfScope(service, policy, ref);
+  return decideInScope(service, addressRequest(service, policy.reads), view, policy, ref);
+}
+
+/**
+ * `decide` for a Service its caller has already found in scope (`isInScope`) and whose request it
+ * has already read (`addressRequest` with `policy.reads`), as admission does before it decides:
+ * nothing is read twice, and the decision carries the request on to the patch.
+ */
+export function decideInScope(
+  service: ServiceObject,
+  request: AddressRequest,
+  view: ClusterView,
+  policy: Policy,
+  ref: string,
+): Decision {
   const context: DecisionContext = {
     ref,
     service,
     view,
     policy,
+    request,
     identity: {
       namespace: service.metadata?.namespace ?? "default",
       labels: service.metadata?.labels ?? {},
@@ -76,7 +84,6 @@ export function decide(
       `${ref} sets ${ignored.key}, which ${releaseName(policy.reads)} does not read: it would serve the Service as if the annotation were not there; use ${ignored.instead}`,
     );
   }
-  const request = addressRequest(service, policy.reads);
   if (request.source === "both") {
     return deny(
       "ConflictingFields",
@@ -109,6 +116,25 @@ export function decide(
     pool: named?.pool.name,
     message: `${ref} requests no address; MetalLB assigns one${from}`,
     warnings: context.warnings,
+    request,
+  };
+}
+
+function outOfScope(service: ServiceObject, policy: Policy, ref: string): Decision {
+  const serviceClass = service.spec?.loadBalancerClass ?? undefined;
+  const why =
+    serviceClass !== policy.loadBalancerClass
+      ? serviceClass === undefined
+        ? `it has no loadBalancerClass; MetalLB handles class "${policy.loadBalancerClass}" only`
+        : `loadBalancerClass "${serviceClass}" is not MetalLB's`
+      : "not a LoadBalancer Service and no auto-assign annotation";
+  return {
+    kind: "allowed",
+    addresses: [],
+    pool: undefined,
+    message: `${ref}: ${why}; nothing to check`,
+    warnings: [],
+    request: undefined,
   };
 }
 

@@ -78,10 +78,15 @@ interface IndexedRange {
  */
 export class PoolSet {
   readonly #byName: ReadonlyMap<string, Pool>;
+  readonly #inNameOrder: readonly Pool[];
   readonly #sortedRanges: Readonly<Record<Family, readonly IndexedRange[]>>;
 
   constructor(pools: readonly Pool[]) {
     this.#byName = new Map(pools.map((pool) => [pool.name, pool]));
+    // Sorted once: every auto-assign reads the list (twice), and a set lives until the pools change.
+    this.#inNameOrder = Object.freeze(
+      [...this.#byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    );
     const indexed = pools.flatMap((pool) => pool.ranges.map((range) => ({ range, pool })));
     const byFirst = (a: IndexedRange, b: IndexedRange) => (a.range.first < b.range.first ? -1 : 1);
     this.#sortedRanges = {
@@ -90,10 +95,9 @@ export class PoolSet {
     };
   }
 
+  /** Every pool, by name. */
   get pools(): readonly Pool[] {
-    return [...this.#byName.values()].sort((a, b) =>
-      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
-    );
+    return this.#inNameOrder;
   }
 
   get size(): number {

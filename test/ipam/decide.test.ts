@@ -425,6 +425,23 @@ describe("scope", () => {
     );
   });
 
+  test("a decision carries the request it read, so nothing after it reads the Service again", () => {
+    const { admit } = cluster([pool("default", ["10.0.0.0/24"])]);
+    const requested = admit(
+      service("a/x", { annotations: { "metallb.io/loadBalancerIPs": " 10.0.0.7" } }),
+    );
+    assert.equal(requested.kind, "allowed");
+    assert.deepEqual(requested.kind === "allowed" && requested.request, {
+      source: "annotation",
+      key: "metallb.io/loadBalancerIPs",
+      texts: ["10.0.0.7"],
+    });
+    const assigned = admit(service("a/y", { type: "ClusterIP", annotations: autoAssign }));
+    assert.deepEqual(assigned.kind === "assigned" && assigned.request, { source: "none" });
+    const outOfScope = admit(service("a/z", { type: "ClusterIP" }));
+    assert.equal(outOfScope.kind === "allowed" && outOfScope.request, undefined);
+  });
+
   test("deprecated keys produce warnings", () => {
     const { admit } = cluster([pool("default", ["10.0.0.0/24"])]);
     const decision = admit(

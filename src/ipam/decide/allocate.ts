@@ -47,7 +47,7 @@ export function allocate(context: DecisionContext, named: Pool | undefined): Dec
       const picked = families.map((family) => firstFreeInPool(pool, family, view.usage));
       if (picked.some((address) => address === undefined)) continue;
       const addresses = picked as IPAddress[];
-      return new GrantDecision("assigned", ref, "gets", addresses, pool.name, context.warnings);
+      return new GrantDecision("assigned", context, "gets", addresses, pool.name);
     }
   }
   const tried = candidates.map((pool) => `"${pool.name}"`).join(", ");

@@ -4,7 +4,7 @@
 import { formatAddressList, type IPAddress } from "../address.ts";
 import type { Labels } from "../labels.ts";
 import type { Pool, PoolSet, ServiceIdentity } from "../pool.ts";
-import type { ServiceObject } from "../service.ts";
+import type { AddressRequest, ServiceObject } from "../service.ts";
 import type { UsageIndex } from "../usage.ts";
 import type { Policy } from "./policy.ts";
 
@@ -22,6 +22,11 @@ export type ReasonCode =
   | "PoolExhausted"
   | "IgnoredAnnotation";
 
+/**
+ * What the core answers. An allowance or assignment carries the request it read of the Service
+ * (where it asks for addresses) and, in `addresses`, what it parsed, so that nothing after the
+ * decision (the patch, the grant) reads the Service's addresses again.
+ */
 export type Decision =
   | {
       readonly kind: "allowed";
@@ -29,6 +34,8 @@ export type Decision =
       readonly pool: string | undefined;
       readonly message: string;
       readonly warnings: readonly string[];
+      /** Undefined when the Service is out of scope: nothing of it was read. */
+      readonly request: AddressRequest | undefined;
     }
   | {
       /** The Service gets `addresses` written and becomes a LoadBalancer (the mutation). */
@@ -37,6 +44,7 @@ export type Decision =
       readonly pool: string;
       readonly message: string;
       readonly warnings: readonly string[];
+      readonly request: AddressRequest;
     }
   | {
       readonly kind: "denied";
@@ -47,6 +55,7 @@ export type Decision =
     };
 
 export type Denial = Extract<Decision, { kind: "denied" }>;
+export type Assignment = Extract<Decision, { kind: "assigned" }>;
 
 /** What the decision reads of the cluster: pools, who holds what, namespace labels. */
 export interface ClusterView {
@@ -61,6 +70,8 @@ export interface DecisionContext {
   readonly service: ServiceObject;
   readonly view: ClusterView;
   readonly policy: Policy;
+  /** Where the Service asks for addresses, read once. */
+  readonly request: AddressRequest;
   readonly identity: ServiceIdentity;
   readonly warnings: readonly string[];
 }
@@ -86,23 +97,24 @@ export class GrantDecision<Kind extends "allowed" | "assigned"> {
   readonly addresses: readonly IPAddress[];
   readonly pool: string;
   readonly warnings: readonly string[];
+  readonly request: AddressRequest;
   readonly #ref: string;
   readonly #verb: string;
 
   constructor(
     kind: Kind,
-    ref: string,
+    context: DecisionContext,
     verb: string,
     addresses: readonly IPAddress[],
     pool: string,
-    warnings: readonly string[],
   ) {
     this.kind = kind;
-    this.#ref = ref;
+    this.#ref = context.ref;
     this.#verb = verb;
     this.addresses = addresses;
     this.pool = pool;
-    this.warnings = warnings;
+    this.warnings = context.warnings;
+    this.request = context.request;
   }
 
   get message(): string {

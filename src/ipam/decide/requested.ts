@@ -93,15 +93,8 @@ export function checkRequested(
     if (conflict !== undefined) return conflict;
   }
   return isLoadBalancer(context.service)
-    ? new GrantDecision("allowed", ref, "may use", addresses, pool.name, context.warnings)
-    : new GrantDecision(
-        "assigned",
-        ref,
-        "becomes a LoadBalancer with",
-        addresses,
-        pool.name,
-        context.warnings,
-      );
+    ? new GrantDecision("allowed", context, "may use", addresses, pool.name)
+    : new GrantDecision("assigned", context, "becomes a LoadBalancer with", addresses, pool.name);
 }
 
 function familyMismatch(
