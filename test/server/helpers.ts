@@ -1,14 +1,11 @@
 // Shared by the server tests: an app over standalone state with captured logs, and HTTPS calls
 // with a given CA.
 
-import assert from "node:assert/strict";
 import { request as httpsRequest } from "node:https";
 import { pino } from "pino";
 import type { IPTarget } from "../../src/admission/patch.ts";
-import { parseServeArgs } from "../../src/cli/serve.ts";
 import { policyFor } from "../../src/ipam/decide.ts";
 import { buildApp, type WebhookApp } from "../../src/server/app.ts";
-import type { ServeConfig } from "../../src/server/config.ts";
 import { Metrics } from "../../src/server/metrics.ts";
 import { StandaloneState } from "../../src/server/standalone.ts";
 import { poolSet } from "../admission/fixtures.ts";
@@ -76,22 +73,4 @@ export function httpsCall(
     call.on("error", reject);
     call.end(options.body);
   });
-}
-
-/** The parsed config of `serve ARGS` (with `env` as the environment); fails the test if refused. */
-export async function serveConfig(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<ServeConfig> {
-  const parsed = await parseServeArgs(args, env);
-  if (!parsed.ok) assert.fail(parsed.error);
-  assert.notEqual(parsed.value, "help");
-  return parsed.value as ServeConfig;
-}
-
-/** The one-line reason `serve ARGS` is refused; fails the test if it is accepted. */
-export async function serveRefusal(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
-  const parsed = await parseServeArgs(args, env);
-  assert.ok(!parsed.ok, `expected ${args.join(" ")} to be refused`);
-  return parsed.error;
 }

@@ -4,8 +4,8 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseDuration } from "../../src/cli/serve.ts";
-import { serveConfig, serveRefusal } from "./helpers.ts";
+import { parseDuration } from "../../src/cli/serve-flags.ts";
+import { serveConfig, serveRefusal } from "./serve-config.ts";
 
 describe("serve: certificate bootstrap flags", () => {
   it("defaults to the shipped names, 90 days, 365 days and a 60 s trust delay", async () => {
