@@ -15,7 +15,9 @@ import type { ClusterView, Policy } from "../ipam/decide.ts";
 import type { Labels } from "../ipam/labels.ts";
 import type { Pool } from "../ipam/pool.ts";
 import { type ServiceObject, serviceRef } from "../ipam/service.ts";
-import { CLAIM_SELECTOR, type ClaimMetric, Claims } from "./claims.ts";
+import { Claimer, type ClaimMetric } from "./claims/claimer.ts";
+import { CLAIM_SELECTOR } from "./claims/lease.ts";
+import { ClaimRepair } from "./claims/repair.ts";
 import { KubeClient, loadKubeConfig } from "./kube.ts";
 import { PoolSources } from "./pool-sources.ts";
 import {
@@ -124,13 +126,14 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
       ...handlers,
     });
 
-  let claims: Claims | undefined;
+  let claims: { readonly claimer: Claimer; readonly repair: ClaimRepair } | undefined;
   const services = reflector(resources.services, {
     replace: (items) => usage.replaceAll(items as readonly ServiceObject[]),
     apply: (type, object) => {
       const service = object as ServiceObject;
       const released = type === "DELETED" ? usage.remove(service) : usage.upsert(service);
-      if (released.length > 0) claims?.serviceReleased(serviceRef(service), released, Date.now());
+      if (released.length > 0)
+        claims?.repair.serviceReleased(serviceRef(service), released, Date.now());
     },
   });
   // Only the pool sources the guarded release reads: a stray IPAddressPool beside MetalLB v0.11
@@ -184,28 +187,38 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
       const since = each?.healthySince;
       return since !== undefined && Date.now() - since >= Math.min(intervalMs, 2000);
     };
-    const made = new Claims({
+    const canCollect = () => isReady() && current(services) && current(leases);
+    const onCollected = config.onCollected !== undefined && { onCollected: config.onCollected };
+    const claimer = new Claimer({
       client,
       namespace: config.namespace,
       usage,
       pools: () => pools.poolSet,
       graceMs: config.graceMs,
-      intervalMs,
-      canCollect: () => isReady() && current(services) && current(leases),
+      canCollect,
       logger,
       ...(config.onClaim !== undefined && { onClaim: config.onClaim }),
-      ...(config.onCollected !== undefined && { onCollected: config.onCollected }),
+      ...onCollected,
     });
-    claims = made;
+    const repair = new ClaimRepair({
+      claimer,
+      usage,
+      pools: () => pools.poolSet,
+      intervalMs,
+      canCollect,
+      logger,
+      ...onCollected,
+    });
+    claims = { claimer, repair };
     leases = new Reflector({
       name: `address claims (Leases in ${config.namespace})`,
-      path: made.path,
+      path: claimer.path,
       labelSelector: CLAIM_SELECTOR,
       client,
       logger,
       ...(options.retry === undefined ? {} : { retry: options.retry }),
-      replace: (items) => made.replace(items),
-      apply: (type, object) => made.apply(type, object),
+      replace: (items) => claimer.replace(items),
+      apply: (type, object) => claimer.apply(type, object),
     });
     reflectors.push(leases);
   }
@@ -230,7 +243,7 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
   let stopped = false;
   let readyLogged = false;
   for (const each of reflectors) each.start();
-  claims?.start();
+  claims?.repair.start();
   logger.info(
     {
       server: client.server,
@@ -280,11 +293,11 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
     record(grant: Grant, now: number): void {
       usage.hold(grant, now);
     },
-    ...(claims !== undefined && { claims }),
+    ...(claims !== undefined && { claims: claims.claimer }),
     async stop(): Promise<void> {
       stopped = true;
       clearInterval(timer);
-      await claims?.stop();
+      await claims?.repair.stop();
       await Promise.all(reflectors.map((each) => each.stop()));
     },
   };

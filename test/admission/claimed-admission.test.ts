@@ -1,6 +1,6 @@
 // admitWithClaims against an in-memory arbiter shared by two "replicas" (each its own usage
 // index and holds, as two processes have): what a cluster of webhooks must guarantee, without
-// an API server. The Lease I/O itself is test/cluster/claims.test.ts.
+// an API server. The Lease I/O itself is test/cluster/claims/.
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";

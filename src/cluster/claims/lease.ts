@@ -1,0 +1,187 @@
+// The Lease of an address claim: one coordination.k8s.io/v1 Lease per address in the webhook's
+// namespace, what it is called, what it records so that any replica can apply MetalLB's sharing
+// rules to it, and when it is stale (the rule both the claimer's take-over and the repair's
+// collection apply). Pure. See docs/decisions/0005-address-claims-with-leases.md.
+
+import { asRecord } from "../../base/objects.ts";
+import { formatAddress, type IPAddress, parseAddress } from "../../ipam/address.ts";
+import type { Holder } from "../../ipam/usage.ts";
+import type { KubeObject } from "../reflector.ts";
+
+const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
+const MANAGED_BY = "lb-ip-guard";
+/** Selects the claims among the namespace's Leases (others, e.g. a leader election, are not). */
+export const CLAIM_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+
+/** What a claim records, so that any replica can apply MetalLB's sharing rules to it. */
+const CLAIM_ANNOTATION = {
+  address: "lb-ip-guard.dev/address",
+  holder: "lb-ip-guard.dev/holder",
+  pool: "lb-ip-guard.dev/pool",
+  sharingKey: "lb-ip-guard.dev/sharing-key",
+  ports: "lb-ip-guard.dev/ports",
+  backendKey: "lb-ip-guard.dev/backend-key",
+  claimedBy: "lb-ip-guard.dev/claimed-by",
+} as const;
+
+/**
+ * A holder seen giving an address up frees its claim at once, unless the claim was written less
+ * than this before (then it may be a newer admission of the same name; clocks of two replicas
+ * may differ a little).
+ */
+export const RELEASE_MARGIN_MS = 2000;
+/**
+ * The Lease name of an address: `ip-` and the canonical text, lowercase, `.` and `:` as `-`
+ * (`ip-192-168-35-100`, `ip-fd00-10--5`). A name may not end in `-`, so an IPv6 address whose
+ * canonical form ends in `::` gets a `0` (`fd00::` → `ip-fd00--0`, which no other address
+ * maps to). IPv4 names have four groups; IPv6 names with no `--` have eight: they never meet.
+ */
+export function leaseName(address: IPAddress): string {
+  const name = `ip-${formatAddress(address).toLowerCase().replace(/[.:]/g, "-")}`;
+  return name.endsWith("-") ? `${name}0` : name;
+}
+
+/** The usage-index owner of a claim: `claim:<lease>`. */
+export const claimOwner = (lease: string): string => `claim:${lease}`;
+
+/** A claim as read from its Lease. */
+export interface Claim {
+  readonly name: string;
+  readonly resourceVersion: string;
+  readonly address: IPAddress;
+  readonly holder: Holder;
+  readonly pool: string;
+  /** When the claim was last written: the latest of renewTime, acquireTime, creation (ms). */
+  readonly writtenAt: number;
+}
+
+/** Reads a claim from a Lease; undefined when the Lease is not a well-formed claim. */
+export function parseClaim(lease: KubeObject): Claim | undefined {
+  const metadata = asRecord(lease.metadata);
+  const spec = asRecord(lease.spec);
+  const annotations = asRecord(metadata.annotations);
+  const text = (key: string): string | undefined =>
+    typeof annotations[key] === "string" ? (annotations[key] as string) : undefined;
+  const name = typeof metadata.name === "string" ? metadata.name : "";
+  const parsed = parseAddress(text(CLAIM_ANNOTATION.address) ?? "");
+  const ref = text(CLAIM_ANNOTATION.holder) ?? "";
+  if (!parsed.ok || ref === "" || leaseName(parsed.value) !== name) return undefined;
+  const times = [spec.renewTime, spec.acquireTime, metadata.creationTimestamp]
+    .map((value) => (typeof value === "string" ? Date.parse(value) : Number.NaN))
+    .filter((value) => !Number.isNaN(value));
+  const ports = text(CLAIM_ANNOTATION.ports) ?? "";
+  return {
+    name,
+    resourceVersion: typeof metadata.resourceVersion === "string" ? metadata.resourceVersion : "",
+    address: parsed.value,
+    holder: {
+      ref,
+      sharingKey: text(CLAIM_ANNOTATION.sharingKey) ?? "",
+      ports: ports === "" ? [] : ports.split(","),
+      backendKey: text(CLAIM_ANNOTATION.backendKey) ?? "",
+    },
+    pool: text(CLAIM_ANNOTATION.pool) ?? "",
+    writtenAt: times.length > 0 ? Math.max(...times) : 0,
+  };
+}
+
+/** The annotations a claim carries for `holder`. */
+function claimAnnotations(
+  address: IPAddress,
+  holder: Holder,
+  pool: string,
+  claimedBy: string,
+): Record<string, string> {
+  return {
+    [CLAIM_ANNOTATION.address]: formatAddress(address),
+    [CLAIM_ANNOTATION.holder]: holder.ref,
+    [CLAIM_ANNOTATION.pool]: pool,
+    [CLAIM_ANNOTATION.sharingKey]: holder.sharingKey,
+    [CLAIM_ANNOTATION.ports]: holder.ports.join(","),
+    [CLAIM_ANNOTATION.backendKey]: holder.backendKey,
+    [CLAIM_ANNOTATION.claimedBy]: claimedBy,
+  };
+}
+
+/** The Lease that claims `address` for `holder`. */
+export function claimLease(
+  namespace: string,
+  address: IPAddress,
+  holder: Holder,
+  pool: string,
+  now: number,
+  claimedBy: string,
+): KubeObject {
+  const time = microTime(now);
+  return {
+    apiVersion: "coordination.k8s.io/v1",
+    kind: "Lease",
+    metadata: {
+      name: leaseName(address),
+      namespace,
+      labels: { [MANAGED_BY_LABEL]: MANAGED_BY },
+      annotations: claimAnnotations(address, holder, pool, claimedBy),
+    },
+    spec: { holderIdentity: holder.ref, acquireTime: time, renewTime: time },
+  };
+}
+
+/**
+ * `current` (a claim Lease as read) written again as `fresh` (its claimLease of now) says: the
+ * claim's annotations, holder and renewTime from `fresh`, everything else kept (the
+ * resourceVersion the write is guarded by, acquireTime, other annotations).
+ */
+export function renewedLease(current: KubeObject, fresh: KubeObject): KubeObject {
+  const metadata = asRecord(current.metadata);
+  const spec = asRecord(current.spec);
+  const renewed = asRecord(fresh.spec);
+  return {
+    ...current,
+    metadata: {
+      ...metadata,
+      annotations: {
+        ...asRecord(metadata.annotations),
+        ...asRecord(asRecord(fresh.metadata).annotations),
+      },
+    },
+    spec: { ...spec, holderIdentity: renewed.holderIdentity, renewTime: renewed.renewTime },
+  };
+}
+
+/** What the collection rule needs to know of the cluster besides the claim. */
+export interface HolderView {
+  /** Whether the Service `ref` holds `address` (requests it or has it in status), per the cache. */
+  holds(ref: string, address: IPAddress): boolean;
+  /** When this process saw `ref` give up the address of `lease` (deleted, changed), if it did. */
+  releasedAt(ref: string, lease: string): number | undefined;
+}
+
+/**
+ * Why a claim may be deleted now, or undefined to keep it. A claim whose holder holds the address
+ * is kept. Otherwise it goes once it is older than the grace period (its admission was refused
+ * later, or its Service is gone), or at once when the holder was seen giving the address up after
+ * the claim was written.
+ */
+export function collectReason(
+  claim: Claim,
+  view: HolderView,
+  now: number,
+  graceMs: number,
+): string | undefined {
+  const { ref } = claim.holder;
+  if (view.holds(ref, claim.address)) return undefined;
+  const released = view.releasedAt(ref, claim.name);
+  if (released !== undefined && released - claim.writtenAt > RELEASE_MARGIN_MS) {
+    return `${ref} gave up ${formatAddress(claim.address)}`;
+  }
+  const age = now - claim.writtenAt;
+  if (age > graceMs) {
+    return `${ref} does not hold ${formatAddress(claim.address)} and the claim is ${Math.round(age / 1000)} s old (grace ${graceMs / 1000} s)`;
+  }
+  return undefined;
+}
+
+/** A Kubernetes MicroTime: RFC 3339 with six fractional digits. */
+function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+}

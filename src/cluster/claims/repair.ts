@@ -1,0 +1,142 @@
+// The repair of the address claims, as Kubernetes' repairip controller does for ClusterIPs:
+// every interval, while the caches are current, claims whose holder does not hold the address
+// are collected (deleted, guarded by their resourceVersion), and every address a Service holds
+// without a claim is adopted (its claim created). A Service seen giving its address up frees its
+// claim at once. The rule of when a claim is stale is lease.ts's collectReason.
+// See docs/decisions/0005-address-claims-with-leases.md.
+
+import { formatAddress, type IPAddress } from "../../ipam/address.ts";
+import type { Holder } from "../../ipam/usage.ts";
+import { describeError, KubeApiError } from "../kube.ts";
+import type { Claimer, ClaimerOptions } from "./claimer.ts";
+import { type Claim, leaseName } from "./lease.ts";
+
+/** Adoptions in flight at once during a collection pass. */
+const ADOPT_CONCURRENCY = 4;
+
+/** The claimer's settings the repair shares, the claimer itself, and how often it runs. */
+export interface ClaimRepairOptions
+  extends Pick<ClaimerOptions, "usage" | "pools" | "canCollect" | "logger" | "onCollected"> {
+  /** Whose watch cache is judged, and who deletes and creates the Leases. */
+  readonly claimer: Claimer;
+  /** How often collection and adoption run. */
+  readonly intervalMs: number;
+}
+
+/** Collection of stale claims and adoption of unclaimed addresses, on a timer and on release. */
+export class ClaimRepair {
+  readonly #options: ClaimRepairOptions;
+  #timer: NodeJS.Timeout | undefined;
+  #passing: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(options: ClaimRepairOptions) {
+    this.#options = options;
+  }
+
+  /**
+   * The Services watch saw `ref` give up `addresses` (deleted, or changed to other ones): their
+   * claims go now rather than after the grace period, so a deleted Service's address is free for
+   * the next one at once.
+   */
+  serviceReleased(ref: string, addresses: readonly IPAddress[], now: number): void {
+    const { claimer } = this.#options;
+    for (const address of addresses) {
+      const name = leaseName(address);
+      claimer.noteReleased(ref, name, now);
+      const claim = claimer.claimNamed(name);
+      if (claim === undefined || claim.holder.ref !== ref) continue;
+      void this.#collect(claim, now);
+    }
+  }
+
+  async #collect(claim: Claim, now: number): Promise<boolean> {
+    const reason = this.#options.claimer.staleReason(claim, now);
+    if (reason === undefined) return false;
+    if (!(await this.#options.claimer.delete(claim.name, claim.resourceVersion))) return false;
+    this.#options.logger.info(
+      { lease: claim.name, holder: claim.holder.ref, address: formatAddress(claim.address) },
+      `claim ${claim.name} collected: ${reason}`,
+    );
+    this.#options.onCollected?.(1);
+    return true;
+  }
+
+  /** One collection and adoption pass now (also run by the timer). */
+  pass(): Promise<void> {
+    this.#passing ??= this.#pass().finally(() => {
+      this.#passing = undefined;
+    });
+    return this.#passing;
+  }
+
+  async #pass(): Promise<void> {
+    if (this.#stopped || !this.#options.canCollect()) return;
+    const now = Date.now();
+    const { claimer, logger } = this.#options;
+    claimer.forgetOldReleases(now);
+    for (const claim of claimer.claims()) {
+      if (this.#stopped) return;
+      await this.#collect(claim, now);
+    }
+    // Adoption: every address a Service holds gets a claim, if it has none (Services that predate
+    // the webhook, or were written while it was down). Create-if-absent: a 409 means another
+    // replica (or an admission) was first, which is as good.
+    const pools = this.#options.pools();
+    const missing: { address: IPAddress; holder: Holder }[] = [];
+    const seen = new Set<string>();
+    for (const [owner, holder, addresses] of this.#options.usage.index.entries()) {
+      if (owner !== holder.ref) continue; // holds and claims, not Services
+      for (const address of addresses) {
+        const name = leaseName(address);
+        if (claimer.claimNamed(name) !== undefined || seen.has(name)) continue;
+        seen.add(name);
+        missing.push({ address, holder });
+      }
+    }
+    let adopted = 0;
+    const next = async (): Promise<void> => {
+      for (let item = missing.shift(); item !== undefined; item = missing.shift()) {
+        if (this.#stopped) return;
+        const { address, holder } = item;
+        const pool = pools.poolOf(address.family, address.value)?.name ?? "";
+        try {
+          await claimer.create(address, holder, pool);
+          adopted += 1;
+        } catch (error) {
+          if (error instanceof KubeApiError && error.status === 409) continue;
+          logger.warn(
+            { service: holder.ref, address: formatAddress(address), error: describeError(error) },
+            `cannot adopt ${formatAddress(address)} of ${holder.ref}: ${describeError(error)}`,
+          );
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: ADOPT_CONCURRENCY }, next));
+    if (adopted > 0) {
+      logger.info(
+        { adopted },
+        `adopted ${adopted} address(es) held by Services without a claim (created their Leases)`,
+      );
+    }
+  }
+
+  start(): void {
+    if (this.#timer !== undefined || this.#stopped) return;
+    this.#timer = setInterval(() => {
+      this.pass().catch((error: unknown) => {
+        this.#options.logger.error(
+          { error: describeError(error) },
+          `claim collection failed: ${describeError(error)}`,
+        );
+      });
+    }, this.#options.intervalMs);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    await this.#passing;
+  }
+}

@@ -1,0 +1,111 @@
+// The Lease of an address claim (src/cluster/claims/lease.ts): its name, what it records and
+// reads back, and the rule of when a claim may be collected.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  type Claim,
+  claimLease,
+  collectReason,
+  type HolderView,
+  leaseName,
+  parseClaim,
+  RELEASE_MARGIN_MS,
+} from "../../../src/cluster/claims/lease.ts";
+import { address, holder, NAMESPACE } from "./fake-leases.ts";
+
+describe("Lease names and contents", () => {
+  it("names a claim after the canonical address", () => {
+    assert.equal(leaseName(address("192.168.35.100")), "ip-192-168-35-100");
+    assert.equal(leaseName(address("FD00:10:0::5")), "ip-fd00-10--5");
+    assert.equal(leaseName(address("fd00::")), "ip-fd00--0");
+    assert.equal(leaseName(address("::")), "ip---0");
+    assert.equal(leaseName(address("2001:db8:1:2:3:4:5:6")), "ip-2001-db8-1-2-3-4-5-6");
+  });
+
+  it("records holder, pool and the sharing data, and reads them back", () => {
+    const sharing = holder("team-a/dns", {
+      sharingKey: "dns",
+      ports: ["UDP/53", "TCP/53"],
+      backendKey: "Local{app=dns}",
+    });
+    const lease = claimLease(
+      NAMESPACE,
+      address("10.0.0.7"),
+      sharing,
+      "lan",
+      Date.UTC(2026, 0, 2),
+      "pod-1",
+    );
+    assert.deepEqual(lease.metadata, {
+      name: "ip-10-0-0-7",
+      namespace: NAMESPACE,
+      labels: { "app.kubernetes.io/managed-by": "lb-ip-guard" },
+      annotations: {
+        "lb-ip-guard.dev/address": "10.0.0.7",
+        "lb-ip-guard.dev/holder": "team-a/dns",
+        "lb-ip-guard.dev/pool": "lan",
+        "lb-ip-guard.dev/sharing-key": "dns",
+        "lb-ip-guard.dev/ports": "UDP/53,TCP/53",
+        "lb-ip-guard.dev/backend-key": "Local{app=dns}",
+        "lb-ip-guard.dev/claimed-by": "pod-1",
+      },
+    });
+    assert.deepEqual(lease.spec, {
+      holderIdentity: "team-a/dns",
+      acquireTime: "2026-01-02T00:00:00.000000Z",
+      renewTime: "2026-01-02T00:00:00.000000Z",
+    });
+    const claim = parseClaim(lease);
+    assert.deepEqual(claim?.holder, sharing);
+    assert.equal(claim?.pool, "lan");
+    assert.equal(claim?.writtenAt, Date.UTC(2026, 0, 2));
+  });
+
+  it("ignores Leases that are not well-formed claims", () => {
+    assert.equal(parseClaim({ metadata: { name: "leader" } }), undefined);
+    const lease = claimLease(NAMESPACE, address("10.0.0.7"), holder("a/b"), "", 0, "x");
+    (lease.metadata as Record<string, unknown>).name = "ip-10-0-0-8";
+    assert.equal(parseClaim(lease), undefined);
+  });
+});
+
+describe("collectReason", () => {
+  const claim: Claim = {
+    name: "ip-10-0-0-7",
+    resourceVersion: "1",
+    address: address("10.0.0.7"),
+    holder: holder("team-a/web"),
+    pool: "",
+    writtenAt: 1_000_000,
+  };
+  const view = (holds: boolean, releasedAt?: number): HolderView => ({
+    holds: () => holds,
+    releasedAt: () => releasedAt,
+  });
+
+  it("keeps a claim whose Service holds the address, however old", () => {
+    assert.equal(collectReason(claim, view(true), 1e12, 60_000), undefined);
+  });
+
+  it("keeps a young claim whose Service is not seen yet (an admission in flight)", () => {
+    assert.equal(collectReason(claim, view(false), 1_000_000 + 59_000, 60_000), undefined);
+  });
+
+  it("collects it once the grace period is over", () => {
+    assert.match(
+      collectReason(claim, view(false), 1_000_000 + 61_000, 60_000) ?? "",
+      /team-a\/web does not hold 10\.0\.0\.7 and the claim is 61 s old \(grace 60 s\)/,
+    );
+  });
+
+  it("collects at once when the Service was seen giving the address up after the claim", () => {
+    const released = 1_000_000 + RELEASE_MARGIN_MS + 1;
+    assert.match(
+      collectReason(claim, view(false, released), released + 5, 60_000) ?? "",
+      /team-a\/web gave up 10\.0\.0\.7/,
+    );
+    // Released right around the claim's write: it may be a newer admission of the same name.
+    assert.equal(collectReason(claim, view(false, 1_000_500), 1_000_600, 60_000), undefined);
+  });
+});
