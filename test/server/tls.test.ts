@@ -1,5 +1,5 @@
-// Real sockets: the app over HTTPS with a generated certificate, TLS 1.2 as the floor, a
-// certificate swapped the way Kubernetes updates a Secret volume, and the plain-HTTP metrics port.
+// Real sockets: the app over HTTPS with a generated certificate, TLS 1.2 as the floor, and a
+// certificate swapped the way Kubernetes updates a Secret volume.
 
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
@@ -15,7 +15,6 @@ import {
   generateCertificate,
 } from "../../src/certs/issue.ts";
 import { buildApp } from "../../src/server/app.ts";
-import { closeServer, createMetricsServer, listen, Metrics } from "../../src/server/metrics.ts";
 import {
   CertificateWatcher,
   readCertificate,
@@ -190,33 +189,5 @@ describe("HTTPS", () => {
       readCertificate(join(directory, "none.crt"), join(directory, "none.key")),
       /cannot read --tls-cert/,
     );
-  });
-});
-
-describe("metrics port", () => {
-  it("serves Prometheus text at GET /metrics over plain HTTP, with process metrics, and 404 elsewhere", async () => {
-    const h = harness();
-    const metrics = new Metrics({ view: () => h.state.view });
-    const server = createMetricsServer(metrics);
-    const port = await listen(server, 0, "127.0.0.1");
-    try {
-      const response = await fetch(`http://127.0.0.1:${port}/metrics`);
-      assert.equal(response.status, 200);
-      assert.match(response.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
-      const text = await response.text();
-      assert.match(text, /# TYPE lb_ip_guard_admission_requests_total counter/);
-      assert.match(text, /# TYPE lb_ip_guard_admission_duration_seconds histogram/);
-      assert.match(
-        text,
-        /lb_ip_guard_pool_addresses\{pool="reserved",family="IPv4",state="total"\} 8/,
-      );
-      assert.match(text, /process_cpu_seconds_total/);
-      assert.match(text, /nodejs_eventloop_lag_seconds/);
-      const missing = await fetch(`http://127.0.0.1:${port}/`);
-      assert.equal(missing.status, 404);
-      assert.match(((await missing.json()) as { error: string }).error, /GET \/metrics/);
-    } finally {
-      await closeServer(server);
-    }
   });
 });

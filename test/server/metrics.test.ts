@@ -1,0 +1,34 @@
+// Real sockets: the plain-HTTP metrics port (src/server/metrics.ts).
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { closeServer, createMetricsServer, listen, Metrics } from "../../src/server/metrics.ts";
+import { harness } from "./helpers.ts";
+
+describe("metrics port", () => {
+  it("serves Prometheus text at GET /metrics over plain HTTP, with process metrics, and 404 elsewhere", async () => {
+    const h = harness();
+    const metrics = new Metrics({ view: () => h.state.view });
+    const server = createMetricsServer(metrics);
+    const port = await listen(server, 0, "127.0.0.1");
+    try {
+      const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+      assert.equal(response.status, 200);
+      assert.match(response.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+      const text = await response.text();
+      assert.match(text, /# TYPE lb_ip_guard_admission_requests_total counter/);
+      assert.match(text, /# TYPE lb_ip_guard_admission_duration_seconds histogram/);
+      assert.match(
+        text,
+        /lb_ip_guard_pool_addresses\{pool="reserved",family="IPv4",state="total"\} 8/,
+      );
+      assert.match(text, /process_cpu_seconds_total/);
+      assert.match(text, /nodejs_eventloop_lag_seconds/);
+      const missing = await fetch(`http://127.0.0.1:${port}/`);
+      assert.equal(missing.status, 404);
+      assert.match(((await missing.json()) as { error: string }).error, /GET \/metrics/);
+    } finally {
+      await closeServer(server);
+    }
+  });
+});
