@@ -2,7 +2,7 @@
 // The lb-ip-guard command: a table of subcommands. To add one, import its runner and add a row.
 
 import { readFileSync } from "node:fs";
-import { CHECK_SUMMARY, CHECK_USAGE, type CheckIO, EXIT, runCheck } from "./check.ts";
+import { CHECK_SUMMARY, CHECK_USAGE, type CheckIO, EXIT, runCheck } from "./check/command.ts";
 import { runServe, SERVE_SUMMARY, SERVE_USAGE } from "./serve.ts";
 
 interface Command {

@@ -17,7 +17,7 @@ import { after, before, it } from "node:test";
 import fc from "fast-check";
 import { stringify } from "yaml";
 import { metallbAssets } from "../../scripts/metallb-assets.ts";
-import { runCheck } from "../../src/cli/check.ts";
+import { runCheck } from "../../src/cli/check/command.ts";
 import {
   type Allocation,
   type ControlPlane,

@@ -3,10 +3,10 @@
 // UPDATE with the stored object when the Service already exists), so CI and `kubectl apply`
 // cannot disagree. What is admitted is recorded, as the webhook's watch would record it.
 
-import { type AdmissionContext, type AdmissionOutcome, admit } from "../admission/admit.ts";
-import { applyPatch, type PatchOperation } from "../admission/patch.ts";
-import type { AdmissionRequest } from "../admission/review.ts";
-import { formatAddress, type IPAddress, parseAddress, sameAddress } from "../ipam/address.ts";
+import { type AdmissionContext, type AdmissionOutcome, admit } from "../../admission/admit.ts";
+import { applyPatch, type PatchOperation } from "../../admission/patch.ts";
+import type { AdmissionRequest } from "../../admission/review.ts";
+import { formatAddress, type IPAddress, parseAddress, sameAddress } from "../../ipam/address.ts";
 import {
   type ClusterView,
   decide,
@@ -14,11 +14,11 @@ import {
   holdingsOf,
   type Policy,
   type ReasonCode,
-} from "../ipam/decide.ts";
-import type { Labels } from "../ipam/labels.ts";
-import type { PoolSet } from "../ipam/pool.ts";
-import { type ServiceObject, statusAddresses } from "../ipam/service.ts";
-import { UsageIndex } from "../ipam/usage.ts";
+} from "../../ipam/decide.ts";
+import type { Labels } from "../../ipam/labels.ts";
+import type { PoolSet } from "../../ipam/pool.ts";
+import { type ServiceObject, statusAddresses } from "../../ipam/service.ts";
+import { UsageIndex } from "../../ipam/usage.ts";
 
 /** What `check` reports of one Service. */
 export interface Verdict {

@@ -1,0 +1,128 @@
+// The report of `lb-ip-guard check`: one result per Service (the JSON of the contract, or a text
+// line each and a summary), and for --assign the manifests with every assignment written into
+// the document it came from.
+
+import { formatAddress } from "../../ipam/address.ts";
+import type { ReasonCode } from "../../ipam/decide.ts";
+import type { ServiceObject } from "../../ipam/service.ts";
+import {
+  ManifestError,
+  type ManifestObject,
+  type SourceDocument,
+  serializeDocuments,
+} from "../../manifests/loader.ts";
+import type { Verdict } from "./replay.ts";
+
+export interface DecidedService {
+  readonly manifest: ManifestObject;
+  readonly service: ServiceObject;
+  readonly verdict: Verdict;
+}
+
+/** A JSON result of the contract: one per Service, in input order. */
+export interface CheckResult {
+  readonly namespace: string;
+  readonly name: string;
+  readonly decision: Verdict["kind"];
+  readonly ips: readonly string[];
+  readonly pool: string | null;
+  readonly reason: ReasonCode | null;
+  readonly message: string;
+}
+
+export interface CheckReport {
+  readonly summary: {
+    readonly services: number;
+    readonly allowed: number;
+    readonly assigned: number;
+    readonly denied: number;
+  };
+  readonly results: readonly CheckResult[];
+}
+
+export function reportOf(decided: readonly DecidedService[]): CheckReport {
+  const results = decided.map(({ service, verdict }): CheckResult => {
+    const metadata = service.metadata;
+    return {
+      namespace: metadata?.namespace ?? "default",
+      name: metadata?.name || `${metadata?.generateName ?? ""}<generated>`,
+      decision: verdict.kind,
+      ips: verdict.addresses.map(formatAddress),
+      pool: verdict.pool ?? null,
+      reason: verdict.reason ?? null,
+      message: verdict.message,
+    };
+  });
+  const count = (kind: Verdict["kind"]) =>
+    results.filter((result) => result.decision === kind).length;
+  return {
+    summary: {
+      services: results.length,
+      allowed: count("allowed"),
+      assigned: count("assigned"),
+      denied: count("denied"),
+    },
+    results,
+  };
+}
+
+export function formatText(
+  report: CheckReport,
+  serviceWarnings: readonly (readonly string[])[],
+): string {
+  const lines = report.results.flatMap((result, index) => {
+    const ref = `${result.namespace}/${result.name}`;
+    const ips = result.ips.length > 0 ? result.ips.join(",") : "-";
+    const pool = result.pool === null ? "" : ` [${result.pool}]`;
+    const reason = result.reason === null ? "" : ` ${result.reason}:`;
+    // The message starts with the Service's ref, already on the line.
+    const message = result.message.replace(new RegExp(`^${escapeRegExp(ref)}:? `), "");
+    return [
+      `${result.decision.padEnd(8)} ${ref} ${ips}${pool}${reason} ${message}`,
+      ...(serviceWarnings[index] ?? []).map((warning) => `         warning: ${warning}`),
+    ];
+  });
+  const { services, allowed, assigned, denied } = report.summary;
+  lines.push(
+    `${services} ${services === 1 ? "service" : "services"}: ${allowed} allowed, ${assigned} assigned, ${denied} denied`,
+  );
+  return `${lines.join("\n")}\n`;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/**
+ * The PATHs' documents with every assigned Service mutated as the webhook would mutate it:
+ * type LoadBalancer, the address, and where it came from.
+ */
+export function applyAssignments(
+  manifests: readonly ManifestObject[],
+  decided: readonly DecidedService[],
+): string {
+  const edited = new Set<SourceDocument>();
+  for (const { manifest, verdict } of decided) {
+    if (verdict.kind !== "assigned") continue;
+    edited.add(manifest.source);
+    try {
+      // The webhook's own patch, so `check --assign` writes exactly what admission would.
+      for (const operation of verdict.patch) {
+        const segments = operation.path
+          .split("/")
+          .slice(1)
+          .map((segment) => segment.replaceAll("~1", "/").replaceAll("~0", "~"));
+        manifest.source.yaml.setIn([...manifest.path, ...segments], operation.value);
+      }
+    } catch (error) {
+      throw new ManifestError(
+        manifest.source.file,
+        manifest.source.document,
+        `cannot write the assignment into this document: ${(error as Error).message}`,
+      );
+    }
+  }
+  // Each document once, in input order (a List document holds many objects).
+  const documents = [...new Set(manifests.map((manifest) => manifest.source))];
+  return serializeDocuments(documents, edited);
+}
