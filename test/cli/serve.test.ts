@@ -1,10 +1,12 @@
 // `lb-ip-guard serve`, the command as a process: exit 2 with one line on stderr for every bad
 // start, whether the flags (src/cli/serve-flags.ts) or the server's first steps
-// (src/server/run.ts) refuse it, and its help.
+// (src/server/run.ts) refuse it, exit 1 with one line when serving fails, and its help.
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -167,5 +169,40 @@ describe("serve refuses a bad start: exit 2, one line on stderr", { concurrency:
     assert.equal(run.code, 0);
     assert.match(run.stdout, /^Usage: lb-ip-guard serve/);
     assert.match(run.stdout, /LB_IP_GUARD_<FLAG>/);
+  });
+});
+
+describe("serve fails to serve: exit 1, one line on stderr", () => {
+  it("a port already taken", async () => {
+    const taken = createServer().listen(0, "127.0.0.1");
+    await once(taken, "listening");
+    const address = taken.address();
+    const port = typeof address === "object" && address !== null ? address.port : 0;
+    const directory = await mkdtemp(join(tmpdir(), "lb-ip-guard-serve-"));
+    try {
+      const run = await runCli([
+        "serve",
+        "--standalone",
+        "--pools",
+        POOLS,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--metrics-port",
+        "0",
+        "--ca-out",
+        join(directory, "ca.crt"),
+        "--log-level",
+        "silent",
+      ]);
+      assert.equal(run.code, 1, `${run.stderr}${run.stdout}`);
+      const lines = run.stderr.trimEnd().split("\n");
+      assert.equal(lines.length, 1, run.stderr);
+      assert.match(lines[0] ?? "", /^lb-ip-guard serve: cannot listen: .*EADDRINUSE/);
+    } finally {
+      taken.close();
+      await rm(directory, { recursive: true, force: true });
+    }
   });
 });
