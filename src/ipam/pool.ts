@@ -83,9 +83,10 @@ export class PoolSet {
 
   constructor(pools: readonly Pool[]) {
     this.#byName = new Map(pools.map((pool) => [pool.name, pool]));
-    // Sorted once: every auto-assign reads the list (twice), and a set lives until the pools change.
-    this.#inNameOrder = Object.freeze(
-      [...this.#byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    // Sorted once: every auto-assign reads the list (twice), and a set lives until the pools
+    // change. Not frozen: V8's filter over a frozen array costs an auto-assign about a fifth.
+    this.#inNameOrder = [...this.#byName.values()].sort((a, b) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
     );
     const indexed = pools.flatMap((pool) => pool.ranges.map((range) => ({ range, pool })));
     const byFirst = (a: IndexedRange, b: IndexedRange) => (a.range.first < b.range.first ? -1 : 1);

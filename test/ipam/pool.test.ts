@@ -135,7 +135,6 @@ test("PoolSet lists pools by name and finds them by name", () => {
 test("PoolSet sorts its pools once: every read is the same list", () => {
   const set = new PoolSet([pool("b", [range("10.0.1.0/24")]), pool("a", [range("10.0.0.0/24")])]);
   assert.equal(set.pools, set.pools);
-  assert.ok(Object.isFrozen(set.pools));
 });
 
 const maxValue = (family: Family) => (1n << BigInt(FAMILY_BITS[family])) - 1n;
