@@ -17,7 +17,7 @@ export const holdKey = (ref: string): string => `hold:${ref}`;
 
 /**
  * In-flight grants. Between the admission of an address and the moment its Service reaches the
- * informer cache, the address must look used to every other request; a hold does that inside the
+ * watch cache, the address must look used to every other request; a hold does that inside the
  * usage index. It ends when the Service shows up (release) or, for admissions that never
  * persisted (a later webhook refused, the client gave up), when it expires.
  */

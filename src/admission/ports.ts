@@ -7,7 +7,7 @@ import type { AdmissionContext } from "./admit.ts";
 import type { Grant } from "./holds.ts";
 
 /**
- * The port between the HTTP edge and whatever keeps cluster state: the informer-backed state of
+ * The port between the HTTP edge and whatever keeps cluster state: the watch-cache state of
  * a cluster deployment, or the in-memory state of standalone mode.
  */
 export interface AdmissionState {
