@@ -16,8 +16,10 @@ export interface LoadedPools {
 
 /**
  * Reads pools files (YAML or JSON; legacy ConfigMap, IPAddressPool, or a bare `address-pools`
- * document; many documents each) the way `check --pools` does. Any configuration error, or
- * files that hold no pool at all, fail with one line naming the file, document and pool.
+ * document; many documents each), with check's parsing and merge. Unlike check, every source is
+ * kept whatever the guarded MetalLB release reads: pools given on the command line are the
+ * operator's own. Any configuration error, or files that hold no pool at all, fail with one
+ * line naming the file, document and pool.
  */
 export async function loadPoolFiles(
   files: readonly string[],

@@ -6,7 +6,12 @@
 import { type AdmissionContext, type AdmissionOutcome, admit } from "../../admission/admit.ts";
 import { applyPatch, type PatchOperation } from "../../admission/patch.ts";
 import type { AdmissionRequest } from "../../admission/review.ts";
-import { formatAddress, type IPAddress, parseAddress, sameAddress } from "../../ipam/address.ts";
+import {
+  formatAddressList,
+  type IPAddress,
+  parseAddress,
+  sameAddress,
+} from "../../ipam/address.ts";
 import {
   type ClusterView,
   decide,
@@ -239,5 +244,5 @@ function auditNotes(
 }
 
 function list(addresses: readonly IPAddress[]): string {
-  return addresses.length === 0 ? "nothing" : addresses.map(formatAddress).join(", ");
+  return addresses.length === 0 ? "nothing" : formatAddressList(addresses);
 }
