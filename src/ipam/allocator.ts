@@ -1,7 +1,7 @@
 import type { Family, IPAddress } from "./address.ts";
 import { isUsableAddress, type Pool } from "./pool.ts";
 import type { AddressRange } from "./range.ts";
-import type { UsageIndex } from "./usage.ts";
+import type { Holder, UsageIndex } from "./usage.ts";
 
 /**
  * The lowest free address of a range, or undefined. Each step is a logarithmic query on the used
@@ -20,15 +20,28 @@ function firstFreeInRange(pool: Pool, range: AddressRange, usage: UsageIndex): b
   return undefined;
 }
 
-/** The next free address of one family in a pool: ranges in declaration order, lowest first. */
+/**
+ * The next address of one family in a pool for `holder`: ranges in declaration order, in each the
+ * lowest that is free or, when the holder has a sharing key, already held by Services it may
+ * share with. MetalLB's own pick (getFreeIPsFromPool with checkSharing) takes the first of either
+ * kind, so the second Service of a TCP/UDP pair with one sharing key lands on the first's address.
+ */
 export function firstFreeInPool(
   pool: Pool,
   family: Family,
   usage: UsageIndex,
+  holder?: Holder,
 ): IPAddress | undefined {
+  const shareable =
+    holder === undefined || holder.sharingKey === "" ? [] : usage.shareableWith(holder, family);
   for (const range of pool.ranges) {
     if (range.family !== family) continue;
-    const value = firstFreeInRange(pool, range, usage);
+    const free = firstFreeInRange(pool, range, usage);
+    const shared = shareable.find(
+      (value) =>
+        range.first <= value && value <= range.last && isUsableAddress(pool, family, value),
+    );
+    const value = free === undefined || (shared !== undefined && shared < free) ? shared : free;
     if (value !== undefined) return { family, value };
   }
   return undefined;

@@ -55,6 +55,8 @@ type Claim = { readonly owner: string; readonly holder: Holder };
  */
 export class UsageIndex {
   readonly #owners = new Map<string, Entry>();
+  /** Owners by non-empty sharing key: auto-assign looks for an address it may share. */
+  readonly #bySharingKey = new Map<string, Set<string>>();
   // Keyed by the BigInt itself: Map compares BigInts by value, and hashing one is far cheaper
   // than building a string key (an IPv6 address costs ~0.5 µs to stringify).
   readonly #claims: Record<Family, Map<bigint, Claim[]>> = { IPv4: new Map(), IPv6: new Map() };
@@ -86,6 +88,7 @@ export class UsageIndex {
     const previous = this.#owners.get(owner);
     if (previous !== undefined && sameEntry(previous, holder, addresses)) return;
     const emptied = previous === undefined ? [] : this.#unclaim(owner, previous.addresses);
+    if (previous !== undefined) this.#forgetSharing(owner, previous.holder);
     this.#remember(owner, holder, addresses);
     for (const address of addresses) this.#used[address.family].add(address.value);
     this.#dropUnclaimed(emptied);
@@ -95,7 +98,32 @@ export class UsageIndex {
     const entry = this.#owners.get(owner);
     if (entry === undefined) return;
     this.#owners.delete(owner);
+    this.#forgetSharing(owner, entry.holder);
     this.#dropUnclaimed(this.#unclaim(owner, entry.addresses));
+  }
+
+  #forgetSharing(owner: string, holder: Holder): void {
+    const owners = this.#bySharingKey.get(holder.sharingKey);
+    owners?.delete(owner);
+    if (owners?.size === 0) this.#bySharingKey.delete(holder.sharingKey);
+  }
+
+  /**
+   * The addresses of one family, ascending, that `holder` may share: held under its sharing key,
+   * and by no one with whom MetalLB's rule (mayShare) forbids it. None without a sharing key.
+   */
+  shareableWith(holder: Holder, family: Family): readonly bigint[] {
+    const found = new Set<bigint>();
+    for (const owner of this.#bySharingKey.get(holder.sharingKey) ?? []) {
+      for (const address of this.#owners.get(owner)?.addresses ?? []) {
+        if (address.family !== family || found.has(address.value)) continue;
+        const others = this.holdersOf(family, address.value);
+        if (others.every((other) => other.ref === holder.ref || mayShare(holder, other))) {
+          found.add(address.value);
+        }
+      }
+    }
+    return [...found].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   }
 
   /** Removes the owner's claims; returns the addresses left with an empty claim list. */
@@ -150,6 +178,11 @@ export class UsageIndex {
   #remember(owner: string, given: Holder, addresses: readonly IPAddress[]): void {
     const { holder, addresses: unique } = retained(given, addresses);
     this.#owners.set(owner, { holder, addresses: unique });
+    if (holder.sharingKey !== "") {
+      const owners = this.#bySharingKey.get(holder.sharingKey);
+      if (owners === undefined) this.#bySharingKey.set(holder.sharingKey, new Set([owner]));
+      else owners.add(owner);
+    }
     for (const { family, value } of unique) {
       const claims = this.#claims[family].get(value);
       if (claims === undefined) this.#claims[family].set(value, [{ owner, holder }]);

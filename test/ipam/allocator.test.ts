@@ -118,3 +118,43 @@ test("allocation skips .255 and .0 under avoidBuggyIPs and returns undefined whe
   assert.equal(firstFreeInPool(pool, "IPv4", usage), undefined);
   assert.equal(firstFreeInPool(pool, "IPv6", usage), undefined);
 });
+
+test("with a sharing key, the lowest address that is free or shareable, range by range, as MetalLB picks", () => {
+  const pool: Pool = {
+    name: "lan",
+    ranges: [
+      { family: "IPv4", first: 0x0a00_0010n, last: 0x0a00_0013n },
+      { family: "IPv4", first: 0x0a00_0000n, last: 0x0a00_0003n },
+    ],
+    autoAssign: true,
+    avoidBuggyIPs: false,
+    serviceAllocation: undefined,
+    origin: "test",
+  };
+  const sharer = (ref: string, ports: string[], key = "dns") => ({
+    ref,
+    sharingKey: key,
+    ports,
+    backendKey: "Cluster",
+  });
+  const address = (value: bigint) => ({ family: "IPv4" as const, value });
+  const usage = new UsageIndex();
+  usage.set("a/tcp", sharer("a/tcp", ["TCP/53"]), [address(0x0a00_0011n)]);
+  usage.set("a/other", sharer("a/other", ["UDP/53"], "other"), [address(0x0a00_0010n)]);
+  // UDP/53 with the key "dns" shares .0x11, below the free .0x12 of the first declared range.
+  const udp = sharer("a/udp", ["UDP/53"]);
+  assert.equal(firstFreeInPool(pool, "IPv4", usage, udp)?.value, 0x0a00_0011n);
+  // The same port, or no key: the next free one.
+  assert.equal(
+    firstFreeInPool(pool, "IPv4", usage, sharer("a/tcp2", ["TCP/53"]))?.value,
+    0x0a00_0012n,
+  );
+  assert.equal(firstFreeInPool(pool, "IPv4", usage, holder("a/plain"))?.value, 0x0a00_0012n);
+  // A full first range: a shareable address there still comes before the second range's free ones.
+  usage.set("a/x", holder("a/x"), [address(0x0a00_0012n), address(0x0a00_0013n)]);
+  assert.equal(firstFreeInPool(pool, "IPv4", usage, udp)?.value, 0x0a00_0011n);
+  usage.delete("a/tcp");
+  assert.equal(firstFreeInPool(pool, "IPv4", usage, udp)?.value, 0x0a00_0011n, "freed");
+  usage.set("a/tcp", sharer("a/tcp", ["TCP/53"], "renamed"), [address(0x0a00_0011n)]);
+  assert.equal(firstFreeInPool(pool, "IPv4", usage, udp)?.value, 0x0a00_0000n, "its key changed");
+});

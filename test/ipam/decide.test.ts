@@ -694,3 +694,27 @@ describe("spellings, as MetalLB's getDesiredLbIPs reads them", () => {
     assert.deepEqual([empty.kind, empty.pool], ["assigned", "default"]);
   });
 });
+
+describe("auto-assign shares as MetalLB does", () => {
+  test("a TCP/UDP pair with one sharing key and no requested address gets one address; a full pool still shares", () => {
+    const { admit } = cluster([pool("lan", ["10.0.0.0/31"])]);
+    const dns = { "metallb.io/allow-shared-ip": "dns" };
+    const tcp = admit(
+      service("a/dns-tcp", { annotations: dns, ports: [{ protocol: "TCP", port: 53 }] }),
+    );
+    const udp = admit(
+      service("a/dns-udp", { annotations: dns, ports: [{ protocol: "UDP", port: 53 }] }),
+    );
+    assert.deepEqual([...ips(tcp), ...ips(udp)], ["10.0.0.0", "10.0.0.0"]);
+    admit(service("a/plain"));
+    // The pool is full; a third Service with the key and another port still shares.
+    const third = admit(
+      service("a/dns-dot", { annotations: dns, ports: [{ protocol: "TCP", port: 853 }] }),
+    );
+    assert.deepEqual([third.kind, ...ips(third)], ["assigned", "10.0.0.0"]);
+    denied(
+      admit(service("a/dns-again", { annotations: dns, ports: [{ protocol: "TCP", port: 53 }] })),
+      "PoolExhausted",
+    );
+  });
+});

@@ -5,8 +5,9 @@ import { FAMILIES, type Family, type IPAddress, parseAddress } from "../address.
 import { firstFreeInPool } from "../allocator.ts";
 import type { ReleaseReads } from "../metallb-version.ts";
 import { type Pool, type PoolSet, poolAllowsService, type ServiceIdentity } from "../pool.ts";
-import { declaredFamilies, isDualStack, type ServiceObject } from "../service.ts";
+import { declaredFamilies, isDualStack, type ServiceObject, sharingKey } from "../service.ts";
 import { type Decision, type DecisionContext, deny, GrantDecision } from "./decision.ts";
+import { holderOf } from "./holdings.ts";
 import { notAllowed } from "./messages.ts";
 
 /** Pools in the contract's allocation order for this Service. */
@@ -39,12 +40,17 @@ export function allocate(context: DecisionContext, named: Pool | undefined): Dec
   if (named !== undefined && !poolAllowsService(named, context.identity))
     return notAllowed(context, named);
   const { required, optional } = wantedFamilies(context.service, context.policy.reads);
+  // Only a Service with a sharing key can land on an address another holds.
+  const holder =
+    sharingKey(context.service, context.policy.reads) === ""
+      ? undefined
+      : holderOf(context.service, context.policy, ref);
   const candidates = named !== undefined ? [named] : allocationOrder(view.pools, context.identity);
   // PreferDualStack: a pool with both families first, as MetalLB's findBestPoolForService does.
   const passes = optional.length > 0 ? [[...required, ...optional], required] : [required];
   for (const families of passes) {
     for (const pool of candidates) {
-      const picked = families.map((family) => firstFreeInPool(pool, family, view.usage));
+      const picked = families.map((family) => firstFreeInPool(pool, family, view.usage, holder));
       if (picked.some((address) => address === undefined)) continue;
       const addresses = picked as IPAddress[];
       return new GrantDecision("assigned", context, "gets", addresses, pool.name);
