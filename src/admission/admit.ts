@@ -1,6 +1,7 @@
 import { formatAddress, type IPAddress, sameAddress } from "../ipam/address.ts";
 import {
   type ClusterView,
+  checkStatusWrite,
   type Decision,
   type Denial,
   decide,
@@ -14,6 +15,7 @@ import {
 import {
   type AddressRequest,
   addressRequest,
+  externalIPs,
   isLoadBalancer,
   type ServiceObject,
   serviceRef,
@@ -65,7 +67,14 @@ export function admit(
     (request.operation === "CREATE" || request.operation === "UPDATE") &&
     service !== undefined &&
     service !== null;
-  if (!isServiceWrite || !isInScope(service, context.policy)) return skipped(request);
+  if (!isServiceWrite) return skipped(request);
+  if (request.subResource === "status") {
+    return webhook === "validate" ? admitStatusWrite(request, service, context) : skipped(request);
+  }
+  if ((request.subResource ?? "") !== "") return skipped(request);
+  // Out of scope, a Service is still decided on its externalIPs: they are addresses too.
+  const inScope = isInScope(service, context.policy);
+  if (!inScope && externalIPs(service).length === 0) return skipped(request);
 
   // The mutating webhook sees objects before the apiserver generates a name; the validating one
   // sees the name. A hold under a temporary identity would then conflict with its own Service,
@@ -91,7 +100,9 @@ export function admit(
   }
   if (!context.ready) return skipped(request);
 
-  const decision = decideInScope(scoped, asked, context.view, context.policy, ref);
+  const decision = inScope
+    ? decideInScope(scoped, asked, context.view, context.policy, ref)
+    : decide(scoped, context.view, context.policy, ref);
   if (decision.kind === "denied" && stored !== undefined) {
     // The ratchet: a Service already stored that the pools (changed since) would now refuse may
     // still be updated, but only when the stored object meets the same refusal; a refusal the
@@ -109,6 +120,25 @@ export function admit(
   return webhook === "mutate"
     ? mutate(request, ref, scoped, decision, context, named)
     : validate(request, ref, scoped, decision, context.policy);
+}
+
+/**
+ * A write of services/status (the validating webhook's own entry for it, which fails open): an
+ * address put into status.loadBalancer.ingress that another Service holds is refused; anything
+ * else passes, and so does every write while the state is not synced, since the writer is
+ * MetalLB serving what was granted (ADR 0011).
+ */
+function admitStatusWrite(
+  request: AdmissionRequest,
+  service: ServiceObject,
+  context: AdmissionContext,
+): AdmissionOutcome {
+  if (request.operation !== "UPDATE" || !context.ready) return skipped(request);
+  const scoped = withNamespace(service, request);
+  const ref = serviceRef(scoped);
+  const stored = storedService(request);
+  const refusal = checkStatusWrite(scoped, stored, context.view, context.policy, ref);
+  return refusal === undefined ? allow(request, ref, "allowed", []) : refuse(request, ref, refusal);
 }
 
 /** The stored Service of an UPDATE, trusted only when it is the same namespace and name. */

@@ -8,6 +8,8 @@ export interface AdmissionRequest {
   readonly operation: "CREATE" | "UPDATE" | "DELETE" | "CONNECT";
   readonly namespace?: string;
   readonly name?: string;
+  /** `status` for a write of services/status; absent for the Service itself. */
+  readonly subResource?: string;
   readonly object?: unknown;
   readonly oldObject?: unknown;
   readonly dryRun?: boolean;

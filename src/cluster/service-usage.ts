@@ -1,6 +1,6 @@
-// Who holds which address in the cluster: every Service from the watch, the in-flight holds of
-// this process, and the address claims (Leases) of every replica. Pure: the adapter feeds it
-// watch events and relists.
+// Who holds which address in the cluster: every Service from the watch (its load-balancer
+// addresses, and apart from them its externalIPs), the in-flight holds of this process, and the
+// address claims (Leases) of every replica. Pure: the adapter feeds it watch events and relists.
 //
 // A relist builds a new index in one pass, moves the live holds onto it, and only then swaps it
 // in; all of it synchronously, so no admission ever sees an index in which an existing or held
@@ -8,7 +8,7 @@
 
 import { type Grant, HoldBook, holdKey } from "../admission/holds.ts";
 import { type IPAddress, sameAddress } from "../ipam/address.ts";
-import { holderOf, holdingsOf, type Policy } from "../ipam/decide.ts";
+import { forgetService, type Policy, recordService, usageEntriesOf } from "../ipam/decide.ts";
 import { type ServiceObject, serviceRef } from "../ipam/service.ts";
 import { type Holder, retained, UsageIndex } from "../ipam/usage.ts";
 
@@ -51,15 +51,15 @@ export class ServiceUsage {
   }
 
   /**
-   * A Service was added or changed: it holds what it requests and what status says. Returns the
-   * addresses it held before and holds no longer.
+   * A Service was added or changed: it holds what it requests and what status says, and its
+   * externalIPs. Returns the load-balancer addresses it held before and holds no longer (those
+   * are claimed; externalIPs never are).
    */
   upsert(service: ServiceObject): readonly IPAddress[] {
     const ref = serviceRef(service);
     const before = this.#index.addressesOf(ref);
-    const addresses = holdingsOf(service, this.#policy);
-    if (addresses.length === 0) this.#index.delete(ref);
-    else this.#index.set(ref, holderOf(service, this.#policy, ref), addresses);
+    recordService(this.#index, service, this.#policy, ref);
+    const addresses = this.#index.addressesOf(ref);
     // The Service is visible now: it holds its own addresses, the grant's hold is done.
     this.#holds.release(ref);
     return before.filter((old) => !addresses.some((kept) => sameAddress(kept, old)));
@@ -69,7 +69,7 @@ export class ServiceUsage {
   remove(service: ServiceObject): readonly IPAddress[] {
     const ref = serviceRef(service);
     const before = this.#index.addressesOf(ref);
-    this.#index.delete(ref);
+    forgetService(this.#index, ref);
     return before;
   }
 
@@ -81,8 +81,7 @@ export class ServiceUsage {
         for (const service of services) {
           const ref = serviceRef(service);
           refs.push(ref);
-          const addresses = holdingsOf(service, policy);
-          if (addresses.length > 0) yield [ref, holderOf(service, policy, ref), addresses] as const;
+          yield* usageEntriesOf(service, policy, ref);
         }
       })(this.#policy),
     );

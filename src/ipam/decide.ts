@@ -1,6 +1,7 @@
 // decide(): one Service against the pools, the addresses held by others and the policy of the
 // guarded MetalLB release. Pure: decisions are data, never exceptions. The steps live in decide/:
-// policy (scope), requested (explicit addresses), allocate (auto-assign), messages, holdings.
+// policy (scope), requested (explicit addresses), allocate (auto-assign), messages, holdings,
+// external (spec.externalIPs, of every Service) and status (writes of services/status).
 
 import { allocate } from "./decide/allocate.ts";
 import {
@@ -10,6 +11,7 @@ import {
   type Denial,
   deny,
 } from "./decide/decision.ts";
+import { checkExternalIPs } from "./decide/external.ts";
 import { deprecationWarnings, notAllowed, releaseName } from "./decide/messages.ts";
 import { isInScope, type Policy } from "./decide/policy.ts";
 import { checkRequested } from "./decide/requested.ts";
@@ -17,6 +19,7 @@ import { type Pool, poolAllowsService } from "./pool.ts";
 import {
   type AddressRequest,
   addressRequest,
+  externalIPs,
   firstAnnotation,
   ignoredKey,
   isLoadBalancer,
@@ -33,8 +36,18 @@ export type {
   Denial,
   ReasonCode,
 } from "./decide/decision.ts";
-export { holderOf, holdingsOf } from "./decide/holdings.ts";
+export {
+  externalHoldingsOf,
+  externalOwner,
+  forgetService,
+  holderOf,
+  holdingsOf,
+  recordService,
+  usageEntriesOf,
+} from "./decide/holdings.ts";
 export { isInScope, type Policy, policyFor } from "./decide/policy.ts";
+export { checkStatusWrite } from "./decide/status.ts";
+export { checkExternalIPs };
 
 /**
  * Decides one Service against the pools and the addresses held by others. `ref` identifies the
@@ -47,7 +60,8 @@ export function decide(
   policy: Policy,
   ref: string = serviceRef(service),
 ): Decision {
-  if (!isInScope(service, policy)) return outOfScope(service, policy, ref);
+  if (!isInScope(service, policy))
+    return checkExternalIPs(service, view, ref) ?? outOfScope(service, policy, ref);
   return decideInScope(service, addressRequest(service, policy.reads), view, policy, ref);
 }
 
@@ -63,6 +77,8 @@ export function decideInScope(
   policy: Policy,
   ref: string,
 ): Decision {
+  const external = checkExternalIPs(service, view, ref);
+  if (external !== undefined) return external;
   const context: DecisionContext = {
     ref,
     service,
@@ -132,7 +148,10 @@ function outOfScope(service: ServiceObject, policy: Policy, ref: string): Decisi
     kind: "allowed",
     addresses: [],
     pool: undefined,
-    message: `${ref}: ${why}; nothing to check`,
+    message:
+      externalIPs(service).length > 0
+        ? `${ref}: its externalIPs lie in no pool and no other Service holds them; ${why}`
+        : `${ref}: ${why}; nothing to check`,
     warnings: [],
     request: undefined,
   };

@@ -27,6 +27,8 @@ export interface ServiceObject {
     readonly externalTrafficPolicy?: string;
     readonly selector?: Labels;
     readonly ports?: readonly { readonly protocol?: string; readonly port?: number }[];
+    /** Addresses kube-proxy routes to the Service on every node, whatever its type. */
+    readonly externalIPs?: readonly string[];
   };
   readonly status?: {
     readonly loadBalancer?: {
@@ -105,6 +107,18 @@ export function statusAddresses(service: ServiceObject): readonly string[] {
   return (service.status?.loadBalancer?.ingress ?? []).flatMap((entry) =>
     entry.ip ? [entry.ip] : [],
   );
+}
+
+/**
+ * `spec.externalIPs`, its string entries (an address in it is held like a load-balancer
+ * address); the API server refuses any other entry.
+ */
+export function externalIPs(service: ServiceObject): readonly string[] {
+  const listed: unknown = service.spec?.externalIPs;
+  if (!Array.isArray(listed)) return [];
+  return listed.every((entry) => typeof entry === "string")
+    ? listed
+    : listed.filter((entry): entry is string => typeof entry === "string");
 }
 
 export function sharingKey(service: ServiceObject, keys: ReleaseReads): string {

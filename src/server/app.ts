@@ -120,6 +120,7 @@ export function buildApp(options: AppOptions): WebhookApp {
           kind: review.kind.kind,
           namespace: review.namespace,
           name: review.name,
+          ...(review.subResource !== undefined && { subResource: review.subResource }),
           service: outcome.service,
           decision: outcome.decision,
           reason: outcome.reason,

@@ -133,6 +133,7 @@ export function review(
     kind?: { group: string; version: string; kind: string };
     name?: string;
     namespace?: string;
+    subResource?: string;
   } = {},
 ): Record<string, unknown> {
   counter += 1;
@@ -147,6 +148,7 @@ export function review(
       name: options.name ?? metadata?.name,
       namespace: options.namespace ?? metadata?.namespace,
       operation: options.operation ?? "CREATE",
+      ...(options.subResource !== undefined && { subResource: options.subResource }),
       userInfo: { username: "kubernetes-admin" },
       object,
       oldObject: options.oldObject ?? null,

@@ -176,6 +176,25 @@ export const stdin = (...manifests: Manifest[]): string =>
     manifests.length === 1 ? manifests[0] : { apiVersion: "v1", kind: "List", items: manifests },
   );
 
+/** One line of the webhook's log about an answered review (src/server/app.ts writes them). */
+export interface ReviewRecord {
+  readonly webhook: string;
+  readonly operation: string;
+  readonly namespace?: string;
+  readonly name?: string;
+  readonly subResource?: string;
+  readonly decision: string;
+  readonly time: string;
+}
+
+/** Every review the webhook has logged so far, in order. */
+export async function reviewRecords(webhook: WebhookProcess): Promise<ReviewRecord[]> {
+  return (await webhook.log())
+    .split("\n")
+    .filter((line) => line.includes('"admission review"'))
+    .map((line) => JSON.parse(line) as ReviewRecord);
+}
+
 /** `kubectl get svc -A -o json`, as `namespace/name` → Service. */
 export async function services(cp: ControlPlane): Promise<Map<string, Manifest>> {
   const list = JSON.parse((await cp.kubectl(["get", "svc", "-A", "-o", "json"])).stdout) as {

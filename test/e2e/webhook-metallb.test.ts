@@ -20,6 +20,7 @@ import {
   EXAMPLE_METALLB,
   loadBalancer,
   type Manifest,
+  reviewRecords,
   servedAddresses,
   services,
   startExampleBed,
@@ -69,11 +70,9 @@ await describeE2E(
     async function updateReviews(name: string, count: number): Promise<string[]> {
       const deadline = Date.now() + 5000;
       for (;;) {
-        const answers = (await webhook.log())
-          .split("\n")
-          .filter((line) => line.includes('"admission review"'))
-          .map((line) => JSON.parse(line) as Record<string, unknown>)
-          .filter((r) => r.name === name && r.operation === "UPDATE")
+        const answers = (await reviewRecords(webhook))
+          // MetalLB's status writes are reviewed too (ADR 0011): only the Service's own.
+          .filter((r) => r.name === name && r.operation === "UPDATE" && r.subResource === undefined)
           .map((r) => `${r.webhook} ${r.decision}`);
         if (answers.length >= count || Date.now() > deadline) return answers;
         await new Promise((resolve) => setTimeout(resolve, 100));

@@ -34,6 +34,7 @@ import {
   loadBalancerRefs,
   type Manifest,
   metallbVerdicts,
+  reviewRecords,
   services,
   startExampleBed,
   stdin,
@@ -148,11 +149,8 @@ await describeE2E("webhook races through kubectl", { metallb: [EXAMPLE_METALLB] 
   /** When each validating review of `names` reached the webhook: first to last, in ms. */
   async function arrivalSpread(names: string[]): Promise<number> {
     const wanted = new Set(names);
-    const times = (await webhook.log())
-      .split("\n")
-      .filter((line) => line.includes('"admission review"'))
-      .map((line) => JSON.parse(line) as { webhook: string; name: string; time: string })
-      .filter((r) => r.webhook === "validate" && wanted.has(r.name))
+    const times = (await reviewRecords(webhook))
+      .filter((r) => r.webhook === "validate" && wanted.has(r.name ?? ""))
       .map((r) => Date.parse(r.time));
     return times.length === 0 ? 0 : Math.max(...times) - Math.min(...times);
   }

@@ -188,9 +188,11 @@ export function asService(manifest: ManifestObject): ServiceObject | undefined {
   ]) {
     optionalString(spec?.[key], `spec.${key}`, manifest);
   }
-  list(spec?.ipFamilies, "spec.ipFamilies", manifest)?.forEach((family, index) => {
-    optionalString(family, `spec.ipFamilies[${index}]`, manifest);
-  });
+  for (const key of ["ipFamilies", "externalIPs"]) {
+    list(spec?.[key], `spec.${key}`, manifest)?.forEach((item, index) => {
+      optionalString(item, `spec.${key}[${index}]`, manifest);
+    });
+  }
   stringMap(spec?.selector, "spec.selector", manifest);
   list(spec?.ports, "spec.ports", manifest)?.forEach((item, index) => {
     const port = mapping(item, `spec.ports[${index}]`, manifest);

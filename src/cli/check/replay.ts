@@ -15,10 +15,12 @@ import {
 import {
   type ClusterView,
   decide,
+  externalOwner,
   holderOf,
-  holdingsOf,
   type Policy,
   type ReasonCode,
+  recordService,
+  usageEntriesOf,
 } from "../../ipam/decide.ts";
 import type { Labels } from "../../ipam/labels.ts";
 import type { PoolSet } from "../../ipam/pool.ts";
@@ -62,10 +64,7 @@ export class Replay {
     this.#policy = policy;
     this.#stored = new Map(options.existing);
     this.#usage = UsageIndex.from(
-      [...this.#stored].map(
-        ([ref, service]) =>
-          [ref, holderOf(service, policy, ref), holdingsOf(service, policy)] as const,
-      ),
+      [...this.#stored].flatMap(([ref, service]) => usageEntriesOf(service, policy, ref)),
     );
     const view: ClusterView = {
       pools: options.pools,
@@ -87,8 +86,8 @@ export class Replay {
 
   /**
    * Audits a Service already in the cluster, as its creation would have been decided given what
-   * MetalLB serves it (its status). A refused one still holds what MetalLB serves it: the address
-   * is taken whatever anyone thinks of it.
+   * MetalLB serves it (its status). A refused one still holds what MetalLB serves it and what it
+   * lists in externalIPs: those addresses are taken whatever anyone thinks of them.
    */
   audit(service: ServiceObject): Verdict {
     const namespace = service.metadata?.namespace ?? "default";
@@ -101,6 +100,9 @@ export class Replay {
     if (verdict.kind === "denied") {
       const ref = `${namespace}/${name}`;
       if (served.length > 0) this.#usage.set(ref, holderOf(service, this.#policy, ref), served);
+      for (const [owner, holder, addresses] of usageEntriesOf(service, this.#policy, ref)) {
+        if (owner === externalOwner(ref)) this.#usage.set(owner, holder, addresses);
+      }
       return served.length > 0
         ? {
             ...verdict,
@@ -149,7 +151,7 @@ export class Replay {
           : patched;
       const ref = `${namespace}/${name}`;
       this.#stored.set(ref, kept);
-      this.#usage.set(ref, holderOf(kept, this.#policy, ref), holdingsOf(kept, this.#policy));
+      recordService(this.#usage, kept, this.#policy, ref);
     }
     return verdict;
   }

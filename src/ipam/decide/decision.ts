@@ -20,7 +20,8 @@ export type ReasonCode =
   | "AddressInUse"
   | "SharingConflict"
   | "PoolExhausted"
-  | "IgnoredAnnotation";
+  | "IgnoredAnnotation"
+  | "ExternalIPInPool";
 
 /**
  * What the core answers. An allowance or assignment carries the request it read of the Service

@@ -52,6 +52,7 @@ spec:
     service("sharing/two", {}, shared),
     service("exhausted/one", { type: "ClusterIP" }, tiny),
     service("exhausted/two", { type: "ClusterIP" }, tiny),
+    service("external/s", { type: "ClusterIP", externalIPs: ["10.0.0.15"] }),
   );
   let report: Report = {
     summary: { services: 0, allowed: 0, assigned: 0, denied: 0 },
@@ -78,6 +79,11 @@ spec:
     ["AddressInUse", "inuse/second", /10\.0\.0\.12, which inuse\/first already holds/],
     ["SharingConflict", "sharing/two", /sharing key "k", but both expose TCP\/80/],
     ["PoolExhausted", "exhausted/two", /no free IPv4 address is left in pool "tiny"/],
+    [
+      "ExternalIPInPool",
+      "external/s",
+      /10\.0\.0\.15 in spec\.externalIPs, which lies in pool "lan"/,
+    ],
   ];
   for (const [reason, ref, message] of cases) {
     test(reason, () => {

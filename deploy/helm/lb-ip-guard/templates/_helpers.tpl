@@ -37,11 +37,24 @@ matchConditions:
       [object, oldObject].exists(o, o != null && (
         (has(o.spec) && (
           (has(o.spec.type) && o.spec.type == 'LoadBalancer') ||
-          (has(o.spec.loadBalancerIP) && o.spec.loadBalancerIP != ''))) ||
+          (has(o.spec.loadBalancerIP) && o.spec.loadBalancerIP != '') ||
+        (has(o.spec.externalIPs) && size(o.spec.externalIPs) > 0))) ||
         (has(o.metadata) && has(o.metadata.annotations) && (
           'lb-ip-guard.dev/auto-assign' in o.metadata.annotations ||
           'metallb.io/loadBalancerIPs' in o.metadata.annotations ||
           'metallb.universe.tf/loadBalancerIPs' in o.metadata.annotations))))
+{{- end -}}
+
+{{- /*
+The status webhook's condition (deploy/webhooks.yaml): a status that serves an address.
+*/}}
+{{- define "lb-ip-guard.statusMatchConditions" -}}
+matchConditions:
+  - name: status-has-load-balancer-addresses
+    expression: >-
+      has(object.status) && has(object.status.loadBalancer) &&
+      has(object.status.loadBalancer.ingress) &&
+      object.status.loadBalancer.ingress.exists(i, has(i.ip))
 {{- end -}}
 
 {{- define "lb-ip-guard.rules" -}}
