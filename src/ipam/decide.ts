@@ -2,6 +2,7 @@
 // guarded MetalLB release. Pure: decisions are data, never exceptions. The steps live in decide/:
 // policy (scope), requested (explicit addresses), allocate (auto-assign), messages, holdings.
 
+import { quoted } from "../base/text.ts";
 import { allocate } from "./decide/allocate.ts";
 import {
   type ClusterView,
@@ -126,7 +127,7 @@ function outOfScope(service: ServiceObject, policy: Policy, ref: string): Decisi
     serviceClass !== policy.loadBalancerClass
       ? serviceClass === undefined
         ? `it has no loadBalancerClass; MetalLB handles class "${policy.loadBalancerClass}" only`
-        : `loadBalancerClass "${serviceClass}" is not MetalLB's`
+        : `loadBalancerClass ${quoted(serviceClass)} is not MetalLB's`
       : "not a LoadBalancer Service and no auto-assign annotation";
   return {
     kind: "allowed",
@@ -147,6 +148,6 @@ function namedPool(context: DecisionContext): { readonly pool: Pool } | Denial |
   const known = context.view.pools.pools.map((candidate) => candidate.name);
   return deny(
     "PoolNotFound",
-    `${context.ref} names pool "${annotation.value}" (${annotation.key}), which does not exist; known pools: ${known.length > 0 ? known.join(", ") : "none"}`,
+    `${context.ref} names pool ${quoted(annotation.value)} (${annotation.key}), which does not exist; known pools: ${known.length > 0 ? known.join(", ") : "none"}`,
   );
 }
