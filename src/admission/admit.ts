@@ -283,8 +283,10 @@ function statusCode(reason: AdmissionReason): number {
   return reason === "InvalidAddress" ? 422 : 403;
 }
 
+/** Each warning once: kubectl prints every one, and a review may repeat a finding. */
 function warnings(list: readonly string[]): { warnings?: readonly string[] } {
-  return list.length > 0 ? { warnings: list } : {};
+  if (list.length === 0) return {};
+  return { warnings: list.length === 1 ? list : [...new Set(list)] };
 }
 
 function skipped(request: AdmissionRequest, ref?: string): AdmissionOutcome {

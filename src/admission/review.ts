@@ -1,5 +1,7 @@
 import { isRecord } from "../base/objects.ts";
+import { cut } from "../base/text.ts";
 import { fail, ok, type Result } from "../ipam/result.ts";
+import { serviceShapeProblem } from "../ipam/service.ts";
 
 /** The fields of an `admission.k8s.io/v1` AdmissionRequest this webhook reads. */
 export interface AdmissionRequest {
@@ -48,7 +50,7 @@ export function parseAdmissionReview(body: unknown): Result<AdmissionRequest> {
     return fail("body is not a JSON object; expected an admission.k8s.io/v1 AdmissionReview");
   if (body.apiVersion !== "admission.k8s.io/v1" || body.kind !== "AdmissionReview") {
     return fail(
-      `body is ${String(body.apiVersion)}/${String(body.kind)}; expected apiVersion admission.k8s.io/v1, kind AdmissionReview`,
+      `body is ${cut(String(body.apiVersion), 64)}/${cut(String(body.kind), 64)}; expected apiVersion admission.k8s.io/v1, kind AdmissionReview`,
     );
   }
   const request = body.request;
@@ -59,13 +61,35 @@ export function parseAdmissionReview(body: unknown): Result<AdmissionRequest> {
   if (!isRecord(kind) || typeof kind.kind !== "string") {
     return fail("AdmissionReview request has no kind {group, version, kind}");
   }
+  for (const field of ["group", "version"] as const) {
+    if (typeof kind[field] !== "string")
+      return fail(
+        `AdmissionReview request.kind.${field} is missing or not a string; expected {group, version, kind} ("" is the core group)`,
+      );
+  }
   if (typeof request.operation !== "string" || !OPERATIONS.has(request.operation)) {
     return fail(
-      `AdmissionReview request operation is ${String(request.operation)}; expected CREATE, UPDATE, DELETE or CONNECT`,
+      `AdmissionReview request operation is ${cut(String(request.operation), 32)}; expected CREATE, UPDATE, DELETE or CONNECT`,
     );
   }
-  if (request.object !== undefined && request.object !== null && !isRecord(request.object)) {
-    return fail("AdmissionReview request.object is not an object");
+  for (const field of ["namespace", "name"] as const) {
+    if (request[field] !== undefined && typeof request[field] !== "string")
+      return fail(`AdmissionReview request.${field} is not a string`);
+  }
+  if (request.dryRun !== undefined && typeof request.dryRun !== "boolean")
+    return fail("AdmissionReview request.dryRun is not a boolean");
+  // A Service is read field by field further on: each field read must have its type, so that
+  // a wrong one is this 400 naming it, never a 500 nor a review skipped as allowed.
+  const service = kind.group === "" && kind.kind === "Service";
+  for (const field of ["object", "oldObject"] as const) {
+    const value = request[field];
+    if (value === undefined || value === null) continue;
+    const problem = !isRecord(value)
+      ? `request.${field} is not an object`
+      : service
+        ? serviceShapeProblem(value, `request.${field}`)
+        : undefined;
+    if (problem !== undefined) return fail(`AdmissionReview ${problem}`);
   }
   return ok(request as unknown as AdmissionRequest);
 }

@@ -10,3 +10,18 @@ export function oneLine(text: string): string {
 export function errorLine(error: unknown): string {
   return oneLine(error instanceof Error ? error.message : String(error));
 }
+
+/**
+ * A value a client sent, cut for a message: a request may carry megabytes where a name or an
+ * address is expected, and messages go back to the caller and into the log.
+ */
+export function cut(text: string, max = 64): string {
+  return text.length > max ? `${text.slice(0, max)}… (${text.length} characters)` : text;
+}
+
+/** A string a client sent, quoted (escapes included) and cut for a message. */
+export function quoted(text: string, max = 64): string {
+  return text.length > max
+    ? `${JSON.stringify(text.slice(0, max))}… (${text.length} characters)`
+    : JSON.stringify(text);
+}

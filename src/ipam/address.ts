@@ -1,4 +1,5 @@
 import { Address4, Address6 } from "ip-address";
+import { quoted } from "../base/text.ts";
 import { fail, ok, type Result } from "./result.ts";
 
 /** The two address families, spelled as Kubernetes spells them in `spec.ipFamilies`. */
@@ -21,25 +22,31 @@ export interface IPAddress {
  * Well-formed input takes a fast path; anything unusual goes to ip-address, the parser of
  * record, which also words the error. A property test holds the two to the same answers.
  */
+const MAX_ADDRESS_LENGTH = 64;
+
 export function parseAddress(text: string): Result<IPAddress> {
+  // The longest address Go's net.ParseIP (so MetalLB) reads is 45 characters
+  // (0000:0000:0000:0000:0000:ffff:255.255.255.255): a longer text is not parsed at all.
+  if (text.length > MAX_ADDRESS_LENGTH)
+    return fail(`${quoted(text)} is not an IP address: longer than any address`);
   const fast = parseFast(text);
   if (fast !== undefined) return ok(unmapped(fast));
   if (text.includes("/")) {
     return fail(
-      `"${text}" has a prefix length; expected a single address such as 192.0.2.10 or 2001:db8::10`,
+      `${quoted(text)} has a prefix length; expected a single address such as 192.0.2.10 or 2001:db8::10`,
     );
   }
   if (text.includes("%"))
-    return fail(`"${text}" has a zone; expected a single address without %zone`);
+    return fail(`${quoted(text)} has a zone; expected a single address without %zone`);
   try {
     if (DOTTED_QUAD.test(text)) return ok({ family: "IPv4", value: new Address4(text).bigInt() });
     if (text.includes(":"))
       return ok(unmapped({ family: "IPv6", value: new Address6(text).bigInt() }));
   } catch (error) {
-    return fail(`"${text}" is not an IP address: ${(error as Error).message}`);
+    return fail(`${quoted(text)} is not an IP address: ${(error as Error).message}`);
   }
   return fail(
-    `"${text}" is not an IP address; expected IPv4 like 192.0.2.10 or IPv6 like 2001:db8::10`,
+    `${quoted(text)} is not an IP address; expected IPv4 like 192.0.2.10 or IPv6 like 2001:db8::10`,
   );
 }
 

@@ -3,6 +3,7 @@
 // policy (scope), requested (explicit addresses), allocate (auto-assign), messages, holdings,
 // external (spec.externalIPs, of every Service) and status (writes of services/status).
 
+import { quoted } from "../base/text.ts";
 import { allocate } from "./decide/allocate.ts";
 import {
   type ClusterView,
@@ -142,7 +143,7 @@ function outOfScope(service: ServiceObject, policy: Policy, ref: string): Decisi
     serviceClass !== policy.loadBalancerClass
       ? serviceClass === undefined
         ? `it has no loadBalancerClass; MetalLB handles class "${policy.loadBalancerClass}" only`
-        : `loadBalancerClass "${serviceClass}" is not MetalLB's`
+        : `loadBalancerClass ${quoted(serviceClass)} is not MetalLB's`
       : "not a LoadBalancer Service and no auto-assign annotation";
   return {
     kind: "allowed",
@@ -166,6 +167,6 @@ function namedPool(context: DecisionContext): { readonly pool: Pool } | Denial |
   const known = context.view.pools.pools.map((candidate) => candidate.name);
   return deny(
     "PoolNotFound",
-    `${context.ref} names pool "${annotation.value}" (${annotation.key}), which does not exist; known pools: ${known.length > 0 ? known.join(", ") : "none"}`,
+    `${context.ref} names pool ${quoted(annotation.value)} (${annotation.key}), which does not exist; known pools: ${known.length > 0 ? known.join(", ") : "none"}`,
   );
 }

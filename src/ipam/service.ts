@@ -1,3 +1,4 @@
+import { isRecord } from "../base/objects.ts";
 import type { Family } from "./address.ts";
 import type { Labels } from "./labels.ts";
 import { ALL_KEYS, type KeyPurpose, type ReleaseReads } from "./metallb-version.ts";
@@ -96,7 +97,9 @@ export function addressRequest(service: ServiceObject, keys: ReleaseReads): Addr
     return {
       source: "annotation",
       key: annotation.key,
-      texts: annotation.value.split(",").map((text) => text.trim()),
+      // A third part is enough to refuse (at most two addresses, one per family): the rest of a
+      // long list is neither split nor parsed.
+      texts: annotation.value.split(",", 3).map((text) => text.trim()),
     };
   }
   if (specIP !== "") return { source: "spec", texts: [specIP] };
@@ -183,4 +186,96 @@ export function isDualStack(service: ServiceObject): boolean {
     (service.spec?.clusterIPs?.length ?? 0) === 2 ||
     service.spec?.ipFamilyPolicy === "RequireDualStack"
   );
+}
+
+/** How a field the decisions read must look: absent and null always do. */
+type Shape = "string" | "number" | "strings" | "map" | Fields | readonly [Fields];
+interface Fields {
+  readonly [field: string]: Shape;
+}
+
+/** The fields of a Service this module (and so every decision) reads, and their types. */
+const SERVICE_SHAPE: Fields = {
+  metadata: {
+    name: "string",
+    generateName: "string",
+    namespace: "string",
+    labels: "map",
+    annotations: "map",
+  },
+  spec: {
+    type: "string",
+    loadBalancerIP: "string",
+    loadBalancerClass: "string",
+    clusterIP: "string",
+    clusterIPs: "strings",
+    ipFamilies: "strings",
+    ipFamilyPolicy: "string",
+    externalTrafficPolicy: "string",
+    selector: "map",
+    ports: [{ protocol: "string", port: "number" }],
+  },
+  status: { loadBalancer: { ingress: [{ ip: "string", hostname: "string" }] } },
+};
+
+/**
+ * Why `value` cannot be read as a ServiceObject: the first field the decisions read that has
+ * the wrong type, named by its path under `path` (`request.object.spec.ports[0].port is a
+ * string; expected a number`), or undefined. Only those fields are looked at, so the check costs
+ * a few dozen type tests; an object that passes can be read without a type error.
+ */
+export function serviceShapeProblem(value: unknown, path: string): string | undefined {
+  return shapeProblem(value, SERVICE_SHAPE, path);
+}
+
+function shapeProblem(value: unknown, shape: Shape, path: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  switch (shape) {
+    case "string":
+      return typeof value === "string" ? undefined : wrongType(path, value, "a string");
+    case "number":
+      return typeof value === "number" ? undefined : wrongType(path, value, "a number");
+    case "strings":
+      if (!Array.isArray(value)) return wrongType(path, value, "a list of strings");
+      for (let i = 0; i < value.length; i++)
+        if (typeof value[i] !== "string") return wrongType(`${path}[${i}]`, value[i], "a string");
+      return undefined;
+    case "map":
+      if (!isRecord(value)) return wrongType(path, value, "a map of strings");
+      for (const key in value)
+        if (typeof value[key] !== "string")
+          return wrongType(`${path}[${JSON.stringify(key.slice(0, 64))}]`, value[key], "a string");
+      return undefined;
+  }
+  if (Array.isArray(shape)) {
+    if (!Array.isArray(value)) return wrongType(path, value, "a list of objects");
+    const [fields] = shape as readonly [Fields];
+    for (let i = 0; i < value.length; i++) {
+      const entry: unknown = value[i];
+      const problem = isRecord(entry)
+        ? shapeProblem(entry, fields, `${path}[${i}]`)
+        : wrongType(`${path}[${i}]`, entry, "an object");
+      if (problem !== undefined) return problem;
+    }
+    return undefined;
+  }
+  if (!isRecord(value)) return wrongType(path, value, "an object");
+  const fields = shape as Fields;
+  for (const field in fields) {
+    const problem = shapeProblem(value[field], fields[field] as Shape, `${path}.${field}`);
+    if (problem !== undefined) return problem;
+  }
+  return undefined;
+}
+
+function wrongType(path: string, value: unknown, expected: string): string {
+  const is =
+    value === null
+      ? "null"
+      : Array.isArray(value)
+        ? "a list"
+        : typeof value === "object"
+          ? "an object"
+          : `a ${typeof value}`;
+  return `${path} is ${is}; expected ${expected}`;
 }

@@ -1,9 +1,14 @@
 // The HTTP edge of the webhook: AdmissionReviews in over HTTPS, the pure admission core decides,
 // the state records what was granted, the answer goes out. Health and readiness for the kubelet.
 
+import type { IncomingMessage } from "node:http";
 import type { ServerOptions as HttpsServerOptions } from "node:https";
 import { performance } from "node:perf_hooks";
-import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyServerOptions,
+} from "fastify";
 import type { Logger } from "pino";
 import type { Webhook } from "../admission/admit.ts";
 import { admitWithClaims, type ClaimedOutcome } from "../admission/claimed-admission.ts";
@@ -12,8 +17,51 @@ import { type AdmissionReviewReply, parseAdmissionReview, reply } from "../admis
 import { oneLine } from "../base/text.ts";
 import type { Metrics } from "./metrics.ts";
 
-/** The apiserver caps objects near 1.5 MiB; an UPDATE review carries two of them. */
+/**
+ * The largest review an apiserver sends: etcd refuses to store an object over 1.5 MiB (its
+ * default --max-request-bytes), and an UPDATE review carries two of them, the object and the
+ * stored oldObject, in a few hundred bytes of envelope (ADR 0010).
+ */
 const DEFAULT_BODY_LIMIT = 3 * 1024 * 1024;
+
+/**
+ * How long and how many connections the server gives its callers (ADR 0010). A kube-apiserver
+ * sends a whole review in milliseconds and waits for the answer at most its webhook timeout
+ * (5 s in our configurations, 30 s at the most): nothing legitimate is cut by these.
+ */
+export interface ServerLimits {
+  /** Until the whole request, body included, has arrived (a body sent a byte at a time). */
+  readonly requestTimeoutMs: number;
+  /** Until the request's headers have arrived, the first request's from the connection's start. */
+  readonly headersTimeoutMs: number;
+  /** How often the two above are checked: they are cut at most this much late. */
+  readonly checkIntervalMs: number;
+  /** Until the TLS handshake is done. */
+  readonly handshakeTimeoutMs: number;
+  /** Socket inactivity while a request is open: past the longest webhook timeout an apiserver waits. */
+  readonly idleTimeoutMs: number;
+  /** An idle kept-alive connection, longer than the apiserver's own (Go's 90 s), so it closes first. */
+  readonly keepAliveTimeoutMs: number;
+  /** Connections at once; more are closed as they come. */
+  readonly maxConnections: number;
+  /**
+   * Request body bytes held at once, all requests together: what slow or withheld bodies can
+   * make the server hold, whatever the number of connections. Past it, a request is answered
+   * 503 and its connection closed.
+   */
+  readonly bodyBytesInFlight: number;
+}
+
+export const DEFAULT_LIMITS: ServerLimits = {
+  requestTimeoutMs: 10_000,
+  headersTimeoutMs: 5_000,
+  checkIntervalMs: 1_000,
+  handshakeTimeoutMs: 5_000,
+  idleTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 95_000,
+  maxConnections: 256,
+  bodyBytesInFlight: 32 * 1024 * 1024,
+};
 
 export interface AppOptions {
   readonly state: AdmissionState;
@@ -31,6 +79,8 @@ export interface AppOptions {
   /** True once shutdown began: /readyz turns 503 so endpoints drop this pod while it still serves. */
   readonly stopping?: () => boolean;
   readonly bodyLimit?: number;
+  /** Timeouts and caps against slow and idle clients; the defaults are the production ones. */
+  readonly limits?: Partial<ServerLimits>;
 }
 
 export type WebhookApp = FastifyInstance<import("node:https").Server>;
@@ -41,16 +91,34 @@ const WEBHOOKS: readonly Webhook[] = ["mutate", "validate"];
 export function buildApp(options: AppOptions): WebhookApp {
   const { state, metrics, logger: log } = options;
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const serverOptions = {
+    headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs),
+    requestTimeout: limits.requestTimeoutMs,
+    connectionsCheckingInterval: limits.checkIntervalMs,
+  };
   const app = Fastify({
-    https: options.https ?? null,
+    ...(options.https === undefined
+      ? { http: serverOptions }
+      : {
+          https: {
+            ...options.https,
+            ...serverOptions,
+            handshakeTimeout: limits.handshakeTimeoutMs,
+          },
+        }),
     // No logger for fastify itself: it would derive a child logger for every request, and its
     // request/response pair per call would triple the volume and say less. The one useful line
     // per review, and the errors, are written below with the process logger.
     bodyLimit,
+    requestTimeout: limits.requestTimeoutMs,
+    connectionTimeout: limits.idleTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
     // The apiserver reuses connections; on close, idle ones go at once, busy ones finish.
     forceCloseConnections: "idle",
     return503OnClosing: true,
-  }) as unknown as WebhookApp;
+  } as FastifyServerOptions) as unknown as WebhookApp;
+  app.server.maxConnections = limits.maxConnections;
 
   if (options.https !== undefined) {
     // A client that refuses the certificate (an apiserver with a stale caBundle) fails before
@@ -73,28 +141,36 @@ export function buildApp(options: AppOptions): WebhookApp {
   }
 
   // Only JSON is an AdmissionReview: the apiserver always sends application/json. Without a
-  // parser for other types, fastify answers them 415 before any handler runs.
+  // parser for other types, fastify answers them 415 before any handler runs. The body is read
+  // here, not by fastify, so that every byte held counts against one budget for all requests.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(
-    "application/json",
-    { parseAs: "string", bodyLimit },
-    (_request, body, done) => {
-      const text = body as string;
+  const budget = new ByteBudget(limits.bodyBytesInFlight);
+  app.addContentTypeParser("application/json", (request, payload, done) => {
+    const declared = Number(request.headers["content-length"] ?? 0);
+    if (declared > bodyLimit) {
+      done(clientError(413, "FST_ERR_CTP_BODY_TOO_LARGE", "body too large"), undefined);
+      return;
+    }
+    readBody(payload, bodyLimit, budget, limits.requestTimeoutMs, (error, text) => {
+      if (error !== undefined) {
+        done(error, undefined);
+        return;
+      }
       let parsed: unknown;
       try {
         parsed = JSON.parse(text);
-      } catch (error) {
+      } catch (parseError) {
         // Only a body that failed to parse is looked at again, to word the error.
         const message =
           text.trim() === ""
             ? "empty body; expected an admission.k8s.io/v1 AdmissionReview"
-            : `body is not valid JSON: ${(error as Error).message}`;
+            : `body is not valid JSON: ${(parseError as Error).message}`;
         done(badRequest(message), undefined);
         return;
       }
       done(null, parsed);
-    },
-  );
+    });
+  });
 
   const journal = new ReviewJournal(log, metrics);
   app.addHook("onClose", async () => journal.flush());
@@ -174,7 +250,8 @@ export function buildApp(options: AppOptions): WebhookApp {
 
   app.setErrorHandler((error: FastifyError, request, response) => {
     const status =
-      typeof error.statusCode === "number" && error.statusCode >= 400 && error.statusCode < 500
+      typeof error.statusCode === "number" &&
+      ((error.statusCode >= 400 && error.statusCode < 500) || error.statusCode === 503)
         ? error.statusCode
         : 500;
     const message =
@@ -187,6 +264,8 @@ export function buildApp(options: AppOptions): WebhookApp {
     if (WEBHOOKS.includes(webhook as Webhook)) {
       metrics?.error(webhook, status === 500 ? "InternalError" : "BadRequest");
     }
+    // A body refused before it was read in full: the rest is not waited for.
+    if (status === 413 || status === 503) response.header("connection", "close");
     response.code(status).send({ error: oneLine(message) });
   });
 
@@ -236,9 +315,104 @@ class ReviewJournal {
 }
 
 function badRequest(message: string): FastifyError {
+  return clientError(400, undefined, message);
+}
+
+function clientError(status: number, code: string | undefined, message: string): FastifyError {
   const error = new Error(message) as FastifyError;
-  error.statusCode = 400;
+  error.statusCode = status;
+  if (code !== undefined) error.code = code;
   return error;
+}
+
+/** Bytes that may be held at once, shared by every request being read. */
+class ByteBudget {
+  #free: number;
+
+  constructor(size: number) {
+    this.#free = size;
+  }
+
+  take(bytes: number): boolean {
+    if (bytes > this.#free) return false;
+    this.#free -= bytes;
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.#free += bytes;
+  }
+}
+
+/**
+ * Reads a request body as UTF-8 text within `limit` bytes and the shared budget. Refused past
+ * either (413, 503): the bytes already held are given back and the rest is not kept. A body cut
+ * short (the client went, the request timed out) gives its bytes back too.
+ */
+function readBody(
+  payload: IncomingMessage,
+  limit: number,
+  budget: ByteBudget,
+  timeoutMs: number,
+  then: (error: FastifyError | undefined, text: string) => void,
+): void {
+  const chunks: Buffer[] = [];
+  let held = 0;
+  let settled = false;
+  // Node's own requestTimeout is not enough: its connection list stops cutting slow requests
+  // once other connections have come and gone (Node 24), so the body has its own deadline. A
+  // body not in by then is not answered: no apiserver is still waiting for it.
+  const deadline = setTimeout(() => payload.socket.destroy(), timeoutMs);
+  const settle = (error: FastifyError | undefined) => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(deadline);
+    payload.removeListener("data", onData);
+    budget.give(held);
+    const text =
+      error !== undefined
+        ? ""
+        : chunks.length === 1
+          ? (chunks[0] as Buffer).toString("utf8")
+          : Buffer.concat(chunks, held).toString("utf8");
+    held = 0;
+    chunks.length = 0;
+    then(error, text);
+  };
+  const onData = (chunk: Buffer) => {
+    if (held + chunk.length > limit) {
+      settle(clientError(413, "FST_ERR_CTP_BODY_TOO_LARGE", "body too large"));
+    } else if (!budget.take(chunk.length)) {
+      // Only many large bodies at once get here, which no apiserver sends: the connection is
+      // closed at once, so that its sender stops sending.
+      settle(
+        clientError(
+          503,
+          undefined,
+          "too many request bytes in flight on this server; retry shortly",
+        ),
+      );
+      payload.socket.destroy();
+    } else {
+      held += chunk.length;
+      chunks.push(chunk);
+    }
+  };
+  payload.on("data", onData);
+  payload.on("end", () => settle(undefined));
+  payload.on("error", (error: Error) =>
+    settle(clientError(400, undefined, `body could not be read: ${error.message}`)),
+  );
+  payload.on("close", () => {
+    // Closed before its end: nobody waits for an answer; the bytes go back.
+    if (!settled) {
+      settled = true;
+      clearTimeout(deadline);
+      budget.give(held);
+      held = 0;
+      chunks.length = 0;
+    }
+  });
 }
 
 /** Fastify's own client errors, said in the webhook's words. */

@@ -47,11 +47,31 @@ function prettyStream(out: DestinationStream): DestinationStream {
       const fields = Object.entries(record)
         .filter(([key, value]) => !SKIPPED.has(key) && value !== undefined)
         .map(
-          ([key, value]) => `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`,
+          ([key, value]) =>
+            `${escaped(key)}=${typeof value === "string" ? escaped(value) : JSON.stringify(value)}`,
         );
       out.write(
-        `${time} ${level} ${String(record.msg ?? "")}${fields.length > 0 ? ` ${fields.join(" ")}` : ""}\n`,
+        `${time} ${level} ${escaped(String(record.msg ?? ""))}${fields.length > 0 ? ` ${fields.join(" ")}` : ""}\n`,
       );
     },
   };
+}
+
+// C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+const CONTROLS = new RegExp(CONTROL.source, "g");
+const SHORT: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/**
+ * A value as it stands on the line, with its control characters escaped (`\n`, `\u001b`): a uid
+ * or a name with a line break (any client can send one) must not start a forged record, and an
+ * escape sequence must not reach the terminal.
+ */
+function escaped(text: string): string {
+  if (!CONTROL.test(text)) return text;
+  return text.replace(
+    CONTROLS,
+    (char) => SHORT[char] ?? `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }

@@ -1,17 +1,43 @@
-// TLS for the admission port: TLS 1.2 at least, and certificates from files that are reloaded in
-// place when they change (Kubernetes Secret mounts and cert-manager rotate them). Making and
-// reading certificates is src/certs.
+// TLS for the admission port: TLS 1.2 and 1.3 only, AEAD suites with forward secrecy only, no
+// renegotiation (ADR 0010), and certificates from files that are reloaded in place when they
+// change (Kubernetes Secret mounts and cert-manager rotate them). Making and reading certificates
+// is src/certs.
 
+import { constants } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { createSecureContext, type SecureContextOptions } from "node:tls";
 import { errorLine } from "../base/text.ts";
 import type { Certificate } from "../certs/issue.ts";
 
-const MIN_TLS_VERSION = "TLSv1.2";
+/**
+ * What a kube-apiserver (Go's crypto/tls) offers and every current client speaks: the three
+ * TLS 1.3 suites, then ECDHE with AES-GCM or ChaCha20-Poly1305 for TLS 1.2, for RSA and ECDSA
+ * keys. No CBC, no static RSA key exchange, no SHA-1 MAC.
+ */
+export const CIPHERS = [
+  "TLS_AES_128_GCM_SHA256",
+  "TLS_AES_256_GCM_SHA384",
+  "TLS_CHACHA20_POLY1305_SHA256",
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+].join(":");
 
 export function secureContextOptions(certificate: Certificate): SecureContextOptions {
-  return { cert: certificate.cert, key: certificate.key, minVersion: MIN_TLS_VERSION };
+  return {
+    cert: certificate.cert,
+    key: certificate.key,
+    minVersion: "TLSv1.2",
+    maxVersion: "TLSv1.3",
+    ciphers: CIPHERS,
+    honorCipherOrder: true,
+    // A TLS 1.2 client may not renegotiate (TLS 1.3 has no renegotiation).
+    secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
+  };
 }
 
 /** Throws a one-line error when the pair is unusable (bad PEM, key not matching the cert). */

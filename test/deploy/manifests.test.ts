@@ -359,7 +359,13 @@ describe("deploy/: kustomize base and Helm chart", () => {
     assert.deepEqual(
       rules("Role", "lb-ip-guard-metallb-config", "metallb-system"),
       ruleSet([
-        { apiGroups: [""], resources: ["configmaps"], verbs: ["get", "list", "watch"] },
+        // The legacy ConfigMap by name: its list and watch select metadata.name=config.
+        {
+          apiGroups: [""],
+          resources: ["configmaps"],
+          resourceNames: ["config"],
+          verbs: ["get", "list", "watch"],
+        },
         // The MetalLB release, from the image of its controller Deployment (--metallb-version auto).
         { apiGroups: ["apps"], resources: ["deployments"], verbs: ["list"] },
       ]),
@@ -457,6 +463,8 @@ describe("deploy/: kustomize base and Helm chart", () => {
       (v) => v.name === tlsMount?.name,
     );
     assert.equal(tlsVolume?.secret?.secretName, "guard-tls");
+    // 0440: the key is readable by the pod's group (fsGroup) only, never by other users.
+    assert.equal(tlsVolume?.secret?.defaultMode, 0o440);
     assert.ok(!objs.some((o) => o.kind === "PodDisruptionBudget"), "no PDB for one replica");
     find(objs, "Role", "lb-ip-guard-metallb-config", "metallb");
     const [mutate] = find(objs, "MutatingWebhookConfiguration", "lb-ip-guard").webhooks;

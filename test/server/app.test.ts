@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { performance } from "node:perf_hooks";
 import { describe, it } from "node:test";
 import { pino } from "pino";
 import type { AdmissionState } from "../../src/admission/ports.ts";
@@ -271,6 +272,111 @@ describe("malformed requests: a 4xx with one line of JSON, and the server keeps 
       });
     }
   }
+
+  const typed = (
+    object: unknown,
+    options: Parameters<typeof review>[1] = {},
+    request: Record<string, unknown> = {},
+  ) => {
+    const body = review(object, options);
+    return { ...body, request: { ...(body.request as object), ...request } };
+  };
+  const web = (spec: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+    ...service("web", { spec }),
+    ...extra,
+  });
+  const wronglyTyped: [string, unknown, RegExp][] = [
+    [
+      "loadBalancerIP: 5",
+      typed(web({ loadBalancerIP: 5 })),
+      /request\.object\.spec\.loadBalancerIP is a number; expected a string/,
+    ],
+    [
+      'ports: "x"',
+      typed(web({ ports: "x" })),
+      /request\.object\.spec\.ports is a string; expected a list of objects/,
+    ],
+    [
+      "ingress: [null]",
+      typed(web({}, { status: { loadBalancer: { ingress: [null] } } })),
+      /request\.object\.status\.loadBalancer\.ingress\[0\] is null; expected an object/,
+    ],
+    [
+      'ipFamilies: "IPv4"',
+      typed(web({ ipFamilies: "IPv4" })),
+      /request\.object\.spec\.ipFamilies is a string; expected a list of strings/,
+    ],
+    [
+      "a port number as a string",
+      typed(web({ ports: [{ port: "80" }] })),
+      /request\.object\.spec\.ports\[0\]\.port is a string; expected a number/,
+    ],
+    [
+      "an annotation that is a number, in oldObject",
+      typed(web({}), {
+        operation: "UPDATE",
+        oldObject: { ...web({}), metadata: { name: "web", annotations: { a: 5 } } },
+      }),
+      /request\.oldObject\.metadata\.annotations\["a"\] is a number; expected a string/,
+    ],
+    ['dryRun: "true"', typed(web({}), {}, { dryRun: "true" }), /request\.dryRun is not a boolean/],
+    [
+      "a kind without a group",
+      typed(web({}), {}, { kind: { version: "v1", kind: "Service" } }),
+      /request\.kind\.group is missing/,
+    ],
+  ];
+  for (const [what, body, pattern] of wronglyTyped) {
+    it(`a wrongly typed field (${what}) → 400 naming it, on both webhooks`, async () => {
+      const h = harness();
+      for (const path of ["/mutate", "/validate"]) {
+        assertClientError(await post(h, path, body), 400, pattern);
+      }
+      assert.equal((await post(h, "/validate", EXAMPLE)).statusCode, 200);
+    });
+  }
+
+  it("a 150,000-address annotation is refused at once, with a short message", async () => {
+    const h = harness();
+    const many = Array.from(
+      { length: 150_000 },
+      (_, i) => `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`,
+    );
+    const body = review(
+      service("web", { annotations: { "metallb.io/loadBalancerIPs": many.join(",") } }),
+    );
+    const started = performance.now();
+    const response = await post(h, "/validate", body);
+    const elapsed = performance.now() - started;
+    assert.equal(response.statusCode, 200);
+    const answer = JSON.parse(response.body).response;
+    assert.equal(answer.allowed, false);
+    assert.match(answer.status.message, /^FamilyMismatch: .*at most two addresses/);
+    assert.ok(answer.status.message.length < 300, answer.status.message);
+    // Parsing the 2 MB body is most of it; parsing every address took seconds.
+    assert.ok(elapsed < 400, `answered in ${elapsed.toFixed(0)} ms`);
+  });
+
+  it("echoes a long value from the request as a short prefix", async () => {
+    const h = harness();
+    const long = "x".repeat(100_000);
+    for (const object of [
+      service("web", { ip: long }),
+      service("web", { ip: `${long}/24` }),
+      service("web", { annotations: { "metallb.io/address-pool": long } }),
+      service("web", { spec: { loadBalancerClass: long } }),
+    ]) {
+      const response = await post(h, "/validate", review(object));
+      assert.equal(response.statusCode, 200);
+      const answer = JSON.parse(response.body).response;
+      const message: string = answer.status?.message ?? "";
+      assert.ok(
+        response.body.length < 2000,
+        `${message.slice(0, 200)}: ${response.body.length} bytes`,
+      );
+      if (message !== "") assert.match(message, /"x{64}"… \(100\d{3} characters\)/);
+    }
+  });
 
   it("a body over the limit → 413", async () => {
     const h = harness({ bodyLimit: 1024 });

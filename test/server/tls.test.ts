@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rename, rm, symlink, writeFile } from "node:fs/promi
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { connect } from "node:tls";
+import { type ConnectionOptions, connect, type TLSSocket } from "node:tls";
 import { pino } from "pino";
 import {
   type Certificate,
@@ -95,6 +95,63 @@ describe("HTTPS", () => {
           );
           socket.on("error", reject);
         }),
+        /protocol|version|alert/i,
+      );
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("speaks TLS 1.2 with ECDHE and AEAD suites or TLS 1.3, and refuses CBC, TLS 1.1 and renegotiation", async () => {
+    const app = buildApp({
+      state: harness().state,
+      logger: pino({ level: "silent" }),
+      https: secureContextOptions(certificate),
+    });
+    await app.listen({ port: 0, host: "127.0.0.1" });
+    const { port } = app.server.address() as { port: number };
+    const handshake = (options: ConnectionOptions) =>
+      new Promise<TLSSocket>((resolve, reject) => {
+        const socket = connect(
+          { host: "127.0.0.1", port, ca: certificate.ca, servername: "localhost", ...options },
+          () => resolve(socket),
+        );
+        socket.on("error", reject);
+      });
+    try {
+      const tls12 = await handshake({
+        maxVersion: "TLSv1.2",
+        ciphers: "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256",
+      });
+      assert.equal(tls12.getProtocol(), "TLSv1.2");
+      assert.match(tls12.getCipher().name, /^ECDHE-(RSA|ECDSA)-AES128-GCM-SHA256$/);
+      // The server refuses a client's renegotiation.
+      const renegotiated = await new Promise<string>((resolve) => {
+        tls12.on("error", (error) => resolve(error.message));
+        tls12.renegotiate({}, (error) => resolve(error?.message ?? "renegotiated"));
+        // Data drives the handshake on; the server answers it with an alert.
+        tls12.write("GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n");
+        setTimeout(() => resolve("no answer"), 2000).unref();
+      });
+      assert.match(renegotiated, /no renegotiation/, "renegotiation is refused");
+      tls12.destroy();
+
+      const tls13 = await handshake({ minVersion: "TLSv1.3" });
+      assert.equal(tls13.getProtocol(), "TLSv1.3");
+      assert.match(tls13.getCipher().name, /^TLS_(AES_128_GCM|AES_256_GCM|CHACHA20_POLY1305)/);
+      tls13.end();
+
+      // Every CBC suite of TLS 1.2, offered alone, finds no suite in common.
+      await assert.rejects(
+        handshake({
+          maxVersion: "TLSv1.2",
+          ciphers:
+            "ECDHE-RSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA256:ECDHE-RSA-AES256-SHA384:ECDHE-ECDSA-AES256-SHA384:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES128-SHA:AES128-SHA256:AES128-GCM-SHA256",
+        }),
+        /handshake failure|no shared cipher|alert/i,
+      );
+      await assert.rejects(
+        handshake({ maxVersion: "TLSv1.1", minVersion: "TLSv1" }),
         /protocol|version|alert/i,
       );
     } finally {

@@ -1,6 +1,7 @@
 // A Service that asks for addresses (or that MetalLB already serves): each address parsed, of the
 // right families, in one pool that admits the Service, and free or shareable under MetalLB's rules.
 
+import { cut, quoted } from "../../base/text.ts";
 import {
   formatAddress,
   formatAddressList,
@@ -144,7 +145,7 @@ function findConflict(
       const sharing =
         other.sharingKey === ""
           ? `${other.ref} does not allow sharing`
-          : `to share it, set ${context.policy.reads.allowSharedIP[0]}: "${other.sharingKey}" (the key ${other.ref} uses)`;
+          : `to share it, set ${context.policy.reads.allowSharedIP[0]}: ${quoted(other.sharingKey)} (the key ${other.ref} uses)`;
       return deny(
         "AddressInUse",
         `${held}; ${sharing}; ${freeHint(pool, view.usage)}`,
@@ -156,7 +157,7 @@ function findConflict(
     if (port !== undefined) {
       return deny(
         "SharingConflict",
-        `${held} with sharing key "${holder.sharingKey}", but both expose ${port}; use another port or address`,
+        `${held} with sharing key ${quoted(holder.sharingKey)}, but both expose ${port}; use another port or address`,
         [address],
         pool,
       );
@@ -164,7 +165,7 @@ function findConflict(
     if (holder.backendKey !== other.backendKey) {
       return deny(
         "SharingConflict",
-        `${held} with sharing key "${holder.sharingKey}", but their backends differ (${holder.backendKey} vs ${other.backendKey}); shared Services need the same externalTrafficPolicy and, for Local, the same selector`,
+        `${held} with sharing key ${quoted(holder.sharingKey)}, but their backends differ (${cut(holder.backendKey)} vs ${cut(other.backendKey)}); shared Services need the same externalTrafficPolicy and, for Local, the same selector`,
         [address],
         pool,
       );
