@@ -1,5 +1,6 @@
 import { formatAddress, type IPAddress, sameAddress } from "../ipam/address.ts";
 import {
+  allocatesFor,
   type ClusterView,
   checkStatusWrite,
   type Decision,
@@ -16,7 +17,6 @@ import {
   type AddressRequest,
   addressRequest,
   externalIPs,
-  isLoadBalancer,
   type ServiceObject,
   serviceRef,
   statusAddresses,
@@ -119,7 +119,7 @@ export function admit(
   }
   return webhook === "mutate"
     ? mutate(request, ref, scoped, decision, context, named)
-    : validate(request, ref, scoped, decision, context.policy);
+    : validate(request, ref, scoped, stored, decision, context.policy);
 }
 
 /**
@@ -156,7 +156,7 @@ function storedService(request: AdmissionRequest): ServiceObject | undefined {
  * An update carries the stored status: the API server keeps it whatever the request says (only
  * the status subresource writes it), and it is what MetalLB serves.
  */
-function withStoredStatus(
+export function withStoredStatus(
   service: ServiceObject,
   stored: ServiceObject | undefined,
 ): ServiceObject {
@@ -222,6 +222,7 @@ function validate(
   request: AdmissionRequest,
   ref: string,
   service: ServiceObject,
+  stored: ServiceObject | undefined,
   decision: Decision,
   policy: Policy,
 ): AdmissionOutcome {
@@ -244,34 +245,27 @@ function validate(
           holder: holderOf(service, policy, ref),
           addresses: decision.addresses,
           ...(decision.pool !== undefined && { pool: decision.pool }),
-          ...(keeps(request, decision.addresses, policy) && { kept: true }),
+          ...(keeps(stored, decision.addresses, policy) && { kept: true }),
         }
       : undefined;
   return { ...allow(request, ref, "allowed", decision.warnings), grant, decided: decision };
 }
 
-/** An UPDATE whose stored Service already holds every one of these addresses. */
+/** An UPDATE whose (trusted) stored Service already holds every one of these addresses. */
 function keeps(
-  request: AdmissionRequest,
+  stored: ServiceObject | undefined,
   addresses: readonly IPAddress[],
   policy: Policy,
 ): boolean {
-  if (
-    request.operation !== "UPDATE" ||
-    request.oldObject === undefined ||
-    request.oldObject === null
-  )
-    return false;
-  const held = holdingsOf(request.oldObject as ServiceObject, policy);
+  if (stored === undefined) return false;
+  const held = holdingsOf(stored, policy);
   return addresses.every((address) => held.some((old) => sameAddress(old, address)));
 }
 
 /** Whether the mutating webhook would allocate: it cannot, and must say so, until synced. */
 function needsAllocation(service: ServiceObject, asked: AddressRequest, policy: Policy): boolean {
   const unrequested = asked.source === "none" && statusAddresses(service).length === 0;
-  const allocated =
-    wantsAutoAssign(service) || (isLoadBalancer(service) && policy.allocation === "all");
-  return unrequested && allocated;
+  return unrequested && allocatesFor(service, policy);
 }
 
 function withNamespace(service: ServiceObject, request: AdmissionRequest): ServiceObject {

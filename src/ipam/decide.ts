@@ -14,7 +14,7 @@ import {
 } from "./decide/decision.ts";
 import { checkExternalIPs } from "./decide/external.ts";
 import { deprecationWarnings, notAllowed, releaseName } from "./decide/messages.ts";
-import { isInScope, type Policy } from "./decide/policy.ts";
+import { allocatesFor, isInScope, type Policy } from "./decide/policy.ts";
 import { checkRequested } from "./decide/requested.ts";
 import { type Pool, poolAllowsService } from "./pool.ts";
 import {
@@ -44,9 +44,10 @@ export {
   holderOf,
   holdingsOf,
   recordService,
+  servedAddresses,
   usageEntriesOf,
 } from "./decide/holdings.ts";
-export { isInScope, type Policy, policyFor } from "./decide/policy.ts";
+export { allocatesFor, isInScope, type Policy, policyFor } from "./decide/policy.ts";
 export { checkStatusWrite } from "./decide/status.ts";
 export { checkExternalIPs };
 
@@ -121,9 +122,7 @@ export function decideInScope(
   if ((isLoadBalancer(service) || wantsAutoAssign(service)) && current.length > 0) {
     return checkRequested(context, current, "status.loadBalancer.ingress", named?.pool);
   }
-  if (wantsAutoAssign(service) || (isLoadBalancer(service) && policy.allocation === "all")) {
-    return allocate(context, named?.pool);
-  }
+  if (allocatesFor(service, policy)) return allocate(context, named?.pool);
   if (named !== undefined && !poolAllowsService(named.pool, context.identity))
     return notAllowed(context, named.pool);
   const from = named === undefined ? "" : ` from pool "${named.pool.name}"`;

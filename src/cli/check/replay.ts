@@ -3,15 +3,15 @@
 // UPDATE with the stored object when the Service already exists), so CI and `kubectl apply`
 // cannot disagree. What is admitted is recorded, as the webhook's watch would record it.
 
-import { type AdmissionContext, type AdmissionOutcome, admit } from "../../admission/admit.ts";
+import {
+  type AdmissionContext,
+  type AdmissionOutcome,
+  admit,
+  withStoredStatus,
+} from "../../admission/admit.ts";
 import { applyPatch, type PatchOperation } from "../../admission/patch.ts";
 import type { AdmissionRequest } from "../../admission/review.ts";
-import {
-  formatAddressList,
-  type IPAddress,
-  parseAddress,
-  sameAddress,
-} from "../../ipam/address.ts";
+import { formatAddressList, type IPAddress, sameAddress } from "../../ipam/address.ts";
 import {
   type ClusterView,
   decide,
@@ -20,11 +20,12 @@ import {
   type Policy,
   type ReasonCode,
   recordService,
+  servedAddresses,
   usageEntriesOf,
 } from "../../ipam/decide.ts";
 import type { Labels } from "../../ipam/labels.ts";
 import type { PoolSet } from "../../ipam/pool.ts";
-import { type ServiceObject, statusAddresses } from "../../ipam/service.ts";
+import type { ServiceObject } from "../../ipam/service.ts";
 import { UsageIndex } from "../../ipam/usage.ts";
 
 /** What `check` reports of one Service. */
@@ -93,10 +94,7 @@ export class Replay {
     const namespace = service.metadata?.namespace ?? "default";
     const name = service.metadata?.name ?? "";
     const verdict = this.#review(service, name, undefined);
-    const served = statusAddresses(service).flatMap((text) => {
-      const parsed = parseAddress(text);
-      return parsed.ok ? [parsed.value] : [];
-    });
+    const served = servedAddresses(service);
     if (verdict.kind === "denied") {
       const ref = `${namespace}/${name}`;
       if (served.length > 0) this.#usage.set(ref, holderOf(service, this.#policy, ref), served);
@@ -145,10 +143,7 @@ export class Replay {
     );
     if (verdict.kind !== "denied") {
       // Stored as the API server stores an update: the status stays what it was.
-      const kept =
-        stored?.status !== undefined && patched.status === undefined
-          ? { ...patched, status: stored.status }
-          : patched;
+      const kept = withStoredStatus(patched, stored);
       const ref = `${namespace}/${name}`;
       this.#stored.set(ref, kept);
       recordService(this.#usage, kept, this.#policy, ref);

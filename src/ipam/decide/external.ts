@@ -2,9 +2,10 @@
 // externalIPs takes its traffic on every node): an address of a pool is MetalLB's to hand out,
 // and one that another Service holds is not free. Services of every type and class are decided.
 
-import { formatAddress, type IPAddress, parseAddress } from "../address.ts";
-import { externalIPs, type ServiceObject } from "../service.ts";
+import { formatAddress } from "../address.ts";
+import type { ServiceObject } from "../service.ts";
 import { type ClusterView, type Denial, deny } from "./decision.ts";
+import { externalHoldingsOf } from "./holdings.ts";
 import { freeHint } from "./messages.ts";
 
 /**
@@ -17,14 +18,7 @@ export function checkExternalIPs(
   view: ClusterView,
   ref: string,
 ): Denial | undefined {
-  const listed = externalIPs(service);
-  if (listed.length === 0) return undefined;
-  const addresses: IPAddress[] = [];
-  for (const text of listed) {
-    const parsed = parseAddress(text);
-    if (parsed.ok) addresses.push(parsed.value);
-  }
-  for (const address of addresses) {
+  for (const address of externalHoldingsOf(service)) {
     const shown = formatAddress(address);
     const pool = view.pools.poolOf(address.family, address.value);
     const holder = view.usage

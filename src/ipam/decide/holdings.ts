@@ -43,6 +43,11 @@ export function holdingsOf(service: ServiceObject, policy: Policy): readonly IPA
   return parsedAddresses([...requested, ...specIP, ...statusAddresses(service)]);
 }
 
+/** What MetalLB serves a Service (its status), where parseable. */
+export function servedAddresses(service: ServiceObject): readonly IPAddress[] {
+  return parsedAddresses(statusAddresses(service));
+}
+
 /** The usage owner of a Service's externalIPs, beside its own ref (which holds the rest). */
 export const externalOwner = (ref: string): string => `external:${ref}`;
 

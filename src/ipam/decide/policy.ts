@@ -35,6 +35,14 @@ export function policyFor(
   };
 }
 
+/**
+ * Whether a Service that requests no address (and holds none) gets one from lb-ip-guard: it asks
+ * for auto-assign, or it is a LoadBalancer and lb-ip-guard is the one allocator.
+ */
+export function allocatesFor(service: ServiceObject, policy: Policy): boolean {
+  return wantsAutoAssign(service) || (isLoadBalancer(service) && policy.allocation === "all");
+}
+
 /** Whether this tool has anything to say about the Service at all. */
 export function isInScope(service: ServiceObject, policy: Policy): boolean {
   // MetalLB run with a class handles only that class; run without one, only classless Services.
