@@ -348,6 +348,7 @@ describe("deploy/: kustomize base and Helm chart", () => {
       rules("ClusterRole", "lb-ip-guard"),
       ruleSet([
         { apiGroups: [""], resources: ["services", "namespaces"], verbs: ["list", "watch"] },
+        { apiGroups: [""], resources: ["events"], verbs: ["create"] },
         { apiGroups: ["metallb.io"], resources: ["ipaddresspools"], verbs: ["list", "watch"] },
         {
           apiGroups: ["admissionregistration.k8s.io"],

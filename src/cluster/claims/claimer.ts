@@ -92,6 +92,11 @@ export class Claimer implements ClaimPort {
     this.#identity = options.identity ?? hostname();
   }
 
+  /** The name this replica writes on its claims (`claimedBy`): its pod name by default. */
+  get identity(): string {
+    return this.#identity;
+  }
+
   /** The collection the claims watch lists and watches. */
   get path(): string {
     return this.#path;

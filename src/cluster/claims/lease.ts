@@ -51,6 +51,8 @@ export interface Claim {
   readonly address: IPAddress;
   readonly holder: Holder;
   readonly pool: string;
+  /** The replica that last wrote the claim (its pod name). */
+  readonly claimedBy: string;
   /**
    * When the address was first granted to this holder (acquireTime, else creation; ms): the
    * grace period counts from here, however often the holder's admissions repeat.
@@ -90,6 +92,7 @@ export function parseClaim(lease: KubeObject): Claim | undefined {
       backendKey: text(CLAIM_ANNOTATION.backendKey) ?? "",
     },
     pool: text(CLAIM_ANNOTATION.pool) ?? "",
+    claimedBy: text(CLAIM_ANNOTATION.claimedBy) ?? "",
     acquiredAt: acquired ?? 0,
     writtenAt: times.length > 0 ? Math.max(...times) : 0,
   };

@@ -100,6 +100,7 @@ describe("collectReason", () => {
     address: address("10.0.0.7"),
     holder: holder("team-a/web"),
     pool: "",
+    claimedBy: "pod-1",
     acquiredAt: 1_000_000,
     writtenAt: 1_000_000,
   };
