@@ -207,9 +207,9 @@ export function formatText(report: PoolsReport): string {
     [6],
   );
   for (const pool of report.pools) {
-    lines.push("", `pool ${pool.name}, from ${pool.origin}`);
+    lines.push("", ...wrap(`pool ${pool.name}, from ${pool.origin}`, ""));
     const notes = pool.avoidBuggyIPs ? ", avoids .0 and .255" : "";
-    lines.push(`  ranges: ${pool.ranges.join(", ")}${notes}`);
+    lines.push(...wrap(`ranges: ${pool.ranges.join(", ")}${notes}`, "  "));
     if (pool.addresses.length > 0)
       lines.push(...table(ADDRESS_HEADER, addressRows(pool.addresses), ADDRESS_FLEXIBLE, "  "));
     else lines.push("  no address held");
