@@ -10,7 +10,14 @@ import { join } from "node:path";
 import { after, before, it } from "node:test";
 import type { Page } from "playwright-core";
 import { cli, configMap, KUBEFLOW, yaml } from "../cli/check/helpers.ts";
-import { type Browser, describeBrowser, launchBrowser } from "./browser.ts";
+import {
+  type Browser,
+  cell,
+  describeBrowser,
+  launchBrowser,
+  open,
+  stateCounts,
+} from "./browser.ts";
 
 /** Writes the page of `pools ARGS --format html` into `dir` and returns its path. */
 async function poolMapPage(dir: string, name: string, args: readonly string[]): Promise<string> {
@@ -18,41 +25,6 @@ async function poolMapPage(dir: string, name: string, args: readonly string[]): 
   const run = await cli(["pools", ...args, "--format", "html", "--output", file]);
   assert.ok(run.code === 0 || run.code === 1, `exit ${run.code}: ${run.stderr}`);
   return file;
-}
-
-/** Opens a page from disk; resolves once it is built and laid out, with the time that took. */
-async function open(page: Page, file: string): Promise<{ loadMs: number; scriptMs: number }> {
-  const started = performance.now();
-  await page.goto(`file://${file}`);
-  await page.waitForSelector("body[data-ready=true]");
-  // Two frames: the cells are laid out and painted once the second begins.
-  await page.evaluate(
-    "new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))",
-  );
-  const loadMs = performance.now() - started;
-  const scriptMs = Number(await page.evaluate("document.body.dataset.renderMs"));
-  return { loadMs, scriptMs };
-}
-
-/** Cell counts of each state in the grids (outside-the-pool cells left out). */
-function stateCounts(page: Page): Promise<Record<string, number>> {
-  return page.evaluate(`(() => {
-    const counts = {};
-    for (const cell of document.querySelectorAll(".cells i:not(.o)")) {
-      counts[cell.className] = (counts[cell.className] ?? 0) + 1;
-    }
-    return counts;
-  })()`);
-}
-
-/** The cell of an IPv4 address: the (last octet)th cell of its /24 block. */
-const cell = (page: Page, address: string) => {
-  const value = ipv4(address);
-  return page.locator(`.cells[data-base="${value - (value % 256)}"] > i`).nth(value % 256);
-};
-
-function ipv4(text: string): number {
-  return text.split(".").reduce((value, octet) => value * 256 + Number(octet), 0);
 }
 
 await describeBrowser("the pool map in headless Chromium", () => {
