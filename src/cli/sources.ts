@@ -2,22 +2,23 @@
 // with --kubeconfig and --context, the release and class guarded), what those flags read, and the
 // policy they make. Each command adds its own flags and does its own thing with what is loaded.
 
-import type { ParseArgsOptionsConfig } from "node:util";
+import { type ParseArgsOptionsConfig, parseArgs } from "node:util";
 import { type Policy, policyFor } from "../ipam/decide.ts";
 import type { Labels } from "../ipam/labels.ts";
 import { type MetalLBVersion, parseMetalLBVersion } from "../ipam/metallb-version.ts";
 import type { PoolSet } from "../ipam/pool.ts";
-import { ManifestLoader, type ManifestObject } from "../manifests/loader.ts";
+import { ManifestError, ManifestLoader, type ManifestObject } from "../manifests/loader.ts";
 import {
   auditOrder,
   clusterObjects,
   collectNamespaces,
   collectPools,
+  InputError,
   loadPoolSources,
 } from "./check/input.ts";
 
 /** The flags of the shared inputs, for parseArgs. */
-export const SOURCE_FLAGS = {
+const SOURCE_FLAGS = {
   pools: { type: "string", multiple: true },
   existing: { type: "string", multiple: true },
   cluster: { type: "boolean" },
@@ -26,6 +27,19 @@ export const SOURCE_FLAGS = {
   "load-balancer-class": { type: "string" },
   "metallb-version": { type: "string" },
 } as const satisfies ParseArgsOptionsConfig;
+
+/** A command's arguments: the shared flags, its own, and -h/--help; positionals are PATHs. */
+export function parseSourceArgs<Flags extends ParseArgsOptionsConfig>(
+  args: readonly string[],
+  flags: Flags,
+) {
+  return parseArgs({
+    args: [...args],
+    strict: true,
+    allowPositionals: true,
+    options: { ...SOURCE_FLAGS, ...flags, help: { type: "boolean", short: "h" } } as const,
+  });
+}
 
 /** The kubeconfig (file, context) a --cluster run reads. */
 export interface ClusterTarget {
@@ -99,8 +113,56 @@ function versionOption(given: string | undefined): MetalLBVersion | undefined {
   return parsed.value;
 }
 
+/** Where a command writes. */
+interface Output {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+}
+
+/** The exit status of a usage or input error, for every command. */
+const USAGE_ERROR = 2;
+
+/**
+ * The frame of a command that reads sources: its arguments parsed (a usage problem is one line
+ * and exit 2), its help, and its run, whose unreadable input (a manifest, a pool configuration,
+ * the cluster) is one line per problem and exit 2.
+ */
+export async function runWithSources<Options>(
+  command: { readonly name: string; readonly usage: string },
+  args: readonly string[],
+  io: Output,
+  parse: (args: readonly string[]) => Options | "help",
+  run: (options: Options) => Promise<number>,
+): Promise<number> {
+  const prefix = `lb-ip-guard ${command.name}:`;
+  let options: Options | "help";
+  try {
+    options = parse(args);
+  } catch (error) {
+    io.stderr(`${prefix} ${usageProblem(error)} (see lb-ip-guard ${command.name} --help)\n`);
+    return USAGE_ERROR;
+  }
+  if (options === "help") {
+    io.stdout(command.usage);
+    return 0;
+  }
+  try {
+    return await run(options);
+  } catch (error) {
+    if (error instanceof ManifestError) {
+      io.stderr(`${prefix} ${error.message}\n`);
+      return USAGE_ERROR;
+    }
+    if (error instanceof InputError) {
+      for (const line of error.lines) io.stderr(`${prefix} ${line}\n`);
+      return USAGE_ERROR;
+    }
+    throw error;
+  }
+}
+
 /** parseArgs's messages, shortened to the point (its unknown-option advice is about `--`). */
-export function usageProblem(error: unknown): string {
+function usageProblem(error: unknown): string {
   const { code, message } = error as { code?: string; message: string };
   const option = /'([^']+)'/.exec(message)?.[1];
   if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && option !== undefined) {

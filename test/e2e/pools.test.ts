@@ -53,6 +53,9 @@ function lb(name: string, namespace: string, ip: string, extra: Record<string, u
 await describeE2E("lb-ip-guard pools on a live cluster, and as a kubectl plugin", () => {
   let cp: ControlPlane;
   let dir: string;
+  /** `lb-ip-guard pools --cluster` on this API server. */
+  const poolsOfCluster = (...args: string[]) =>
+    run(process.execPath, [MAIN, "pools", "--cluster", "--kubeconfig", cp.kubeconfigPath, ...args]);
   const apply = (object: unknown) =>
     cp.kubectl(["apply", "-f", "-"], { stdin: JSON.stringify(object) });
 
@@ -115,15 +118,7 @@ await describeE2E("lb-ip-guard pools on a live cluster, and as a kubectl plugin"
   });
 
   it("pools --cluster: both pools, every holder by how it holds, the problems", async () => {
-    const result = await run(process.execPath, [
-      MAIN,
-      "pools",
-      "--cluster",
-      "--kubeconfig",
-      cp.kubeconfigPath,
-      "--format",
-      "json",
-    ]);
+    const result = await poolsOfCluster("--format", "json");
     assert.equal(result.code, 1, result.stderr);
     const report = JSON.parse(result.stdout) as PoolsReport;
     assert.deepEqual(
@@ -217,17 +212,7 @@ await describeE2E("lb-ip-guard pools on a live cluster, and as a kubectl plugin"
       return;
     }
     const file = join(dir, "live.html");
-    const result = await run(process.execPath, [
-      MAIN,
-      "pools",
-      "--cluster",
-      "--kubeconfig",
-      cp.kubeconfigPath,
-      "--format",
-      "html",
-      "--output",
-      file,
-    ]);
+    const result = await poolsOfCluster("--format", "html", "--output", file);
     assert.equal(result.code, 1, result.stderr);
     const browser = await launchBrowser();
     try {

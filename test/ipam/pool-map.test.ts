@@ -23,8 +23,7 @@ import { allocation, pool } from "./fixtures.ts";
 
 function ip(text: string): IPAddress {
   const parsed = parseAddress(text);
-  if (!parsed.ok) throw new Error(parsed.error);
-  return parsed.value;
+  return parsed.ok ? parsed.value : assert.fail(parsed.error);
 }
 
 function holder(ref: string, sharingKey = "", ports = ["TCP/80"]): Holder {

@@ -5,12 +5,16 @@
 // created. Here: the arguments and the run; the input in ./input.ts, the replay through the
 // webhook's admission path in ./replay.ts, the report and --assign in ./report.ts.
 
-import { parseArgs } from "node:util";
 import type { Policy } from "../../ipam/decide.ts";
 import type { ServiceObject } from "../../ipam/service.ts";
-import { ManifestError } from "../../manifests/loader.ts";
-import { loadSources, SOURCE_FLAGS, type Sources, sourcesOf, usageProblem } from "../sources.ts";
-import { asService, InputError, refOf } from "./input.ts";
+import {
+  loadSources,
+  parseSourceArgs,
+  runWithSources,
+  type Sources,
+  sourcesOf,
+} from "../sources.ts";
+import { asService, refOf } from "./input.ts";
 import { Replay } from "./replay.ts";
 import {
   applyAssignments,
@@ -111,58 +115,36 @@ interface CheckOptions {
   readonly allocation: Policy["allocation"];
 }
 
-export async function runCheck(args: readonly string[], io: CheckIO): Promise<number> {
-  let options: CheckOptions | "help";
-  try {
-    options = parseCheckArgs(args);
-  } catch (error) {
-    io.stderr(`lb-ip-guard check: ${usageProblem(error)} (see lb-ip-guard check --help)\n`);
-    return EXIT.usage;
-  }
-  if (options === "help") {
-    io.stdout(CHECK_USAGE);
-    return EXIT.ok;
-  }
-  try {
-    const outcome = await check(options, io);
-    const reportText =
-      options.format === "json"
-        ? `${JSON.stringify(outcome.report, null, 2)}\n`
-        : formatText(outcome.report, outcome.serviceWarnings);
-    for (const warning of outcome.warnings) io.stderr(`lb-ip-guard check: warning: ${warning}\n`);
-    const denied = outcome.report.summary.denied > 0;
-    if (options.assign) {
-      io.stderr(reportText);
-      if (!denied) io.stdout(outcome.assigned);
-    } else {
-      io.stdout(reportText);
-    }
-    return denied ? EXIT.denied : EXIT.ok;
-  } catch (error) {
-    if (error instanceof ManifestError) {
-      io.stderr(`lb-ip-guard check: ${error.message}\n`);
-      return EXIT.usage;
-    }
-    if (error instanceof InputError) {
-      for (const line of error.lines) io.stderr(`lb-ip-guard check: ${line}\n`);
-      return EXIT.usage;
-    }
-    throw error;
-  }
+export function runCheck(args: readonly string[], io: CheckIO): Promise<number> {
+  return runWithSources(
+    { name: "check", usage: CHECK_USAGE },
+    args,
+    io,
+    parseCheckArgs,
+    async (options) => {
+      const outcome = await check(options, io);
+      const reportText =
+        options.format === "json"
+          ? `${JSON.stringify(outcome.report, null, 2)}\n`
+          : formatText(outcome.report, outcome.serviceWarnings);
+      for (const warning of outcome.warnings) io.stderr(`lb-ip-guard check: warning: ${warning}\n`);
+      const denied = outcome.report.summary.denied > 0;
+      if (options.assign) {
+        io.stderr(reportText);
+        if (!denied) io.stdout(outcome.assigned);
+      } else {
+        io.stdout(reportText);
+      }
+      return denied ? EXIT.denied : EXIT.ok;
+    },
+  );
 }
 
 function parseCheckArgs(args: readonly string[]): CheckOptions | "help" {
-  const { values, positionals } = parseArgs({
-    args: [...args],
-    strict: true,
-    allowPositionals: true,
-    options: {
-      ...SOURCE_FLAGS,
-      format: { type: "string" },
-      assign: { type: "boolean" },
-      allocate: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values, positionals } = parseSourceArgs(args, {
+    format: { type: "string" },
+    assign: { type: "boolean" },
+    allocate: { type: "string" },
   });
   if (values.help) return "help";
   const format = values.format ?? "text";

@@ -3,19 +3,18 @@
 // ipam/pool-map.ts (pure), the text and JSON ./report.ts, the page ./html.ts.
 
 import { writeFile } from "node:fs/promises";
-import { parseArgs } from "node:util";
 import { isDnsLabel } from "../../base/k8s-names.ts";
 import { type ClaimRecord, mappedServiceOf, poolMap } from "../../ipam/pool-map.ts";
-import { ManifestError, type ManifestObject } from "../../manifests/loader.ts";
+import type { ManifestObject } from "../../manifests/loader.ts";
 import type { CheckIO } from "../check/command.ts";
-import { asService, auditOrder, InputError, refOf } from "../check/input.ts";
+import { asService, auditOrder, refOf } from "../check/input.ts";
 import {
   type ClusterTarget,
   loadSources,
-  SOURCE_FLAGS,
+  parseSourceArgs,
+  runWithSources,
   type Sources,
   sourcesOf,
-  usageProblem,
 } from "../sources.ts";
 import { poolMapPage } from "./html.ts";
 import { formatText, reportOf } from "./report.ts";
@@ -72,59 +71,40 @@ interface PoolsOptions {
   readonly claimsNamespace: string;
 }
 
-export async function runPools(args: readonly string[], io: CheckIO): Promise<number> {
-  let options: PoolsOptions | "help";
-  try {
-    options = parsePoolsArgs(args);
-  } catch (error) {
-    io.stderr(`lb-ip-guard pools: ${usageProblem(error)} (see lb-ip-guard pools --help)\n`);
-    return EXIT.usage;
-  }
-  if (options === "help") {
-    io.stdout(POOLS_USAGE);
-    return EXIT.ok;
-  }
-  try {
-    const { report, warnings } = await mapPools(options, io);
-    for (const warning of warnings) io.stderr(`lb-ip-guard pools: warning: ${warning}\n`);
-    const text =
-      options.format === "json"
-        ? `${JSON.stringify(report, null, 2)}\n`
-        : options.format === "html"
-          ? poolMapPage(report)
-          : formatText(report);
-    if (options.output === undefined) io.stdout(text);
-    else await writeFile(options.output, text);
-    return report.summary.problems > 0 ? EXIT.problems : EXIT.ok;
-  } catch (error) {
-    if (error instanceof ManifestError) {
-      io.stderr(`lb-ip-guard pools: ${error.message}\n`);
-      return EXIT.usage;
-    }
-    if (error instanceof InputError) {
-      for (const line of error.lines) io.stderr(`lb-ip-guard pools: ${line}\n`);
-      return EXIT.usage;
-    }
-    if ((error as NodeJS.ErrnoException).syscall === "open") {
-      io.stderr(`lb-ip-guard pools: --output: ${(error as Error).message}\n`);
-      return EXIT.usage;
-    }
-    throw error;
-  }
+export function runPools(args: readonly string[], io: CheckIO): Promise<number> {
+  return runWithSources(
+    { name: "pools", usage: POOLS_USAGE },
+    args,
+    io,
+    parsePoolsArgs,
+    async (options) => {
+      const { report, warnings } = await mapPools(options, io);
+      for (const warning of warnings) io.stderr(`lb-ip-guard pools: warning: ${warning}\n`);
+      const text =
+        options.format === "json"
+          ? `${JSON.stringify(report, null, 2)}\n`
+          : options.format === "html"
+            ? poolMapPage(report)
+            : formatText(report);
+      if (options.output === undefined) io.stdout(text);
+      else {
+        try {
+          await writeFile(options.output, text);
+        } catch (error) {
+          io.stderr(`lb-ip-guard pools: --output: ${(error as Error).message}\n`);
+          return EXIT.usage;
+        }
+      }
+      return report.summary.problems > 0 ? EXIT.problems : EXIT.ok;
+    },
+  );
 }
 
 function parsePoolsArgs(args: readonly string[]): PoolsOptions | "help" {
-  const { values, positionals } = parseArgs({
-    args: [...args],
-    strict: true,
-    allowPositionals: true,
-    options: {
-      ...SOURCE_FLAGS,
-      "claims-namespace": { type: "string" },
-      format: { type: "string" },
-      output: { type: "string", short: "o" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values, positionals } = parseSourceArgs(args, {
+    "claims-namespace": { type: "string" },
+    format: { type: "string" },
+    output: { type: "string", short: "o" },
   });
   if (values.help) return "help";
   const format = values.format ?? "text";

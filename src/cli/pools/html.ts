@@ -188,8 +188,9 @@ const SCRIPT = `"use strict";
 
   const main = document.getElementById("map");
   const summary = report.summary;
-  document.getElementById("summary").textContent =
-    summary.pools + " pools, " + summary.held + " addresses held, " + summary.problems + " problems";
+  const count = (n, one, many) => n + " " + (n === 1 ? one : many);
+  document.getElementById("summary").textContent = count(summary.pools, "pool", "pools") + ", " +
+    count(summary.held, "address", "addresses") + " held, " + count(summary.problems, "problem", "problems");
   if (report.problems.length > 0) {
     main.append(el("h2", { textContent: "Problems" }),
       el("ul", { className: "problems" }, ...report.problems.map((p) => el("li", { textContent: p.message }))));
