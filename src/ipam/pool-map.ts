@@ -3,12 +3,19 @@
 // grow with the number of holders and ranges, never with the size of a pool: free ranges are the
 // gaps between sorted held addresses, so an IPv6 /64 costs what a /24 costs.
 
-import { type Family, formatAddress, type IPAddress, parseAddress } from "./address.ts";
+import {
+  FAMILIES,
+  type Family,
+  formatAddress,
+  type IPAddress,
+  parseAddress,
+  sameAddress,
+} from "./address.ts";
 import { externalHoldingsOf, holderOf, isInScope, type Policy } from "./decide.ts";
 import type { LabelSelector } from "./labels.ts";
 import { isUsableAddress, type Pool, type PoolSet, type ServiceAllocation } from "./pool.ts";
 import { type AddressRange, rangeSize } from "./range.ts";
-import { addressRequest, type ServiceObject, statusAddresses } from "./service.ts";
+import { addressRequest, isLoadBalancer, type ServiceObject, statusAddresses } from "./service.ts";
 import { type Holder, mayShare } from "./usage.ts";
 import { usableCount } from "./utilisation.ts";
 
@@ -101,7 +108,7 @@ export function mappedServiceOf(
   policy: Policy,
   ref: string,
 ): MappedService {
-  const inScope = isInScope(service, policy) && service.spec?.type === "LoadBalancer";
+  const inScope = isInScope(service, policy) && isLoadBalancer(service);
   const request = inScope ? addressRequest(service, policy.reads) : { source: "none" as const };
   const requestedTexts =
     request.source === "spec" || request.source === "annotation" ? request.texts : [];
@@ -184,7 +191,7 @@ export function poolMap(
 
   const perPool = new Map<Pool, HeldAddress[]>(pools.pools.map((pool) => [pool, []]));
   const outside: HeldAddress[] = [];
-  for (const family of ["IPv4", "IPv6"] as const) {
+  for (const family of FAMILIES) {
     const values = [...byAddress[family].keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     for (const value of values) {
       const address = { family, value };
@@ -195,6 +202,8 @@ export function poolMap(
       const pool = pools.poolOf(family, value);
       if (pool === undefined) {
         outside.push(held);
+        // An externalIP outside every pool is kube-proxy's business, and no one else's.
+        if (held.holders.every((holder) => holder.via === "externalIP")) continue;
         problems.push({
           kind: "outside-pools",
           address,
@@ -211,8 +220,7 @@ export function poolMap(
 }
 
 function holdsAddress(service: MappedService, address: IPAddress): boolean {
-  const same = (other: IPAddress) =>
-    other.family === address.family && other.value === address.value;
+  const same = (other: IPAddress) => sameAddress(other, address);
   return (
     service.served.some(same) || service.requested.some(same) || service.externalIPs.some(same)
   );
@@ -254,9 +262,7 @@ function judge(
       claimant.via === "status" &&
       service !== undefined &&
       service.requested.length > 0 &&
-      !service.requested.some(
-        (other) => other.family === address.family && other.value === address.value,
-      )
+      !service.requested.some((other) => sameAddress(other, address))
     );
   });
   const state: HeldState = conflicting
@@ -282,7 +288,7 @@ function mapPool(pool: Pool, held: readonly HeldAddress[]): MappedPool {
   let size = 0n;
   let usable = 0n;
   let heldUsable = 0n;
-  for (const family of ["IPv4", "IPv6"] as const) usable += usableCount(pool, family);
+  for (const family of FAMILIES) usable += usableCount(pool, family);
   for (const range of pool.ranges) size += rangeSize(range);
   for (const entry of held) {
     if (isUsableAddress(pool, entry.address.family, entry.address.value)) heldUsable += 1n;

@@ -162,6 +162,16 @@ describe("poolMap", () => {
     ]);
   });
 
+  it("an externalIP outside every pool is listed there, and is no problem", () => {
+    const ext = service("a/ext", { externalIPs: ["203.0.113.9"] });
+    const map = poolMap(new PoolSet([lan]), [ext], []);
+    assert.deepEqual(
+      map.outside.map((entry) => formatAddress(entry.address)),
+      ["203.0.113.9"],
+    );
+    assert.deepEqual(map.problems, []);
+  });
+
   it("claims: settled ones vanish, pending ones hold, one without a Service is a problem", () => {
     const web = service("a/web", { requested: ["192.0.2.5"] });
     const api = service("a/api", {});
