@@ -7,16 +7,19 @@
 // textContent or an attribute set as a property, never as markup; the content security policy
 // allows this one script (by hash) and nothing from the network.
 //
-// A /16 is 65,536 cells: they are written as one string of bare <i> elements (no attributes but
-// a one-letter class, no listeners: a cell's address is its place in its block), and blocks off
-// screen are neither laid out nor painted (content-visibility). Keyboard focus is a roving
+// A /16 is 65,536 cells: bare <i> elements (no attribute but a one-letter class, no listener: a
+// cell's address is its place in its block), written a /24 block at a time. The first blocks
+// are written before the first paint, the others in slices of 25 ms after it (or at once when
+// looked up), and blocks off screen are neither laid out nor painted (content-visibility). Keyboard focus is a roving
 // tabindex: one cell per grid is in the tab order, arrow keys move within it.
 
 import { createHash } from "node:crypto";
 import type { PoolsReport } from "./report.ts";
 
 /** The largest IPv4 pool drawn as a grid (a /16); a larger one is listed like an IPv6 pool. */
-export const GRID_LIMIT = 65_536;
+const GRID_LIMIT = 65_536;
+/** The /24 blocks whose cells are written before the first paint: more than a screen holds. */
+const EAGER_BLOCKS = 24;
 
 const STYLE = `
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1rem 2rem; color: #1d1d1d; }
@@ -51,6 +54,7 @@ const SCRIPT = `"use strict";
   const started = performance.now();
   const report = JSON.parse(document.getElementById("pool-data").textContent);
   const GRID_LIMIT = ${GRID_LIMIT};
+  const EAGER_BLOCKS = ${EAGER_BLOCKS};
   const CLASS = { held: "h", shared: "s", "requested-elsewhere": "e", conflicting: "c" };
   const STATES = [
     ["f", "free"], ["h", "held"], ["s", "shared"], ["e", "requested elsewhere"],
@@ -90,8 +94,33 @@ const SCRIPT = `"use strict";
     return text4(v) + ": " + NAMES[stateOf(grid, v)] + (entry ? " by " + holdersText(entry) : "");
   }
   function cellOf(grid, v) {
-    const block = grid.blocks.get(v - (v & 255));
-    return block ? block.children[v & 255] : undefined;
+    const cells = grid.blocks.get(v - (v & 255));
+    if (!cells) return undefined;
+    fill(grid, cells);
+    return cells.children[v & 255];
+  }
+  // A block's 256 cells are written when it is first needed: the blocks near the top at once,
+  // the others a slice at a time after the first paint, any one at once when it is looked up.
+  function fill(grid, cells) {
+    if (cells.firstChild) return;
+    const base = Number(cells.dataset.base);
+    let html = "";
+    for (let i = 0; i < 256; i++) html += '<i class="' + stateOf(grid, base + i) + '"></i>';
+    cells.innerHTML = html;
+  }
+  const later = [];
+  let eager = EAGER_BLOCKS;
+  function fillLater() {
+    const until = performance.now() + 25;
+    while (later.length > 0 && performance.now() < until) {
+      const [grid, cells] = later.shift();
+      fill(grid, cells);
+    }
+    if (later.length > 0) setTimeout(fillLater, 0);
+    else {
+      document.body.dataset.completeMs = performance.now().toFixed(0);
+      document.body.dataset.complete = "true";
+    }
   }
   function valueOf(cell) {
     const cells = cell.parentNode;
@@ -119,19 +148,21 @@ const SCRIPT = `"use strict";
     for (const [a, b] of ranges) for (let base = a - (a & 255); base <= b; base += 256) bases.add(base);
     let html = "";
     for (const base of [...bases].sort((x, y) => x - y)) {
-      html += '<div class="block"><div class="block-label">' + text4(base) + '/24</div><div class="cells" data-base="' + base + '">';
+      html += '<div class="block"><div class="block-label">' + text4(base) + '/24</div><div class="cells" data-base="' + base + '"></div></div>';
       for (let i = 0; i < 256; i++) {
         const state = stateOf(grid, base + i);
         if (state !== "o") counts[state]++;
-        html += '<i class="' + state + '"></i>';
       }
-      html += "</div></div>";
     }
     const container = el("div", { className: "grid" });
     container.setAttribute("role", "group");
     container.setAttribute("aria-label", "addresses of pool " + pool.name + "; arrow keys move, PageUp/PageDown by /24");
     container.innerHTML = html;
-    for (const cells of container.querySelectorAll(".cells")) grid.blocks.set(Number(cells.dataset.base), cells);
+    for (const cells of container.querySelectorAll(".cells")) {
+      grid.blocks.set(Number(cells.dataset.base), cells);
+      if (eager-- > 0) fill(grid, cells);
+      else later.push([grid, cells]);
+    }
     const info = el("p", { className: "info" });
     info.setAttribute("aria-live", "polite");
     section.append(container, info);
@@ -265,6 +296,11 @@ const SCRIPT = `"use strict";
 
   document.body.dataset.renderMs = (performance.now() - started).toFixed(1);
   document.body.dataset.ready = "true";
+  // Timings since navigation, for whoever measures the page: painted once the second frame starts.
+  requestAnimationFrame(() => requestAnimationFrame(() => {
+    document.body.dataset.paintedMs = performance.now().toFixed(0);
+  }));
+  setTimeout(fillLater, 0);
 })();
 `;
 
