@@ -413,6 +413,47 @@ await describeE2E("two replicas share address claims (Leases) through the real a
     );
   });
 
+  it("one grant, two replicas, exactly one Event on the Service: AddressAssigned or AddressGranted, naming the pool", async () => {
+    await cp.kubectl(["create", "-f", "-"], {
+      stdin: JSON.stringify({
+        apiVersion: "v1",
+        kind: "List",
+        items: [autoAssigned("evented-auto"), explicit("evented-ip", "10.60.0.200")],
+      }),
+    });
+    const eventsOf = async (name: string) => {
+      const { stdout } = await cp.kubectl([
+        "get",
+        "events",
+        "-n",
+        APPS,
+        "--field-selector",
+        `involvedObject.kind=Service,involvedObject.name=${name}`,
+        "-o",
+        'jsonpath={range .items[*]}{.reason} {.message}{"\\n"}{end}',
+      ]);
+      return stdout.split("\n").filter((line) => line !== "");
+    };
+    const assigned = await eventually("the auto-assigned Service's Event", async () => {
+      const found = await eventsOf("evented-auto");
+      return found.length > 0 ? found : undefined;
+    });
+    await eventually("the granted Service's Event", async () =>
+      (await eventsOf("evented-ip")).length > 0 ? true : undefined,
+    );
+    // Both replicas watched both Services appear; give a second writer time to show up.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    assert.deepEqual(await eventsOf("evented-auto"), assigned.value);
+    assert.equal(assigned.value.length, 1);
+    assert.match(
+      assigned.value[0] ?? "",
+      /^AddressAssigned lb-ip-guard assigned 10\.60\.0\.\d+ from pool "auto"$/,
+    );
+    assert.deepEqual(await eventsOf("evented-ip"), [
+      'AddressGranted lb-ip-guard granted 10.60.0.200 from pool "auto"',
+    ]);
+  });
+
   it("a replica frozen and SIGKILLed during a load of auto-assigns: no duplicate, no leaked claim after the grace period", async (t) => {
     const total = 60;
     const concurrency = 10;

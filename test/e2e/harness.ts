@@ -69,6 +69,11 @@ export interface ControlPlane {
   apiserverUrl: string;
   /** The cluster CA (it signed the apiserver's serving cert and the admin client cert). */
   caPem: string;
+  /**
+   * The client certificate the apiserver presents to every webhook (its AdmissionConfiguration),
+   * for a test that calls a webhook started with `--client-ca` directly, as the apiserver would.
+   */
+  webhookClient: { cert: string; key: string };
   /** Runs the real kubectl against this control plane. Throws on a non-zero exit unless allowFailure. */
   kubectl(args: string[], options?: KubectlOptions): Promise<KubectlResult>;
   /**
@@ -150,10 +155,15 @@ export interface WebhookOptions {
    */
   namespace?: string;
   /**
-   * Flags added to `serve --kubeconfig … --namespace … --tls-cert … --tls-key … --host 127.0.0.1
-   * --port 0 --metrics-port 0 --shutdown-delay 0`.
+   * Flags added to `serve --kubeconfig … --namespace … --tls-cert … --tls-key … --client-ca …
+   * --host 127.0.0.1 --port 0 --metrics-port 0 --shutdown-delay 0`.
    */
   args?: string[];
+  /**
+   * Whether callers must present a client certificate signed by the control plane's CA (the
+   * apiserver presents one to every webhook): default true; false drops `--client-ca`.
+   */
+  clientAuth?: boolean;
 }
 
 export interface WebhookProcess extends ServerProcess {
@@ -370,6 +380,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       "--endpoint-reconciler-type=none",
       // No controller-manager runs, so nothing would create the ServiceAccount tokens it expects.
       "--disable-admission-plugins=ServiceAccount",
+      `--admission-control-config-file=${pki.admissionConfig}`,
       "--profiling=false",
       ...(options.apiserverArgs ?? []),
     ]);
@@ -414,10 +425,11 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       kubeconfigPath,
       apiserverUrl,
       caPem: pki.caPem,
+      webhookClient: { cert: pki.webhookClientCertPem, key: pki.webhookClientKeyPem },
       kubectl,
       registerWebhook,
       startWebhook: (webhookOptions = {}) =>
-        startWebhook(l, kubeconfigPath, kubectl, registerWebhook, webhookOptions),
+        startWebhook(l, kubeconfigPath, kubectl, registerWebhook, pki, webhookOptions),
       installCrds,
       startMetalLB: (metallbOptions) =>
         startMetalLB(l, kubeconfigPath, kubectl, installCrds, metallbOptions),
@@ -437,6 +449,7 @@ async function startWebhook(
   kubeconfigPath: string,
   kubectl: ControlPlane["kubectl"],
   registerWebhook: ControlPlane["registerWebhook"],
+  pki: Pki,
   options: WebhookOptions,
 ): Promise<WebhookProcess> {
   const name = `webhook-${++webhookCount}`;
@@ -461,6 +474,8 @@ async function startWebhook(
     "--port=0",
     "--metrics-port=0",
     "--shutdown-delay=0",
+    // Callers must present the apiserver's webhook client certificate (see writeCertificates).
+    ...(options.clientAuth === false ? [] : [`--client-ca=${pki.ca}`]),
     ...(options.args ?? []),
   ]);
   const stop = gracefulStop(child);
@@ -492,7 +507,11 @@ async function startWebhook(
     });
     const url = `https://127.0.0.1:${port}`;
     await waitFor(`lb-ip-guard serve (${name}) /readyz`, child, logFile, () =>
-      httpsOk(`${url}/readyz`, { ca: tls.caPem }),
+      httpsOk(`${url}/readyz`, {
+        ca: tls.caPem,
+        cert: pki.webhookClientCertPem,
+        key: pki.webhookClientKeyPem,
+      }),
     );
     const register = async (timeoutMs = 30_000) => {
       await registerWebhook(url, tls.caPem);
@@ -952,6 +971,10 @@ interface Pki {
   saPrivate: string;
   adminCertPem: string;
   adminKeyPem: string;
+  /** What the apiserver presents to every webhook (its AdmissionConfiguration), signed by `ca`. */
+  admissionConfig: string;
+  webhookClientCertPem: string;
+  webhookClientKeyPem: string;
 }
 
 async function writeCertificates(dir: string): Promise<Pki> {
@@ -961,13 +984,8 @@ async function writeCertificates(dir: string): Promise<Pki> {
     ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
     ["127.0.0.1", "10.0.0.1"], // 10.0.0.1: the `kubernetes` Service's ClusterIP
   );
-  // The apiserver maps the client certificate's CN to the user and O to groups.
-  const admin = await generate(
-    [
-      { name: "commonName", value: "admin" },
-      { name: "organizationName", value: "system:masters" },
-    ],
-    {
+  const clientCertificate = (subject: { name: string; value: string }[]) =>
+    generate(subject, {
       keyType: "ec",
       algorithm: "sha256",
       ca,
@@ -976,8 +994,43 @@ async function writeCertificates(dir: string): Promise<Pki> {
         { name: "keyUsage", digitalSignature: true, critical: true },
         { name: "extKeyUsage", clientAuth: true },
       ],
-    },
-  );
+    });
+  // The apiserver maps the client certificate's CN to the user and O to groups.
+  const admin = await clientCertificate([
+    { name: "commonName", value: "admin" },
+    { name: "organizationName", value: "system:masters" },
+  ]);
+  // The client certificate the apiserver presents to webhooks, as Kubernetes documents webhook
+  // authentication: an AdmissionConfiguration naming a kubeconfig whose user "*" holds it.
+  const webhookClient = await clientCertificate([
+    { name: "commonName", value: "kube-apiserver-webhooks" },
+  ]);
+  const b64 = (text: string) => Buffer.from(text).toString("base64");
+  const webhookKubeconfig = stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    users: [
+      {
+        name: "*",
+        user: {
+          "client-certificate-data": b64(webhookClient.cert),
+          "client-key-data": b64(webhookClient.private),
+        },
+      },
+    ],
+  });
+  const admissionConfig = stringify({
+    apiVersion: "apiserver.config.k8s.io/v1",
+    kind: "AdmissionConfiguration",
+    plugins: ["ValidatingAdmissionWebhook", "MutatingAdmissionWebhook"].map((name) => ({
+      name,
+      configuration: {
+        apiVersion: "apiserver.config.k8s.io/v1",
+        kind: "WebhookAdmissionConfiguration",
+        kubeConfigFile: join(dir, "webhook-kubeconfig.yaml"),
+      },
+    })),
+  });
   // Service-account token signing keys (the apiserver refuses to start without them).
   const sa = generateKeyPairSync("ec", {
     namedCurve: "P-256",
@@ -990,6 +1043,8 @@ async function writeCertificates(dir: string): Promise<Pki> {
     "apiserver.key": serving.key,
     "sa.pub": sa.publicKey,
     "sa.key": sa.privateKey,
+    "webhook-kubeconfig.yaml": webhookKubeconfig,
+    "admission-config.yaml": admissionConfig,
   };
   for (const [name, pem] of Object.entries(files)) {
     await writeFile(join(dir, name), pem, { mode: 0o600 });
@@ -1003,6 +1058,9 @@ async function writeCertificates(dir: string): Promise<Pki> {
     saPrivate: join(dir, "sa.key"),
     adminCertPem: admin.cert,
     adminKeyPem: admin.private,
+    admissionConfig: join(dir, "admission-config.yaml"),
+    webhookClientCertPem: webhookClient.cert,
+    webhookClientKeyPem: webhookClient.private,
   };
 }
 
