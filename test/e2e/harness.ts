@@ -13,7 +13,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { appendFileSync, closeSync, openSync, rmSync } from "node:fs";
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { request } from "node:https";
-import { createServer } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -813,7 +813,6 @@ function httpsOk(url: string, tls: { ca: string; cert?: string; key?: string }):
   });
 }
 
-/** A port free right now on 127.0.0.1 (bound to 0, then released). */
 /**
  * The sum of the samples on the lines of a /metrics page that match `pattern` (0 when the page
  * cannot be read).
@@ -829,6 +828,73 @@ export async function metricSum(metricsUrl: string, pattern: RegExp): Promise<nu
   return total;
 }
 
+/** A TCP proxy in front of webhook replicas, as a Service in front of pods: one URL, TLS untouched. */
+export interface RoundRobinProxy {
+  /** https://127.0.0.1:PORT */
+  url: string;
+  /** Connections handed to each backend, by its index in `ports`. */
+  served: number[];
+  /** Indexes of backends new connections avoid (a replica taken down on purpose). */
+  down: Set<number>;
+  close(): Promise<void>;
+}
+
+/**
+ * Each new connection goes to the next backend port still up (and to another if connecting
+ * fails); the bytes pass through untouched, so the caBundle must hold every backend's CA.
+ */
+export async function startRoundRobinProxy(ports: readonly number[]): Promise<RoundRobinProxy> {
+  const served = ports.map(() => 0);
+  const down = new Set<number>();
+  const sockets = new Set<Socket>();
+  let next = 0;
+  const server: Server = createServer((client) => {
+    // Small writes go out at once both ways, as they would without the proxy.
+    client.setNoDelay(true);
+    sockets.add(client);
+    client.on("close", () => sockets.delete(client));
+    client.on("error", () => client.destroy());
+    const tryBackend = (left: number) => {
+      const candidates = ports.map((_, i) => (next + i) % ports.length).filter((i) => !down.has(i));
+      const index = candidates[0];
+      if (index === undefined || left === 0) {
+        client.destroy();
+        return;
+      }
+      next = index + 1;
+      const backend = connect(ports[index] as number, "127.0.0.1");
+      backend.setNoDelay(true);
+      sockets.add(backend);
+      backend.on("close", () => sockets.delete(backend));
+      backend.once("connect", () => {
+        served[index] = (served[index] ?? 0) + 1;
+        client.pipe(backend).pipe(client);
+        backend.on("error", () => client.destroy());
+        backend.on("close", () => client.destroy());
+        client.on("close", () => backend.destroy());
+      });
+      backend.once("error", () => {
+        if (backend.connecting) tryBackend(left - 1);
+      });
+    };
+    tryBackend(ports.length);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  const port = typeof address === "object" && address !== null ? address.port : 0;
+  return {
+    url: `https://127.0.0.1:${port}`,
+    served,
+    down,
+    close: () =>
+      new Promise((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A port free right now on 127.0.0.1 (bound to 0, then released). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
