@@ -1,7 +1,11 @@
 // Shared by the server tests: an app over standalone state with captured logs, and HTTPS calls
 // with a given CA.
 
-import { request as httpsRequest } from "node:https";
+import { type ChildProcess, spawn } from "node:child_process";
+import { type Agent, request as httpsRequest } from "node:https";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import type { IPTarget } from "../../src/admission/patch.ts";
 import { policyFor } from "../../src/ipam/decide.ts";
@@ -9,6 +13,9 @@ import { buildApp, type WebhookApp } from "../../src/server/app.ts";
 import { Metrics } from "../../src/server/metrics.ts";
 import { StandaloneState } from "../../src/server/standalone.ts";
 import { poolSet } from "../admission/fixtures.ts";
+
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const MAIN = join(ROOT, "src/cli/main.ts");
 
 export interface Harness {
   readonly app: WebhookApp;
@@ -47,16 +54,26 @@ export interface HttpsAnswer {
   readonly headers: Record<string, string | string[] | undefined>;
 }
 
-/** One HTTPS request trusting only `ca`. */
+/** One HTTPS request trusting only `ca`, on a connection of its own unless an agent is given. */
 export function httpsCall(
   url: string,
   ca: string,
-  options: { method?: string; body?: string; headers?: Record<string, string> } = {},
+  options: {
+    method?: string;
+    body?: string | Buffer;
+    headers?: Record<string, string>;
+    agent?: Agent;
+  } = {},
 ): Promise<HttpsAnswer> {
   return new Promise((resolve, reject) => {
     const call = httpsRequest(
       url,
-      { method: options.method ?? "GET", ca, headers: options.headers, agent: false },
+      {
+        method: options.method ?? "GET",
+        ca,
+        headers: options.headers,
+        agent: options.agent ?? false,
+      },
       (response) => {
         const chunks: Buffer[] = [];
         response.on("data", (chunk: Buffer) => chunks.push(chunk));
@@ -73,4 +90,50 @@ export function httpsCall(
     call.on("error", reject);
     call.end(options.body);
   });
+}
+
+/** `lb-ip-guard serve` running as its own process, and what it has written so far. */
+export interface ServeProcess {
+  readonly process: ChildProcess;
+  /** The startup record: `url`, `caFile`, `pools`, `metricsPort`, ... */
+  readonly startup: Record<string, unknown>;
+  /** Every log record written so far, parsed, and the lines they came from. */
+  readonly records: Record<string, unknown>[];
+  readonly rawLines: string[];
+  /** What it wrote to stderr so far. */
+  stderr(): string;
+  /** Resolves with the exit code once the process has ended. */
+  readonly exited: Promise<number | null>;
+}
+
+/**
+ * Starts `lb-ip-guard serve` (the source entry point, as the command runs it) with `args` on
+ * loopback with free ports, and resolves once it has logged where it serves.
+ */
+export async function startServe(args: readonly string[]): Promise<ServeProcess> {
+  const server = spawn(
+    process.execPath,
+    [MAIN, "serve", ...args, "--port", "0", "--metrics-port", "0", "--host", "127.0.0.1"],
+    {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    },
+  );
+  let stderr = "";
+  server.stderr?.on("data", (chunk) => (stderr += chunk));
+  const exited = new Promise<number | null>((resolve) => server.on("exit", resolve));
+  const records: Record<string, unknown>[] = [];
+  const rawLines: string[] = [];
+  const lines = createInterface({ input: server.stdout as NodeJS.ReadableStream });
+  const startup = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    lines.on("line", (line) => {
+      rawLines.push(line);
+      const record = JSON.parse(line) as Record<string, unknown>;
+      records.push(record);
+      if (typeof record.url === "string") resolve(record);
+    });
+    void exited.then((code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
+  });
+  return { process: server, startup, records, rawLines, stderr: () => stderr, exited };
 }
