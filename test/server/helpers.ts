@@ -4,7 +4,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { type Agent, request as httpsRequest } from "node:https";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import type { IPTarget } from "../../src/admission/patch.ts";
@@ -100,6 +99,8 @@ export interface ServeProcess {
   /** Every log record written so far, parsed, and the lines they came from. */
   readonly records: Record<string, unknown>[];
   readonly rawLines: string[];
+  /** Lines that are not a JSON record: a log line a client managed to break or forge. */
+  readonly unparsed: string[];
   /** What it wrote to stderr so far. */
   stderr(): string;
   /** Resolves with the exit code once the process has ended. */
@@ -125,15 +126,43 @@ export async function startServe(args: readonly string[]): Promise<ServeProcess>
   const exited = new Promise<number | null>((resolve) => server.on("exit", resolve));
   const records: Record<string, unknown>[] = [];
   const rawLines: string[] = [];
-  const lines = createInterface({ input: server.stdout as NodeJS.ReadableStream });
+  const unparsed: string[] = [];
   const startup = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    lines.on("line", (line) => {
+    onLines(server.stdout as NodeJS.ReadableStream, (line) => {
       rawLines.push(line);
-      const record = JSON.parse(line) as Record<string, unknown>;
+      let record: Record<string, unknown>;
+      try {
+        record = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        unparsed.push(line);
+        return;
+      }
       records.push(record);
       if (typeof record.url === "string") resolve(record);
     });
     void exited.then((code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
   });
-  return { process: server, startup, records, rawLines, stderr: () => stderr, exited };
+  return {
+    process: server,
+    startup,
+    records,
+    rawLines,
+    unparsed,
+    stderr: () => stderr,
+    exited,
+  };
+}
+
+/**
+ * Calls `each` with every line of a stream, split at "\n" only, as log collectors split: Node's
+ * readline also splits at U+2028 and U+2029, which a JSON string may hold unescaped.
+ */
+function onLines(input: NodeJS.ReadableStream, each: (line: string) => void): void {
+  let rest = "";
+  input.setEncoding("utf8");
+  input.on("data", (chunk: string) => {
+    const lines = (rest + chunk).split("\n");
+    rest = lines.pop() ?? "";
+    for (const line of lines) each(line);
+  });
 }
