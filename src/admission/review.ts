@@ -1,5 +1,5 @@
 import { isRecord } from "../base/objects.ts";
-import { cut } from "../base/text.ts";
+import { sentWord } from "../base/text.ts";
 import { fail, ok, type Result } from "../ipam/result.ts";
 import { serviceShapeProblem } from "../ipam/service.ts";
 
@@ -50,7 +50,7 @@ export function parseAdmissionReview(body: unknown): Result<AdmissionRequest> {
     return fail("body is not a JSON object; expected an admission.k8s.io/v1 AdmissionReview");
   if (body.apiVersion !== "admission.k8s.io/v1" || body.kind !== "AdmissionReview") {
     return fail(
-      `body is ${cut(String(body.apiVersion), 64)}/${cut(String(body.kind), 64)}; expected apiVersion admission.k8s.io/v1, kind AdmissionReview`,
+      `body is ${sentWord(body.apiVersion)}/${sentWord(body.kind)}; expected apiVersion admission.k8s.io/v1, kind AdmissionReview`,
     );
   }
   const request = body.request;
@@ -69,10 +69,10 @@ export function parseAdmissionReview(body: unknown): Result<AdmissionRequest> {
   }
   if (typeof request.operation !== "string" || !OPERATIONS.has(request.operation)) {
     return fail(
-      `AdmissionReview request operation is ${cut(String(request.operation), 32)}; expected CREATE, UPDATE, DELETE or CONNECT`,
+      `AdmissionReview request operation is ${sentWord(request.operation, 32)}; expected CREATE, UPDATE, DELETE or CONNECT`,
     );
   }
-  for (const field of ["namespace", "name"] as const) {
+  for (const field of ["namespace", "name", "subResource"] as const) {
     if (request[field] !== undefined && typeof request[field] !== "string")
       return fail(`AdmissionReview request.${field} is not a string`);
   }

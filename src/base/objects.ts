@@ -17,3 +17,13 @@ export function asRecord(value: unknown): Record<string, unknown> {
     ? (value as Record<string, unknown>)
     : {};
 }
+
+/**
+ * What kind of JSON value this is, for a message ("a list", "null", "a string"): never the
+ * value itself, which may be megabytes or nested thousands of levels deep.
+ */
+export function jsonTypeOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
+}

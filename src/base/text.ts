@@ -1,3 +1,5 @@
+import { jsonTypeOf } from "./objects.ts";
+
 /**
  * A message on one line: log records, HTTP 400 bodies and CLI errors are read a line at a time,
  * so line breaks (and the indentation around them) become one space.
@@ -17,6 +19,17 @@ export function errorLine(error: unknown): string {
  */
 export function cut(text: string, max = 64): string {
   return text.length > max ? `${text.slice(0, max)}… (${text.length} characters)` : text;
+}
+
+/**
+ * A value a client sent where a word was expected, for a message: a string cut, a number, boolean
+ * or nothing as itself, a list or object only by its type. Never String() of a list: it recurses
+ * through nested lists (a deep one overflows the stack) and joins every element.
+ */
+export function sentWord(value: unknown, max = 64): string {
+  if (typeof value === "string") return cut(value, max);
+  if (typeof value === "object" && value !== null) return `(${jsonTypeOf(value)})`;
+  return String(value);
 }
 
 /** A string a client sent, quoted (escapes included) and cut for a message. */

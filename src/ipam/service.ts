@@ -1,4 +1,4 @@
-import { isRecord } from "../base/objects.ts";
+import { isRecord, jsonTypeOf } from "../base/objects.ts";
 import type { Family } from "./address.ts";
 import type { Labels } from "./labels.ts";
 import { ALL_KEYS, type KeyPurpose, type ReleaseReads } from "./metallb-version.ts";
@@ -269,13 +269,5 @@ function shapeProblem(value: unknown, shape: Shape, path: string): string | unde
 }
 
 function wrongType(path: string, value: unknown, expected: string): string {
-  const is =
-    value === null
-      ? "null"
-      : Array.isArray(value)
-        ? "a list"
-        : typeof value === "object"
-          ? "an object"
-          : `a ${typeof value}`;
-  return `${path} is ${is}; expected ${expected}`;
+  return `${path} is ${jsonTypeOf(value)}; expected ${expected}`;
 }

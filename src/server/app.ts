@@ -23,7 +23,7 @@ import { HEALTHY, type ProbeAnswer, type ProbeSources, readiness } from "./probe
  * default --max-request-bytes), and an UPDATE review carries two of them, the object and the
  * stored oldObject, in a few hundred bytes of envelope (ADR 0010).
  */
-const DEFAULT_BODY_LIMIT = 3 * 1024 * 1024;
+export const DEFAULT_BODY_LIMIT = 3 * 1024 * 1024;
 
 /**
  * How long and how many connections the server gives its callers (ADR 0010). A kube-apiserver

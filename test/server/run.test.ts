@@ -2,18 +2,14 @@
 // starts it: over real HTTPS with the generated CA, and a clean stop on SIGTERM.
 
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { decodePatch } from "../admission/fixtures.ts";
-import { httpsCall } from "./helpers.ts";
+import { httpsCall, ROOT, startServe } from "./helpers.ts";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const MAIN = join(ROOT, "src/cli/main.ts");
 const POOLS = join(ROOT, "examples/kubeflow-v0.11/metallb-config.yaml");
 const EXAMPLE = join(ROOT, "examples/admission-review.json");
 
@@ -30,45 +26,9 @@ describe("serve --standalone end to end", () => {
 
   it("assigns over HTTPS with the generated CA, denies a duplicate, counts, and stops cleanly on SIGTERM", async () => {
     const caOut = join(directory, "ca.crt");
-    const server = spawn(
-      process.execPath,
-      [
-        MAIN,
-        "serve",
-        "--standalone",
-        "--pools",
-        POOLS,
-        "--port",
-        "0",
-        "--metrics-port",
-        "0",
-        "--host",
-        "127.0.0.1",
-        "--ca-out",
-        caOut,
-      ],
-      {
-        cwd: ROOT,
-        stdio: ["ignore", "pipe", "pipe"],
-        env: { PATH: process.env.PATH, HOME: process.env.HOME },
-      },
-    );
+    const serving = await startServe(["--standalone", "--pools", POOLS, "--ca-out", caOut]);
+    const { process: server, startup, records, rawLines } = serving;
     child = server;
-    let stderr = "";
-    server.stderr?.on("data", (chunk) => (stderr += chunk));
-    const records: Record<string, unknown>[] = [];
-    const rawLines: string[] = [];
-    const lines = createInterface({ input: server.stdout as NodeJS.ReadableStream });
-    const started = new Promise<Record<string, unknown>>((resolve, reject) => {
-      lines.on("line", (line) => {
-        rawLines.push(line);
-        const record = JSON.parse(line) as Record<string, unknown>;
-        records.push(record);
-        if (typeof record.url === "string") resolve(record);
-      });
-      server.on("exit", (code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
-    });
-    const startup = await started;
     assert.equal(startup.mode, "standalone");
     assert.equal(startup.caFile, caOut);
     assert.deepEqual(startup.pools, ['pool "default" (192.168.35.100-192.168.35.110)']);
@@ -120,11 +80,8 @@ describe("serve --standalone end to end", () => {
     );
     assert.match(metrics, /decision="denied",reason="AddressInUse"\} 1/);
 
-    const exited = new Promise<number | null>((resolve) =>
-      server.on("exit", (code) => resolve(code)),
-    );
     server.kill("SIGTERM");
-    assert.equal(await exited, 0, stderr);
+    assert.equal(await serving.exited, 0, serving.stderr());
     assert.ok(records.some((record) => record.msg === "stopped"));
     const reviews = records.filter((record) => record.msg === "admission review");
     // No key twice in a record (a collector keeps only one of them): `name` is the Service's.
