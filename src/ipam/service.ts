@@ -114,7 +114,8 @@ export function statusAddresses(service: ServiceObject): readonly string[] {
 
 /**
  * `spec.externalIPs`, its string entries (an address in it is held like a load-balancer
- * address); the API server refuses any other entry.
+ * address). A review holding anything else there is refused at the edge (serviceShapeProblem),
+ * as the API server refuses it; a manifest read offline keeps its strings.
  */
 export function externalIPs(service: ServiceObject): readonly string[] {
   const listed: unknown = service.spec?.externalIPs;
@@ -212,6 +213,7 @@ const SERVICE_SHAPE: Fields = {
     ipFamilies: "strings",
     ipFamilyPolicy: "string",
     externalTrafficPolicy: "string",
+    externalIPs: "strings",
     selector: "map",
     ports: [{ protocol: "string", port: "number" }],
   },

@@ -307,6 +307,11 @@ describe("malformed requests: a 4xx with one line of JSON, and the server keeps 
       /request\.object\.spec\.ipFamilies is a string; expected a list of strings/,
     ],
     [
+      "an external IP that is a number",
+      typed(web({ externalIPs: ["192.168.35.120", 5] })),
+      /request\.object\.spec\.externalIPs\[1\] is a number; expected a string/,
+    ],
+    [
       "a port number as a string",
       typed(web({ ports: [{ port: "80" }] })),
       /request\.object\.spec\.ports\[0\]\.port is a string; expected a number/,
