@@ -3,6 +3,7 @@
 
 import { readFileSync } from "node:fs";
 import { CHECK_SUMMARY, CHECK_USAGE, type CheckIO, EXIT, runCheck } from "./check/command.ts";
+import { CONVERT_SUMMARY, CONVERT_USAGE, runConvert } from "./convert/command.ts";
 import { runServe, SERVE_SUMMARY, SERVE_USAGE } from "./serve.ts";
 
 interface Command {
@@ -16,6 +17,7 @@ interface Command {
 
 const COMMANDS: Readonly<Record<string, Command>> = {
   check: { summary: CHECK_SUMMARY, usage: CHECK_USAGE, run: runCheck },
+  convert: { summary: CONVERT_SUMMARY, usage: CONVERT_USAGE, run: runConvert },
   serve: { summary: SERVE_SUMMARY, usage: SERVE_USAGE, run: runServe },
 };
 
@@ -36,7 +38,7 @@ Options:
   --version      print the version
 
 Exit status: 0 ok, 2 usage or input error; 1 is the command's own: check, something
-denied; serve, serving failed (lb-ip-guard help COMMAND).
+denied; convert --check, a decision differs; serve, serving failed (lb-ip-guard help COMMAND).
 `;
 }
 

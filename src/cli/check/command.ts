@@ -8,8 +8,9 @@
 import { parseArgs } from "node:util";
 import { type Policy, policyFor } from "../../ipam/decide.ts";
 import { type MetalLBVersion, parseMetalLBVersion } from "../../ipam/metallb-version.ts";
+import type { PoolSet } from "../../ipam/pool.ts";
 import type { ServiceObject } from "../../ipam/service.ts";
-import { ManifestError, ManifestLoader } from "../../manifests/loader.ts";
+import { ManifestError, ManifestLoader, type ManifestObject } from "../../manifests/loader.ts";
 import {
   asService,
   auditOrder,
@@ -166,7 +167,7 @@ export async function runCheck(args: readonly string[], io: CheckIO): Promise<nu
 }
 
 /** parseArgs's messages, shortened to the point (its unknown-option advice is about `--`). */
-function usageProblem(error: unknown): string {
+export function usageProblem(error: unknown): string {
   const { code, message } = error as { code?: string; message: string };
   const option = /'([^']+)'/.exec(message)?.[1];
   if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && option !== undefined) {
@@ -276,8 +277,35 @@ async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
   const manifests = audit ? auditOrder(existingObjects) : await loader.load(options.paths);
 
   const poolSet = collectPools([...poolObjects, ...manifests], policy.reads, warnings);
-  const namespaces = collectNamespaces([...existingObjects, ...manifests]);
+  const decided = decideServices({ poolSet, policy, existingObjects, manifests, audit });
 
+  if (poolSet.size === 0 && decided.some(({ verdict }) => verdict.addresses.length > 0)) {
+    warnings.push(
+      "no address pools found: pass --pools FILE or include the MetalLB ConfigMap or IPAddressPools among the manifests",
+    );
+  }
+  return {
+    report: reportOf(decided),
+    serviceWarnings: decided.map((entry) => entry.verdict.warnings),
+    warnings,
+    assigned: options.assign ? applyAssignments(manifests, decided) : "",
+  };
+}
+
+export interface ServicesToDecide {
+  readonly poolSet: PoolSet;
+  readonly policy: Policy;
+  /** The cluster's objects (Services, Namespaces): stored Services, or those audited. */
+  readonly existingObjects: readonly ManifestObject[];
+  /** What is decided, in order: the manifests, or for an audit auditOrder(existingObjects). */
+  readonly manifests: readonly ManifestObject[];
+  readonly audit: boolean;
+}
+
+/** Every Service of the manifests through one Replay: what the webhook would answer, in order. */
+export function decideServices(input: ServicesToDecide): DecidedService[] {
+  const { poolSet, policy, existingObjects, manifests, audit } = input;
+  const namespaces = collectNamespaces([...existingObjects, ...manifests]);
   // Services already in the cluster: last copy of a namespace/name wins. An audit decides them
   // one by one instead.
   const existing = new Map<string, ServiceObject>();
@@ -295,7 +323,6 @@ async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
     policy,
     existing,
   });
-
   const decided: DecidedService[] = [];
   for (const manifest of manifests) {
     const service = asService(manifest);
@@ -305,21 +332,10 @@ async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
       : replay.admitManifest(service, refOf(service, manifest).split("/").slice(1).join("/"));
     decided.push({ manifest, service, verdict });
   }
-
-  if (poolSet.size === 0 && decided.some(({ verdict }) => verdict.addresses.length > 0)) {
-    warnings.push(
-      "no address pools found: pass --pools FILE or include the MetalLB ConfigMap or IPAddressPools among the manifests",
-    );
-  }
-  return {
-    report: reportOf(decided),
-    serviceWarnings: decided.map((entry) => entry.verdict.warnings),
-    warnings,
-    assigned: options.assign ? applyAssignments(manifests, decided) : "",
-  };
+  return decided;
 }
 
-function versionOption(given: string | undefined): MetalLBVersion | undefined {
+export function versionOption(given: string | undefined): MetalLBVersion | undefined {
   if (given === undefined) return undefined;
   const parsed = parseMetalLBVersion(given);
   if (!parsed.ok) throw new Error(`--metallb-version: ${parsed.error}`);
@@ -331,7 +347,7 @@ function allocationOption(given: string | undefined): Policy["allocation"] {
   throw new Error(`--allocate must be all or annotated, not ${JSON.stringify(given)}`);
 }
 
-function clusterOption(cluster: boolean | undefined, kubeconfig: string | undefined) {
+export function clusterOption(cluster: boolean | undefined, kubeconfig: string | undefined) {
   if (kubeconfig !== undefined && !cluster) throw new Error("--kubeconfig needs --cluster");
   if (kubeconfig === "") throw new Error("--kubeconfig needs a file name");
   return cluster ? (kubeconfig === undefined ? {} : { kubeconfig }) : undefined;
