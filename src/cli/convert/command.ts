@@ -190,45 +190,70 @@ async function convert(options: ConvertOptions, io: CheckIO): Promise<number> {
   else await writeFile(options.output, yaml);
   if (!options.check) return EXIT.ok;
 
-  // The converted side is read back from the YAML just written: what is checked is the output.
-  const converted = parseManifests(yaml, options.output ?? "<converted>");
   const services = given.filter((manifest) => asService(manifest) !== undefined);
-  const audit = services.length === 0;
-  const manifests = audit ? auditOrder(existingObjects) : services;
-  const oldPolicy = policyFor({ release: release ?? LAST_LEGACY_RELEASE });
-  // An unknown release reads every key, the metallb.io/ ones first: the newest release's reads.
-  const newPolicy = policyFor({ release: undefined });
-  const warnings: string[] = [];
-  const decide = (pools: ManifestObject[], policy: typeof oldPolicy) =>
-    reportOf(
-      decideServices({
-        poolSet: collectPools(pools, policy.reads, warnings),
-        policy,
-        existingObjects,
-        manifests,
-        audit,
-      }),
-    ).results;
-  const before = decide([configMap], oldPolicy);
-  const after = decide(converted, newPolicy);
-  const oldName = formatMetalLBVersion(oldPolicy.reads.version ?? LAST_LEGACY_RELEASE);
+  const compared = compareDecisions({
+    configMap,
+    // The converted side is read back from the YAML just written: what is checked is the output.
+    converted: parseManifests(yaml, options.output ?? "<converted>"),
+    existingObjects,
+    services,
+    release: release ?? LAST_LEGACY_RELEASE,
+  });
+  const oldName = formatMetalLBVersion(release ?? LAST_LEGACY_RELEASE);
   let differences = 0;
-  before.forEach((old, index) => {
-    const now = after[index] as CheckResult;
-    const ref = `${old.namespace}/${old.name}`;
-    if (decisionText(old) === decisionText(now)) {
-      io.stderr(`same     ${ref} ${decisionText(old)}\n`);
+  for (const { before, after } of compared) {
+    const ref = `${before.namespace}/${before.name}`;
+    if (decisionText(before) === decisionText(after)) {
+      io.stderr(`same     ${ref} ${decisionText(before)}\n`);
     } else {
       differences += 1;
       io.stderr(
-        `differs  ${ref} ${oldName} with the ConfigMap: ${decisionText(old)}; newest release with the converted objects: ${decisionText(now)}${now.reason === null ? "" : ` (${now.message})`}\n`,
+        `differs  ${ref} ${oldName} with the ConfigMap: ${decisionText(before)}; newest release with the converted objects: ${decisionText(after)}${after.reason === null ? "" : ` (${after.message})`}\n`,
       );
     }
-  });
+  }
   io.stderr(
-    `${before.length} services: ${before.length - differences} decided the same, ${differences} differently\n`,
+    `${compared.length} services: ${compared.length - differences} decided the same, ${differences} differently\n`,
   );
   return differences > 0 ? EXIT.denied : EXIT.ok;
+}
+
+export interface DecisionsToCompare {
+  readonly configMap: ManifestObject;
+  readonly converted: readonly ManifestObject[];
+  readonly existingObjects: readonly ManifestObject[];
+  /** The Services to decide; none: an audit of the existing ones. */
+  readonly services: readonly ManifestObject[];
+  /** The legacy release the ConfigMap runs under. */
+  readonly release: MetalLBVersion;
+}
+
+/**
+ * Each Service decided twice through check's replay: against the ConfigMap as `release` reads
+ * it, and against the converted objects as the newest release reads them (an unknown release
+ * reads every key, the metallb.io/ ones first, which is what the newest reads).
+ */
+export function compareDecisions(
+  input: DecisionsToCompare,
+): { readonly before: CheckResult; readonly after: CheckResult }[] {
+  const audit = input.services.length === 0;
+  const manifests = audit ? auditOrder(input.existingObjects) : input.services;
+  const decide = (pools: readonly ManifestObject[], release: MetalLBVersion | undefined) => {
+    const policy = policyFor({ release });
+    // Notes about left-out sources cannot arise: each side gets only the sources its release reads.
+    const poolSet = collectPools(pools, policy.reads, []);
+    const decided = decideServices({
+      poolSet,
+      policy,
+      existingObjects: input.existingObjects,
+      manifests,
+      audit,
+    });
+    return reportOf(decided).results;
+  };
+  const before = decide([input.configMap], input.release);
+  const after = decide(input.converted, undefined);
+  return before.map((result, index) => ({ before: result, after: after[index] as CheckResult }));
 }
 
 /** What --check compares: the decision, the addresses, the pool and the reason, not the words. */
