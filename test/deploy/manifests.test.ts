@@ -16,7 +16,7 @@ import { before, describe, it, type TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parse, parseAllDocuments } from "yaml";
 import { cacheDir, k8sAssets } from "../../scripts/k8s-assets.ts";
-import { DURATION_BUCKETS } from "../../src/server/metrics.ts";
+import { DURATION_BUCKETS, Metrics } from "../../src/server/metrics.ts";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 const deployDir = join(repoRoot, "deploy");
@@ -568,8 +568,8 @@ describe("deploy/monitoring (no tools needed)", () => {
     for (const e of exprs) assert.ok(balanced(e), `unbalanced: ${e}`);
     const ids = (dash.panels as Obj[]).map((p) => p.id);
     assert.equal(new Set(ids).size, ids.length, "panel ids are unique");
-    assert.ok(exprs.some((e) => /lb_ip_guard_pool_addresses\{state="used"/.test(e)));
-    assert.ok(exprs.some((e) => e.includes('state="total"')));
+    assert.ok(exprs.some((e) => e.includes("lb_ip_guard_pool_used_addresses")));
+    assert.ok(exprs.some((e) => e.includes("lb_ip_guard_pool_capacity_addresses")));
     assert.ok(
       exprs.some((e) => /by \(pool, family/.test(e)),
       "per pool and family",
@@ -611,7 +611,10 @@ describe("deploy/monitoring (no tools needed)", () => {
       assert.ok(r.annotations?.summary && r.annotations?.description, `${r.alert}: annotations`);
     }
     const full = alerts.get("LbIpGuardPoolNearlyFull");
-    assert.match(full?.expr, /state="used"[\s\S]*state="total"[\s\S]*> 0\.9\s*$/);
+    assert.match(
+      full?.expr,
+      /pool_used_addresses[\s\S]*\/[\s\S]*pool_capacity_addresses[\s\S]*> 0\.9\s*$/,
+    );
     assert.match(full?.expr, /by \(pool, family\)/);
     const errors = alerts.get("LbIpGuardAdmissionErrors");
     assert.match(errors?.expr, /lb_ip_guard_admission_requests_total\{decision="error"\}/);
@@ -642,6 +645,24 @@ describe("deploy/monitoring (no tools needed)", () => {
     for (const timeout of timeouts) {
       assert.ok(Number(le) <= timeout / 2, `p99 alert at ${le}s vs timeout ${timeout}s`);
     }
+  });
+
+  it("the dashboard and the alerts query only metrics the webhook exports", async () => {
+    const exported = new Set(
+      (await new Metrics({ view: () => undefined }).registry.getMetricsAsJSON()).flatMap(
+        (metric) =>
+          String(metric.type) === "histogram"
+            ? ["_bucket", "_count", "_sum"].map((suffix) => `${metric.name}${suffix}`)
+            : [metric.name],
+      ),
+    );
+    const queried = new Set<string>();
+    for (const file of ["grafana-dashboard.json", "prometheusrule.yaml"]) {
+      const text = await readFile(join(deployDir, "monitoring", file), "utf8");
+      for (const [name] of text.matchAll(/lb_ip_guard_[a-z_]+/g)) queried.add(name);
+    }
+    assert.ok(queried.size >= 6, [...queried].join(", "));
+    for (const name of queried) assert.ok(exported.has(name), `${name} is not exported`);
   });
 
   it("the Dockerfile runs the package's bin as the user the manifests require", async () => {
