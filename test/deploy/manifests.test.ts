@@ -4,18 +4,18 @@
 // keep the pod locked down.
 //
 // kubectl comes from scripts/k8s-assets.ts, helm from scripts/helm.sh (both built from the Go
-// module proxy). Where one is missing the tests that need it are skipped with the reason, except
-// under CI=true, where it is built, and a failed build fails the tests.
+// module proxy on first use, cached after). Where one cannot be built at all (no Go) the tests
+// that need it are skipped with the reason, except under CI=true, where that fails them.
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { constants } from "node:fs";
-import { access, readFile } from "node:fs/promises";
-import { delimiter, join } from "node:path";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { before, describe, it, type TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parse, parseAllDocuments } from "yaml";
-import { cacheDir, k8sAssets } from "../../scripts/k8s-assets.ts";
+import { helmBinary } from "../../scripts/helm-assets.ts";
+import { AssetsUnavailableError, k8sAssets } from "../../scripts/k8s-assets.ts";
 import { DURATION_BUCKETS, Metrics } from "../../src/server/metrics.ts";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
@@ -38,49 +38,23 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env):
   });
 }
 
-async function executable(path: string | undefined): Promise<string | undefined> {
-  if (!path) return undefined;
+/**
+ * A tool from its provider, built on first use. Where it cannot be had at all (no Go), the tests
+ * that need it are skipped with the reason, except under CI=true, where that fails them.
+ */
+async function provide(name: string, provider: () => Promise<string>): Promise<Tool> {
   try {
-    await access(path, constants.X_OK);
-    return path;
-  } catch {
-    return undefined;
+    return { path: await provider() };
+  } catch (error) {
+    if (error instanceof AssetsUnavailableError && !ci) {
+      return { skip: `${name} cannot be built here: ${error.message}` };
+    }
+    throw error;
   }
 }
 
-async function onPath(name: string): Promise<string | undefined> {
-  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
-    const found = dir ? await executable(join(dir, name)) : undefined;
-    if (found) return found;
-  }
-  return undefined;
-}
-
-async function findKubectl(): Promise<Tool> {
-  const assets = process.env.KUBEBUILDER_ASSETS;
-  const found =
-    (await executable(assets && join(assets, "kubectl"))) ??
-    (await executable(join(cacheDir(), "kubectl"))) ??
-    (await onPath("kubectl"));
-  if (found) return { path: found };
-  if (ci) return { path: join(await k8sAssets(), "kubectl") }; // builds; throws on failure
-  return { skip: "kubectl not built yet (node scripts/k8s-assets.ts builds it)" };
-}
-
-async function findHelm(): Promise<Tool> {
-  const script = join(repoRoot, "scripts", "helm.sh");
-  const found =
-    (await executable(process.env.HELM)) ??
-    // The pinned build, if the cache has it (LB_IP_GUARD_NO_BUILD: exit 3 instead of building).
-    (await run(script, [], { ...process.env, LB_IP_GUARD_NO_BUILD: "1" }).then(
-      (out) => out.trim(),
-      () => undefined,
-    )) ??
-    (await onPath("helm"));
-  if (found) return { path: found };
-  if (ci) return { path: (await run(script, [])).trim() }; // builds; throws on failure
-  return { skip: "helm not built yet (scripts/helm.sh builds it)" };
-}
+const findKubectl = () => provide("kubectl", async () => join(await k8sAssets(), "kubectl"));
+const findHelm = () => provide("helm", helmBinary);
 
 function parseDocs(text: string, source: string): Obj[] {
   const docs = parseAllDocuments(text);

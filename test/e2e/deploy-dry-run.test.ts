@@ -6,28 +6,12 @@
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { helmBinary } from "../../scripts/helm-assets.ts";
 import { type ControlPlane, describeE2E, startControlPlane } from "./harness.ts";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
-
-/** The pinned helm from scripts/helm.sh: built under CI=true, else only if already cached. */
-function helmPath(): Promise<string | undefined> {
-  const env = {
-    ...process.env,
-    ...(process.env.CI === "true" ? {} : { LB_IP_GUARD_NO_BUILD: "1" }),
-  };
-  return new Promise((resolve, reject) => {
-    execFile(join(repoRoot, "scripts", "helm.sh"), [], { env }, (error, stdout, stderr) => {
-      if (!error) resolve(stdout.trim());
-      else if (error.code === 3) resolve(undefined);
-      else
-        reject(new Error(`scripts/helm.sh: ${stderr.trim().split("\n").pop() ?? error.message}`));
-    });
-  });
-}
 
 function render(command: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -48,7 +32,7 @@ async function dryRun(cp: ControlPlane, manifests: string): Promise<string[]> {
   return result.stdout.trim().split("\n");
 }
 
-await describeE2E("shipped manifests, server-side dry run", () => {
+await describeE2E("shipped manifests, server-side dry run", { helm: true }, () => {
   let cp: ControlPlane;
 
   before(async () => {
@@ -81,13 +65,8 @@ await describeE2E("shipped manifests, server-side dry run", () => {
     assert.equal(stored.stdout.trim(), "", "a dry run stored a Deployment");
   });
 
-  it("accepts the Helm chart's default render", async (t) => {
-    const helm = await helmPath();
-    if (helm === undefined) {
-      t.skip("helm not built yet (scripts/helm.sh builds it; CI=true builds it here)");
-      return;
-    }
-    const manifests = await render(helm, [
+  it("accepts the Helm chart's default render", async () => {
+    const manifests = await render(await helmBinary(), [
       "template",
       "lb-ip-guard",
       "deploy/helm/lb-ip-guard",
