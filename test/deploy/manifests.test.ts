@@ -3,82 +3,29 @@
 // agree on everything the API server acts on (webhooks, RBAC, the Deployment), and both must
 // keep the pod locked down.
 //
-// kubectl comes from scripts/k8s-assets.ts, helm from scripts/helm.sh (both built from the Go
-// module proxy on first use, cached after). Where one cannot be built at all (no Go) the tests
-// that need it are skipped with the reason, except under CI=true, where that fails them.
+// kubectl and helm come from ./tools.ts (built on first use; skipped only where they cannot be).
 
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { before, describe, it, type TestContext } from "node:test";
-import { fileURLToPath } from "node:url";
-import { parse, parseAllDocuments } from "yaml";
-import { helmBinary } from "../../scripts/helm-assets.ts";
-import { AssetsUnavailableError, k8sAssets } from "../../scripts/k8s-assets.ts";
+import { before, describe, it } from "node:test";
+import { parse } from "yaml";
 import { DURATION_BUCKETS, Metrics } from "../../src/server/metrics.ts";
-
-const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
-const deployDir = join(repoRoot, "deploy");
-const chartDir = join(deployDir, "helm", "lb-ip-guard");
-const ci = process.env.CI === "true";
-
-// biome-ignore lint/suspicious/noExplicitAny: rendered Kubernetes objects are walked untyped
-type Obj = Record<string, any>;
-type Tool = { path: string; skip?: undefined } | { path?: undefined; skip: string };
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { cwd: repoRoot, env, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err) {
-        const why = stderr.trim().split("\n").slice(-3).join(" | ") || err.message;
-        reject(Object.assign(new Error(`${cmd} ${args.join(" ")}: ${why}`), { stderr }));
-      } else resolve(stdout);
-    });
-  });
-}
-
-/**
- * A tool from its provider, built on first use. Where it cannot be had at all (no Go), the tests
- * that need it are skipped with the reason, except under CI=true, where that fails them.
- */
-async function provide(name: string, provider: () => Promise<string>): Promise<Tool> {
-  try {
-    return { path: await provider() };
-  } catch (error) {
-    if (error instanceof AssetsUnavailableError && !ci) {
-      return { skip: `${name} cannot be built here: ${error.message}` };
-    }
-    throw error;
-  }
-}
-
-const findKubectl = () => provide("kubectl", async () => join(await k8sAssets(), "kubectl"));
-const findHelm = () => provide("helm", helmBinary);
-
-function parseDocs(text: string, source: string): Obj[] {
-  const docs = parseAllDocuments(text);
-  const out: Obj[] = [];
-  for (const doc of docs) {
-    if (doc.errors.length > 0) assert.fail(`${source}: ${doc.errors[0]?.message}`);
-    const value = doc.toJS() as Obj | null;
-    if (value) out.push(value);
-  }
-  return out;
-}
-
-const key = (o: Obj) => `${o.kind}/${o.metadata?.namespace ?? ""}/${o.metadata?.name}`;
-
-function find(objs: Obj[], kind: string, name: string, namespace?: string): Obj {
-  const hit = objs.find(
-    (o) =>
-      o.kind === kind &&
-      o.metadata?.name === name &&
-      (namespace === undefined || o.metadata?.namespace === namespace),
-  );
-  assert.ok(hit, `no ${kind} ${namespace ? `${namespace}/` : ""}${name}`);
-  return hit;
-}
+import {
+  chartDir,
+  deployDir,
+  find,
+  findHelm,
+  findKubectl,
+  key,
+  monitoringFiles,
+  need,
+  type Obj,
+  parseDocs,
+  repoRoot,
+  run,
+  type Tool,
+} from "./tools.ts";
 
 /** The fields of a webhook the API server acts on (clientConfig apart, which the harness swaps). */
 const WEBHOOK_FIELDS = [
@@ -256,13 +203,6 @@ describe("deploy/: kustomize base and Helm chart", () => {
       chart = parseDocs(out, "helm template");
     }
   });
-
-  /** Skips the test (never passes it) when a tool is missing outside CI. */
-  const need = (t: TestContext, ...tools: Tool[]): boolean => {
-    const missing = tools.find((x) => x.skip);
-    if (missing?.skip) t.skip(missing.skip);
-    return !missing;
-  };
 
   it("the base holds the webhook's objects and no CRD", (t) => {
     if (!need(t, kubectl)) return;
@@ -503,10 +443,7 @@ describe("deploy/: kustomize base and Helm chart", () => {
     ]);
     const cm = find(objs, "ConfigMap", "lb-ip-guard-dashboard");
     assert.equal(cm.metadata.labels.grafana_dashboard, "1");
-    const dashboard = await readFile(
-      join(deployDir, "monitoring", "grafana-dashboard.json"),
-      "utf8",
-    );
+    const dashboard = await readFile(join(monitoringFiles, "grafana-dashboard.json"), "utf8");
     assert.equal(cm.data["grafana-dashboard.json"], dashboard);
     // The ServiceMonitor finds the Service of the base by its labels and port name.
     const sm = find(objs, "ServiceMonitor", "lb-ip-guard");
@@ -518,7 +455,7 @@ describe("deploy/: kustomize base and Helm chart", () => {
   });
 });
 
-describe("deploy/monitoring (no tools needed)", () => {
+describe("the alerts and the dashboard (no tools needed)", () => {
   const balanced = (expr: string) => {
     let depth = 0;
     for (const ch of expr) {
@@ -534,7 +471,7 @@ describe("deploy/monitoring (no tools needed)", () => {
   };
 
   it("the Grafana dashboard parses and charts pools, decisions, latency and health", async () => {
-    const text = await readFile(join(deployDir, "monitoring", "grafana-dashboard.json"), "utf8");
+    const text = await readFile(join(monitoringFiles, "grafana-dashboard.json"), "utf8");
     const dash = JSON.parse(text) as Obj;
     assert.equal(dash.uid, "lb-ip-guard");
     const panels = (dash.panels as Obj[]).filter((p) => p.type !== "row");
@@ -571,9 +508,7 @@ describe("deploy/monitoring (no tools needed)", () => {
   });
 
   it("the PrometheusRule parses and alerts on pools, errors, claims, certificates and latency within the timeout", async () => {
-    const rule = parse(
-      await readFile(join(deployDir, "monitoring", "prometheusrule.yaml"), "utf8"),
-    ) as Obj;
+    const rule = parse(await readFile(join(monitoringFiles, "prometheusrule.yaml"), "utf8")) as Obj;
     assert.equal(rule.apiVersion, "monitoring.coreos.com/v1");
     assert.equal(rule.kind, "PrometheusRule");
     const alerts = new Map<string, Obj>(
@@ -632,7 +567,7 @@ describe("deploy/monitoring (no tools needed)", () => {
     );
     const queried = new Set<string>();
     for (const file of ["grafana-dashboard.json", "prometheusrule.yaml"]) {
-      const text = await readFile(join(deployDir, "monitoring", file), "utf8");
+      const text = await readFile(join(monitoringFiles, file), "utf8");
       for (const [name] of text.matchAll(/lb_ip_guard_[a-z_]+/g)) queried.add(name);
     }
     assert.ok(queried.size >= 6, [...queried].join(", "));
