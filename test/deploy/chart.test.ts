@@ -3,23 +3,26 @@
 // to values.yaml.
 
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parse } from "yaml";
 import {
   chartDir,
   deployDir,
+  EVERY_CHART_OPTION,
   find,
   findHelm,
   findKubectl,
   monitoringFiles,
   need,
   type Obj,
+  OVERLAY_API_SERVER_CIDR,
   parseDocs,
   run,
   type Tool,
+  writeComponentsOverlay,
 } from "./tools.ts";
 
 const NAMESPACE = "guard";
@@ -223,8 +226,7 @@ describe("the chart's options", () => {
       "lint",
       chartDir,
       "--strict",
-      "--set",
-      "monitoring.serviceMonitor.enabled=true,monitoring.prometheusRule.enabled=true,monitoring.grafanaDashboard.enabled=true,certManager.enabled=true,networkPolicy.enabled=true,networkPolicy.apiServerCIDRs={10.0.0.10/32},clientAuth.caSecret=apiserver-ca",
+      ...EVERY_CHART_OPTION.flatMap((set) => ["--set", set]),
     ]);
     assert.match(out, /1 chart\(s\) linted, 0 chart\(s\) failed/);
   });
@@ -232,29 +234,11 @@ describe("the chart's options", () => {
   it("the kustomize components do what the chart's options do", async (t) => {
     if (!need(t, helm, kubectl)) return;
     scratch ??= await mkdtemp(join(tmpdir(), "lb-ip-guard-components-"));
-    const deploy = relative(scratch, deployDir);
-    await writeFile(
-      join(scratch, "kustomization.yaml"),
-      `resources: [${deploy}]
-components:
-  - ${deploy}/components/network-policy
-  - ${deploy}/components/client-auth
-configMapGenerator:
-  - name: lb-ip-guard-client-ca
-    namespace: lb-ip-guard
-    literals: [ca.crt=PEM]
-patches:
-  - target: {kind: NetworkPolicy, name: lb-ip-guard}
-    patch: |-
-      - op: replace
-        path: /spec/ingress/0/from
-        value: [{ipBlock: {cidr: 10.0.0.10/32}}]
-`,
-    );
+    await writeComponentsOverlay(scratch);
     const built = parseDocs(await run(kubectl.path as string, ["kustomize", scratch]), "overlay");
     const chart = await render(
       "networkPolicy.enabled=true",
-      "networkPolicy.apiServerCIDRs={10.0.0.10/32}",
+      `networkPolicy.apiServerCIDRs={${OVERLAY_API_SERVER_CIDR}}`,
       "clientAuth.caConfigMap=lb-ip-guard-client-ca",
     );
     assert.deepEqual(

@@ -6,7 +6,8 @@
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { join } from "node:path";
+import { writeFile } from "node:fs/promises";
+import { join, relative } from "node:path";
 import type { TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
@@ -83,3 +84,42 @@ export function need(t: TestContext, ...tools: Tool[]): boolean {
   if (missing?.skip) t.skip(missing.skip);
   return !missing;
 }
+
+/** The API servers' address in the overlay below, as a user patches it into the component. */
+export const OVERLAY_API_SERVER_CIDR = "10.0.0.10/32";
+
+/**
+ * Writes into `dir` the overlay a user of both kustomize components writes: the base, the
+ * network-policy component with the API servers' CIDR patched in, and the client-auth component
+ * with the ConfigMap of its CA bundle. `kubectl kustomize dir` builds it.
+ */
+export async function writeComponentsOverlay(dir: string): Promise<void> {
+  const deploy = relative(dir, deployDir);
+  await writeFile(
+    join(dir, "kustomization.yaml"),
+    `resources: [${deploy}]
+components: [${deploy}/components/network-policy, ${deploy}/components/client-auth]
+configMapGenerator:
+  - name: lb-ip-guard-client-ca
+    namespace: lb-ip-guard
+    literals: [ca.crt=PEM]
+patches:
+  - target: {kind: NetworkPolicy, name: lb-ip-guard}
+    patch: |-
+      - op: replace
+        path: /spec/ingress/0/from
+        value: [{ipBlock: {cidr: ${OVERLAY_API_SERVER_CIDR}}}]
+`,
+  );
+}
+
+/** Every option of the chart on, as `--set` values (values.yaml documents each). */
+export const EVERY_CHART_OPTION: readonly string[] = [
+  "monitoring.serviceMonitor.enabled=true",
+  "monitoring.prometheusRule.enabled=true",
+  "monitoring.grafanaDashboard.enabled=true",
+  "certManager.enabled=true",
+  "networkPolicy.enabled=true",
+  `networkPolicy.apiServerCIDRs={${OVERLAY_API_SERVER_CIDR}}`,
+  "clientAuth.caSecret=apiserver-client-ca",
+];

@@ -7,13 +7,14 @@
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { thirdPartyCrds } from "../../scripts/crd-assets.ts";
 import { helmBinary } from "../../scripts/helm-assets.ts";
+import { EVERY_CHART_OPTION, writeComponentsOverlay } from "../deploy/tools.ts";
 import { type ControlPlane, describeE2E, startControlPlane } from "./harness.ts";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
@@ -45,17 +46,6 @@ function assertApplied(lines: readonly string[], objects: readonly string[]): vo
     );
   }
 }
-
-/** Every option of the chart on (values.yaml documents each). */
-const EVERY_OPTION = [
-  "monitoring.serviceMonitor.enabled=true",
-  "monitoring.prometheusRule.enabled=true",
-  "monitoring.grafanaDashboard.enabled=true",
-  "certManager.enabled=true",
-  "networkPolicy.enabled=true",
-  "networkPolicy.apiServerCIDRs={10.0.0.10/32}",
-  "clientAuth.caSecret=apiserver-client-ca",
-];
 
 await describeE2E(
   "shipped manifests, server-side dry run",
@@ -102,23 +92,7 @@ await describeE2E(
 
     it("accepts the base with the network-policy (patched) and client-auth components", async () => {
       scratch ??= await mkdtemp(join(tmpdir(), "lb-ip-guard-overlay-"));
-      const deploy = relative(scratch, join(repoRoot, "deploy"));
-      await writeFile(
-        join(scratch, "kustomization.yaml"),
-        `resources: [${deploy}]
-components: [${deploy}/components/network-policy, ${deploy}/components/client-auth]
-configMapGenerator:
-  - name: lb-ip-guard-client-ca
-    namespace: lb-ip-guard
-    literals: [ca.crt=PEM]
-patches:
-  - target: {kind: NetworkPolicy, name: lb-ip-guard}
-    patch: |-
-      - op: replace
-        path: /spec/ingress/0/from
-        value: [{ipBlock: {cidr: 10.0.0.10/32}}]
-`,
-      );
+      await writeComponentsOverlay(scratch);
       const manifests = (await cp.kubectl(["kustomize", scratch])).stdout;
       assertApplied(await dryRun(cp, manifests), [
         "networkpolicy.networking.k8s.io/lb-ip-guard",
@@ -143,7 +117,7 @@ patches:
       ]);
       const everything = await render(helm, [
         ...chart,
-        ...EVERY_OPTION.flatMap((set) => ["--set", set]),
+        ...EVERY_CHART_OPTION.flatMap((set) => ["--set", set]),
       ]);
       assertApplied(await dryRun(cp, everything), [
         "deployment.apps/lb-ip-guard",

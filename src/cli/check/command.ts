@@ -126,40 +126,75 @@ interface CheckOptions {
   readonly allocation: Policy["allocation"];
 }
 
-export async function runCheck(args: readonly string[], io: CheckIO): Promise<number> {
-  let options: CheckOptions | "help";
+export function runCheck(args: readonly string[], io: CheckIO): Promise<number> {
+  return runCommand(
+    {
+      name: "check",
+      usage: CHECK_USAGE,
+      parse: parseCheckArgs,
+      run: (options) => report(options, io),
+    },
+    args,
+    io,
+  );
+}
+
+async function report(options: CheckOptions, io: CheckIO): Promise<number> {
+  const outcome = await check(options, io);
+  const reportText =
+    options.format === "json"
+      ? `${JSON.stringify(outcome.report, null, 2)}\n`
+      : formatText(outcome.report, outcome.serviceWarnings);
+  for (const warning of outcome.warnings) io.stderr(`lb-ip-guard check: warning: ${warning}\n`);
+  const denied = outcome.report.summary.denied > 0;
+  if (options.assign) {
+    io.stderr(reportText);
+    if (!denied) io.stdout(outcome.assigned);
+  } else {
+    io.stdout(reportText);
+  }
+  return denied ? EXIT.denied : EXIT.ok;
+}
+
+/** What runCommand needs of a command that reads manifests. */
+export interface ManifestCommand<Options> {
+  readonly name: string;
+  readonly usage: string;
+  /** Throws on a usage error (its message is shown, shortened by usageProblem). */
+  readonly parse: (args: readonly string[]) => Options | "help";
+  readonly run: (options: Options) => Promise<number>;
+}
+
+/**
+ * The frame of check and convert: the arguments parsed (a usage error is exit 2), --help, and
+ * bad input (a ManifestError or an InputError) reported one line each with exit 2.
+ */
+export async function runCommand<Options>(
+  command: ManifestCommand<Options>,
+  args: readonly string[],
+  io: CheckIO,
+): Promise<number> {
+  const prefix = `lb-ip-guard ${command.name}`;
+  let options: Options | "help";
   try {
-    options = parseCheckArgs(args);
+    options = command.parse(args);
   } catch (error) {
-    io.stderr(`lb-ip-guard check: ${usageProblem(error)} (see lb-ip-guard check --help)\n`);
+    io.stderr(`${prefix}: ${usageProblem(error)} (see ${prefix} --help)\n`);
     return EXIT.usage;
   }
   if (options === "help") {
-    io.stdout(CHECK_USAGE);
+    io.stdout(command.usage);
     return EXIT.ok;
   }
   try {
-    const outcome = await check(options, io);
-    const reportText =
-      options.format === "json"
-        ? `${JSON.stringify(outcome.report, null, 2)}\n`
-        : formatText(outcome.report, outcome.serviceWarnings);
-    for (const warning of outcome.warnings) io.stderr(`lb-ip-guard check: warning: ${warning}\n`);
-    const denied = outcome.report.summary.denied > 0;
-    if (options.assign) {
-      io.stderr(reportText);
-      if (!denied) io.stdout(outcome.assigned);
-    } else {
-      io.stdout(reportText);
-    }
-    return denied ? EXIT.denied : EXIT.ok;
+    return await command.run(options);
   } catch (error) {
     if (error instanceof ManifestError) {
-      io.stderr(`lb-ip-guard check: ${error.message}\n`);
+      io.stderr(`${prefix}: ${error.message}\n`);
       return EXIT.usage;
     }
     if (error instanceof InputError) {
-      for (const line of error.lines) io.stderr(`lb-ip-guard check: ${line}\n`);
+      for (const line of error.lines) io.stderr(`${prefix}: ${line}\n`);
       return EXIT.usage;
     }
     throw error;
@@ -167,7 +202,7 @@ export async function runCheck(args: readonly string[], io: CheckIO): Promise<nu
 }
 
 /** parseArgs's messages, shortened to the point (its unknown-option advice is about `--`). */
-export function usageProblem(error: unknown): string {
+function usageProblem(error: unknown): string {
   const { code, message } = error as { code?: string; message: string };
   const option = /'([^']+)'/.exec(message)?.[1];
   if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && option !== undefined) {

@@ -11,18 +11,13 @@ import { formatPoolConfigError } from "../../ipam/config/errors.ts";
 import type { LegacyConfigFound } from "../../ipam/config/legacy.ts";
 import { policyFor } from "../../ipam/decide.ts";
 import { formatMetalLBVersion, type MetalLBVersion, readsOf } from "../../ipam/metallb-version.ts";
-import {
-  ManifestError,
-  ManifestLoader,
-  type ManifestObject,
-  parseManifests,
-} from "../../manifests/loader.ts";
+import { ManifestLoader, type ManifestObject, parseManifests } from "../../manifests/loader.ts";
 import {
   type CheckIO,
   clusterOption,
   decideServices,
   EXIT,
-  usageProblem,
+  runCommand,
   versionOption,
 } from "../check/command.ts";
 import { asService, auditOrder, clusterObjects, collectPools, InputError } from "../check/input.ts";
@@ -85,31 +80,17 @@ interface ConvertOptions {
   readonly metallbVersion: MetalLBVersion | undefined;
 }
 
-export async function runConvert(args: readonly string[], io: CheckIO): Promise<number> {
-  let options: ConvertOptions | "help";
-  try {
-    options = parseConvertArgs(args);
-  } catch (error) {
-    io.stderr(`lb-ip-guard convert: ${usageProblem(error)} (see lb-ip-guard convert --help)\n`);
-    return EXIT.usage;
-  }
-  if (options === "help") {
-    io.stdout(CONVERT_USAGE);
-    return EXIT.ok;
-  }
-  try {
-    return await convert(options, io);
-  } catch (error) {
-    if (error instanceof ManifestError) {
-      io.stderr(`lb-ip-guard convert: ${error.message}\n`);
-      return EXIT.usage;
-    }
-    if (error instanceof InputError) {
-      for (const line of error.lines) io.stderr(`lb-ip-guard convert: ${line}\n`);
-      return EXIT.usage;
-    }
-    throw error;
-  }
+export function runConvert(args: readonly string[], io: CheckIO): Promise<number> {
+  return runCommand(
+    {
+      name: "convert",
+      usage: CONVERT_USAGE,
+      parse: parseConvertArgs,
+      run: (options) => convert(options, io),
+    },
+    args,
+    io,
+  );
 }
 
 function parseConvertArgs(args: readonly string[]): ConvertOptions | "help" {
