@@ -57,16 +57,38 @@ await describeE2E(
   { metallb: [LEGACY, NEWEST] },
   () => {
     const served = new Map<MetalLBVersion, Map<string, string>>();
+    /** Each bed's control plane, stopped at the end even when a test failed halfway. */
+    const planes: ControlPlane[] = [];
     let cp: ControlPlane | undefined;
+    const start = async (options: Parameters<typeof startControlPlane>[0]) => {
+      cp = await startControlPlane(options);
+      planes.push(cp);
+      return cp;
+    };
     after(async () => {
-      await cp?.stop();
+      await Promise.all(planes.map((plane) => plane.stop()));
     });
 
     it(`${LEGACY} with the legacy ConfigMap serves the seed scenario`, async () => {
-      cp = await startControlPlane({ serviceClusterIPRange: KUBEADM_SERVICE_RANGE });
+      cp = await start({ serviceClusterIPRange: KUBEADM_SERVICE_RANGE });
       await applyExamplePools(cp);
       await cp.startMetalLB({ version: LEGACY });
       served.set(LEGACY, await allocations(cp));
+      // The live cluster converted and proven: its Services (the API server's own `kubernetes`
+      // too), audited with what MetalLB serves them, against the ConfigMap and the conversion.
+      const live = await cli([
+        "convert",
+        "--cluster",
+        "--kubeconfig",
+        cp.kubeconfigPath,
+        "--check",
+        "--metallb-version",
+        LEGACY,
+      ]);
+      assert.equal(live.code, 0, live.stderr);
+      assert.match(live.stdout, /^kind: IPAddressPool$/m);
+      assert.match(live.stderr, /^7 services: 7 decided the same, 0 differently$/m);
+      assert.match(live.stderr, /^same {5}team-a\/minio-copy denied .*AddressInUse$/m);
       await cp.stop();
       // The scenario as the guide has it: four addresses by hand, MetalLB's pick, a duplicate.
       assert.deepEqual(Object.fromEntries(served.get(LEGACY) ?? []), {
@@ -83,7 +105,7 @@ await describeE2E(
       const converted = await cli(["convert", METALLB_CONFIG]);
       assert.equal(converted.code, 0, converted.stderr);
       const { crdDir } = await metallbAssets(NEWEST);
-      cp = await startControlPlane({
+      cp = await start({
         serviceClusterIPRange: KUBEADM_SERVICE_RANGE,
         crds: crdDir === undefined ? undefined : [crdDir],
       });

@@ -115,6 +115,20 @@ describe("convert", { concurrency: true }, () => {
     assert.match(run.stderr, /2 services: 1 decided the same, 1 differently/);
   });
 
+  test("a ConfigMap that declares nothing gives the header and says so", async () => {
+    const empty = yaml(
+      "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config, namespace: metallb-system}\ndata: {config: ''}",
+    );
+    const run = await cli(["convert", "-"], empty);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^# Converted by lb-ip-guard convert from <stdin>#1:/);
+    assert.match(run.stdout, /^# The configuration declares nothing\.$/m);
+    assert.deepEqual(
+      documents(run.stdout).filter((object) => object !== null),
+      [],
+    );
+  });
+
   test("bad input is exit 2 with one line naming it", async () => {
     const cases: [string[], string, RegExp][] = [
       [["convert"], "", /no ConfigMap given/],
