@@ -5,4 +5,4 @@ set -eu
 cd "$(dirname "$0")/.."
 rm -rf dist
 tsc -p tsconfig.build.json
-chmod +x dist/cli/main.js
+chmod +x dist/cli/main.js dist/cli/kubectl-plugin.js

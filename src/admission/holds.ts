@@ -1,4 +1,4 @@
-import type { IPAddress } from "../ipam/address.ts";
+import { type IPAddress, sameAddressList } from "../ipam/address.ts";
 import type { Holder, UsageIndex } from "../ipam/usage.ts";
 
 /** An address granted by an admission, not yet visible as a Service in the watch cache. */
@@ -31,9 +31,17 @@ export class HoldBook {
     this.#ttlMs = ttlMs;
   }
 
+  /**
+   * Holds a grant until its Service shows up or the hold expires. The same addresses granted to
+   * the same Service again (a retried review) keep the first grant's expiry: repeats do not
+   * keep an address from a Service that never appears.
+   */
   hold(grant: Grant, now: number): void {
+    const previous = this.#holds.get(grant.ref);
+    const again =
+      previous !== undefined && sameAddressList(previous.grant.addresses, grant.addresses);
     this.#usage.set(holdKey(grant.ref), grant.holder, grant.addresses);
-    this.#holds.set(grant.ref, { grant, expiry: now + this.#ttlMs });
+    this.#holds.set(grant.ref, { grant, expiry: again ? previous.expiry : now + this.#ttlMs });
   }
 
   release(ref: string): void {

@@ -123,6 +123,18 @@ export const SERVE_FLAGS: readonly ServeFlag[] = [
       ],
     }),
     row({
+      name: "client-ca",
+      key: "clientCa",
+      file: true,
+      arg: "FILE",
+      help: [
+        "CA bundle (PEM): callers must present a client certificate it",
+        "signed, or the TLS handshake fails (API servers do, given a",
+        "kubeconfig for the webhook in their AdmissionConfiguration).",
+        "/healthz and /readyz are on the metrics port too, for probes",
+      ],
+    }),
+    row({
       name: "pools",
       key: "pools",
       kind: "list",

@@ -36,9 +36,9 @@ const SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/tok
 /**
  * An explicit file; else `KUBECONFIG`, `~/.kube/config` or the in-cluster service account, in
  * client-node's order. Unlike client-node, finding none of them is an error, not a silent
- * `http://localhost:8080`.
+ * `http://localhost:8080`. `context` picks one of its contexts, as kubectl's --context does.
  */
-export function loadKubeConfig(path?: string): KubeConfig {
+export function loadKubeConfig(path?: string, context?: string): KubeConfig {
   const config = new KubeConfig();
   try {
     if (path !== undefined) {
@@ -62,6 +62,15 @@ export function loadKubeConfig(path?: string): KubeConfig {
     throw new KubeConfigError(`cannot load kubeconfig ${where}: ${describeError(error)}`, {
       cause: error,
     });
+  }
+  if (context !== undefined) {
+    const known = config.getContexts().map((candidate) => candidate.name);
+    if (!known.includes(context)) {
+      throw new KubeConfigError(
+        `context ${JSON.stringify(context)} is not in the kubeconfig; its contexts: ${known.join(", ") || "none"}`,
+      );
+    }
+    config.setCurrentContext(context);
   }
   const cluster = config.getCurrentCluster();
   if (cluster === null || cluster.server === "") {

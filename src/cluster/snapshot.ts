@@ -9,6 +9,8 @@ import { clusterResources, type Resource } from "./resources.ts";
 export interface SnapshotOptions {
   /** A kubeconfig file; else KUBECONFIG, ~/.kube/config, or the in-cluster service account. */
   readonly kubeconfig?: string;
+  /** A context of that kubeconfig; else its current one. */
+  readonly context?: string;
   /** Default "metallb-system". */
   readonly metallbNamespace?: string;
 }
@@ -26,7 +28,7 @@ export interface ClusterSnapshot {
 
 /** Throws KubeConfigError (no usable kubeconfig) or KubeApiError (a list failed). */
 export async function readClusterSnapshot(options: SnapshotOptions = {}): Promise<ClusterSnapshot> {
-  const client = new KubeClient(loadKubeConfig(options.kubeconfig));
+  const client = new KubeClient(loadKubeConfig(options.kubeconfig, options.context));
   const resources = clusterResources(options.metallbNamespace ?? "metallb-system");
   const list = async (resource: Resource) => {
     try {

@@ -16,8 +16,9 @@ import type { Labels } from "../ipam/labels.ts";
 import type { Pool } from "../ipam/pool.ts";
 import { type ServiceObject, serviceRef } from "../ipam/service.ts";
 import { Claimer, type ClaimMetric } from "./claims/claimer.ts";
-import { CLAIM_SELECTOR } from "./claims/lease.ts";
+import { CLAIM_SELECTOR, leaseName } from "./claims/lease.ts";
 import { ClaimRepair } from "./claims/repair.ts";
+import { GrantEvents, grantEvent } from "./grant-events.ts";
 import { KubeClient, loadKubeConfig } from "./kube.ts";
 import { PoolSources } from "./pool-sources.ts";
 import {
@@ -127,6 +128,7 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
     });
 
   let claims: { readonly claimer: Claimer; readonly repair: ClaimRepair } | undefined;
+  const events = new GrantEvents(client, logger);
   const services = reflector(resources.services, {
     replace: (items) => usage.replaceAll(items as readonly ServiceObject[]),
     apply: (type, object) => {
@@ -134,6 +136,17 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
       const released = type === "DELETED" ? usage.remove(service) : usage.upsert(service);
       if (released.length > 0)
         claims?.repair.serviceReleased(serviceRef(service), released, Date.now());
+      if (type === "ADDED" && claims !== undefined) {
+        const { claimer } = claims;
+        const event = grantEvent(
+          object,
+          options.policy,
+          (address) => claimer.claimNamed(leaseName(address)),
+          claimer.identity,
+          Date.now(),
+        );
+        if (event !== undefined) void events.record(event);
+      }
     },
   });
   // Only the pool sources the guarded release reads: a stray IPAddressPool beside MetalLB v0.11

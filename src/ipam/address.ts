@@ -182,6 +182,11 @@ export function sameAddress(a: IPAddress, b: IPAddress): boolean {
   return a.family === b.family && a.value === b.value;
 }
 
+/** The same addresses in the same order. */
+export function sameAddressList(a: readonly IPAddress[], b: readonly IPAddress[]): boolean {
+  return a.length === b.length && a.every((address, i) => sameAddress(address, b[i] as IPAddress));
+}
+
 export function compareAddresses(a: IPAddress, b: IPAddress): number {
   if (a.family !== b.family) return a.family === "IPv4" ? -1 : 1;
   return a.value < b.value ? -1 : a.value > b.value ? 1 : 0;

@@ -1,7 +1,7 @@
 import type { Family, IPAddress } from "./address.ts";
 import { isUsableAddress, type Pool } from "./pool.ts";
 import type { AddressRange } from "./range.ts";
-import type { Holder, UsageIndex } from "./usage.ts";
+import { type Holder, mayShare, type UsageIndex } from "./usage.ts";
 
 /**
  * The lowest free address of a range, or undefined. Each step is a logarithmic query on the used
@@ -43,6 +43,32 @@ export function firstFreeInPool(
     );
     const value = free === undefined || (shared !== undefined && shared < free) ? shared : free;
     if (value !== undefined) return { family, value };
+  }
+  return undefined;
+}
+
+/**
+ * The address of one family that an earlier admission of the same Service was granted (its hold
+ * or claim, while the Service does not exist yet), when this pool would still give it to it:
+ * usable here, and held by no one else it may not share with. A client that sends the same
+ * review again (a retry after a failed create, a re-apply) gets the same address back, not one
+ * more claimed for the grace period each time.
+ */
+export function earlierGrantInPool(
+  pool: Pool,
+  family: Family,
+  usage: UsageIndex,
+  holder: Holder,
+): IPAddress | undefined {
+  for (const value of usage.grantedBefore(holder.ref, family)) {
+    const inPool = pool.ranges.some(
+      (range) => range.family === family && range.first <= value && value <= range.last,
+    );
+    if (!inPool || !isUsableAddress(pool, family, value)) continue;
+    const others = usage.holdersOf(family, value);
+    if (others.every((other) => other.ref === holder.ref || mayShare(holder, other))) {
+      return { family, value };
+    }
   }
   return undefined;
 }

@@ -1,4 +1,4 @@
-import { type Family, type IPAddress, sameAddress } from "./address.ts";
+import { type Family, type IPAddress, sameAddress, sameAddressList } from "./address.ts";
 import { SortedBigIntSet } from "./sorted-set.ts";
 
 /** One claim on an address: who holds it, and what MetalLB's sharing rules need to know. */
@@ -38,7 +38,7 @@ function sameEntry(entry: Entry, holder: Holder, addresses: readonly IPAddress[]
     kept.sharingKey === holder.sharingKey &&
     kept.backendKey === holder.backendKey &&
     sameItems(kept.ports, holder.ports, (a, b) => a === b) &&
-    sameItems(entry.addresses, addresses, sameAddress)
+    sameAddressList(entry.addresses, addresses)
   );
 }
 
@@ -57,6 +57,8 @@ export class UsageIndex {
   readonly #owners = new Map<string, Entry>();
   /** Owners by non-empty sharing key: auto-assign looks for an address it may share. */
   readonly #bySharingKey = new Map<string, Set<string>>();
+  /** Owners by the ref of their holder: an admission finds what was granted to its Service before. */
+  readonly #byRef = new Map<string, Set<string>>();
   // Keyed by the BigInt itself: Map compares BigInts by value, and hashing one is far cheaper
   // than building a string key (an IPv6 address costs ~0.5 µs to stringify).
   readonly #claims: Record<Family, Map<bigint, Claim[]>> = { IPv4: new Map(), IPv6: new Map() };
@@ -88,7 +90,7 @@ export class UsageIndex {
     const previous = this.#owners.get(owner);
     if (previous !== undefined && sameEntry(previous, holder, addresses)) return;
     const emptied = previous === undefined ? [] : this.#unclaim(owner, previous.addresses);
-    if (previous !== undefined) this.#forgetSharing(owner, previous.holder);
+    if (previous !== undefined) this.#forgetHolder(owner, previous.holder);
     this.#remember(owner, holder, addresses);
     for (const address of addresses) this.#used[address.family].add(address.value);
     this.#dropUnclaimed(emptied);
@@ -98,14 +100,31 @@ export class UsageIndex {
     const entry = this.#owners.get(owner);
     if (entry === undefined) return;
     this.#owners.delete(owner);
-    this.#forgetSharing(owner, entry.holder);
+    this.#forgetHolder(owner, entry.holder);
     this.#dropUnclaimed(this.#unclaim(owner, entry.addresses));
   }
 
-  #forgetSharing(owner: string, holder: Holder): void {
-    const owners = this.#bySharingKey.get(holder.sharingKey);
-    owners?.delete(owner);
-    if (owners?.size === 0) this.#bySharingKey.delete(holder.sharingKey);
+  #forgetHolder(owner: string, holder: Holder): void {
+    forget(this.#bySharingKey, holder.sharingKey, owner);
+    forget(this.#byRef, holder.ref, owner);
+  }
+
+  /**
+   * What other owners hold for the Service `ref` (an earlier grant's hold or claim, before the
+   * Service itself exists), of one family, ascending: its own entry is not among them.
+   */
+  grantedBefore(ref: string, family: Family): readonly bigint[] {
+    const owners = this.#byRef.get(ref);
+    // The common case, allocation-free: nothing, or only the Service itself, holds for it.
+    if (owners === undefined || (owners.size === 1 && owners.has(ref))) return NONE;
+    const found: bigint[] = [];
+    for (const owner of owners) {
+      if (owner === ref) continue;
+      for (const address of this.#owners.get(owner)?.addresses ?? []) {
+        if (address.family === family && !found.includes(address.value)) found.push(address.value);
+      }
+    }
+    return found.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   }
 
   /**
@@ -178,17 +197,28 @@ export class UsageIndex {
   #remember(owner: string, given: Holder, addresses: readonly IPAddress[]): void {
     const { holder, addresses: unique } = retained(given, addresses);
     this.#owners.set(owner, { holder, addresses: unique });
-    if (holder.sharingKey !== "") {
-      const owners = this.#bySharingKey.get(holder.sharingKey);
-      if (owners === undefined) this.#bySharingKey.set(holder.sharingKey, new Set([owner]));
-      else owners.add(owner);
-    }
+    if (holder.sharingKey !== "") remember(this.#bySharingKey, holder.sharingKey, owner);
+    remember(this.#byRef, holder.ref, owner);
     for (const { family, value } of unique) {
       const claims = this.#claims[family].get(value);
       if (claims === undefined) this.#claims[family].set(value, [{ owner, holder }]);
       else claims.push({ owner, holder });
     }
   }
+}
+
+const NONE: readonly bigint[] = [];
+
+function remember(owners: Map<string, Set<string>>, key: string, owner: string): void {
+  const known = owners.get(key);
+  if (known === undefined) owners.set(key, new Set([owner]));
+  else known.add(owner);
+}
+
+function forget(owners: Map<string, Set<string>>, key: string, owner: string): void {
+  const known = owners.get(key);
+  known?.delete(owner);
+  if (known?.size === 0) owners.delete(key);
 }
 
 /**

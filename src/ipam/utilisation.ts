@@ -24,7 +24,8 @@ export function poolUtilisation(pools: PoolSet, usage: UsageIndex): readonly Poo
   );
 }
 
-function usableCount(pool: Pool, family: Family): bigint {
+/** The addresses of `family` a pool hands out: its ranges without .0/.255 under avoidBuggyIPs. */
+export function usableCount(pool: Pool, family: Family): bigint {
   let count = 0n;
   for (const range of pool.ranges) {
     if (range.family !== family) continue;

@@ -7,15 +7,16 @@ import { performance } from "node:perf_hooks";
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
   type FastifyServerOptions,
 } from "fastify";
 import type { Logger } from "pino";
 import type { Webhook } from "../admission/admit.ts";
 import { admitWithClaims, type ClaimedOutcome } from "../admission/claimed-admission.ts";
-import type { AdmissionState } from "../admission/ports.ts";
 import { type AdmissionReviewReply, parseAdmissionReview, reply } from "../admission/review.ts";
 import { oneLine } from "../base/text.ts";
 import type { Metrics } from "./metrics.ts";
+import { HEALTHY, type ProbeAnswer, type ProbeSources, readiness } from "./probes.ts";
 
 /**
  * The largest review an apiserver sends: etcd refuses to store an object over 1.5 MiB (its
@@ -63,21 +64,11 @@ export const DEFAULT_LIMITS: ServerLimits = {
   bodyBytesInFlight: 32 * 1024 * 1024,
 };
 
-export interface AppOptions {
-  readonly state: AdmissionState;
+export interface AppOptions extends ProbeSources {
   readonly logger: Logger;
   readonly metrics?: Metrics;
   /** Certificate, key and `minVersion` of the HTTPS server; absent: plain HTTP (tests, inject). */
   readonly https?: HttpsServerOptions;
-  /** Why TLS cannot serve right now (no certificate, expired), or undefined when it can. */
-  readonly tlsProblem?: () => string | undefined;
-  /**
-   * What is degraded but keeps the webhook ready (a broken watch: ADR 0002); shown in the body of
-   * a 200 /readyz.
-   */
-  readonly degraded?: () => readonly string[];
-  /** True once shutdown began: /readyz turns 503 so endpoints drop this pod while it still serves. */
-  readonly stopping?: () => boolean;
   readonly bodyLimit?: number;
   /** Timeouts and caps against slow and idle clients; the defaults are the production ones. */
   readonly limits?: Partial<ServerLimits>;
@@ -145,13 +136,15 @@ export function buildApp(options: AppOptions): WebhookApp {
   // here, not by fastify, so that every byte held counts against one budget for all requests.
   app.removeAllContentTypeParsers();
   const budget = new ByteBudget(limits.bodyBytesInFlight);
+  const deadlines = new BodyDeadlines(limits.requestTimeoutMs, limits.checkIntervalMs);
+  app.addHook("onClose", async () => deadlines.stop());
   app.addContentTypeParser("application/json", (request, payload, done) => {
     const declared = Number(request.headers["content-length"] ?? 0);
     if (declared > bodyLimit) {
       done(clientError(413, "FST_ERR_CTP_BODY_TOO_LARGE", "body too large"), undefined);
       return;
     }
-    readBody(payload, bodyLimit, budget, limits.requestTimeoutMs, (error, text) => {
+    readBody(payload, bodyLimit, budget, deadlines, (error, text) => {
       if (error !== undefined) {
         done(error, undefined);
         return;
@@ -215,32 +208,10 @@ export function buildApp(options: AppOptions): WebhookApp {
     });
   }
 
-  app.get("/healthz", (_request, response) => {
-    response.type("text/plain; charset=utf-8").send("ok\n");
-  });
-
-  app.get("/readyz", (_request, response) => {
-    const problems: string[] = [];
-    let ready = false;
-    try {
-      ready = state.context().ready;
-    } catch (error) {
-      problems.push(`state unavailable: ${(error as Error).message}`);
-    }
-    if (!ready && problems.length === 0) problems.push("pools and Services are not synced yet");
-    if (options.stopping?.() === true) problems.unshift("shutting down");
-    const tls = options.tlsProblem?.();
-    if (tls !== undefined) problems.push(tls);
-    response.type("text/plain; charset=utf-8");
-    if (problems.length > 0)
-      response.code(503).send(`not ready: ${oneLine(problems.join("; "))}\n`);
-    else {
-      const degraded = options.degraded?.() ?? [];
-      response.send(
-        degraded.length > 0 ? `ok, degraded: ${oneLine(degraded.join("; "))}\n` : "ok\n",
-      );
-    }
-  });
+  const probe = (answer: ProbeAnswer, response: FastifyReply) =>
+    response.code(answer.status).type("text/plain; charset=utf-8").send(answer.text);
+  app.get("/healthz", (_request, response) => probe(HEALTHY, response));
+  app.get("/readyz", (_request, response) => probe(readiness(options), response));
 
   app.setNotFoundHandler((request, response) => {
     response.code(404).send({
@@ -353,20 +324,17 @@ function readBody(
   payload: IncomingMessage,
   limit: number,
   budget: ByteBudget,
-  timeoutMs: number,
+  deadlines: BodyDeadlines,
   then: (error: FastifyError | undefined, text: string) => void,
 ): void {
   const chunks: Buffer[] = [];
   let held = 0;
   let settled = false;
-  // Node's own requestTimeout is not enough: its connection list stops cutting slow requests
-  // once other connections have come and gone (Node 24), so the body has its own deadline. A
-  // body not in by then is not answered: no apiserver is still waiting for it.
-  const deadline = setTimeout(() => payload.socket.destroy(), timeoutMs);
+  deadlines.track(payload);
   const settle = (error: FastifyError | undefined) => {
     if (settled) return;
     settled = true;
-    clearTimeout(deadline);
+    deadlines.untrack(payload);
     payload.removeListener("data", onData);
     budget.give(held);
     const text =
@@ -407,12 +375,53 @@ function readBody(
     // Closed before its end: nobody waits for an answer; the bytes go back.
     if (!settled) {
       settled = true;
-      clearTimeout(deadline);
+      deadlines.untrack(payload);
       budget.give(held);
       held = 0;
       chunks.length = 0;
     }
   });
+}
+
+/**
+ * The deadline of every body being read. Node's own requestTimeout is not enough: its connection
+ * list stops cutting slow requests once other connections have come and gone (Node 24), so
+ * bodies have their own. One sweep every `checkIntervalMs` rather than a timer per request: a
+ * body not in within `timeoutMs` (give or take one interval) loses its connection, unanswered,
+ * as no apiserver is still waiting for it.
+ */
+class BodyDeadlines {
+  readonly #reads = new Map<IncomingMessage, number>();
+  readonly #timeoutMs: number;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(timeoutMs: number, checkIntervalMs: number) {
+    this.#timeoutMs = timeoutMs;
+    this.#timer = setInterval(() => this.#sweep(), Math.min(checkIntervalMs, timeoutMs));
+    this.#timer.unref();
+  }
+
+  track(payload: IncomingMessage): void {
+    this.#reads.set(payload, performance.now());
+  }
+
+  untrack(payload: IncomingMessage): void {
+    this.#reads.delete(payload);
+  }
+
+  #sweep(): void {
+    const cut = performance.now() - this.#timeoutMs;
+    for (const [payload, started] of this.#reads) {
+      // Insertion order is start order: the first one still in time ends the sweep.
+      if (started > cut) return;
+      this.#reads.delete(payload);
+      payload.socket.destroy();
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
 }
 
 /** Fastify's own client errors, said in the webhook's words. */

@@ -25,6 +25,8 @@ export interface ServeConfig {
   readonly host: string;
   readonly tlsCert: string | undefined;
   readonly tlsKey: string | undefined;
+  /** CA bundle (PEM) that a caller's client certificate must be signed by; none: no client auth. */
+  readonly clientCa: string | undefined;
   readonly caOut: string;
   readonly pools: readonly string[];
   readonly standalone: boolean;

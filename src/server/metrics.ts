@@ -7,6 +7,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom
 import { inspectCertificate } from "../certs/inspect.ts";
 import type { ClusterView } from "../ipam/decide.ts";
 import { type PoolUtilisation, poolUtilisation } from "../ipam/utilisation.ts";
+import type { ProbeAnswer } from "./probes.ts";
 
 /** Label value for "no reason" (allowed, assigned, skipped): explicit, so it can be selected. */
 const NO_REASON = "none";
@@ -156,10 +157,25 @@ export class Metrics {
 }
 
 /** `GET /metrics` over plain HTTP; anything else is a 404. */
-export function createMetricsServer(metrics: Metrics): Server {
+/**
+ * The plain-HTTP metrics port: GET /metrics, and the probes (`probes`: /healthz and /readyz as
+ * the admission port answers them), which a kubelet reaches here even when the admission port
+ * requires client certificates.
+ */
+export function createMetricsServer(
+  metrics: Metrics,
+  probes: (path: string) => ProbeAnswer | undefined = () => undefined,
+): Server {
   return createServer((request, response) => {
-    const path = (request.url ?? "").split("?")[0];
-    if (path !== "/metrics" || (request.method !== "GET" && request.method !== "HEAD")) {
+    const path = (request.url ?? "").split("?")[0] ?? "";
+    const read = request.method === "GET" || request.method === "HEAD";
+    const probe = read ? probes(path) : undefined;
+    if (probe !== undefined) {
+      response.writeHead(probe.status, { "content-type": "text/plain; charset=utf-8" });
+      response.end(request.method === "HEAD" ? undefined : probe.text);
+      return;
+    }
+    if (path !== "/metrics" || !read) {
       response.writeHead(404, { "content-type": "application/json" });
       response.end(`${JSON.stringify({ error: "not found; metrics are at GET /metrics" })}\n`);
       return;

@@ -25,8 +25,9 @@ import {
 import type { ServeConfig } from "./config.ts";
 import { createLogger } from "./log.ts";
 import { closeServer, createMetricsServer, listen, Metrics } from "./metrics.ts";
+import { HEALTHY, type ProbeSources, readiness } from "./probes.ts";
 import { ownNamespace, type ServeState, startServeState } from "./serve-state.ts";
-import { secureContextOptions } from "./tls.ts";
+import { clientAuthOptions, readClientCa, secureContextOptions } from "./tls.ts";
 
 /** How serving ended. */
 export type ServeOutcome =
@@ -66,6 +67,12 @@ export async function serve(config: ServeConfig, hooks: ServeHooks): Promise<Ser
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
   const caFile = await writeGeneratedCa(config, first.value.ca);
   if (!caFile.ok) return usage(caFile.error);
+  let clientCa: string | undefined;
+  try {
+    clientCa = config.clientCa === undefined ? undefined : await readClientCa(config.clientCa);
+  } catch (error) {
+    return usage(errorLine(error));
+  }
 
   const live: Live = {
     state: undefined,
@@ -96,17 +103,22 @@ export async function serve(config: ServeConfig, hooks: ServeHooks): Promise<Ser
   const { state, release } = started.value;
   live.state = state;
 
-  const app = buildApp({
+  const probeSources: ProbeSources = {
     state,
-    logger,
-    metrics,
-    https: secureContextOptions(live.served),
     tlsProblem: () => servingProblem(live.upkeep, live.served),
     stopping: () => live.stopping,
     degraded: () =>
       (state.failing ?? []).map(({ resource, error }) => `${resource} watch failing: ${error}`),
+  };
+  const app = buildApp({
+    ...probeSources,
+    logger,
+    metrics,
+    https: { ...secureContextOptions(live.served, clientCa), ...clientAuthOptions(clientCa) },
   });
-  const metricsServer = createMetricsServer(metrics);
+  const metricsServer = createMetricsServer(metrics, (path) =>
+    path === "/healthz" ? HEALTHY : path === "/readyz" ? readiness(probeSources) : undefined,
+  );
   const ports = await listenBoth(config, app, metricsServer);
   if (!ports.ok) {
     logger.fatal({ err: ports.error }, "cannot listen");
@@ -121,7 +133,7 @@ export async function serve(config: ServeConfig, hooks: ServeHooks): Promise<Ser
     namespace.value,
     logger,
     (next) => {
-      app.server.setSecureContext(secureContextOptions(next));
+      app.server.setSecureContext(secureContextOptions(next, clientCa));
       live.served = next;
     },
   );

@@ -8,6 +8,8 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { createSecureContext, type SecureContextOptions } from "node:tls";
 import { errorLine } from "../base/text.ts";
+import { splitPem } from "../certs/bundle.ts";
+import { inspectCertificate } from "../certs/inspect.ts";
 import type { Certificate } from "../certs/issue.ts";
 
 /**
@@ -27,10 +29,19 @@ export const CIPHERS = [
   "ECDHE-RSA-CHACHA20-POLY1305",
 ].join(":");
 
-export function secureContextOptions(certificate: Certificate): SecureContextOptions {
+/**
+ * The secure context of the admission port: `certificate` served, and with `clientCa` the CAs a
+ * caller's client certificate is verified against (the server options of `clientAuthOptions`
+ * make one required).
+ */
+export function secureContextOptions(
+  certificate: Certificate,
+  clientCa?: string,
+): SecureContextOptions {
   return {
     cert: certificate.cert,
     key: certificate.key,
+    ...(clientCa !== undefined && { ca: clientCa }),
     minVersion: "TLSv1.2",
     maxVersion: "TLSv1.3",
     ciphers: CIPHERS,
@@ -64,6 +75,37 @@ export async function readCertificate(certFile: string, keyFile: string): Promis
   };
   checkCertificate(certificate);
   return certificate;
+}
+
+/**
+ * With a client CA, a caller without a client certificate it signed fails the TLS handshake: no
+ * request of it is read. Without, no certificate is asked for.
+ */
+export function clientAuthOptions(clientCa: string | undefined): {
+  readonly requestCert: boolean;
+  readonly rejectUnauthorized: boolean;
+} {
+  return { requestCert: clientCa !== undefined, rejectUnauthorized: clientCa !== undefined };
+}
+
+/** Reads a CA bundle for client authentication; one-line errors name the file. */
+export async function readClientCa(file: string): Promise<string> {
+  let pem: string;
+  try {
+    pem = await readFile(file, "utf8");
+  } catch (error) {
+    throw new Error(`cannot read --client-ca ${file}: ${errorLine(error)}`);
+  }
+  const blocks = splitPem(pem);
+  if (blocks.length === 0) {
+    throw new Error(
+      `--client-ca ${file} holds no PEM certificate; give the CA bundle that signs the API server's client certificate`,
+    );
+  }
+  if (blocks.some((block) => inspectCertificate(block) === undefined)) {
+    throw new Error(`--client-ca ${file}: a certificate in it does not parse`);
+  }
+  return pem;
 }
 
 /** Writes a PEM (creating its directory); the CA is public, so the file is world-readable. */

@@ -10,7 +10,7 @@ import type { Grant } from "../../src/admission/holds.ts";
 import type { AdmissionState, ClaimResult } from "../../src/admission/ports.ts";
 import { ServiceUsage } from "../../src/cluster/service-usage.ts";
 import { formatAddress, parseAddress } from "../../src/ipam/address.ts";
-import { policyFor } from "../../src/ipam/decide.ts";
+import { holderOf, policyFor } from "../../src/ipam/decide.ts";
 import type { ServiceObject } from "../../src/ipam/service.ts";
 import { type Holder, mayShare } from "../../src/ipam/usage.ts";
 import {
@@ -201,6 +201,46 @@ describe("admitWithClaims", () => {
     assert.deepEqual(outcome.grant?.addresses.map(formatAddress), ["192.168.35.101"]);
     assert.deepEqual(outcome.lostClaims, ["192.168.35.100 (team-b/first)"]);
     assert.deepEqual(holders(a.usage, "192.168.35.100"), ["team-b/first"]);
+  });
+
+  it("a Service not created yet, reviewed again and again, gets the address granted to it before", async () => {
+    const arbiter = new Arbiter();
+    const [a, b] = [replica(arbiter), replica(arbiter)];
+    const granted = async (on: Replica) =>
+      (await on.review("mutate", autoAssign("retry"))).grant?.addresses.map(formatAddress);
+    const first = await granted(a);
+    assert.deepEqual(first, ["192.168.35.100"]);
+    // The create failed after the mutation (a later webhook refused it); the client retries.
+    for (let i = 0; i < 5; i += 1) assert.deepEqual(await granted(a), first);
+    // On the other replica, which knows the grant from its claim (the claims watch).
+    const claimant = holders(a.usage, "192.168.35.100");
+    assert.deepEqual(claimant, ["team-a/retry"]);
+    const claimed = parseAddress("192.168.35.100");
+    assert.ok(claimed.ok);
+    b.usage.putClaim("claim:ip-192-168-35-100", holderOf(autoAssign("retry"), policy), [
+      claimed.value,
+    ]);
+    assert.deepEqual(await granted(b), first);
+    assert.equal(arbiter.claims.size, 1, "one claim, not one per review");
+    // Another Service still gets the next address.
+    const other = await a.review("mutate", autoAssign("other"));
+    assert.deepEqual(other.grant?.addresses.map(formatAddress), ["192.168.35.101"]);
+  });
+
+  it("a repeated review keeps the expiry of the first grant's hold", () => {
+    const alone = replica(undefined);
+    const grant = (now: number) => {
+      const outcome = admitWithClaims("mutate", request(review(autoAssign("retry"))), alone.state, {
+        now: () => now,
+      });
+      assert.ok(!(outcome instanceof Promise));
+      return outcome.grant?.addresses.map(formatAddress);
+    };
+    assert.deepEqual(grant(0), ["192.168.35.100"]);
+    assert.deepEqual(grant(20_000), ["192.168.35.100"]);
+    // 30 s (the hold's time to live) after the first grant, not after the last repeat.
+    assert.equal(alone.usage.expire(30_001), 1);
+    assert.deepEqual(holders(alone.usage, "192.168.35.100"), []);
   });
 
   it("an explicit request that loses its claim is refused AddressInUse naming the holder", async () => {

@@ -154,8 +154,9 @@ function checkDeployment(objs: Obj[], render: string): void {
     const get = c[probe]?.httpGet as Obj | undefined;
     assert.ok(get, `${render}: ${probe} is an httpGet`);
     assert.equal(get.path, path, `${render}: ${probe} path`);
-    assert.equal(get.scheme, "HTTPS", `${render}: ${probe} scheme`);
-    assert.equal(portOf(get.port), 8443, `${render}: ${probe} port`);
+    // The metrics port: with --client-ca the admission port refuses a kubelet's probe.
+    assert.equal(get.scheme, "HTTP", `${render}: ${probe} scheme`);
+    assert.equal(portOf(get.port), 9090, `${render}: ${probe} port`);
   }
 
   assert.ok(c.resources?.requests?.cpu, `${render}: cpu request`);
@@ -261,6 +262,7 @@ describe("deploy/: kustomize base and Helm chart", () => {
       rules("ClusterRole", "lb-ip-guard"),
       ruleSet([
         { apiGroups: [""], resources: ["services", "namespaces"], verbs: ["list", "watch"] },
+        { apiGroups: [""], resources: ["events"], verbs: ["create"] },
         { apiGroups: ["metallb.io"], resources: ["ipaddresspools"], verbs: ["list", "watch"] },
         {
           apiGroups: ["admissionregistration.k8s.io"],

@@ -1,6 +1,6 @@
 // Two `lb-ip-guard serve` replicas against one real apiserver, with the address claims (Leases)
-// as the only thing they share. The apiserver calls one URL: a TCP round-robin proxy in this test
-// that hands each new connection to the next live replica, TLS passing through untouched (the
+// as the only thing they share. The apiserver calls one URL: a TCP round-robin proxy (the harness's
+// startRoundRobinProxy) that hands each new connection to the next live replica, TLS passing through untouched (the
 // caBundle holds both replicas' CAs). Two entries per webhook configuration would make the
 // apiserver call both replicas for every Service, so each grant would be claimed twice by one
 // request, which tests nothing about two requests racing; alternation by connection is what a
@@ -15,11 +15,17 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { connect, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { k8sAssets } from "../../scripts/k8s-assets.ts";
-import { type ControlPlane, describeE2E, metricSum, startControlPlane } from "./harness.ts";
+import {
+  type ControlPlane,
+  describeE2E,
+  metricSum,
+  type RoundRobinProxy,
+  startControlPlane,
+  startRoundRobinProxy,
+} from "./harness.ts";
 
 const NAMESPACE = "lb-ip-guard";
 const APPS = "team-ha";
@@ -71,60 +77,6 @@ async function startReplica(cp: ControlPlane, name: string): Promise<Replica> {
       } catch {}
       await webhook.stop();
     },
-  };
-}
-
-/** Each new connection goes to the next replica still alive (and to another if connecting fails). */
-async function startProxy(ports: readonly number[]): Promise<{
-  url: string;
-  served: number[];
-  down: Set<number>;
-  close(): Promise<void>;
-}> {
-  const served = ports.map(() => 0);
-  const down = new Set<number>();
-  const sockets = new Set<Socket>();
-  let next = 0;
-  const server: Server = createServer((client) => {
-    sockets.add(client);
-    client.on("close", () => sockets.delete(client));
-    client.on("error", () => client.destroy());
-    const tryBackend = (left: number) => {
-      const candidates = ports.map((_, i) => (next + i) % ports.length).filter((i) => !down.has(i));
-      const index = candidates[0];
-      if (index === undefined || left === 0) {
-        client.destroy();
-        return;
-      }
-      next = index + 1;
-      const backend = connect(ports[index] as number, "127.0.0.1");
-      sockets.add(backend);
-      backend.on("close", () => sockets.delete(backend));
-      backend.once("connect", () => {
-        served[index] = (served[index] ?? 0) + 1;
-        client.pipe(backend).pipe(client);
-        backend.on("error", () => client.destroy());
-        backend.on("close", () => client.destroy());
-        client.on("close", () => backend.destroy());
-      });
-      backend.once("error", () => {
-        if (backend.connecting) tryBackend(left - 1);
-      });
-    };
-    tryBackend(ports.length);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  const port = typeof address === "object" && address !== null ? address.port : 0;
-  return {
-    url: `https://127.0.0.1:${port}`,
-    served,
-    down,
-    close: () =>
-      new Promise((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
   };
 }
 
@@ -313,7 +265,7 @@ await describeE2E("two replicas share address claims (Leases) through the real a
   let kubectl: string;
   let a: Replica;
   let b: Replica;
-  let proxy: Awaited<ReturnType<typeof startProxy>>;
+  let proxy: RoundRobinProxy;
   /** Claims made outside the tests' Services (adoption fixture). */
   const foreign = new Set<string>();
 
@@ -361,7 +313,7 @@ await describeE2E("two replicas share address claims (Leases) through the real a
       }),
     });
     [a, b] = await Promise.all([startReplica(cp, "replica-a"), startReplica(cp, "replica-b")]);
-    proxy = await startProxy([a.port, b.port]);
+    proxy = await startRoundRobinProxy([a.port, b.port]);
     await cp.registerWebhook(proxy.url, `${a.caPem}\n${b.caPem}`);
     // The apiserver loads webhook configurations asynchronously: probe until our answer comes.
     const probe = JSON.stringify(explicit("probe", "10.99.0.1"));
@@ -459,6 +411,47 @@ await describeE2E("two replicas share address claims (Leases) through the real a
       [...leases.value.values()].filter(({ holder }) => holder.startsWith(`${APPS}/auto-`)).length,
       50,
     );
+  });
+
+  it("one grant, two replicas, exactly one Event on the Service: AddressAssigned or AddressGranted, naming the pool", async () => {
+    await cp.kubectl(["create", "-f", "-"], {
+      stdin: JSON.stringify({
+        apiVersion: "v1",
+        kind: "List",
+        items: [autoAssigned("evented-auto"), explicit("evented-ip", "10.60.0.200")],
+      }),
+    });
+    const eventsOf = async (name: string) => {
+      const { stdout } = await cp.kubectl([
+        "get",
+        "events",
+        "-n",
+        APPS,
+        "--field-selector",
+        `involvedObject.kind=Service,involvedObject.name=${name}`,
+        "-o",
+        'jsonpath={range .items[*]}{.reason} {.message}{"\\n"}{end}',
+      ]);
+      return stdout.split("\n").filter((line) => line !== "");
+    };
+    const assigned = await eventually("the auto-assigned Service's Event", async () => {
+      const found = await eventsOf("evented-auto");
+      return found.length > 0 ? found : undefined;
+    });
+    await eventually("the granted Service's Event", async () =>
+      (await eventsOf("evented-ip")).length > 0 ? true : undefined,
+    );
+    // Both replicas watched both Services appear; give a second writer time to show up.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    assert.deepEqual(await eventsOf("evented-auto"), assigned.value);
+    assert.equal(assigned.value.length, 1);
+    assert.match(
+      assigned.value[0] ?? "",
+      /^AddressAssigned lb-ip-guard assigned 10\.60\.0\.\d+ from pool "auto"$/,
+    );
+    assert.deepEqual(await eventsOf("evented-ip"), [
+      'AddressGranted lb-ip-guard granted 10.60.0.200 from pool "auto"',
+    ]);
   });
 
   it("a replica frozen and SIGKILLed during a load of auto-assigns: no duplicate, no leaked claim after the grace period", async (t) => {

@@ -13,7 +13,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { appendFileSync, closeSync, openSync, rmSync } from "node:fs";
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { request } from "node:https";
-import { createServer } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -71,6 +71,11 @@ export interface ControlPlane {
   apiserverUrl: string;
   /** The cluster CA (it signed the apiserver's serving cert and the admin client cert). */
   caPem: string;
+  /**
+   * The client certificate the apiserver presents to every webhook (its AdmissionConfiguration),
+   * for a test that calls a webhook started with `--client-ca` directly, as the apiserver would.
+   */
+  webhookClient: { cert: string; key: string };
   /** Runs the real kubectl against this control plane. Throws on a non-zero exit unless allowFailure. */
   kubectl(args: string[], options?: KubectlOptions): Promise<KubectlResult>;
   /**
@@ -152,10 +157,15 @@ export interface WebhookOptions {
    */
   namespace?: string;
   /**
-   * Flags added to `serve --kubeconfig … --namespace … --tls-cert … --tls-key … --host 127.0.0.1
-   * --port 0 --metrics-port 0 --shutdown-delay 0`.
+   * Flags added to `serve --kubeconfig … --namespace … --tls-cert … --tls-key … --client-ca …
+   * --host 127.0.0.1 --port 0 --metrics-port 0 --shutdown-delay 0`.
    */
   args?: string[];
+  /**
+   * Whether callers must present a client certificate signed by the control plane's CA (the
+   * apiserver presents one to every webhook): default true; false drops `--client-ca`.
+   */
+  clientAuth?: boolean;
 }
 
 export interface WebhookProcess extends ServerProcess {
@@ -378,6 +388,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       "--endpoint-reconciler-type=none",
       // No controller-manager runs, so nothing would create the ServiceAccount tokens it expects.
       "--disable-admission-plugins=ServiceAccount",
+      `--admission-control-config-file=${pki.admissionConfig}`,
       "--profiling=false",
       ...(options.apiserverArgs ?? []),
     ]);
@@ -422,10 +433,11 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       kubeconfigPath,
       apiserverUrl,
       caPem: pki.caPem,
+      webhookClient: { cert: pki.webhookClientCertPem, key: pki.webhookClientKeyPem },
       kubectl,
       registerWebhook,
       startWebhook: (webhookOptions = {}) =>
-        startWebhook(l, kubeconfigPath, kubectl, registerWebhook, webhookOptions),
+        startWebhook(l, kubeconfigPath, kubectl, registerWebhook, pki, webhookOptions),
       installCrds,
       startMetalLB: (metallbOptions) =>
         startMetalLB(l, kubeconfigPath, kubectl, installCrds, metallbOptions),
@@ -445,6 +457,7 @@ async function startWebhook(
   kubeconfigPath: string,
   kubectl: ControlPlane["kubectl"],
   registerWebhook: ControlPlane["registerWebhook"],
+  pki: Pki,
   options: WebhookOptions,
 ): Promise<WebhookProcess> {
   const name = `webhook-${++webhookCount}`;
@@ -469,6 +482,8 @@ async function startWebhook(
     "--port=0",
     "--metrics-port=0",
     "--shutdown-delay=0",
+    // Callers must present the apiserver's webhook client certificate (see writeCertificates).
+    ...(options.clientAuth === false ? [] : [`--client-ca=${pki.ca}`]),
     ...(options.args ?? []),
   ]);
   const stop = gracefulStop(child);
@@ -500,7 +515,11 @@ async function startWebhook(
     });
     const url = `https://127.0.0.1:${port}`;
     await waitFor(`lb-ip-guard serve (${name}) /readyz`, child, logFile, () =>
-      httpsOk(`${url}/readyz`, { ca: tls.caPem }),
+      httpsOk(`${url}/readyz`, {
+        ca: tls.caPem,
+        cert: pki.webhookClientCertPem,
+        key: pki.webhookClientKeyPem,
+      }),
     );
     const register = async (timeoutMs = 30_000) => {
       await registerWebhook(url, tls.caPem);
@@ -802,7 +821,6 @@ function httpsOk(url: string, tls: { ca: string; cert?: string; key?: string }):
   });
 }
 
-/** A port free right now on 127.0.0.1 (bound to 0, then released). */
 /**
  * The sum of the samples on the lines of a /metrics page that match `pattern` (0 when the page
  * cannot be read).
@@ -818,6 +836,73 @@ export async function metricSum(metricsUrl: string, pattern: RegExp): Promise<nu
   return total;
 }
 
+/** A TCP proxy in front of webhook replicas, as a Service in front of pods: one URL, TLS untouched. */
+export interface RoundRobinProxy {
+  /** https://127.0.0.1:PORT */
+  url: string;
+  /** Connections handed to each backend, by its index in `ports`. */
+  served: number[];
+  /** Indexes of backends new connections avoid (a replica taken down on purpose). */
+  down: Set<number>;
+  close(): Promise<void>;
+}
+
+/**
+ * Each new connection goes to the next backend port still up (and to another if connecting
+ * fails); the bytes pass through untouched, so the caBundle must hold every backend's CA.
+ */
+export async function startRoundRobinProxy(ports: readonly number[]): Promise<RoundRobinProxy> {
+  const served = ports.map(() => 0);
+  const down = new Set<number>();
+  const sockets = new Set<Socket>();
+  let next = 0;
+  const server: Server = createServer((client) => {
+    // Small writes go out at once both ways, as they would without the proxy.
+    client.setNoDelay(true);
+    sockets.add(client);
+    client.on("close", () => sockets.delete(client));
+    client.on("error", () => client.destroy());
+    const tryBackend = (left: number) => {
+      const candidates = ports.map((_, i) => (next + i) % ports.length).filter((i) => !down.has(i));
+      const index = candidates[0];
+      if (index === undefined || left === 0) {
+        client.destroy();
+        return;
+      }
+      next = index + 1;
+      const backend = connect(ports[index] as number, "127.0.0.1");
+      backend.setNoDelay(true);
+      sockets.add(backend);
+      backend.on("close", () => sockets.delete(backend));
+      backend.once("connect", () => {
+        served[index] = (served[index] ?? 0) + 1;
+        client.pipe(backend).pipe(client);
+        backend.on("error", () => client.destroy());
+        backend.on("close", () => client.destroy());
+        client.on("close", () => backend.destroy());
+      });
+      backend.once("error", () => {
+        if (backend.connecting) tryBackend(left - 1);
+      });
+    };
+    tryBackend(ports.length);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  const port = typeof address === "object" && address !== null ? address.port : 0;
+  return {
+    url: `https://127.0.0.1:${port}`,
+    served,
+    down,
+    close: () =>
+      new Promise((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A port free right now on 127.0.0.1 (bound to 0, then released). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -894,6 +979,10 @@ interface Pki {
   saPrivate: string;
   adminCertPem: string;
   adminKeyPem: string;
+  /** What the apiserver presents to every webhook (its AdmissionConfiguration), signed by `ca`. */
+  admissionConfig: string;
+  webhookClientCertPem: string;
+  webhookClientKeyPem: string;
 }
 
 async function writeCertificates(dir: string): Promise<Pki> {
@@ -903,13 +992,8 @@ async function writeCertificates(dir: string): Promise<Pki> {
     ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
     ["127.0.0.1", "10.0.0.1"], // 10.0.0.1: the `kubernetes` Service's ClusterIP
   );
-  // The apiserver maps the client certificate's CN to the user and O to groups.
-  const admin = await generate(
-    [
-      { name: "commonName", value: "admin" },
-      { name: "organizationName", value: "system:masters" },
-    ],
-    {
+  const clientCertificate = (subject: { name: string; value: string }[]) =>
+    generate(subject, {
       keyType: "ec",
       algorithm: "sha256",
       ca,
@@ -918,8 +1002,43 @@ async function writeCertificates(dir: string): Promise<Pki> {
         { name: "keyUsage", digitalSignature: true, critical: true },
         { name: "extKeyUsage", clientAuth: true },
       ],
-    },
-  );
+    });
+  // The apiserver maps the client certificate's CN to the user and O to groups.
+  const admin = await clientCertificate([
+    { name: "commonName", value: "admin" },
+    { name: "organizationName", value: "system:masters" },
+  ]);
+  // The client certificate the apiserver presents to webhooks, as Kubernetes documents webhook
+  // authentication: an AdmissionConfiguration naming a kubeconfig whose user "*" holds it.
+  const webhookClient = await clientCertificate([
+    { name: "commonName", value: "kube-apiserver-webhooks" },
+  ]);
+  const b64 = (text: string) => Buffer.from(text).toString("base64");
+  const webhookKubeconfig = stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    users: [
+      {
+        name: "*",
+        user: {
+          "client-certificate-data": b64(webhookClient.cert),
+          "client-key-data": b64(webhookClient.private),
+        },
+      },
+    ],
+  });
+  const admissionConfig = stringify({
+    apiVersion: "apiserver.config.k8s.io/v1",
+    kind: "AdmissionConfiguration",
+    plugins: ["ValidatingAdmissionWebhook", "MutatingAdmissionWebhook"].map((name) => ({
+      name,
+      configuration: {
+        apiVersion: "apiserver.config.k8s.io/v1",
+        kind: "WebhookAdmissionConfiguration",
+        kubeConfigFile: join(dir, "webhook-kubeconfig.yaml"),
+      },
+    })),
+  });
   // Service-account token signing keys (the apiserver refuses to start without them).
   const sa = generateKeyPairSync("ec", {
     namedCurve: "P-256",
@@ -932,6 +1051,8 @@ async function writeCertificates(dir: string): Promise<Pki> {
     "apiserver.key": serving.key,
     "sa.pub": sa.publicKey,
     "sa.key": sa.privateKey,
+    "webhook-kubeconfig.yaml": webhookKubeconfig,
+    "admission-config.yaml": admissionConfig,
   };
   for (const [name, pem] of Object.entries(files)) {
     await writeFile(join(dir, name), pem, { mode: 0o600 });
@@ -945,6 +1066,9 @@ async function writeCertificates(dir: string): Promise<Pki> {
     saPrivate: join(dir, "sa.key"),
     adminCertPem: admin.cert,
     adminKeyPem: admin.private,
+    admissionConfig: join(dir, "admission-config.yaml"),
+    webhookClientCertPem: webhookClient.cert,
+    webhookClientKeyPem: webhookClient.private,
   };
 }
 

@@ -47,16 +47,27 @@ export interface HttpsAnswer {
   readonly headers: Record<string, string | string[] | undefined>;
 }
 
-/** One HTTPS request trusting only `ca`. */
+/** One HTTPS request trusting only `ca`, presenting `client` when given. */
 export function httpsCall(
   url: string,
   ca: string,
-  options: { method?: string; body?: string; headers?: Record<string, string> } = {},
+  options: {
+    method?: string;
+    body?: string;
+    headers?: Record<string, string>;
+    client?: { readonly cert: string; readonly key: string };
+  } = {},
 ): Promise<HttpsAnswer> {
   return new Promise((resolve, reject) => {
     const call = httpsRequest(
       url,
-      { method: options.method ?? "GET", ca, headers: options.headers, agent: false },
+      {
+        method: options.method ?? "GET",
+        ca,
+        headers: options.headers,
+        agent: false,
+        ...options.client,
+      },
       (response) => {
         const chunks: Buffer[] = [];
         response.on("data", (chunk: Buffer) => chunks.push(chunk));

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { closeServer, createMetricsServer, listen, Metrics } from "../../src/server/metrics.ts";
+import { HEALTHY, type ProbeSources, readiness } from "../../src/server/probes.ts";
 import { harness } from "./helpers.ts";
 
 describe("metrics port", () => {
@@ -24,6 +25,35 @@ describe("metrics port", () => {
       const missing = await fetch(`http://127.0.0.1:${port}/`);
       assert.equal(missing.status, 404);
       assert.match(((await missing.json()) as { error: string }).error, /GET \/metrics/);
+    } finally {
+      await closeServer(server);
+    }
+  });
+
+  it("answers the probes too, as the admission port does (kubelets reach it without a client certificate)", async () => {
+    const h = harness();
+    let ready = false;
+    const sources: ProbeSources = {
+      state: {
+        context: () => ({ ...h.state.context(), ready }),
+        record: (grant, now) => h.state.record(grant, now),
+      },
+    };
+    const server = createMetricsServer(new Metrics({ view: () => h.state.view }), (path) =>
+      path === "/healthz" ? HEALTHY : path === "/readyz" ? readiness(sources) : undefined,
+    );
+    const port = await listen(server, 0, "127.0.0.1");
+    try {
+      const get = async (path: string) => {
+        const response = await fetch(`http://127.0.0.1:${port}${path}`);
+        return `${response.status} ${await response.text()}`;
+      };
+      assert.equal(await get("/healthz"), "200 ok\n");
+      assert.equal(await get("/readyz"), "503 not ready: pools and Services are not synced yet\n");
+      ready = true;
+      assert.equal(await get("/readyz"), "200 ok\n");
+      const posted = await fetch(`http://127.0.0.1:${port}/readyz`, { method: "POST" });
+      assert.equal(posted.status, 404);
     } finally {
       await closeServer(server);
     }

@@ -4,20 +4,27 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { mkdtemp, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type ConnectionOptions, connect, type TLSSocket } from "node:tls";
 import { pino } from "pino";
+import { generate } from "selfsigned";
 import {
   type Certificate,
   type GeneratedCertificate,
+  generateCa,
   generateCertificate,
+  type KeyPair,
+  validityWindow,
 } from "../../src/certs/issue.ts";
 import { buildApp } from "../../src/server/app.ts";
 import {
   CertificateWatcher,
+  clientAuthOptions,
   readCertificate,
+  readClientCa,
   secureContextOptions,
   writePem,
 } from "../../src/server/tls.ts";
@@ -76,11 +83,12 @@ describe("HTTPS", () => {
         httpsCall(`https://127.0.0.1:${port}/healthz`, (await generateCertificate()).ca),
         /self-signed|unable to verify|certificate/i,
       );
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      assert.ok(
-        logs.some((line) => /TLS handshake failed/.test(line)),
-        "a refused handshake is logged",
-      );
+      // The server sees the refusal a moment after the client does (later on a loaded machine).
+      const logged = () => logs.some((line) => /TLS handshake failed/.test(line));
+      for (let waited = 0; !logged() && waited < 3000; waited += 50) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.ok(logged(), "a refused handshake is logged");
       await assert.rejects(
         new Promise((resolve, reject) => {
           const socket = connect(
@@ -246,5 +254,87 @@ describe("HTTPS", () => {
       readCertificate(join(directory, "none.crt"), join(directory, "none.key")),
       /cannot read --tls-cert/,
     );
+  });
+});
+
+/** A client certificate (clientAuth) signed by `ca`, as an API server's for its webhooks. */
+async function clientCertificate(ca: KeyPair): Promise<Certificate> {
+  const window = validityWindow(Date.now(), 3_600_000);
+  const made = await generate([{ name: "commonName", value: "kube-apiserver" }], {
+    keyType: "ec",
+    algorithm: "sha256",
+    notBeforeDate: window.notBefore,
+    notAfterDate: window.notAfter,
+    ca: { cert: ca.cert, key: ca.key },
+    extensions: [{ name: "extKeyUsage", clientAuth: true }],
+  });
+  return { cert: made.cert, key: made.private };
+}
+
+/** POST /validate with the example review, presenting `client` (or no certificate). */
+async function validateAs(port: number, ca: string, client?: Certificate): Promise<number> {
+  const answer = await httpsCall(`https://localhost:${port}/validate`, ca, {
+    method: "POST",
+    body: EXAMPLE,
+    headers: { "content-type": "application/json" },
+    ...(client !== undefined && { client }),
+  });
+  return answer.status;
+}
+
+describe("caller authentication (--client-ca)", () => {
+  it("answers only callers whose client certificate the client CA signed; others fail the handshake", async () => {
+    const serving = await generateCertificate();
+    const window = validityWindow(Date.now(), 3_600_000);
+    const apiserverCa = await generateCa("apiserver client CA", window);
+    const otherCa = await generateCa("someone else's CA", window);
+    const h = harness();
+    const app = buildApp({
+      state: h.state,
+      logger: pino({ level: "silent" }),
+      https: {
+        ...secureContextOptions(serving, apiserverCa.cert),
+        ...clientAuthOptions(apiserverCa.cert),
+      },
+    });
+    await app.listen({ port: 0, host: "127.0.0.1" });
+    try {
+      const port = (app.server.address() as AddressInfo).port;
+      assert.equal(await validateAs(port, serving.ca, await clientCertificate(apiserverCa)), 200);
+      await assert.rejects(
+        validateAs(port, serving.ca),
+        /certificate required|socket hang up|ECONNRESET/,
+      );
+      await assert.rejects(
+        validateAs(port, serving.ca, await clientCertificate(otherCa)),
+        /unknown ca|bad certificate|socket hang up|ECONNRESET/,
+      );
+      assert.equal(h.state.context().ready, true, "the server still serves");
+      assert.equal(await validateAs(port, serving.ca, await clientCertificate(apiserverCa)), 200);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("without a client CA no certificate is asked for", () => {
+    assert.deepEqual(clientAuthOptions(undefined), {
+      requestCert: false,
+      rejectUnauthorized: false,
+    });
+  });
+
+  it("a client CA file without a certificate is refused in one line naming it", async () => {
+    const directory = await mkdtemp(join(tmpdir(), "lb-ip-guard-client-ca-"));
+    try {
+      const file = join(directory, "ca.pem");
+      await writeFile(file, "not a certificate\n");
+      await assert.rejects(readClientCa(file), /--client-ca .*ca\.pem holds no PEM certificate/);
+      await assert.rejects(readClientCa(join(directory, "missing.pem")), /cannot read --client-ca/);
+      const window = validityWindow(Date.now(), 3_600_000);
+      await writeFile(file, (await generateCa("a CA", window)).cert);
+      assert.match(await readClientCa(file), /BEGIN CERTIFICATE/);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
   });
 });

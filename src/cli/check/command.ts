@@ -5,22 +5,19 @@
 // created. Here: the arguments and the run; the input in ./input.ts, the replay through the
 // webhook's admission path in ./replay.ts, the report and --assign in ./report.ts.
 
-import { parseArgs } from "node:util";
-import { type Policy, policyFor } from "../../ipam/decide.ts";
-import { type MetalLBVersion, parseMetalLBVersion } from "../../ipam/metallb-version.ts";
+import type { Policy } from "../../ipam/decide.ts";
+import type { Labels } from "../../ipam/labels.ts";
 import type { PoolSet } from "../../ipam/pool.ts";
 import type { ServiceObject } from "../../ipam/service.ts";
-import { ManifestError, ManifestLoader, type ManifestObject } from "../../manifests/loader.ts";
+import type { ManifestObject } from "../../manifests/loader.ts";
 import {
-  asService,
-  auditOrder,
-  clusterObjects,
-  collectNamespaces,
-  collectPools,
-  InputError,
-  loadPoolSources,
-  refOf,
-} from "./input.ts";
+  loadSources,
+  parseSourceArgs,
+  runWithSources,
+  type Sources,
+  sourcesOf,
+} from "../sources.ts";
+import { asService, refOf } from "./input.ts";
 import { Replay } from "./replay.ts";
 import {
   applyAssignments,
@@ -33,7 +30,7 @@ import {
 export const CHECK_SUMMARY = "check Service manifests against MetalLB pools, offline (for CI)";
 
 export const CHECK_USAGE = `Usage: lb-ip-guard check [PATH|-]... [--pools FILE]... [--existing FILE]...
-                         [--cluster [--kubeconfig FILE]]
+                         [--cluster [--kubeconfig FILE] [--context NAME]]
                          [--format text|json] [--assign] [--load-balancer-class NAME]
                          [--metallb-version VERSION] [--allocate all|annotated]
 
@@ -65,6 +62,7 @@ Inputs:
                             nothing); --pools and --existing add to them
   --kubeconfig FILE         the cluster for --cluster (default: $KUBECONFIG, ~/.kube/config,
                             in-cluster)
+  --context NAME            the kubeconfig context for --cluster (default: its current one)
 
 Options:
   --format text|json        text (default): one line per Service and a summary;
@@ -114,158 +112,56 @@ export const EXIT = { ok: 0, denied: 1, usage: 2 } as const;
 type Format = "text" | "json";
 
 interface CheckOptions {
-  readonly paths: readonly string[];
-  readonly pools: readonly string[];
-  readonly existing: readonly string[];
-  readonly cluster: { readonly kubeconfig?: string } | undefined;
+  readonly sources: Sources;
   readonly format: Format;
   readonly assign: boolean;
-  readonly loadBalancerClass: string | undefined;
-  /** Given with --metallb-version; with --cluster, read from the cluster when not given. */
-  readonly metallbVersion: MetalLBVersion | undefined;
   readonly allocation: Policy["allocation"];
 }
 
 export function runCheck(args: readonly string[], io: CheckIO): Promise<number> {
-  return runCommand(
-    {
-      name: "check",
-      usage: CHECK_USAGE,
-      parse: parseCheckArgs,
-      run: (options) => report(options, io),
-    },
+  return runWithSources(
+    { name: "check", usage: CHECK_USAGE },
     args,
     io,
+    parseCheckArgs,
+    async (options) => {
+      const outcome = await check(options, io);
+      const reportText =
+        options.format === "json"
+          ? `${JSON.stringify(outcome.report, null, 2)}\n`
+          : formatText(outcome.report, outcome.serviceWarnings);
+      for (const warning of outcome.warnings) io.stderr(`lb-ip-guard check: warning: ${warning}\n`);
+      const denied = outcome.report.summary.denied > 0;
+      if (options.assign) {
+        io.stderr(reportText);
+        if (!denied) io.stdout(outcome.assigned);
+      } else {
+        io.stdout(reportText);
+      }
+      return denied ? EXIT.denied : EXIT.ok;
+    },
   );
 }
 
-async function report(options: CheckOptions, io: CheckIO): Promise<number> {
-  const outcome = await check(options, io);
-  const reportText =
-    options.format === "json"
-      ? `${JSON.stringify(outcome.report, null, 2)}\n`
-      : formatText(outcome.report, outcome.serviceWarnings);
-  for (const warning of outcome.warnings) io.stderr(`lb-ip-guard check: warning: ${warning}\n`);
-  const denied = outcome.report.summary.denied > 0;
-  if (options.assign) {
-    io.stderr(reportText);
-    if (!denied) io.stdout(outcome.assigned);
-  } else {
-    io.stdout(reportText);
-  }
-  return denied ? EXIT.denied : EXIT.ok;
-}
-
-/** What runCommand needs of a command that reads manifests. */
-export interface ManifestCommand<Options> {
-  readonly name: string;
-  readonly usage: string;
-  /** Throws on a usage error (its message is shown, shortened by usageProblem). */
-  readonly parse: (args: readonly string[]) => Options | "help";
-  readonly run: (options: Options) => Promise<number>;
-}
-
-/**
- * The frame of check and convert: the arguments parsed (a usage error is exit 2), --help, and
- * bad input (a ManifestError or an InputError) reported one line each with exit 2.
- */
-export async function runCommand<Options>(
-  command: ManifestCommand<Options>,
-  args: readonly string[],
-  io: CheckIO,
-): Promise<number> {
-  const prefix = `lb-ip-guard ${command.name}`;
-  let options: Options | "help";
-  try {
-    options = command.parse(args);
-  } catch (error) {
-    io.stderr(`${prefix}: ${usageProblem(error)} (see ${prefix} --help)\n`);
-    return EXIT.usage;
-  }
-  if (options === "help") {
-    io.stdout(command.usage);
-    return EXIT.ok;
-  }
-  try {
-    return await command.run(options);
-  } catch (error) {
-    if (error instanceof ManifestError) {
-      io.stderr(`${prefix}: ${error.message}\n`);
-      return EXIT.usage;
-    }
-    if (error instanceof InputError) {
-      for (const line of error.lines) io.stderr(`${prefix}: ${line}\n`);
-      return EXIT.usage;
-    }
-    throw error;
-  }
-}
-
-/** parseArgs's messages, shortened to the point (its unknown-option advice is about `--`). */
-function usageProblem(error: unknown): string {
-  const { code, message } = error as { code?: string; message: string };
-  const option = /'([^']+)'/.exec(message)?.[1];
-  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && option !== undefined) {
-    return `unknown option '${option}'`;
-  }
-  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && option !== undefined) {
-    const name = option.split(" ")[0];
-    if (/missing/.test(message)) return `option '${name}' needs a value`;
-    if (/does not take/.test(message)) return `option '${name}' takes no value`;
-    return `invalid value for option '${name}'`;
-  }
-  return message.split("\n")[0] ?? message;
-}
-
 function parseCheckArgs(args: readonly string[]): CheckOptions | "help" {
-  const { values, positionals } = parseArgs({
-    args: [...args],
-    strict: true,
-    allowPositionals: true,
-    options: {
-      pools: { type: "string", multiple: true },
-      existing: { type: "string", multiple: true },
-      cluster: { type: "boolean" },
-      kubeconfig: { type: "string" },
-      format: { type: "string" },
-      assign: { type: "boolean" },
-      "load-balancer-class": { type: "string" },
-      "metallb-version": { type: "string" },
-      allocate: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values, positionals } = parseSourceArgs(args, {
+    format: { type: "string" },
+    assign: { type: "boolean" },
+    allocate: { type: "string" },
   });
   if (values.help) return "help";
   const format = values.format ?? "text";
   if (format !== "text" && format !== "json") {
     throw new Error(`--format must be text or json, not ${JSON.stringify(format)}`);
   }
-  const audit = positionals.length === 0;
-  if (audit && values.cluster !== true && (values.existing ?? []).length === 0) {
-    throw new Error(
-      "no manifests given: name files or directories, or - for stdin (or audit the Services already in a cluster with --cluster or --existing FILE alone)",
-    );
-  }
-  if (audit && values.assign === true) {
+  const sources = sourcesOf(values, positionals);
+  if (positionals.length === 0 && values.assign === true) {
     throw new Error("--assign writes the manifests it is given: name files or directories, or -");
   }
-  const loadBalancerClass = values["load-balancer-class"];
-  if (loadBalancerClass === "") throw new Error("--load-balancer-class needs a non-empty name");
-  for (const [flag, files] of [
-    ["--pools", values.pools],
-    ["--existing", values.existing],
-  ] as const) {
-    if (files?.some((file) => file === "")) throw new Error(`${flag} needs a file name`);
-  }
   return {
-    paths: positionals,
-    pools: values.pools ?? [],
-    existing: values.existing ?? [],
-    cluster: clusterOption(values.cluster, values.kubeconfig),
+    sources,
     format,
     assign: values.assign ?? false,
-    loadBalancerClass,
-    metallbVersion: versionOption(values["metallb-version"]),
     allocation: allocationOption(values.allocate),
   };
 }
@@ -281,38 +177,17 @@ interface Outcome {
 }
 
 async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
-  const loader = new ManifestLoader(io.readStdin === undefined ? {} : { readStdin: io.readStdin });
-  // --pools first, then the manifests: a manifest's copy of a pool source is the newer one.
-  const poolObjects = await loadPoolSources(loader, options.pools);
-  const existingObjects = await loader.load(options.existing);
-  const warnings: string[] = [];
-  let release = options.metallbVersion;
-  if (options.cluster !== undefined) {
-    const cluster = await clusterObjects(options.cluster);
-    poolObjects.unshift(...cluster.pools);
-    existingObjects.unshift(...cluster.existing);
-    if (release === undefined) {
-      release = cluster.release.version;
-      if (cluster.release.version === undefined) {
-        warnings.push(
-          `MetalLB release unknown (${cluster.release.why}): every MetalLB key is read; give --metallb-version`,
-        );
-      }
-    }
-  }
-  const policy = policyFor({
-    loadBalancerClass: options.loadBalancerClass,
-    release,
-    allocation: options.allocation,
-  });
-  // No manifests: an audit. The Services already there are the ones checked, as the webhook would
-  // have decided them one at a time (see auditOrder), so a Service asking for an address that
-  // another holds is the one MetalLB left <pending>.
-  const audit = options.paths.length === 0;
-  const manifests = audit ? auditOrder(existingObjects) : await loader.load(options.paths);
+  const { policy, poolSet, namespaceLabels, existingObjects, manifests, audit, warnings } =
+    await loadSources(options.sources, io.readStdin, options.allocation);
 
-  const poolSet = collectPools([...poolObjects, ...manifests], policy.reads, warnings);
-  const decided = decideServices({ poolSet, policy, existingObjects, manifests, audit });
+  const decided = decideServices({
+    poolSet,
+    policy,
+    namespaceLabels,
+    existingObjects,
+    manifests,
+    audit,
+  });
 
   if (poolSet.size === 0 && decided.some(({ verdict }) => verdict.addresses.length > 0)) {
     warnings.push(
@@ -330,6 +205,7 @@ async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
 export interface ServicesToDecide {
   readonly poolSet: PoolSet;
   readonly policy: Policy;
+  readonly namespaceLabels: (namespace: string) => Labels;
   /** The cluster's objects (Services, Namespaces): stored Services, or those audited. */
   readonly existingObjects: readonly ManifestObject[];
   /** What is decided, in order: the manifests, or for an audit auditOrder(existingObjects). */
@@ -339,8 +215,7 @@ export interface ServicesToDecide {
 
 /** Every Service of the manifests through one Replay: what the webhook would answer, in order. */
 export function decideServices(input: ServicesToDecide): DecidedService[] {
-  const { poolSet, policy, existingObjects, manifests, audit } = input;
-  const namespaces = collectNamespaces([...existingObjects, ...manifests]);
+  const { poolSet, policy, namespaceLabels, existingObjects, manifests, audit } = input;
   // Services already in the cluster: last copy of a namespace/name wins. An audit decides them
   // one by one instead.
   const existing = new Map<string, ServiceObject>();
@@ -348,16 +223,7 @@ export function decideServices(input: ServicesToDecide): DecidedService[] {
     const service = asService(manifest);
     if (service !== undefined) existing.set(refOf(service, manifest), service);
   }
-  const replay = new Replay({
-    pools: poolSet,
-    // Kubernetes (1.21+) labels every Namespace with its own name, overriding any other value.
-    namespaceLabels: (namespace) => ({
-      ...namespaces.get(namespace),
-      "kubernetes.io/metadata.name": namespace,
-    }),
-    policy,
-    existing,
-  });
+  const replay = new Replay({ pools: poolSet, namespaceLabels, policy, existing });
   const decided: DecidedService[] = [];
   for (const manifest of manifests) {
     const service = asService(manifest);
@@ -370,20 +236,7 @@ export function decideServices(input: ServicesToDecide): DecidedService[] {
   return decided;
 }
 
-export function versionOption(given: string | undefined): MetalLBVersion | undefined {
-  if (given === undefined) return undefined;
-  const parsed = parseMetalLBVersion(given);
-  if (!parsed.ok) throw new Error(`--metallb-version: ${parsed.error}`);
-  return parsed.value;
-}
-
 function allocationOption(given: string | undefined): Policy["allocation"] {
   if (given === undefined || given === "all" || given === "annotated") return given ?? "all";
   throw new Error(`--allocate must be all or annotated, not ${JSON.stringify(given)}`);
-}
-
-export function clusterOption(cluster: boolean | undefined, kubeconfig: string | undefined) {
-  if (kubeconfig !== undefined && !cluster) throw new Error("--kubeconfig needs --cluster");
-  if (kubeconfig === "") throw new Error("--kubeconfig needs a file name");
-  return cluster ? (kubeconfig === undefined ? {} : { kubeconfig }) : undefined;
 }

@@ -52,7 +52,10 @@ export async function loadPoolSources(
 }
 
 /** The live cluster's pool sources and existing objects, read through the webhook's client. */
-export async function clusterObjects(options: { readonly kubeconfig?: string }) {
+export async function clusterObjects(options: {
+  readonly kubeconfig?: string;
+  readonly context?: string;
+}) {
   // Loaded only here: an offline check never pays for the Kubernetes client.
   const { readClusterSnapshot } = await import("../../cluster/snapshot.ts");
   let snapshot: Awaited<ReturnType<typeof readClusterSnapshot>>;

@@ -4,7 +4,6 @@
 // with its provenance comments (./render.ts), and the two replays `check` uses compared.
 
 import { writeFile } from "node:fs/promises";
-import { parseArgs } from "node:util";
 import { convertLegacyConfig } from "../../ipam/config/convert.ts";
 import { legacyConfigFromDocument } from "../../ipam/config/document.ts";
 import { formatPoolConfigError } from "../../ipam/config/errors.ts";
@@ -12,16 +11,16 @@ import type { LegacyConfigFound } from "../../ipam/config/legacy.ts";
 import { policyFor } from "../../ipam/decide.ts";
 import { formatMetalLBVersion, type MetalLBVersion, readsOf } from "../../ipam/metallb-version.ts";
 import { ManifestLoader, type ManifestObject, parseManifests } from "../../manifests/loader.ts";
-import {
-  type CheckIO,
-  clusterOption,
-  decideServices,
-  EXIT,
-  runCommand,
-  versionOption,
-} from "../check/command.ts";
+import { type CheckIO, decideServices, EXIT } from "../check/command.ts";
 import { asService, auditOrder, clusterObjects, collectPools, InputError } from "../check/input.ts";
 import { type CheckResult, reportOf } from "../check/report.ts";
+import {
+  namespaceLabelsOf,
+  parseSourceArgs,
+  runWithSources,
+  type Sources,
+  sourcesOf,
+} from "../sources.ts";
 import { renderConversion } from "./render.ts";
 
 export const CONVERT_SUMMARY =
@@ -33,8 +32,10 @@ const METALLB_NAMESPACE = "metallb-system";
 /** The last release that reads the ConfigMap: what --check compares against by default. */
 const LAST_LEGACY_RELEASE: MetalLBVersion = { major: 0, minor: 12, patch: 1 };
 
-export const CONVERT_USAGE = `Usage: lb-ip-guard convert [PATH|-]... [--cluster [--kubeconfig FILE]] [--output FILE]
-                           [--check [--existing FILE]... [--metallb-version VERSION]]
+export const CONVERT_USAGE = `Usage: lb-ip-guard convert [PATH|-]...
+                           [--cluster [--kubeconfig FILE] [--context NAME]] [--output FILE]
+                           [--check [--existing FILE]... [--metallb-version VERSION]
+                                    [--load-balancer-class NAME]]
 
 Converts the legacy configuration of MetalLB v0.11-v0.12 (the ConfigMap metallb-system/config,
 or a bare config with address-pools) into the objects MetalLB reads from v0.13 on:
@@ -49,7 +50,9 @@ Inputs:
                             - for stdin. Services among them are what --check decides
   --cluster                 read the ConfigMap (and for --check the Services) from the live
                             cluster, read-only
-  --kubeconfig FILE         the cluster for --cluster
+  --kubeconfig FILE, --context NAME
+                            the cluster for --cluster (default: $KUBECONFIG, ~/.kube/config,
+                            in-cluster; its current context)
 
 Options:
   --output FILE             write the objects to FILE instead of stdout
@@ -65,6 +68,8 @@ Options:
   --existing FILE           Services (and Namespaces) already in the cluster (repeatable)
   --metallb-version VERSION the legacy release the ConfigMap runs under (default: with --cluster
                             the controller's, otherwise ${formatMetalLBVersion(LAST_LEGACY_RELEASE)})
+  --load-balancer-class NAME
+                            the class MetalLB answers to, on both sides (default: none)
   -h, --help                this help
 
 Exit status: 0 converted (and with --check, every decision the same), 1 some decision differs,
@@ -72,78 +77,59 @@ Exit status: 0 converted (and with --check, every decision the same), 1 some dec
 `;
 
 interface ConvertOptions {
-  readonly paths: readonly string[];
-  readonly cluster: { readonly kubeconfig?: string } | undefined;
+  readonly sources: Sources;
   readonly output: string | undefined;
   readonly check: boolean;
-  readonly existing: readonly string[];
-  readonly metallbVersion: MetalLBVersion | undefined;
 }
 
 export function runConvert(args: readonly string[], io: CheckIO): Promise<number> {
-  return runCommand(
-    {
-      name: "convert",
-      usage: CONVERT_USAGE,
-      parse: parseConvertArgs,
-      run: (options) => convert(options, io),
-    },
+  return runWithSources(
+    { name: "convert", usage: CONVERT_USAGE },
     args,
     io,
+    parseConvertArgs,
+    (options) => convert(options, io),
   );
 }
 
 function parseConvertArgs(args: readonly string[]): ConvertOptions | "help" {
-  const { values, positionals } = parseArgs({
-    args: [...args],
-    strict: true,
-    allowPositionals: true,
-    options: {
-      cluster: { type: "boolean" },
-      kubeconfig: { type: "string" },
-      output: { type: "string" },
-      check: { type: "boolean" },
-      existing: { type: "string", multiple: true },
-      "metallb-version": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values, positionals } = parseSourceArgs(args, {
+    output: { type: "string" },
+    check: { type: "boolean" },
   });
   if (values.help) return "help";
+  if (values.pools !== undefined) {
+    throw new Error("--pools is check's: name the file holding the ConfigMap as a PATH");
+  }
   if (positionals.length === 0 && values.cluster !== true) {
     throw new Error(
       "no ConfigMap given: name a file or directory holding it, - for stdin, or --cluster",
     );
   }
   if (values.output === "") throw new Error("--output needs a file name");
-  if (!values.check && (values.existing !== undefined || values["metallb-version"] !== undefined)) {
-    throw new Error("--existing and --metallb-version are for --check");
+  for (const flag of ["existing", "metallb-version", "load-balancer-class"] as const) {
+    if (!values.check && values[flag] !== undefined) throw new Error(`--${flag} is for --check`);
   }
-  if (values.existing?.some((file) => file === "")) throw new Error("--existing needs a file name");
-  const metallbVersion = versionOption(values["metallb-version"]);
-  if (metallbVersion !== undefined && !readsOf(metallbVersion).legacyConfigMap) {
+  const sources = sourcesOf(values, positionals);
+  const release = sources.metallbVersion;
+  if (release !== undefined && !readsOf(release).legacyConfigMap) {
     throw new Error(
-      `--metallb-version: ${formatMetalLBVersion(metallbVersion)} reads no ConfigMap; the legacy releases are v0.11 and v0.12`,
+      `--metallb-version: ${formatMetalLBVersion(release)} reads no ConfigMap; the legacy releases are v0.11 and v0.12`,
     );
   }
-  return {
-    paths: positionals,
-    cluster: clusterOption(values.cluster, values.kubeconfig),
-    output: values.output,
-    check: values.check ?? false,
-    existing: values.existing ?? [],
-    metallbVersion,
-  };
+  return { sources, output: values.output, check: values.check ?? false };
 }
 
 async function convert(options: ConvertOptions, io: CheckIO): Promise<number> {
+  const { sources } = options;
   const loader = new ManifestLoader(io.readStdin === undefined ? {} : { readStdin: io.readStdin });
-  const given = await loader.load(options.paths);
-  const existingObjects = await loader.load(options.existing);
-  let release = options.metallbVersion;
-  const sources = [...given];
-  if (options.cluster !== undefined) {
-    const cluster = await clusterObjects(options.cluster);
-    sources.unshift(...cluster.pools);
+  const configSources: ManifestObject[] = [];
+  const given = await loader.load(sources.paths);
+  const existingObjects = await loader.load(sources.existing);
+  let release = sources.metallbVersion;
+  if (sources.cluster !== undefined) {
+    const cluster = await clusterObjects(sources.cluster);
+    configSources.unshift(...cluster.pools);
     existingObjects.unshift(...cluster.existing);
     const running = cluster.release.version;
     if (release === undefined && running !== undefined) {
@@ -156,7 +142,7 @@ async function convert(options: ConvertOptions, io: CheckIO): Promise<number> {
       }
     }
   }
-  const { configMap, found } = legacySource(sources, options);
+  const { configMap, found } = legacySource([...configSources, ...given], sources);
   const problems = [...found.errors, ...found.bgpErrors].map(formatPoolConfigError);
   if (problems.length > 0) throw new InputError(problems);
   const conversion = convertLegacyConfig(found.config, METALLB_NAMESPACE);
@@ -179,6 +165,7 @@ async function convert(options: ConvertOptions, io: CheckIO): Promise<number> {
     existingObjects,
     services,
     release: release ?? LAST_LEGACY_RELEASE,
+    loadBalancerClass: sources.loadBalancerClass,
   });
   const oldName = formatMetalLBVersion(release ?? LAST_LEGACY_RELEASE);
   let differences = 0;
@@ -207,6 +194,8 @@ export interface DecisionsToCompare {
   readonly services: readonly ManifestObject[];
   /** The legacy release the ConfigMap runs under. */
   readonly release: MetalLBVersion;
+  /** The class MetalLB answers to, on both sides. */
+  readonly loadBalancerClass?: string | undefined;
 }
 
 /**
@@ -219,13 +208,15 @@ export function compareDecisions(
 ): { readonly before: CheckResult; readonly after: CheckResult }[] {
   const audit = input.services.length === 0;
   const manifests = audit ? auditOrder(input.existingObjects) : input.services;
+  const namespaceLabels = namespaceLabelsOf([...input.existingObjects, ...manifests]);
   const decide = (pools: readonly ManifestObject[], release: MetalLBVersion | undefined) => {
-    const policy = policyFor({ release });
+    const policy = policyFor({ release, loadBalancerClass: input.loadBalancerClass });
     // Notes about left-out sources cannot arise: each side gets only the sources its release reads.
     const poolSet = collectPools(pools, policy.reads, []);
     const decided = decideServices({
       poolSet,
       policy,
+      namespaceLabels,
       existingObjects: input.existingObjects,
       manifests,
       audit,
@@ -248,7 +239,7 @@ function decisionText(result: CheckResult): string {
 /** The one legacy config among the inputs; none, or two, is an input error. */
 function legacySource(
   objects: readonly ManifestObject[],
-  options: ConvertOptions,
+  sources: Sources,
 ): { readonly configMap: ManifestObject; readonly found: LegacyConfigFound } {
   const configs = objects.flatMap((configMap) => {
     const found = legacyConfigFromDocument(configMap.object, configMap.location);
@@ -256,7 +247,7 @@ function legacySource(
   });
   const [first, second] = configs;
   if (first === undefined) {
-    const where = options.paths.length > 0 ? options.paths.join(", ") : "the cluster";
+    const where = sources.paths.length > 0 ? sources.paths.join(", ") : "the cluster";
     throw new InputError([
       `no legacy MetalLB configuration in ${where}: expected the ConfigMap metallb-system/config (data.config) or a config with address-pools`,
     ]);

@@ -92,6 +92,11 @@ export class Claimer implements ClaimPort {
     this.#identity = options.identity ?? hostname();
   }
 
+  /** The name this replica writes on its claims (`claimedBy`): its pod name by default. */
+  get identity(): string {
+    return this.#identity;
+  }
+
   /** The collection the claims watch lists and watches. */
   get path(): string {
     return this.#path;
@@ -254,13 +259,24 @@ export class Claimer implements ClaimPort {
           };
         }
         if (claim.holder.ref === grant.ref) {
-          // Ours (a reinvocation, the validating call after the mutating one, a re-apply). An
-          // older claim is rewritten, which also makes any collection based on it fail its
-          // resourceVersion precondition; so is one whose sharing data changed.
+          // Ours (a reinvocation, the validating call after the mutating one, a re-apply, a
+          // retried create). An older claim is renewed, which also makes any collection based on
+          // it fail its resourceVersion precondition; one whose grace is over is granted anew;
+          // one whose sharing data changed is rewritten.
+          const regranted = Date.now() - claim.acquiredAt > this.#options.graceMs;
           const stale =
-            Date.now() - claim.writtenAt > TOUCH_AFTER_MS || !sameClaim(claim, grant.holder, pool);
+            regranted ||
+            Date.now() - claim.writtenAt > TOUCH_AFTER_MS ||
+            !sameClaim(claim, grant.holder, pool);
           if (!stale) return { kind: "existing" };
-          const touched = await this.#touch(current, address, grant.holder, pool, signal);
+          const touched = await this.#touch(
+            current,
+            address,
+            grant.holder,
+            pool,
+            signal,
+            regranted,
+          );
           if (touched) {
             this.#wrote(name, grant.holder, pool);
             return { kind: "existing" };
@@ -316,8 +332,9 @@ export class Claimer implements ClaimPort {
     holder: Holder,
     pool: string,
     signal: AbortSignal,
+    regranted: boolean,
   ): Promise<boolean> {
-    const updated = renewedLease(current, this.#lease(address, holder, pool));
+    const updated = renewedLease(current, this.#lease(address, holder, pool), regranted);
     try {
       const name = String(asRecord(current.metadata).name);
       await this.#options.client.request("PUT", `${this.#path}/${name}`, { body: updated, signal });

@@ -51,6 +51,13 @@ export interface Claim {
   readonly address: IPAddress;
   readonly holder: Holder;
   readonly pool: string;
+  /** The replica that last wrote the claim (its pod name). */
+  readonly claimedBy: string;
+  /**
+   * When the address was first granted to this holder (acquireTime, else creation; ms): the
+   * grace period counts from here, however often the holder's admissions repeat.
+   */
+  readonly acquiredAt: number;
   /** When the claim was last written: the latest of renewTime, acquireTime, creation (ms). */
   readonly writtenAt: number;
 }
@@ -66,9 +73,13 @@ export function parseClaim(lease: KubeObject): Claim | undefined {
   const parsed = parseAddress(text(CLAIM_ANNOTATION.address) ?? "");
   const ref = text(CLAIM_ANNOTATION.holder) ?? "";
   if (!parsed.ok || ref === "" || leaseName(parsed.value) !== name) return undefined;
+  const time = (value: unknown) => (typeof value === "string" ? Date.parse(value) : Number.NaN);
   const times = [spec.renewTime, spec.acquireTime, metadata.creationTimestamp]
-    .map((value) => (typeof value === "string" ? Date.parse(value) : Number.NaN))
+    .map(time)
     .filter((value) => !Number.isNaN(value));
+  const acquired = [spec.acquireTime, metadata.creationTimestamp]
+    .map(time)
+    .find((value) => !Number.isNaN(value));
   const ports = text(CLAIM_ANNOTATION.ports) ?? "";
   return {
     name,
@@ -81,6 +92,8 @@ export function parseClaim(lease: KubeObject): Claim | undefined {
       backendKey: text(CLAIM_ANNOTATION.backendKey) ?? "",
     },
     pool: text(CLAIM_ANNOTATION.pool) ?? "",
+    claimedBy: text(CLAIM_ANNOTATION.claimedBy) ?? "",
+    acquiredAt: acquired ?? 0,
     writtenAt: times.length > 0 ? Math.max(...times) : 0,
   };
 }
@@ -127,11 +140,26 @@ export function claimLease(
 }
 
 /**
- * `current` (a claim Lease as read) written again as `fresh` (its claimLease of now) says: the
- * claim's annotations, holder and renewTime from `fresh`, everything else kept (the
- * resourceVersion the write is guarded by, acquireTime, other annotations).
+ * How long an admission can still take after its validating call (the other webhooks, the write
+ * to etcd): a claim its holder renewed is kept this long after the renewal (or one grace, if
+ * shorter), even past its grace.
  */
-export function renewedLease(current: KubeObject, fresh: KubeObject): KubeObject {
+export const ADMISSION_TAIL_MS = 10_000;
+
+/**
+ * `current` (a claim Lease as read) written again for its holder at the time of `fresh` (its
+ * claimLease of now): annotations, holder and renewTime from `fresh`, and acquireTime too when
+ * the earlier grant's grace was over (`regranted`: a grant anew). Everything else is kept (the
+ * resourceVersion the write is guarded by, other annotations). A renewal never moves
+ * acquireTime: the grace counts from the first grant, however often the holder's admissions
+ * repeat, so a Service that never appears loses its claim at most {@link ADMISSION_TAIL_MS}
+ * after its grace.
+ */
+export function renewedLease(
+  current: KubeObject,
+  fresh: KubeObject,
+  regranted: boolean,
+): KubeObject {
   const metadata = asRecord(current.metadata);
   const spec = asRecord(current.spec);
   const renewed = asRecord(fresh.spec);
@@ -144,7 +172,12 @@ export function renewedLease(current: KubeObject, fresh: KubeObject): KubeObject
         ...asRecord(asRecord(fresh.metadata).annotations),
       },
     },
-    spec: { ...spec, holderIdentity: renewed.holderIdentity, renewTime: renewed.renewTime },
+    spec: {
+      ...spec,
+      holderIdentity: renewed.holderIdentity,
+      ...(regranted && { acquireTime: renewed.acquireTime }),
+      renewTime: renewed.renewTime,
+    },
   };
 }
 
@@ -158,8 +191,9 @@ export interface HolderView {
 
 /**
  * Why a claim may be deleted now, or undefined to keep it. A claim whose holder holds the address
- * is kept. Otherwise it goes once it is older than the grace period (its admission was refused
- * later, or its Service is gone), or at once when the holder was seen giving the address up after
+ * is kept. Otherwise it goes once the grace period since its first grant is over (its admission
+ * was refused later, its Service is gone, or it never existed) and its last renewal is
+ * {@link ADMISSION_TAIL_MS} old, or at once when the holder was seen giving the address up after
  * the claim was written.
  */
 export function collectReason(
@@ -174,9 +208,9 @@ export function collectReason(
   if (released !== undefined && released - claim.writtenAt > RELEASE_MARGIN_MS) {
     return `${ref} gave up ${formatAddress(claim.address)}`;
   }
-  const age = now - claim.writtenAt;
-  if (age > graceMs) {
-    return `${ref} does not hold ${formatAddress(claim.address)} and the claim is ${Math.round(age / 1000)} s old (grace ${graceMs / 1000} s)`;
+  const age = now - claim.acquiredAt;
+  if (age > graceMs && now - claim.writtenAt > Math.min(ADMISSION_TAIL_MS, graceMs)) {
+    return `${ref} does not hold ${formatAddress(claim.address)} and was granted it ${Math.round(age / 1000)} s ago (grace ${graceMs / 1000} s)`;
   }
   return undefined;
 }

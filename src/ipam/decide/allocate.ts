@@ -2,7 +2,7 @@
 // lowest free address of each family in the first pool that has them all.
 
 import { FAMILIES, type Family, type IPAddress, parseAddress } from "../address.ts";
-import { firstFreeInPool } from "../allocator.ts";
+import { earlierGrantInPool, firstFreeInPool } from "../allocator.ts";
 import type { ReleaseReads } from "../metallb-version.ts";
 import { type Pool, type PoolSet, poolAllowsService, type ServiceIdentity } from "../pool.ts";
 import { declaredFamilies, isDualStack, type ServiceObject, sharingKey } from "../service.ts";
@@ -48,6 +48,8 @@ export function allocate(context: DecisionContext, named: Pool | undefined): Dec
   const candidates = named !== undefined ? [named] : allocationOrder(view.pools, context.identity);
   // PreferDualStack: a pool with both families first, as MetalLB's findBestPoolForService does.
   const passes = optional.length > 0 ? [[...required, ...optional], required] : [required];
+  const earlier = reusableGrant(context, candidates, passes);
+  if (earlier !== undefined) return earlier;
   for (const families of passes) {
     for (const pool of candidates) {
       const picked = families.map((family) => firstFreeInPool(pool, family, view.usage, holder));
@@ -65,6 +67,29 @@ export function allocate(context: DecisionContext, named: Pool | undefined): Dec
     [],
     named,
   );
+}
+
+/**
+ * The grant an earlier admission of this Service made (held or claimed, the Service not created
+ * yet), when every family it needs is still there for it in one of the pools it may use.
+ */
+function reusableGrant(
+  context: DecisionContext,
+  candidates: readonly Pool[],
+  passes: readonly (readonly Family[])[],
+): Decision | undefined {
+  const { ref, view } = context;
+  if (!FAMILIES.some((family) => view.usage.grantedBefore(ref, family).length > 0))
+    return undefined;
+  const holder = holderOf(context.service, context.policy, ref);
+  for (const families of passes) {
+    for (const pool of candidates) {
+      const picked = families.map((family) => earlierGrantInPool(pool, family, view.usage, holder));
+      if (picked.some((address) => address === undefined)) continue;
+      return new GrantDecision("assigned", context, "gets", picked as IPAddress[], pool.name);
+    }
+  }
+  return undefined;
 }
 
 function wantedFamilies(

@@ -132,12 +132,19 @@ describe("convert", { concurrency: true }, () => {
   test("bad input is exit 2 with one line naming it", async () => {
     const cases: [string[], string, RegExp][] = [
       [["convert"], "", /no ConfigMap given/],
-      [["convert", "-"], service("web/a"), /no legacy MetalLB configuration in -/],
       [
-        ["convert", KUBEFLOW, "--existing", "x.yaml"],
+        ["convert", "--pools", KUBEFLOW_POOLS],
         "",
-        /--existing and --metallb-version are for --check/,
+        /--pools is check's: name the file .* as a PATH/,
       ],
+      [
+        ["convert", KUBEFLOW, "--load-balancer-class", "x"],
+        "",
+        /--load-balancer-class is for --check/,
+      ],
+      [["convert", KUBEFLOW, "--context", "prod"], "", /--context needs --cluster/],
+      [["convert", "-"], service("web/a"), /no legacy MetalLB configuration in -/],
+      [["convert", KUBEFLOW, "--existing", "x.yaml"], "", /--existing is for --check/],
       [
         ["convert", KUBEFLOW, "--check", "--metallb-version", "v0.13.0"],
         "",

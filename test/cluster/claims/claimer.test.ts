@@ -58,6 +58,22 @@ describe("Claimer", () => {
     assert.notEqual(version(), before);
     const after = parseClaim(api.leases.get("ip-10-20-0-2") ?? {});
     assert.ok((after?.writtenAt ?? 0) > Date.now() - 5000);
+    // The grace still counts from the first grant.
+    assert.ok((after?.acquiredAt ?? 0) < Date.now() - 29_000);
+  });
+
+  it("repeats of a grant whose Service never appears renew its claim but keep its first grant's time; past the grace, a repeat is a grant anew", async () => {
+    const { api, claimer } = setup({ graceMs: 60_000 });
+    const lease = (ip: string) => parseClaim(api.leases.get(`ip-${ip.replaceAll(".", "-")}`) ?? {});
+    api.put(oldLease("10.20.0.5", "default/ghost", 50_000));
+    const first = lease("10.20.0.5");
+    await claimer.claim(grant("default/ghost", ["10.20.0.5"]), signal);
+    assert.equal(lease("10.20.0.5")?.acquiredAt, first?.acquiredAt);
+    assert.ok((lease("10.20.0.5")?.writtenAt ?? 0) > Date.now() - 5000);
+
+    api.put(oldLease("10.20.0.4", "default/ghost", 65_000));
+    await claimer.claim(grant("default/ghost", ["10.20.0.4"]), signal);
+    assert.ok((lease("10.20.0.4")?.acquiredAt ?? 0) > Date.now() - 5000);
   });
 
   it("another holder's claim is lost, naming it; one it may share with is success", async () => {

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
+  ADMISSION_TAIL_MS,
   type Claim,
   claimLease,
   collectReason,
@@ -11,6 +12,7 @@ import {
   leaseName,
   parseClaim,
   RELEASE_MARGIN_MS,
+  renewedLease,
 } from "../../../src/cluster/claims/lease.ts";
 import { address, holder, NAMESPACE } from "./fake-leases.ts";
 
@@ -60,6 +62,27 @@ describe("Lease names and contents", () => {
     assert.deepEqual(claim?.holder, sharing);
     assert.equal(claim?.pool, "lan");
     assert.equal(claim?.writtenAt, Date.UTC(2026, 0, 2));
+    assert.equal(claim?.acquiredAt, Date.UTC(2026, 0, 2));
+  });
+
+  it("renews a claim for a repeated admission without moving the first grant's time", () => {
+    const sharing = holder("team-a/dns");
+    const first = Date.UTC(2026, 0, 2);
+    const lease = claimLease(NAMESPACE, address("10.0.0.7"), sharing, "lan", first, "pod-1");
+    const fresh = claimLease(
+      NAMESPACE,
+      address("10.0.0.7"),
+      sharing,
+      "lan",
+      first + 50_000,
+      "pod-2",
+    );
+    const renewed = parseClaim(renewedLease(lease, fresh, false));
+    assert.equal(renewed?.acquiredAt, first);
+    assert.equal(renewed?.writtenAt, first + 50_000);
+    // A grant anew (the first one's grace was over): acquireTime moves too.
+    const regranted = parseClaim(renewedLease(lease, fresh, true));
+    assert.equal(regranted?.acquiredAt, first + 50_000);
   });
 
   it("ignores Leases that are not well-formed claims", () => {
@@ -77,6 +100,8 @@ describe("collectReason", () => {
     address: address("10.0.0.7"),
     holder: holder("team-a/web"),
     pool: "",
+    claimedBy: "pod-1",
+    acquiredAt: 1_000_000,
     writtenAt: 1_000_000,
   };
   const view = (holds: boolean, releasedAt?: number): HolderView => ({
@@ -95,7 +120,18 @@ describe("collectReason", () => {
   it("collects it once the grace period is over", () => {
     assert.match(
       collectReason(claim, view(false), 1_000_000 + 61_000, 60_000) ?? "",
-      /team-a\/web does not hold 10\.0\.0\.7 and the claim is 61 s old \(grace 60 s\)/,
+      /team-a\/web does not hold 10\.0\.0\.7 and was granted it 61 s ago \(grace 60 s\)/,
+    );
+  });
+
+  it("counts the grace from the first grant: renewals by repeated admissions do not extend it", () => {
+    // Renewed by a validating call just before the grace ended: kept for the rest of that
+    // admission (ADMISSION_TAIL_MS), then collected, whatever repeats wrote in between.
+    const renewed = { ...claim, writtenAt: 1_000_000 + 59_000 };
+    assert.equal(collectReason(renewed, view(false), 1_000_000 + 61_000, 60_000), undefined);
+    assert.match(
+      collectReason(renewed, view(false), 1_000_000 + 59_001 + ADMISSION_TAIL_MS, 60_000) ?? "",
+      /granted it 69 s ago/,
     );
   });
 

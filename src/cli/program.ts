@@ -1,0 +1,131 @@
+// The lb-ip-guard command line, for both of its entry points (main.ts, and kubectl-plugin.ts for
+// `kubectl lb-ip-guard`): a table of subcommands. To add one, import its runner and add a row.
+
+import { readFileSync } from "node:fs";
+import { CHECK_SUMMARY, CHECK_USAGE, type CheckIO, EXIT, runCheck } from "./check/command.ts";
+import { CONVERT_SUMMARY, CONVERT_USAGE, runConvert } from "./convert/command.ts";
+import { POOLS_SUMMARY, POOLS_USAGE, runPools } from "./pools/command.ts";
+import { runServe, SERVE_SUMMARY, SERVE_USAGE } from "./serve.ts";
+
+interface Command {
+  /** One line for the command list. */
+  readonly summary: string;
+  /** The command's full help, printed for `lb-ip-guard help COMMAND`. */
+  readonly usage: string;
+  /** Runs with the arguments after the command's name; resolves to the exit status. */
+  readonly run: (args: readonly string[], io: CheckIO) => Promise<number>;
+}
+
+const COMMANDS: Readonly<Record<string, Command>> = {
+  check: { summary: CHECK_SUMMARY, usage: CHECK_USAGE, run: runCheck },
+  convert: { summary: CONVERT_SUMMARY, usage: CONVERT_USAGE, run: runConvert },
+  pools: { summary: POOLS_SUMMARY, usage: POOLS_USAGE, run: runPools },
+  serve: { summary: SERVE_SUMMARY, usage: SERVE_USAGE, run: runServe },
+};
+
+/** How the program was started: as itself, or as a kubectl plugin. */
+export interface Invocation {
+  /** What the user typed: `lb-ip-guard`, or `kubectl lb-ip-guard`. */
+  readonly name: string;
+  /** The commands that read the live cluster without --cluster (a kubectl plugin's are). */
+  readonly clusterByDefault: ReadonlySet<string>;
+}
+
+export const STANDALONE: Invocation = { name: "lb-ip-guard", clusterByDefault: new Set() };
+
+function usage(invocation: Invocation): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
+  const rows = Object.entries(COMMANDS).map(
+    ([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`,
+  );
+  const plugin =
+    invocation.clusterByDefault.size === 0
+      ? ""
+      : `\nAs a kubectl plugin, ${[...invocation.clusterByDefault].join(" and ")} read the cluster of the current
+kubeconfig context (--cluster is implied); --kubeconfig FILE, --context NAME and KUBECONFIG
+choose another, as for kubectl.
+`;
+  return `Usage: ${invocation.name} <command> [options]
+
+Validates MetalLB load-balancer addresses of Kubernetes Services.
+${plugin}
+Commands:
+${rows.join("\n")}
+
+Options:
+  -h, --help     this help (${invocation.name} <command> --help: the command's)
+  --version      print the version
+
+Exit status: 0 ok, 2 usage or input error; 1 is the command's own: check, something
+denied; convert --check, a decision differs; pools, a problem found; serve, serving failed
+(${invocation.name} help COMMAND).
+`;
+}
+
+function version(): string {
+  // package.json is two levels up from both src/cli/main.ts and dist/cli/main.js.
+  const manifest = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+  return String(manifest.version);
+}
+
+async function main(argv: readonly string[], invocation: Invocation): Promise<number> {
+  const io: CheckIO = {
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+  };
+  const [first, ...rest] = argv;
+  if (first === undefined || first === "-h" || first === "--help" || first === "help") {
+    const topic = first === "help" ? rest[0] : undefined;
+    if (topic !== undefined) {
+      const command = Object.hasOwn(COMMANDS, topic) ? COMMANDS[topic] : undefined;
+      if (command === undefined) return unknownCommand(topic, io);
+      io.stdout(command.usage);
+      return EXIT.ok;
+    }
+    io.stdout(usage(invocation));
+    return EXIT.ok;
+  }
+  if (first === "--version") {
+    io.stdout(`${version()}\n`);
+    return EXIT.ok;
+  }
+  if (first.startsWith("-")) {
+    io.stderr(`lb-ip-guard: unknown option '${first}'; a command comes first (try --help)\n`);
+    return EXIT.usage;
+  }
+  const command = Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
+  if (command === undefined) return unknownCommand(first, io);
+  const implied =
+    invocation.clusterByDefault.has(first) &&
+    !rest.some((arg) => arg === "--cluster" || arg === "-h" || arg === "--help");
+  return command.run(implied ? ["--cluster", ...rest] : rest, io);
+}
+
+function unknownCommand(name: string, io: CheckIO): number {
+  io.stderr(
+    `lb-ip-guard: unknown command '${name}'; commands: ${Object.keys(COMMANDS).join(", ")} (try --help)\n`,
+  );
+  return EXIT.usage;
+}
+
+/** Runs the command line of `process.argv` and sets the exit status. */
+export function startProgram(invocation: Invocation): void {
+  // A closed pipe (`lb-ip-guard check ... | head`) is not an error worth a stack trace.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw error;
+  });
+
+  main(process.argv.slice(2), invocation).then(
+    (code) => {
+      // exitCode, not exit(): pending stdout writes to a pipe must finish first.
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      // A bug, not bad input: say so on one line (the stack only on request).
+      const detail = process.env.LB_IP_GUARD_DEBUG ? (error as Error).stack : String(error);
+      process.stderr.write(`lb-ip-guard: internal error: ${detail}\n`);
+      process.exitCode = EXIT.usage;
+    },
+  );
+}
