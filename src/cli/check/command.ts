@@ -6,11 +6,9 @@
 // webhook's admission path in ./replay.ts, the report and --assign in ./report.ts.
 
 import type { Policy } from "../../ipam/decide.ts";
-import type { Labels } from "../../ipam/labels.ts";
-import type { PoolSet } from "../../ipam/pool.ts";
 import type { ServiceObject } from "../../ipam/service.ts";
-import type { ManifestObject } from "../../manifests/loader.ts";
 import {
+  type LoadedSources,
   loadSources,
   parseSourceArgs,
   runWithSources,
@@ -202,16 +200,8 @@ async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
   };
 }
 
-export interface ServicesToDecide {
-  readonly poolSet: PoolSet;
-  readonly policy: Policy;
-  readonly namespaceLabels: (namespace: string) => Labels;
-  /** The cluster's objects (Services, Namespaces): stored Services, or those audited. */
-  readonly existingObjects: readonly ManifestObject[];
-  /** What is decided, in order: the manifests, or for an audit auditOrder(existingObjects). */
-  readonly manifests: readonly ManifestObject[];
-  readonly audit: boolean;
-}
+/** What a replay of Services needs: the loaded sources, less their notes. */
+export type ServicesToDecide = Omit<LoadedSources, "warnings">;
 
 /** Every Service of the manifests through one Replay: what the webhook would answer, in order. */
 export function decideServices(input: ServicesToDecide): DecidedService[] {
