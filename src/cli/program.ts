@@ -3,6 +3,7 @@
 
 import { readFileSync } from "node:fs";
 import { CHECK_SUMMARY, CHECK_USAGE, type CheckIO, EXIT, runCheck } from "./check/command.ts";
+import { CONVERT_SUMMARY, CONVERT_USAGE, runConvert } from "./convert/command.ts";
 import { POOLS_SUMMARY, POOLS_USAGE, runPools } from "./pools/command.ts";
 import { runServe, SERVE_SUMMARY, SERVE_USAGE } from "./serve.ts";
 
@@ -17,6 +18,7 @@ interface Command {
 
 const COMMANDS: Readonly<Record<string, Command>> = {
   check: { summary: CHECK_SUMMARY, usage: CHECK_USAGE, run: runCheck },
+  convert: { summary: CONVERT_SUMMARY, usage: CONVERT_USAGE, run: runConvert },
   pools: { summary: POOLS_SUMMARY, usage: POOLS_USAGE, run: runPools },
   serve: { summary: SERVE_SUMMARY, usage: SERVE_USAGE, run: runServe },
 };
@@ -55,7 +57,8 @@ Options:
   --version      print the version
 
 Exit status: 0 ok, 2 usage or input error; 1 is the command's own: check, something
-denied; pools, a problem found; serve, serving failed (${invocation.name} help COMMAND).
+denied; convert --check, a decision differs; pools, a problem found; serve, serving failed
+(${invocation.name} help COMMAND).
 `;
 }
 

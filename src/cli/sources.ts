@@ -222,18 +222,25 @@ export async function loadSources(
   const audit = sources.paths.length === 0;
   const manifests = audit ? auditOrder(existingObjects) : await loader.load(sources.paths);
   const poolSet = collectPools([...poolObjects, ...manifests], policy.reads, warnings);
-  const namespaces = collectNamespaces([...existingObjects, ...manifests]);
   return {
     policy,
     poolSet,
-    // Kubernetes (1.21+) labels every Namespace with its own name, overriding any other value.
-    namespaceLabels: (namespace) => ({
-      ...namespaces.get(namespace),
-      "kubernetes.io/metadata.name": namespace,
-    }),
+    namespaceLabels: namespaceLabelsOf([...existingObjects, ...manifests]),
     existingObjects,
     manifests,
     audit,
     warnings,
   };
+}
+
+/** The labels of each Namespace among `objects`, as the API server gives them. */
+export function namespaceLabelsOf(
+  objects: readonly ManifestObject[],
+): (namespace: string) => Labels {
+  const namespaces = collectNamespaces(objects);
+  // Kubernetes (1.21+) labels every Namespace with its own name, overriding any other value.
+  return (namespace) => ({
+    ...namespaces.get(namespace),
+    "kubernetes.io/metadata.name": namespace,
+  });
 }

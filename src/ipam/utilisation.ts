@@ -9,7 +9,6 @@ export interface PoolUtilisation {
   /** Addresses the pool can hand out (without .0/.255 under avoidBuggyIPs). */
   readonly total: bigint;
   readonly used: bigint;
-  readonly free: bigint;
 }
 
 /** Per pool and family, computed from range arithmetic and rank queries: no address walk. */
@@ -19,7 +18,7 @@ export function poolUtilisation(pools: PoolSet, usage: UsageIndex): readonly Poo
       (family) => {
         const total = usableCount(pool, family);
         const used = BigInt(usedInPool(pool, family, usage));
-        return { pool: pool.name, family, total, used, free: total > used ? total - used : 0n };
+        return { pool: pool.name, family, total, used };
       },
     ),
   );

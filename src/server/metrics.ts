@@ -6,7 +6,7 @@ import type { AddressInfo } from "node:net";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { inspectCertificate } from "../certs/inspect.ts";
 import type { ClusterView } from "../ipam/decide.ts";
-import { poolUtilisation } from "../ipam/utilisation.ts";
+import { type PoolUtilisation, poolUtilisation } from "../ipam/utilisation.ts";
 import type { ProbeAnswer } from "./probes.ts";
 
 /** Label value for "no reason" (allowed, assigned, skipped): explicit, so it can be selected. */
@@ -65,24 +65,38 @@ export class Metrics {
       help: "Address claims this replica deleted because their Service does not hold the address (gone, changed, or never created)",
       registers,
     });
-    new Gauge({
-      name: "lb_ip_guard_pool_addresses",
-      help: "Addresses of each pool and family: total (usable), used (requested, assigned or held), free",
-      labelNames: ["pool", "family", "state"] as const,
-      registers,
-      collect() {
-        this.reset();
-        const view = options.view();
-        if (view === undefined) return;
-        for (const entry of poolUtilisation(view.pools, view.usage)) {
-          const labels = { pool: entry.pool, family: entry.family };
-          // Prometheus values are doubles: an IPv6 /64 (2^64) is shown as the nearest one.
-          this.set({ ...labels, state: "total" }, Number(entry.total));
-          this.set({ ...labels, state: "used" }, Number(entry.used));
-          this.set({ ...labels, state: "free" }, Number(entry.free));
-        }
-      },
-    });
+    // Capacity and usage are two metrics, not one with a state label: a sum over a metric must
+    // mean something (Prometheus' naming practice), and free is capacity - used in a query.
+    const utilisationGauge = (
+      name: string,
+      help: string,
+      value: (entry: PoolUtilisation) => bigint,
+    ) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ["pool", "family"] as const,
+        registers,
+        collect() {
+          this.reset();
+          const view = options.view();
+          if (view === undefined) return;
+          for (const entry of poolUtilisation(view.pools, view.usage)) {
+            // Prometheus values are doubles: an IPv6 /64 (2^64) is shown as the nearest one.
+            this.set({ pool: entry.pool, family: entry.family }, Number(value(entry)));
+          }
+        },
+      });
+    utilisationGauge(
+      "lb_ip_guard_pool_capacity_addresses",
+      "Usable addresses of each pool and family (avoidBuggyIPs left out)",
+      (entry) => entry.total,
+    );
+    utilisationGauge(
+      "lb_ip_guard_pool_used_addresses",
+      "Addresses of each pool and family that Services request, were assigned or hold",
+      (entry) => entry.used,
+    );
     new Gauge({
       name: "lb_ip_guard_watch_failing",
       help: "1 for each cluster collection whose list/watch is failing now (decisions use a stale cache for it); absent when all are healthy",

@@ -3,108 +3,29 @@
 // agree on everything the API server acts on (webhooks, RBAC, the Deployment), and both must
 // keep the pod locked down.
 //
-// kubectl comes from scripts/k8s-assets.ts, helm from scripts/helm.sh (both built from the Go
-// module proxy). Where one is missing the tests that need it are skipped with the reason, except
-// under CI=true, where it is built, and a failed build fails the tests.
+// kubectl and helm come from ./tools.ts (built on first use; skipped only where they cannot be).
 
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { constants } from "node:fs";
-import { access, readFile } from "node:fs/promises";
-import { delimiter, join } from "node:path";
-import { before, describe, it, type TestContext } from "node:test";
-import { fileURLToPath } from "node:url";
-import { parse, parseAllDocuments } from "yaml";
-import { cacheDir, k8sAssets } from "../../scripts/k8s-assets.ts";
-import { DURATION_BUCKETS } from "../../src/server/metrics.ts";
-
-const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
-const deployDir = join(repoRoot, "deploy");
-const chartDir = join(deployDir, "helm", "lb-ip-guard");
-const ci = process.env.CI === "true";
-
-// biome-ignore lint/suspicious/noExplicitAny: rendered Kubernetes objects are walked untyped
-type Obj = Record<string, any>;
-type Tool = { path: string; skip?: undefined } | { path?: undefined; skip: string };
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { cwd: repoRoot, env, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err) {
-        const why = stderr.trim().split("\n").slice(-3).join(" | ") || err.message;
-        reject(Object.assign(new Error(`${cmd} ${args.join(" ")}: ${why}`), { stderr }));
-      } else resolve(stdout);
-    });
-  });
-}
-
-async function executable(path: string | undefined): Promise<string | undefined> {
-  if (!path) return undefined;
-  try {
-    await access(path, constants.X_OK);
-    return path;
-  } catch {
-    return undefined;
-  }
-}
-
-async function onPath(name: string): Promise<string | undefined> {
-  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
-    const found = dir ? await executable(join(dir, name)) : undefined;
-    if (found) return found;
-  }
-  return undefined;
-}
-
-async function findKubectl(): Promise<Tool> {
-  const assets = process.env.KUBEBUILDER_ASSETS;
-  const found =
-    (await executable(assets && join(assets, "kubectl"))) ??
-    (await executable(join(cacheDir(), "kubectl"))) ??
-    (await onPath("kubectl"));
-  if (found) return { path: found };
-  if (ci) return { path: join(await k8sAssets(), "kubectl") }; // builds; throws on failure
-  return { skip: "kubectl not built yet (node scripts/k8s-assets.ts builds it)" };
-}
-
-async function findHelm(): Promise<Tool> {
-  const script = join(repoRoot, "scripts", "helm.sh");
-  const found =
-    (await executable(process.env.HELM)) ??
-    // The pinned build, if the cache has it (LB_IP_GUARD_NO_BUILD: exit 3 instead of building).
-    (await run(script, [], { ...process.env, LB_IP_GUARD_NO_BUILD: "1" }).then(
-      (out) => out.trim(),
-      () => undefined,
-    )) ??
-    (await onPath("helm"));
-  if (found) return { path: found };
-  if (ci) return { path: (await run(script, [])).trim() }; // builds; throws on failure
-  return { skip: "helm not built yet (scripts/helm.sh builds it)" };
-}
-
-function parseDocs(text: string, source: string): Obj[] {
-  const docs = parseAllDocuments(text);
-  const out: Obj[] = [];
-  for (const doc of docs) {
-    if (doc.errors.length > 0) assert.fail(`${source}: ${doc.errors[0]?.message}`);
-    const value = doc.toJS() as Obj | null;
-    if (value) out.push(value);
-  }
-  return out;
-}
-
-const key = (o: Obj) => `${o.kind}/${o.metadata?.namespace ?? ""}/${o.metadata?.name}`;
-
-function find(objs: Obj[], kind: string, name: string, namespace?: string): Obj {
-  const hit = objs.find(
-    (o) =>
-      o.kind === kind &&
-      o.metadata?.name === name &&
-      (namespace === undefined || o.metadata?.namespace === namespace),
-  );
-  assert.ok(hit, `no ${kind} ${namespace ? `${namespace}/` : ""}${name}`);
-  return hit;
-}
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { before, describe, it } from "node:test";
+import { parse } from "yaml";
+import { DURATION_BUCKETS, Metrics } from "../../src/server/metrics.ts";
+import {
+  chartDir,
+  deployDir,
+  find,
+  findHelm,
+  findKubectl,
+  key,
+  monitoringFiles,
+  need,
+  type Obj,
+  parseDocs,
+  repoRoot,
+  run,
+  type Tool,
+} from "./tools.ts";
 
 /** The fields of a webhook the API server acts on (clientConfig apart, which the harness swaps). */
 const WEBHOOK_FIELDS = [
@@ -283,13 +204,6 @@ describe("deploy/: kustomize base and Helm chart", () => {
       chart = parseDocs(out, "helm template");
     }
   });
-
-  /** Skips the test (never passes it) when a tool is missing outside CI. */
-  const need = (t: TestContext, ...tools: Tool[]): boolean => {
-    const missing = tools.find((x) => x.skip);
-    if (missing?.skip) t.skip(missing.skip);
-    return !missing;
-  };
 
   it("the base holds the webhook's objects and no CRD", (t) => {
     if (!need(t, kubectl)) return;
@@ -531,10 +445,7 @@ describe("deploy/: kustomize base and Helm chart", () => {
     ]);
     const cm = find(objs, "ConfigMap", "lb-ip-guard-dashboard");
     assert.equal(cm.metadata.labels.grafana_dashboard, "1");
-    const dashboard = await readFile(
-      join(deployDir, "monitoring", "grafana-dashboard.json"),
-      "utf8",
-    );
+    const dashboard = await readFile(join(monitoringFiles, "grafana-dashboard.json"), "utf8");
     assert.equal(cm.data["grafana-dashboard.json"], dashboard);
     // The ServiceMonitor finds the Service of the base by its labels and port name.
     const sm = find(objs, "ServiceMonitor", "lb-ip-guard");
@@ -546,7 +457,7 @@ describe("deploy/: kustomize base and Helm chart", () => {
   });
 });
 
-describe("deploy/monitoring (no tools needed)", () => {
+describe("the alerts and the dashboard (no tools needed)", () => {
   const balanced = (expr: string) => {
     let depth = 0;
     for (const ch of expr) {
@@ -562,7 +473,7 @@ describe("deploy/monitoring (no tools needed)", () => {
   };
 
   it("the Grafana dashboard parses and charts pools, decisions, latency and health", async () => {
-    const text = await readFile(join(deployDir, "monitoring", "grafana-dashboard.json"), "utf8");
+    const text = await readFile(join(monitoringFiles, "grafana-dashboard.json"), "utf8");
     const dash = JSON.parse(text) as Obj;
     assert.equal(dash.uid, "lb-ip-guard");
     const panels = (dash.panels as Obj[]).filter((p) => p.type !== "row");
@@ -570,8 +481,8 @@ describe("deploy/monitoring (no tools needed)", () => {
     for (const e of exprs) assert.ok(balanced(e), `unbalanced: ${e}`);
     const ids = (dash.panels as Obj[]).map((p) => p.id);
     assert.equal(new Set(ids).size, ids.length, "panel ids are unique");
-    assert.ok(exprs.some((e) => /lb_ip_guard_pool_addresses\{state="used"/.test(e)));
-    assert.ok(exprs.some((e) => e.includes('state="total"')));
+    assert.ok(exprs.some((e) => e.includes("lb_ip_guard_pool_used_addresses")));
+    assert.ok(exprs.some((e) => e.includes("lb_ip_guard_pool_capacity_addresses")));
     assert.ok(
       exprs.some((e) => /by \(pool, family/.test(e)),
       "per pool and family",
@@ -599,9 +510,7 @@ describe("deploy/monitoring (no tools needed)", () => {
   });
 
   it("the PrometheusRule parses and alerts on pools, errors, claims, certificates and latency within the timeout", async () => {
-    const rule = parse(
-      await readFile(join(deployDir, "monitoring", "prometheusrule.yaml"), "utf8"),
-    ) as Obj;
+    const rule = parse(await readFile(join(monitoringFiles, "prometheusrule.yaml"), "utf8")) as Obj;
     assert.equal(rule.apiVersion, "monitoring.coreos.com/v1");
     assert.equal(rule.kind, "PrometheusRule");
     const alerts = new Map<string, Obj>(
@@ -613,7 +522,10 @@ describe("deploy/monitoring (no tools needed)", () => {
       assert.ok(r.annotations?.summary && r.annotations?.description, `${r.alert}: annotations`);
     }
     const full = alerts.get("LbIpGuardPoolNearlyFull");
-    assert.match(full?.expr, /state="used"[\s\S]*state="total"[\s\S]*> 0\.9\s*$/);
+    assert.match(
+      full?.expr,
+      /pool_used_addresses[\s\S]*\/[\s\S]*pool_capacity_addresses[\s\S]*> 0\.9\s*$/,
+    );
     assert.match(full?.expr, /by \(pool, family\)/);
     const errors = alerts.get("LbIpGuardAdmissionErrors");
     assert.match(errors?.expr, /lb_ip_guard_admission_requests_total\{decision="error"\}/);
@@ -644,6 +556,24 @@ describe("deploy/monitoring (no tools needed)", () => {
     for (const timeout of timeouts) {
       assert.ok(Number(le) <= timeout / 2, `p99 alert at ${le}s vs timeout ${timeout}s`);
     }
+  });
+
+  it("the dashboard and the alerts query only metrics the webhook exports", async () => {
+    const exported = new Set(
+      (await new Metrics({ view: () => undefined }).registry.getMetricsAsJSON()).flatMap(
+        (metric) =>
+          String(metric.type) === "histogram"
+            ? ["_bucket", "_count", "_sum"].map((suffix) => `${metric.name}${suffix}`)
+            : [metric.name],
+      ),
+    );
+    const queried = new Set<string>();
+    for (const file of ["grafana-dashboard.json", "prometheusrule.yaml"]) {
+      const text = await readFile(join(monitoringFiles, file), "utf8");
+      for (const [name] of text.matchAll(/lb_ip_guard_[a-z_]+/g)) queried.add(name);
+    }
+    assert.ok(queried.size >= 6, [...queried].join(", "));
+    for (const name of queried) assert.ok(exported.has(name), `${name} is not exported`);
   });
 
   it("the Dockerfile runs the package's bin as the user the manifests require", async () => {

@@ -1,33 +1,23 @@
-// The shipped manifests against a real kube-apiserver: the rendered kustomize base and the
-// rendered Helm chart must be accepted by a server-side dry run (schemas, RBAC rules, webhook
-// configurations with their CEL matchConditions, which the apiserver compiles on admission).
-// deploy/monitoring is left out: its PrometheusRule and ServiceMonitor need the Prometheus
-// operator's CRDs, which a bare control plane does not have.
+// The shipped manifests against a real kube-apiserver: the kustomize base, its monitoring set and
+// components, and the Helm chart with its defaults and with every option on must be accepted by
+// a server-side dry run (schemas, RBAC rules, webhook configurations with their CEL
+// matchConditions, which the apiserver compiles on admission). The ServiceMonitor,
+// PrometheusRule, Certificate and Issuer are checked against their projects' real CRDs
+// (scripts/crd-assets.ts), installed first.
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { thirdPartyCrds } from "../../scripts/crd-assets.ts";
+import { helmBinary } from "../../scripts/helm-assets.ts";
+import { EVERY_CHART_OPTION, writeComponentsOverlay } from "../deploy/tools.ts";
 import { type ControlPlane, describeE2E, startControlPlane } from "./harness.ts";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
-
-/** The pinned helm from scripts/helm.sh: built under CI=true, else only if already cached. */
-function helmPath(): Promise<string | undefined> {
-  const env = {
-    ...process.env,
-    ...(process.env.CI === "true" ? {} : { LB_IP_GUARD_NO_BUILD: "1" }),
-  };
-  return new Promise((resolve, reject) => {
-    execFile(join(repoRoot, "scripts", "helm.sh"), [], { env }, (error, stdout, stderr) => {
-      if (!error) resolve(stdout.trim());
-      else if (error.code === 3) resolve(undefined);
-      else
-        reject(new Error(`scripts/helm.sh: ${stderr.trim().split("\n").pop() ?? error.message}`));
-    });
-  });
-}
 
 function render(command: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -48,62 +38,97 @@ async function dryRun(cp: ControlPlane, manifests: string): Promise<string[]> {
   return result.stdout.trim().split("\n");
 }
 
-await describeE2E("shipped manifests, server-side dry run", () => {
-  let cp: ControlPlane;
-
-  before(async () => {
-    cp = await startControlPlane();
-    // A dry run creates nothing, so the namespaces that namespaced objects land in must exist.
-    for (const namespace of ["lb-ip-guard", "metallb-system"]) {
-      await cp.kubectl(["create", "namespace", namespace]);
-    }
-  });
-  after(async () => {
-    await cp?.stop();
-  });
-
-  it("accepts the kustomize base (kubectl apply -k deploy/)", async () => {
-    const manifests = (await cp.kubectl(["kustomize", "deploy/"])).stdout;
-    const lines = await dryRun(cp, manifests);
-    for (const object of [
-      "deployment.apps/lb-ip-guard",
-      "mutatingwebhookconfiguration.admissionregistration.k8s.io/lb-ip-guard",
-      "validatingwebhookconfiguration.admissionregistration.k8s.io/lb-ip-guard",
-      "clusterrole.rbac.authorization.k8s.io/lb-ip-guard",
-      "poddisruptionbudget.policy/lb-ip-guard",
-    ]) {
-      assert.ok(
-        lines.some((line) => line.startsWith(`${object} `) && line.endsWith("(server dry run)")),
-        `${object} not in: ${lines.join(" | ")}`,
-      );
-    }
-    const stored = await cp.kubectl(["get", "deployments", "-n", "lb-ip-guard", "-o", "name"]);
-    assert.equal(stored.stdout.trim(), "", "a dry run stored a Deployment");
-  });
-
-  it("accepts the Helm chart's default render", async (t) => {
-    const helm = await helmPath();
-    if (helm === undefined) {
-      t.skip("helm not built yet (scripts/helm.sh builds it; CI=true builds it here)");
-      return;
-    }
-    const manifests = await render(helm, [
-      "template",
-      "lb-ip-guard",
-      "deploy/helm/lb-ip-guard",
-      "--namespace",
-      "lb-ip-guard",
-    ]);
-    const lines = await dryRun(cp, manifests);
+function assertApplied(lines: readonly string[], objects: readonly string[]): void {
+  for (const object of objects) {
     assert.ok(
-      lines.some((line) => line.startsWith("deployment.apps/lb-ip-guard ")),
-      lines.join(" | "),
+      lines.some((line) => line.startsWith(`${object} `) && line.endsWith("(server dry run)")),
+      `${object} not in: ${lines.join(" | ")}`,
     );
-    assert.ok(
-      lines.some((line) =>
-        line.startsWith("validatingwebhookconfiguration.admissionregistration.k8s.io/lb-ip-guard "),
-      ),
-      lines.join(" | "),
-    );
-  });
-});
+  }
+}
+
+await describeE2E(
+  "shipped manifests, server-side dry run",
+  { helm: true, thirdPartyCrds: true },
+  () => {
+    let cp: ControlPlane;
+    let scratch: string | undefined;
+
+    before(async () => {
+      cp = await startControlPlane();
+      await cp.installCrds([await thirdPartyCrds()]);
+      // A dry run creates nothing, so the namespaces that namespaced objects land in must exist.
+      for (const namespace of ["lb-ip-guard", "metallb-system"]) {
+        await cp.kubectl(["create", "namespace", namespace]);
+      }
+    });
+    after(async () => {
+      await cp?.stop();
+      if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
+    });
+
+    it("accepts the kustomize base (kubectl apply -k deploy/)", async () => {
+      const manifests = (await cp.kubectl(["kustomize", "deploy/"])).stdout;
+      const lines = await dryRun(cp, manifests);
+      assertApplied(lines, [
+        "deployment.apps/lb-ip-guard",
+        "mutatingwebhookconfiguration.admissionregistration.k8s.io/lb-ip-guard",
+        "validatingwebhookconfiguration.admissionregistration.k8s.io/lb-ip-guard",
+        "clusterrole.rbac.authorization.k8s.io/lb-ip-guard",
+        "poddisruptionbudget.policy/lb-ip-guard",
+      ]);
+      const stored = await cp.kubectl(["get", "deployments", "-n", "lb-ip-guard", "-o", "name"]);
+      assert.equal(stored.stdout.trim(), "", "a dry run stored a Deployment");
+    });
+
+    it("accepts deploy/monitoring against the Prometheus Operator's CRDs", async () => {
+      const manifests = (await cp.kubectl(["kustomize", "deploy/monitoring"])).stdout;
+      assertApplied(await dryRun(cp, manifests), [
+        "servicemonitor.monitoring.coreos.com/lb-ip-guard",
+        "prometheusrule.monitoring.coreos.com/lb-ip-guard",
+        "configmap/lb-ip-guard-dashboard",
+      ]);
+    });
+
+    it("accepts the base with the network-policy (patched) and client-auth components", async () => {
+      scratch ??= await mkdtemp(join(tmpdir(), "lb-ip-guard-overlay-"));
+      await writeComponentsOverlay(scratch);
+      const manifests = (await cp.kubectl(["kustomize", scratch])).stdout;
+      assertApplied(await dryRun(cp, manifests), [
+        "networkpolicy.networking.k8s.io/lb-ip-guard",
+        "deployment.apps/lb-ip-guard",
+      ]);
+      // Unpatched, the API server refuses the policy: its placeholder is no CIDR.
+      const shipped = (await cp.kubectl(["kustomize", "deploy/components/network-policy"])).stdout;
+      const refused = await cp.kubectl(["apply", "--dry-run=server", "-f", "-"], {
+        stdin: shipped,
+        allowFailure: true,
+      });
+      assert.notEqual(refused.code, 0);
+      assert.match(refused.stderr, /API-SERVER-CIDR/);
+    });
+
+    it("accepts the Helm chart's default render, and the render with every option on", async () => {
+      const helm = await helmBinary();
+      const chart = ["template", "lb-ip-guard", "deploy/helm/lb-ip-guard", "-n", "lb-ip-guard"];
+      assertApplied(await dryRun(cp, await render(helm, chart)), [
+        "deployment.apps/lb-ip-guard",
+        "validatingwebhookconfiguration.admissionregistration.k8s.io/lb-ip-guard",
+      ]);
+      const everything = await render(helm, [
+        ...chart,
+        ...EVERY_CHART_OPTION.flatMap((set) => ["--set", set]),
+      ]);
+      assertApplied(await dryRun(cp, everything), [
+        "deployment.apps/lb-ip-guard",
+        "servicemonitor.monitoring.coreos.com/lb-ip-guard",
+        "prometheusrule.monitoring.coreos.com/lb-ip-guard",
+        "configmap/lb-ip-guard-dashboard",
+        "issuer.cert-manager.io/lb-ip-guard-selfsigned",
+        "certificate.cert-manager.io/lb-ip-guard-serving",
+        "networkpolicy.networking.k8s.io/lb-ip-guard",
+        "mutatingwebhookconfiguration.admissionregistration.k8s.io/lb-ip-guard",
+      ]);
+    });
+  },
+);

@@ -21,6 +21,8 @@ import { fileURLToPath } from "node:url";
 import { generate } from "selfsigned";
 import { parseAllDocuments, stringify } from "yaml";
 import { outputOf } from "../../scripts/child-output.ts";
+import { thirdPartyCrds } from "../../scripts/crd-assets.ts";
+import { helmBinary } from "../../scripts/helm-assets.ts";
 import { AssetsUnavailableError, k8sAssets } from "../../scripts/k8s-assets.ts";
 import { type MetalLBVersion, metallbAssets } from "../../scripts/metallb-assets.ts";
 import {
@@ -215,6 +217,10 @@ export async function describeE2E(
 export interface E2EAssets {
   /** MetalLB controller versions (built on first use, like the k8s binaries). */
   metallb?: readonly MetalLBVersion[];
+  /** The pinned Helm (scripts/helm.sh, built on first use). */
+  helm?: boolean;
+  /** The Prometheus Operator's and cert-manager's CRDs (scripts/crd-assets.ts). */
+  thirdPartyCrds?: boolean;
 }
 
 /**
@@ -227,6 +233,8 @@ export async function e2eSkipReason(assets: E2EAssets = {}): Promise<string | fa
   try {
     await k8sAssets();
     for (const version of assets.metallb ?? []) await metallbAssets(version);
+    if (assets.helm) await helmBinary();
+    if (assets.thirdPartyCrds) await thirdPartyCrds();
     return false;
   } catch (err) {
     const message = `e2e: ${(err as Error).message.split("\n")[0]}`;

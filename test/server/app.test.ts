@@ -179,19 +179,14 @@ describe("POST /mutate and /validate", () => {
       /lb_ip_guard_admission_duration_seconds_bucket\{le="0.0001",webhook="mutate"\}/,
     );
     assert.match(text, /lb_ip_guard_admission_duration_seconds_count\{webhook="validate"\} 1/);
-    assert.match(
-      text,
-      /lb_ip_guard_pool_addresses\{pool="default",family="IPv4",state="total"\} 11/,
-    );
-    assert.match(text, /lb_ip_guard_pool_addresses\{pool="default",family="IPv4",state="used"\} 1/);
-    assert.match(
-      text,
-      /lb_ip_guard_pool_addresses\{pool="default",family="IPv4",state="free"\} 10/,
-    );
+    assert.match(text, /lb_ip_guard_pool_capacity_addresses\{pool="default",family="IPv4"\} 11/);
+    assert.match(text, /lb_ip_guard_pool_used_addresses\{pool="default",family="IPv4"\} 1/);
+    // Split by meaning: no state label, and no free series (capacity - used in a query).
+    assert.doesNotMatch(text, /state=|lb_ip_guard_pool_addresses/);
     // An IPv6 /64: 2^64 as a double, no address walk.
     assert.match(
       text,
-      /lb_ip_guard_pool_addresses\{pool="dual",family="IPv6",state="total"\} 18446744073709552000/,
+      /lb_ip_guard_pool_capacity_addresses\{pool="dual",family="IPv6"\} 18446744073709552000/,
     );
   });
 });

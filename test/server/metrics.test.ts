@@ -19,10 +19,7 @@ describe("metrics port", () => {
       const text = await response.text();
       assert.match(text, /# TYPE lb_ip_guard_admission_requests_total counter/);
       assert.match(text, /# TYPE lb_ip_guard_admission_duration_seconds histogram/);
-      assert.match(
-        text,
-        /lb_ip_guard_pool_addresses\{pool="reserved",family="IPv4",state="total"\} 8/,
-      );
+      assert.match(text, /lb_ip_guard_pool_capacity_addresses\{pool="reserved",family="IPv4"\} 8/);
       assert.match(text, /process_cpu_seconds_total/);
       assert.match(text, /nodejs_eventloop_lag_seconds/);
       const missing = await fetch(`http://127.0.0.1:${port}/`);

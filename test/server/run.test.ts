@@ -74,10 +74,7 @@ describe("serve --standalone end to end", () => {
     assert.equal((await post("/validate", "{")).status, 400);
     assert.equal((await httpsCall(`${base}/readyz`, ca)).status, 200);
     const metrics = await (await fetch(`http://127.0.0.1:${startup.metricsPort}/metrics`)).text();
-    assert.match(
-      metrics,
-      /lb_ip_guard_pool_addresses\{pool="default",family="IPv4",state="used"\} 1/,
-    );
+    assert.match(metrics, /lb_ip_guard_pool_used_addresses\{pool="default",family="IPv4"\} 1/);
     assert.match(metrics, /decision="denied",reason="AddressInUse"\} 1/);
 
     server.kill("SIGTERM");

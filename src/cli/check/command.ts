@@ -8,6 +8,7 @@
 import type { Policy } from "../../ipam/decide.ts";
 import type { ServiceObject } from "../../ipam/service.ts";
 import {
+  type LoadedSources,
   loadSources,
   parseSourceArgs,
   runWithSources,
@@ -177,29 +178,14 @@ async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
   const { policy, poolSet, namespaceLabels, existingObjects, manifests, audit, warnings } =
     await loadSources(options.sources, io.readStdin, options.allocation);
 
-  // Services already in the cluster: last copy of a namespace/name wins. An audit decides them
-  // one by one instead.
-  const existing = new Map<string, ServiceObject>();
-  for (const manifest of audit ? [] : existingObjects) {
-    const service = asService(manifest);
-    if (service !== undefined) existing.set(refOf(service, manifest), service);
-  }
-  const replay = new Replay({
-    pools: poolSet,
-    namespaceLabels,
+  const decided = decideServices({
+    poolSet,
     policy,
-    existing,
+    namespaceLabels,
+    existingObjects,
+    manifests,
+    audit,
   });
-
-  const decided: DecidedService[] = [];
-  for (const manifest of manifests) {
-    const service = asService(manifest);
-    if (service === undefined) continue;
-    const verdict = audit
-      ? replay.audit(service)
-      : replay.admitManifest(service, refOf(service, manifest).split("/").slice(1).join("/"));
-    decided.push({ manifest, service, verdict });
-  }
 
   if (poolSet.size === 0 && decided.some(({ verdict }) => verdict.addresses.length > 0)) {
     warnings.push(
@@ -212,6 +198,32 @@ async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
     warnings,
     assigned: options.assign ? applyAssignments(manifests, decided) : "",
   };
+}
+
+/** What a replay of Services needs: the loaded sources, less their notes. */
+export type ServicesToDecide = Omit<LoadedSources, "warnings">;
+
+/** Every Service of the manifests through one Replay: what the webhook would answer, in order. */
+export function decideServices(input: ServicesToDecide): DecidedService[] {
+  const { poolSet, policy, namespaceLabels, existingObjects, manifests, audit } = input;
+  // Services already in the cluster: last copy of a namespace/name wins. An audit decides them
+  // one by one instead.
+  const existing = new Map<string, ServiceObject>();
+  for (const manifest of audit ? [] : existingObjects) {
+    const service = asService(manifest);
+    if (service !== undefined) existing.set(refOf(service, manifest), service);
+  }
+  const replay = new Replay({ pools: poolSet, namespaceLabels, policy, existing });
+  const decided: DecidedService[] = [];
+  for (const manifest of manifests) {
+    const service = asService(manifest);
+    if (service === undefined) continue;
+    const verdict = audit
+      ? replay.audit(service)
+      : replay.admitManifest(service, refOf(service, manifest).split("/").slice(1).join("/"));
+    decided.push({ manifest, service, verdict });
+  }
+  return decided;
 }
 
 function allocationOption(given: string | undefined): Policy["allocation"] {

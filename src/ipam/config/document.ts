@@ -6,7 +6,12 @@ import { isRecord } from "../../base/objects.ts";
 import { type PoolsFound, singleError } from "./errors.ts";
 import { field, show } from "./fields.ts";
 import { poolFromIPAddressPool } from "./ip-address-pool.ts";
-import { poolsFromLegacyConfig, poolsFromLegacyValue } from "./legacy.ts";
+import {
+  type LegacyConfigFound,
+  legacyConfigFromText,
+  legacyConfigFromValue,
+  legacyFailure,
+} from "./legacy.ts";
 
 export interface PoolDocumentOptions {
   /** The namespace MetalLB runs in and reads its ConfigMap and IPAddressPools from. */
@@ -44,26 +49,11 @@ export function poolsFromDocument(
   const name = isRecord(metadata) ? field(metadata, "name") : undefined;
   const namespace = isRecord(metadata) ? field(metadata, "namespace") : undefined;
 
-  if (kind === "ConfigMap" && (apiVersion === "v1" || apiVersion === undefined)) {
-    // A ConfigMap called `config` is common; only MetalLB's own, in MetalLB's namespace, counts.
-    if (name !== "config" || namespace !== metallbNamespace) return undefined;
-    const source = withIdentity(origin, `ConfigMap ${metallbNamespace}/config`);
-    const data = field(document, "data");
-    if (data === undefined || data === null) return { pools: [], errors: [] };
-    if (!isRecord(data)) {
-      return singleError(source, "data", `data must be a mapping of strings, not ${show(data)}`);
-    }
-    const config = field(data, "config");
-    // MetalLB reads a missing key as an empty configuration: no pools, no error.
-    if (config === undefined || config === null) return { pools: [], errors: [] };
-    if (typeof config !== "string") {
-      return singleError(
-        source,
-        "data.config",
-        `data.config must be a string, not ${show(config)}`,
-      );
-    }
-    return poolsFromLegacyConfig(config, source);
+  if (kind === "ConfigMap" || (kind === undefined && Object.hasOwn(document, "address-pools"))) {
+    const legacy = legacyConfigFromDocument(document, origin, options);
+    return legacy === undefined
+      ? undefined
+      : { pools: legacy.config.pools.map((entry) => entry.pool), errors: legacy.errors };
   }
 
   if (kind === "IPAddressPool" && IP_ADDRESS_POOL_API_VERSIONS.has(apiVersion)) {
@@ -75,11 +65,48 @@ export function poolsFromDocument(
     const source = withIdentity(origin, `IPAddressPool ${metallbNamespace}/${shownName}`);
     return poolFromIPAddressPool(document, source);
   }
-
-  if (kind === undefined && Object.hasOwn(document, "address-pools")) {
-    return poolsFromLegacyValue(document, origin);
-  }
   return undefined;
+}
+
+/**
+ * The whole legacy config (pools, peers, communities, BFD profiles) of MetalLB's own ConfigMap or
+ * of a bare config document; undefined for any other document. `origin` as for poolsFromDocument.
+ */
+export function legacyConfigFromDocument(
+  document: unknown,
+  origin: string,
+  options: PoolDocumentOptions = {},
+): LegacyConfigFound | undefined {
+  if (!isRecord(document)) return undefined;
+  const kind = field(document, "kind");
+  if (kind === undefined && Object.hasOwn(document, "address-pools")) {
+    return legacyConfigFromValue(document, origin);
+  }
+  const apiVersion = field(document, "apiVersion");
+  if (kind !== "ConfigMap" || (apiVersion !== "v1" && apiVersion !== undefined)) return undefined;
+  const metallbNamespace = options.metallbNamespace ?? DEFAULT_METALLB_NAMESPACE;
+  const metadata = field(document, "metadata");
+  const name = isRecord(metadata) ? field(metadata, "name") : undefined;
+  const namespace = isRecord(metadata) ? field(metadata, "namespace") : undefined;
+  // A ConfigMap called `config` is common; only MetalLB's own, in MetalLB's namespace, counts.
+  if (name !== "config" || namespace !== metallbNamespace) return undefined;
+  const source = withIdentity(origin, `ConfigMap ${metallbNamespace}/config`);
+  const data = field(document, "data");
+  // MetalLB reads a missing data or key as an empty configuration: no pools, no error.
+  if (data === undefined || data === null) return legacyConfigFromText("", source);
+  if (!isRecord(data)) {
+    return legacyFailure(
+      singleError(source, "data", `data must be a mapping of strings, not ${show(data)}`),
+    );
+  }
+  const config = field(data, "config");
+  if (config === undefined || config === null) return legacyConfigFromText("", source);
+  if (typeof config !== "string") {
+    return legacyFailure(
+      singleError(source, "data.config", `data.config must be a string, not ${show(config)}`),
+    );
+  }
+  return legacyConfigFromText(config, source);
 }
 
 function withIdentity(origin: string, identity: string): string {

@@ -43,6 +43,11 @@ export class Issues {
     return this.#errors.length;
   }
 
+  /** What was found so far, for sources that build no pool (peers, BFD profiles). */
+  get errors(): readonly PoolConfigError[] {
+    return this.#errors;
+  }
+
   add(offending: string, message: string): void {
     this.#errors.push({
       origin: this.#origin,

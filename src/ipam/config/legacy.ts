@@ -1,8 +1,13 @@
 // The legacy MetalLB configuration of v0.11–v0.12: the `config` key of the ConfigMap, a YAML
-// document with address-pools (and peers, communities, BFD profiles this tool only tolerates).
+// document with address-pools, peers, bgp-communities and bfd-profiles. The pools are what the
+// webhook decides with; the rest is kept, checked with MetalLB v0.12.1's rules, for `convert`
+// (docs/convert.md cites MetalLB's lines). A problem outside the pools never costs the webhook
+// a pool: those are reported apart, as `bgpErrors`.
 
 import { parseDocument, type Tags } from "yaml";
 import { isRecord } from "../../base/objects.ts";
+import { parseAddress } from "../address.ts";
+import type { LabelSelector } from "../labels.ts";
 import type { Pool } from "../pool.ts";
 import { addressRanges } from "./address-ranges.ts";
 import { Issues, type PoolConfigError, type PoolsFound, singleError } from "./errors.ts";
@@ -14,6 +19,7 @@ import {
   stringList,
   suggest,
 } from "./fields.ts";
+import { parseLegacyNodeSelectors } from "./selector.ts";
 
 /**
  * YAML as MetalLB v0.11–v0.12 reads it (gopkg.in/yaml.v2): YAML 1.1 scalars, so `yes`/`no`/`on`/
@@ -30,8 +36,103 @@ const GO_YAML_V2_OPTIONS = {
     ),
 } as const;
 
+/** A pool's protocol: how MetalLB v0.11–v0.12 announces its addresses. */
+export type LegacyProtocol = "layer2" | "bgp";
+
+/** One `bgp-advertisements` entry; undefined where the config leaves MetalLB's default. */
+export interface LegacyAdvertisement {
+  readonly aggregationLength: number | undefined;
+  readonly aggregationLengthV6: number | undefined;
+  readonly localPref: number | undefined;
+  /** As written: community aliases of `bgp-communities` or `AA:NN` values. */
+  readonly communities: readonly string[];
+}
+
+export interface LegacyPool {
+  /** Position in `address-pools`, for provenance. */
+  readonly index: number;
+  readonly pool: Pool;
+  readonly protocol: LegacyProtocol;
+  readonly advertisements: readonly LegacyAdvertisement[];
+}
+
+/** One `peers` entry; optional fields undefined where the config leaves them out. */
+export interface LegacyPeer {
+  readonly index: number;
+  readonly myASN: number;
+  readonly peerASN: number;
+  readonly peerAddress: string;
+  readonly sourceAddress: string | undefined;
+  readonly peerPort: number | undefined;
+  readonly holdTime: string | undefined;
+  readonly keepaliveTime: string | undefined;
+  readonly routerID: string | undefined;
+  readonly nodeSelectors: readonly LabelSelector[];
+  readonly password: string | undefined;
+  readonly bfdProfile: string | undefined;
+  readonly ebgpMultiHop: boolean | undefined;
+}
+
+export interface LegacyBFDProfile {
+  readonly index: number;
+  readonly name: string;
+  readonly receiveInterval: number | undefined;
+  readonly transmitInterval: number | undefined;
+  readonly detectMultiplier: number | undefined;
+  readonly echoInterval: number | undefined;
+  readonly echoMode: boolean | undefined;
+  readonly passiveMode: boolean | undefined;
+  readonly minimumTTL: number | undefined;
+}
+
+/** Everything a v0.11–v0.12 config declares, each part checked as MetalLB v0.12.1 checks it. */
+export interface LegacyConfig {
+  readonly pools: readonly LegacyPool[];
+  readonly peers: readonly LegacyPeer[];
+  /** `bgp-communities`, by alias, in the order written. */
+  readonly communities: ReadonlyMap<string, string>;
+  readonly bfdProfiles: readonly LegacyBFDProfile[];
+  /** Top-level keys read here but not by MetalLB v0.12.1 (`peer-autodiscovery`). */
+  readonly unreleasedKeys: readonly string[];
+}
+
+export interface LegacyConfigFound {
+  readonly config: LegacyConfig;
+  /** Problems of the pools and of the config as a whole: what the webhook reports too. */
+  readonly errors: readonly PoolConfigError[];
+  /** Problems of peers, communities, BFD profiles and advertisement values. */
+  readonly bgpErrors: readonly PoolConfigError[];
+}
+
+const EMPTY_CONFIG: LegacyConfig = {
+  pools: [],
+  peers: [],
+  communities: new Map(),
+  bfdProfiles: [],
+  unreleasedKeys: [],
+};
+
+/** A config that could not be read at all: nothing declared, one problem. */
+export function legacyFailure(found: PoolsFound): LegacyConfigFound {
+  return { config: EMPTY_CONFIG, errors: found.errors, bgpErrors: [] };
+}
+
+function poolsOf(found: LegacyConfigFound): PoolsFound {
+  return { pools: found.config.pools.map((entry) => entry.pool), errors: found.errors };
+}
+
 /** The ConfigMap's `data.config` string, in the v0.11–v0.12 format. */
 export function poolsFromLegacyConfig(configText: string, origin: string): PoolsFound {
+  return poolsOf(legacyConfigFromText(configText, origin));
+}
+
+/** A legacy config already parsed into a JS value (the ConfigMap's config, or a pools file). */
+export function poolsFromLegacyValue(value: unknown, origin: string): PoolsFound {
+  return poolsOf(legacyConfigFromValue(value, origin));
+}
+
+/** The whole config of the ConfigMap's `data.config` string. */
+export function legacyConfigFromText(configText: string, origin: string): LegacyConfigFound {
   const document = parseDocument(configText, GO_YAML_V2_OPTIONS);
   const [yamlError] = document.errors;
   if (yamlError !== undefined) {
@@ -40,33 +141,39 @@ export function poolsFromLegacyConfig(configText: string, origin: string): Pools
     let summary = (yamlError.message.split("\n")[0] ?? "").replace(/:$/, "");
     if (line !== undefined && !summary.includes(" at line ")) summary += ` at line ${line}`;
     const quoted = lineText.trim() === "" ? "" : `: ${JSON.stringify(lineText.trim())}`;
-    return singleError(
-      origin,
-      lineText.trim(),
-      `the MetalLB config in data.config is not valid YAML: ${summary}${quoted}`,
+    return legacyFailure(
+      singleError(
+        origin,
+        lineText.trim(),
+        `the MetalLB config in data.config is not valid YAML: ${summary}${quoted}`,
+      ),
     );
   }
   let value: unknown;
   try {
     value = document.toJS({ maxAliasCount: 100 });
   } catch (error) {
-    return singleError(
-      origin,
-      "data.config",
-      `the MetalLB config in data.config cannot be read: ${(error as Error).message}`,
+    return legacyFailure(
+      singleError(
+        origin,
+        "data.config",
+        `the MetalLB config in data.config cannot be read: ${(error as Error).message}`,
+      ),
     );
   }
   // An empty config is valid for MetalLB: it simply declares nothing.
-  if (value === null || value === undefined) return { pools: [], errors: [] };
-  return poolsFromLegacyValue(value, origin);
+  if (value === null || value === undefined)
+    return { config: EMPTY_CONFIG, errors: [], bgpErrors: [] };
+  return legacyConfigFromValue(value, origin);
 }
 
 const LEGACY_TOP_LEVEL: Readonly<Record<string, "list" | "mapping">> = {
   peers: "list",
   "bgp-communities": "mapping",
   "address-pools": "list",
-  // v0.12–v0.13 additions, tolerated so a newer legacy config is not refused wholesale.
   "bfd-profiles": "list",
+  // Not in any release's legacy format (v0.12.1's configFile has the four above), tolerated so a
+  // config written for a development build is not refused wholesale.
   "peer-autodiscovery": "mapping",
 };
 
@@ -86,17 +193,43 @@ const LEGACY_ADVERTISEMENT_KEYS = [
   "communities",
 ] as const;
 
-/** A legacy config already parsed into a JS value (the ConfigMap's config, or a pools file). */
-export function poolsFromLegacyValue(value: unknown, origin: string): PoolsFound {
+const LEGACY_PEER_KEYS = [
+  "my-asn",
+  "peer-asn",
+  "peer-address",
+  "source-address",
+  "peer-port",
+  "hold-time",
+  "keepalive-time",
+  "router-id",
+  "node-selectors",
+  "password",
+  "bfd-profile",
+  "ebgp-multihop",
+] as const;
+
+/** Each BFD setting and the bounds MetalLB v0.12.1's parseBFDProfile puts on it. */
+const BFD_INTEGERS = {
+  "receive-interval": [10, 60000],
+  "transmit-interval": [10, 60000],
+  "detect-multiplier": [2, 255],
+  "echo-interval": [10, 60000],
+  "minimum-ttl": [1, 254],
+} as const;
+const BFD_KEYS = ["name", ...Object.keys(BFD_INTEGERS), "echo-mode", "passive-mode"];
+
+/** The whole config, already parsed into a JS value. */
+export function legacyConfigFromValue(value: unknown, origin: string): LegacyConfigFound {
   if (!isRecord(value)) {
-    return singleError(
-      origin,
-      "data.config",
-      `the MetalLB config in data.config must be a mapping with address-pools, not ${show(value)}`,
+    return legacyFailure(
+      singleError(
+        origin,
+        "data.config",
+        `the MetalLB config in data.config must be a mapping with address-pools, not ${show(value)}`,
+      ),
     );
   }
   const errors: PoolConfigError[] = [];
-  const pools: Pool[] = [];
   for (const key of Object.keys(value)) {
     const expected = LEGACY_TOP_LEVEL[key];
     if (!Object.hasOwn(LEGACY_TOP_LEVEL, key) || expected === undefined) {
@@ -120,25 +253,84 @@ export function poolsFromLegacyValue(value: unknown, origin: string): PoolsFound
       });
     }
   }
-  const declared = field(value, "address-pools");
-  if (Array.isArray(declared)) {
-    declared.forEach((item: unknown, index) => {
-      const found = legacyPool(item, index, origin);
-      errors.push(...found.errors);
-      pools.push(...found.pools);
-    });
+  const bgpErrors: PoolConfigError[] = [];
+  const communities = parseCommunities(field(value, "bgp-communities"), origin, bgpErrors);
+  const bfdProfiles = parseList(field(value, "bfd-profiles"), (item, index) => {
+    const issues = new Issues(origin, undefined, "");
+    const profile = legacyBFDProfile(item, index, issues);
+    bgpErrors.push(...issues.errors);
+    return profile;
+  });
+  const seenProfiles = new Set<string>();
+  for (const profile of bfdProfiles) {
+    if (seenProfiles.has(profile.name)) {
+      bgpErrors.push({
+        origin,
+        pool: undefined,
+        offending: profile.name,
+        message: `bfd-profiles[${profile.index}]: duplicate BFD profile name ${JSON.stringify(profile.name)}`,
+      });
+    }
+    seenProfiles.add(profile.name);
   }
-  return { pools, errors };
+  const peers = parseList(field(value, "peers"), (item, index) => {
+    const issues = new Issues(origin, undefined, `peers[${index}]: `);
+    const peer = legacyPeer(item, index, seenProfiles, issues);
+    bgpErrors.push(...issues.errors);
+    return peer;
+  });
+  const pools = parseList(field(value, "address-pools"), (item, index) => {
+    const found = legacyPool(item, index, origin, communities);
+    errors.push(...found.errors);
+    bgpErrors.push(...found.bgpErrors);
+    return found.pool;
+  });
+  const unreleasedKeys = Object.hasOwn(value, "peer-autodiscovery") ? ["peer-autodiscovery"] : [];
+  return {
+    config: { pools, peers, communities, bfdProfiles, unreleasedKeys },
+    errors,
+    bgpErrors,
+  };
 }
 
-function legacyPool(item: unknown, index: number, origin: string): PoolsFound {
+/** The entries of a list that parsed; anything but a list was reported with the top level. */
+function parseList<T>(value: unknown, parse: (item: unknown, index: number) => T | undefined): T[] {
+  if (!Array.isArray(value)) return [];
+  return value.flatMap((item: unknown, index) => {
+    const parsed = parse(item, index);
+    return parsed === undefined ? [] : [parsed];
+  });
+}
+
+interface PoolFound {
+  readonly pool: LegacyPool | undefined;
+  readonly errors: readonly PoolConfigError[];
+  readonly bgpErrors: readonly PoolConfigError[];
+}
+
+function legacyPool(
+  item: unknown,
+  index: number,
+  origin: string,
+  communities: ReadonlyMap<string, string>,
+): PoolFound {
   const path = `address-pools[${index}]`;
   if (!isRecord(item)) {
-    return singleError(origin, path, `${path} must be a mapping with name, protocol and addresses`);
+    return {
+      pool: undefined,
+      errors: singleError(
+        origin,
+        path,
+        `${path} must be a mapping with name, protocol and addresses`,
+      ).errors,
+      bgpErrors: [],
+    };
   }
   const rawName = field(item, "name");
   const name = typeof rawName === "string" && rawName !== "" ? rawName : undefined;
-  const issues = new Issues(origin, name, name === undefined ? `${path}: ` : "");
+  const prefix = name === undefined ? `${path}: ` : "";
+  const issues = new Issues(origin, name, prefix);
+  const bgpIssues = new Issues(origin, name, prefix);
 
   if (rawName === undefined || rawName === null || rawName === "") {
     issues.add("name", "missing pool name (name is required)");
@@ -154,13 +346,16 @@ function legacyPool(item: unknown, index: number, origin: string): PoolsFound {
     }
   }
 
-  const protocol = field(item, "protocol");
-  if (protocol === undefined || protocol === null || protocol === "") {
+  const rawProtocol = field(item, "protocol");
+  let protocol: LegacyProtocol | undefined;
+  if (rawProtocol === undefined || rawProtocol === null || rawProtocol === "") {
     issues.add("protocol", "protocol is missing; expected layer2 or bgp");
-  } else if (protocol !== "layer2" && protocol !== "bgp") {
+  } else if (rawProtocol === "layer2" || rawProtocol === "bgp") {
+    protocol = rawProtocol;
+  } else {
     issues.add(
-      typeof protocol === "string" ? protocol : "protocol",
-      `unknown protocol ${show(protocol)}; expected layer2 or bgp`,
+      typeof rawProtocol === "string" ? rawProtocol : "protocol",
+      `unknown protocol ${show(rawProtocol)}; expected layer2 or bgp`,
     );
   }
 
@@ -172,9 +367,15 @@ function legacyPool(item: unknown, index: number, origin: string): PoolsFound {
     false,
     issues,
   );
-  checkAdvertisements(field(item, "bgp-advertisements"), protocol, issues);
+  const advertisements = legacyAdvertisements(
+    field(item, "bgp-advertisements"),
+    rawProtocol,
+    communities,
+    issues,
+    bgpIssues,
+  );
 
-  return issues.result(name, (poolName) => ({
+  const built = issues.result(name, (poolName) => ({
     name: poolName,
     ranges,
     autoAssign,
@@ -182,13 +383,28 @@ function legacyPool(item: unknown, index: number, origin: string): PoolsFound {
     serviceAllocation: undefined,
     origin,
   }));
+  const [pool] = built.pools;
+  return {
+    pool:
+      pool === undefined || protocol === undefined
+        ? undefined
+        : { index, pool, protocol, advertisements },
+    errors: built.errors,
+    bgpErrors: bgpIssues.errors,
+  };
 }
 
-function checkAdvertisements(value: unknown, protocol: unknown, issues: Issues): void {
-  if (value === undefined || value === null) return;
+function legacyAdvertisements(
+  value: unknown,
+  protocol: unknown,
+  communities: ReadonlyMap<string, string>,
+  issues: Issues,
+  bgpIssues: Issues,
+): LegacyAdvertisement[] {
+  if (value === undefined || value === null) return [];
   if (!Array.isArray(value)) {
     issues.add("bgp-advertisements", `bgp-advertisements must be a list, not ${show(value)}`);
-    return;
+    return [];
   }
   if (value.length > 0 && protocol === "layer2") {
     issues.add(
@@ -196,11 +412,11 @@ function checkAdvertisements(value: unknown, protocol: unknown, issues: Issues):
       "bgp-advertisements is only allowed with protocol bgp, and this pool is layer2",
     );
   }
-  value.forEach((advertisement: unknown, index) => {
+  return parseList(value, (advertisement, index) => {
     const path = `bgp-advertisements[${index}]`;
     if (!isRecord(advertisement)) {
       issues.add(path, `${path} must be a mapping, not ${show(advertisement)}`);
-      return;
+      return undefined;
     }
     for (const key of Object.keys(advertisement)) {
       if (!(LEGACY_ADVERTISEMENT_KEYS as readonly string[]).includes(key)) {
@@ -210,12 +426,263 @@ function checkAdvertisements(value: unknown, protocol: unknown, issues: Issues):
         );
       }
     }
-    for (const key of ["aggregation-length", "aggregation-length-v6", "localpref"]) {
+    const integer = (key: string, max: number | undefined): number | undefined => {
       const number = field(advertisement, key);
-      if (number !== undefined && number !== null && !isNonNegativeInteger(number)) {
+      if (number === undefined || number === null) return undefined;
+      if (!isNonNegativeInteger(number)) {
         issues.add(`${path}.${key}`, `${path}.${key} must be an integer, not ${show(number)}`);
+        return undefined;
+      }
+      if (max !== undefined && (number as number) > max) {
+        bgpIssues.add(`${path}.${key}`, `${path}.${key} must be at most ${max}, not ${number}`);
+      }
+      return number as number;
+    };
+    const aggregationLength = integer("aggregation-length", 32);
+    const aggregationLengthV6 = integer("aggregation-length-v6", 128);
+    const localPref = integer("localpref", 2 ** 32 - 1);
+    const written = stringList(field(advertisement, "communities"), `${path}.communities`, issues);
+    for (const community of written) {
+      if (communities.has(community)) continue;
+      const problem = communityProblem(community);
+      if (problem !== undefined) {
+        bgpIssues.add(
+          community,
+          `${path}.communities: ${JSON.stringify(community)} is neither an alias of bgp-communities nor ${problem}`,
+        );
       }
     }
-    stringList(field(advertisement, "communities"), `${path}.communities`, issues);
+    return { aggregationLength, aggregationLengthV6, localPref, communities: written };
   });
+}
+
+/** MetalLB's ParseCommunity: two 16-bit decimal numbers joined by a colon. */
+function communityProblem(text: string): string | undefined {
+  const parts = text.split(":");
+  const fits = (part: string) => /^\d+$/.test(part) && Number(part) <= 0xffff;
+  return parts.length === 2 && parts.every(fits)
+    ? undefined
+    : "a community value AA:NN (two numbers from 0 to 65535)";
+}
+
+function parseCommunities(
+  value: unknown,
+  origin: string,
+  errors: PoolConfigError[],
+): ReadonlyMap<string, string> {
+  const communities = new Map<string, string>();
+  if (!isRecord(value)) return communities;
+  for (const [alias, community] of Object.entries(value)) {
+    const problem =
+      typeof community === "string" ? communityProblem(community) : "a community value AA:NN";
+    if (problem !== undefined) {
+      errors.push({
+        origin,
+        pool: undefined,
+        offending: alias,
+        message: `bgp-communities.${alias} is ${show(community)}, not ${problem}`,
+      });
+      continue;
+    }
+    communities.set(alias, community as string);
+  }
+  return communities;
+}
+
+function unknownKeys(
+  item: Readonly<Record<string, unknown>>,
+  known: readonly string[],
+  what: string,
+  issues: Issues,
+): void {
+  for (const key of Object.keys(item)) {
+    if (!known.includes(key)) {
+      issues.add(
+        key,
+        `unknown key ${JSON.stringify(key)}${suggest(key, known)}; ${what} has ${known.join(", ")}`,
+      );
+    }
+  }
+}
+
+function legacyPeer(
+  item: unknown,
+  index: number,
+  bfdProfiles: ReadonlySet<string>,
+  issues: Issues,
+): LegacyPeer | undefined {
+  if (!isRecord(item)) {
+    issues.add(
+      "peers",
+      `must be a mapping with my-asn, peer-asn and peer-address, not ${show(item)}`,
+    );
+    return undefined;
+  }
+  const before = issues.count;
+  unknownKeys(item, LEGACY_PEER_KEYS, "a peer", issues);
+  const asn = (key: string): number => {
+    const number = field(item, key);
+    if (number === undefined || number === null || number === 0) {
+      issues.add(key, `${key} is missing; a peer needs my-asn and peer-asn`);
+    } else if (!isNonNegativeInteger(number) || (number as number) > 2 ** 32 - 1) {
+      issues.add(key, `${key} must be an AS number from 1 to 4294967295, not ${show(number)}`);
+    }
+    return number as number;
+  };
+  const myASN = asn("my-asn");
+  const peerASN = asn("peer-asn");
+  const address = (key: string, required: boolean): string | undefined => {
+    const text = field(item, key);
+    if (text === undefined || text === null || text === "") {
+      if (required) issues.add(key, `${key} is missing; a peer needs the address to dial`);
+      return undefined;
+    }
+    if (typeof text !== "string" || !parseAddress(text).ok) {
+      issues.add(String(text), `${key} must be an IP address, not ${show(text)}`);
+      return undefined;
+    }
+    return text;
+  };
+  const peerAddress = address("peer-address", true);
+  const sourceAddress = address("source-address", false);
+  const routerID = address("router-id", false);
+  const port = field(item, "peer-port");
+  const peerPort = port === undefined || port === null || port === 0 ? undefined : (port as number);
+  if (peerPort !== undefined && (!isNonNegativeInteger(peerPort) || peerPort > 65535)) {
+    issues.add("peer-port", `peer-port must be a port number from 1 to 65535, not ${show(port)}`);
+  }
+  const holdTime = optionalString(field(item, "hold-time"), "hold-time", issues);
+  const keepaliveTime = optionalString(field(item, "keepalive-time"), "keepalive-time", issues);
+  const holdSeconds = holdTime === undefined ? 90 : durationSeconds(holdTime, "hold-time", issues);
+  if (holdSeconds !== undefined && holdSeconds !== 0 && holdSeconds < 3) {
+    issues.add(
+      holdTime ?? "hold-time",
+      `hold-time ${JSON.stringify(holdTime)} must be 0 or at least 3s`,
+    );
+  }
+  if (keepaliveTime !== undefined) {
+    const keepaliveSeconds = durationSeconds(keepaliveTime, "keepalive-time", issues);
+    if (
+      keepaliveSeconds !== undefined &&
+      holdSeconds !== undefined &&
+      keepaliveSeconds > holdSeconds
+    ) {
+      issues.add(
+        keepaliveTime,
+        `keepalive-time ${JSON.stringify(keepaliveTime)} must not be longer than the hold time (${holdSeconds}s)`,
+      );
+    }
+  }
+  const nodeSelectors = parseLegacyNodeSelectors(field(item, "node-selectors"), issues);
+  const password = optionalString(field(item, "password"), "password", issues);
+  const bfdProfile = optionalString(field(item, "bfd-profile"), "bfd-profile", issues);
+  if (bfdProfile !== undefined && !bfdProfiles.has(bfdProfile)) {
+    issues.add(bfdProfile, `bfd-profile ${JSON.stringify(bfdProfile)} is not one of bfd-profiles`);
+  }
+  const rawMultiHop = field(item, "ebgp-multihop");
+  const ebgpMultiHop =
+    rawMultiHop === undefined || rawMultiHop === null
+      ? undefined
+      : optionalBoolean(rawMultiHop, "ebgp-multihop", false, issues);
+  if (ebgpMultiHop === true && myASN === peerASN) {
+    issues.add("ebgp-multihop", "ebgp-multihop is set for an iBGP peer (my-asn equals peer-asn)");
+  }
+  if (issues.count !== before || peerAddress === undefined) return undefined;
+  return {
+    index,
+    myASN,
+    peerASN,
+    peerAddress,
+    sourceAddress,
+    peerPort,
+    holdTime,
+    keepaliveTime,
+    routerID,
+    nodeSelectors,
+    password,
+    bfdProfile,
+    ebgpMultiHop,
+  };
+}
+
+function optionalString(value: unknown, path: string, issues: Issues): string | undefined {
+  if (value === undefined || value === null || value === "") return undefined;
+  if (typeof value === "string") return value;
+  issues.add(path, `${path} must be a string, not ${show(value)}`);
+  return undefined;
+}
+
+const GO_DURATION_UNIT_SECONDS: Readonly<Record<string, number>> = {
+  ns: 1e-9,
+  us: 1e-6,
+  µs: 1e-6,
+  μs: 1e-6,
+  ms: 1e-3,
+  s: 1,
+  m: 60,
+  h: 3600,
+};
+const GO_DURATION = /^[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+$/;
+
+/** Go's time.ParseDuration, rounded down to whole seconds as MetalLB rounds peer timers. */
+function durationSeconds(text: string, path: string, issues: Issues): number | undefined {
+  if (text === "0") return 0;
+  if (!GO_DURATION.test(text)) {
+    issues.add(text, `${path} ${JSON.stringify(text)} is not a duration such as 90s or 1m30s`);
+    return undefined;
+  }
+  let seconds = 0;
+  for (const [, amount, unit] of text.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/g)) {
+    seconds += Number(amount) * (GO_DURATION_UNIT_SECONDS[unit ?? "s"] ?? 1);
+  }
+  return Math.trunc(text.startsWith("-") ? -seconds : seconds);
+}
+
+function legacyBFDProfile(
+  item: unknown,
+  index: number,
+  issues: Issues,
+): LegacyBFDProfile | undefined {
+  const path = `bfd-profiles[${index}]`;
+  if (!isRecord(item)) {
+    issues.add(path, `${path} must be a mapping with a name, not ${show(item)}`);
+    return undefined;
+  }
+  const before = issues.count;
+  unknownKeys(item, BFD_KEYS, `${path}: a BFD profile`, issues);
+  const name = field(item, "name");
+  if (typeof name !== "string" || name === "") {
+    issues.add(path, `${path}: missing BFD profile name`);
+  }
+  const integer = (key: keyof typeof BFD_INTEGERS): number | undefined => {
+    const number = field(item, key);
+    if (number === undefined || number === null) return undefined;
+    const [low, high] = BFD_INTEGERS[key];
+    if (!isNonNegativeInteger(number) || (number as number) < low || (number as number) > high) {
+      issues.add(
+        `${path}.${key}`,
+        `${path}.${key} must be an integer from ${low} to ${high}, not ${show(number)}`,
+      );
+      return undefined;
+    }
+    return number as number;
+  };
+  const flag = (key: string): boolean | undefined => {
+    const value = field(item, key);
+    return value === undefined || value === null
+      ? undefined
+      : optionalBoolean(value, `${path}.${key}`, false, issues);
+  };
+  const profile: LegacyBFDProfile = {
+    index,
+    name: name as string,
+    receiveInterval: integer("receive-interval"),
+    transmitInterval: integer("transmit-interval"),
+    detectMultiplier: integer("detect-multiplier"),
+    echoInterval: integer("echo-interval"),
+    echoMode: flag("echo-mode"),
+    passiveMode: flag("passive-mode"),
+    minimumTTL: integer("minimum-ttl"),
+  };
+  return issues.count === before ? profile : undefined;
 }

@@ -9,7 +9,16 @@ import type { Issues } from "./errors.ts";
 import { field, show, stringList, suggest } from "./fields.ts";
 
 const ALLOCATION_KEYS = ["priority", "namespaces", "namespaceSelectors", "serviceSelectors"];
-const SELECTOR_KEYS = ["matchLabels", "matchExpressions"];
+/** A selector's two keys: metav1's spelling, or the legacy config's (`node-selectors`). */
+interface SelectorKeys {
+  readonly labels: string;
+  readonly expressions: string;
+}
+const SELECTOR_KEYS: SelectorKeys = { labels: "matchLabels", expressions: "matchExpressions" };
+const LEGACY_SELECTOR_KEYS: SelectorKeys = {
+  labels: "match-labels",
+  expressions: "match-expressions",
+};
 const REQUIREMENT_KEYS = ["key", "operator", "values"];
 const OPERATORS: readonly SelectorOperator[] = ["In", "NotIn", "Exists", "DoesNotExist"];
 
@@ -60,7 +69,17 @@ export function parseServiceAllocation(
   };
 }
 
-function selectorList(value: unknown, path: string, issues: Issues): LabelSelector[] {
+/** A legacy peer's `node-selectors` (match-labels, match-expressions), as MetalLB v0.12 reads them. */
+export function parseLegacyNodeSelectors(value: unknown, issues: Issues): LabelSelector[] {
+  return selectorList(value, "node-selectors", issues, LEGACY_SELECTOR_KEYS);
+}
+
+function selectorList(
+  value: unknown,
+  path: string,
+  issues: Issues,
+  keys: SelectorKeys = SELECTOR_KEYS,
+): LabelSelector[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value)) {
     issues.add(path, `${path} must be a list of label selectors, not ${show(value)}`);
@@ -68,7 +87,7 @@ function selectorList(value: unknown, path: string, issues: Issues): LabelSelect
   }
   const selectors: LabelSelector[] = [];
   value.forEach((item: unknown, index) => {
-    const selector = parseLabelSelector(item, `${path}[${index}]`, issues);
+    const selector = parseLabelSelector(item, `${path}[${index}]`, issues, keys);
     if (selector !== undefined) selectors.push(selector);
   });
   return selectors;
@@ -79,57 +98,49 @@ function parseLabelSelector(
   value: unknown,
   path: string,
   issues: Issues,
+  keys: SelectorKeys,
 ): LabelSelector | undefined {
+  const known = [keys.labels, keys.expressions];
   if (!isRecord(value)) {
-    issues.add(
-      path,
-      `${path} must be a label selector (matchLabels, matchExpressions), not ${show(value)}`,
-    );
+    issues.add(path, `${path} must be a label selector (${known.join(", ")}), not ${show(value)}`);
     return undefined;
   }
   const before = issues.count;
   for (const key of Object.keys(value)) {
-    if (!SELECTOR_KEYS.includes(key)) {
+    if (!known.includes(key)) {
       issues.add(
         `${path}.${key}`,
-        `unknown field "${path}.${key}"${suggest(key, SELECTOR_KEYS)}; a label selector has matchLabels, matchExpressions`,
+        `unknown field "${path}.${key}"${suggest(key, known)}; a label selector has ${known.join(", ")}`,
       );
     }
   }
+  const labelsPath = `${path}.${keys.labels}`;
   const matchLabels: Record<string, string> = {};
-  const rawLabels = field(value, "matchLabels");
+  const rawLabels = field(value, keys.labels);
   if (rawLabels !== undefined && rawLabels !== null) {
     if (!isRecord(rawLabels)) {
-      issues.add(
-        `${path}.matchLabels`,
-        `${path}.matchLabels must be a mapping, not ${show(rawLabels)}`,
-      );
+      issues.add(labelsPath, `${labelsPath} must be a mapping, not ${show(rawLabels)}`);
     } else {
       for (const [key, labelValue] of Object.entries(rawLabels)) {
-        checkLabelKey(key, `${path}.matchLabels`, issues);
+        checkLabelKey(key, labelsPath, issues);
         if (typeof labelValue !== "string") {
-          issues.add(
-            key,
-            `${path}.matchLabels["${key}"] must be a string, not ${show(labelValue)}`,
-          );
+          issues.add(key, `${labelsPath}["${key}"] must be a string, not ${show(labelValue)}`);
           continue;
         }
-        checkLabelValue(labelValue, `${path}.matchLabels["${key}"]`, issues);
+        checkLabelValue(labelValue, `${labelsPath}["${key}"]`, issues);
         matchLabels[key] = labelValue;
       }
     }
   }
+  const expressionsPath = `${path}.${keys.expressions}`;
   const matchExpressions: SelectorRequirement[] = [];
-  const rawExpressions = field(value, "matchExpressions");
+  const rawExpressions = field(value, keys.expressions);
   if (rawExpressions !== undefined && rawExpressions !== null) {
     if (!Array.isArray(rawExpressions)) {
-      issues.add(
-        `${path}.matchExpressions`,
-        `${path}.matchExpressions must be a list, not ${show(rawExpressions)}`,
-      );
+      issues.add(expressionsPath, `${expressionsPath} must be a list, not ${show(rawExpressions)}`);
     } else {
       rawExpressions.forEach((item: unknown, index) => {
-        const requirement = parseRequirement(item, `${path}.matchExpressions[${index}]`, issues);
+        const requirement = parseRequirement(item, `${expressionsPath}[${index}]`, issues);
         if (requirement !== undefined) matchExpressions.push(requirement);
       });
     }

@@ -65,3 +65,47 @@ rules:
     resources: ["services"]
     scope: Namespaced
 {{- end -}}
+
+{{- /* The cert-manager Certificate of the serving certificate (certManager.enabled). */}}
+{{- define "lb-ip-guard.certificateName" -}}lb-ip-guard-serving{{- end -}}
+
+{{- /*
+The Secret whose certificate is served, or "" for the server's own bootstrap: tls.secretName,
+else cert-manager's when certManager.enabled.
+*/}}
+{{- define "lb-ip-guard.tlsSecret" -}}
+{{- if .Values.tls.secretName -}}
+{{- .Values.tls.secretName -}}
+{{- else if .Values.certManager.enabled -}}
+lb-ip-guard-serving-cert
+{{- end -}}
+{{- end -}}
+
+{{- /* webhookAnnotations, plus cert-manager's CA injector when certManager.enabled. */}}
+{{- define "lb-ip-guard.webhookAnnotations" -}}
+{{- $annotations := deepCopy .Values.webhookAnnotations -}}
+{{- if .Values.certManager.enabled -}}
+{{- $_ := set $annotations "cert-manager.io/inject-ca-from" (printf "%s/%s" .Release.Namespace (include "lb-ip-guard.certificateName" .)) -}}
+{{- end -}}
+{{- with $annotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{- /* The volume source of clientAuth's CA bundle, or "" when client authentication is off. */}}
+{{- define "lb-ip-guard.clientCAVolume" -}}
+{{- with .Values.clientAuth -}}
+{{- if and .caSecret .caConfigMap -}}
+{{- fail "clientAuth: give caSecret or caConfigMap, not both" -}}
+{{- else if .caSecret -}}
+secret:
+  secretName: {{ .caSecret }}
+  items: [{key: {{ .key | quote }}, path: {{ .key | quote }}}]
+{{- else if .caConfigMap -}}
+configMap:
+  name: {{ .caConfigMap }}
+  items: [{key: {{ .key | quote }}, path: {{ .key | quote }}}]
+{{- end -}}
+{{- end -}}
+{{- end -}}
