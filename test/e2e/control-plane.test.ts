@@ -14,13 +14,18 @@ import {
 
 const service = (
   name: string,
-  extra: { type?: string; annotations?: Record<string, string> } = {},
+  extra: { type?: string; annotations?: Record<string, string>; loadBalancerIP?: string } = {},
 ) =>
   JSON.stringify({
     apiVersion: "v1",
     kind: "Service",
     metadata: { name, namespace: "default", annotations: extra.annotations ?? {} },
-    spec: { type: extra.type ?? "ClusterIP", selector: { app: name }, ports: [{ port: 80 }] },
+    spec: {
+      type: extra.type ?? "ClusterIP",
+      ...(extra.loadBalancerIP !== undefined && { loadBalancerIP: extra.loadBalancerIP }),
+      selector: { app: name },
+      ports: [{ port: 80 }],
+    },
   });
 
 await describeE2E("control plane", () => {
@@ -151,7 +156,12 @@ await describeE2E("control plane", () => {
             annotations: { "metallb.universe.tf/loadBalancerIPs": "192.168.35.101" },
           }),
         ),
-        both("CREATE", "legacy-key"),
+        ["/validate CREATE default/legacy-key"],
+        "a Service that asks for an address is only validated: the mutation never patches it",
+      );
+      assert.deepEqual(
+        await seen(service("explicit", { type: "LoadBalancer", loadBalancerIP: "192.168.35.102" })),
+        ["/validate CREATE default/explicit"],
       );
       // oldObject counts: a Service leaving LoadBalancer is still seen, to free its address.
       assert.deepEqual(await seen(service("lb")), both("UPDATE", "lb"));

@@ -46,6 +46,20 @@ matchConditions:
 {{- end -}}
 
 {{- /*
+The mutating webhook's conditions (deploy/webhooks.yaml): the shared one, and a Service that
+asks for no address (the mutation never patches one that does).
+*/}}
+{{- define "lb-ip-guard.mutateMatchConditions" -}}
+{{ include "lb-ip-guard.matchConditions" . }}
+  - name: service-asks-for-no-address
+    expression: >-
+      !(has(object.spec) && has(object.spec.loadBalancerIP) && object.spec.loadBalancerIP != '') &&
+      !(has(object.metadata) && has(object.metadata.annotations) && (
+        'metallb.io/loadBalancerIPs' in object.metadata.annotations ||
+        'metallb.universe.tf/loadBalancerIPs' in object.metadata.annotations))
+{{- end -}}
+
+{{- /*
 The status webhook's condition (deploy/webhooks.yaml): a status that serves an address.
 */}}
 {{- define "lb-ip-guard.statusMatchConditions" -}}
