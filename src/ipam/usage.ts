@@ -109,16 +109,19 @@ export class UsageIndex {
     forget(this.#byRef, holder.ref, owner);
   }
 
+  /** Whether owners other than the Service `ref` itself hold for it (see grantedBefore). */
+  hasGrantsFor(ref: string): boolean {
+    const owners = this.#byRef.get(ref);
+    return owners !== undefined && !(owners.size === 1 && owners.has(ref));
+  }
+
   /**
    * What other owners hold for the Service `ref` (an earlier grant's hold or claim, before the
    * Service itself exists), of one family, ascending: its own entry is not among them.
    */
   grantedBefore(ref: string, family: Family): readonly bigint[] {
-    const owners = this.#byRef.get(ref);
-    // The common case, allocation-free: nothing, or only the Service itself, holds for it.
-    if (owners === undefined || (owners.size === 1 && owners.has(ref))) return NONE;
     const found: bigint[] = [];
-    for (const owner of owners) {
+    for (const owner of this.#byRef.get(ref) ?? []) {
       if (owner === ref) continue;
       for (const address of this.#owners.get(owner)?.addresses ?? []) {
         if (address.family === family && !found.includes(address.value)) found.push(address.value);
@@ -206,8 +209,6 @@ export class UsageIndex {
     }
   }
 }
-
-const NONE: readonly bigint[] = [];
 
 function remember(owners: Map<string, Set<string>>, key: string, owner: string): void {
   const known = owners.get(key);

@@ -79,8 +79,7 @@ function reusableGrant(
   passes: readonly (readonly Family[])[],
 ): Decision | undefined {
   const { ref, view } = context;
-  if (!FAMILIES.some((family) => view.usage.grantedBefore(ref, family).length > 0))
-    return undefined;
+  if (!view.usage.hasGrantsFor(ref)) return undefined;
   const holder = holderOf(context.service, context.policy, ref);
   for (const families of passes) {
     for (const pool of candidates) {
