@@ -163,6 +163,17 @@ await describeE2E("control plane", () => {
         await seen(service("explicit", { type: "LoadBalancer", loadBalancerIP: "192.168.35.102" })),
         ["/validate CREATE default/explicit"],
       );
+      // Opted in, with the address an earlier mutation wrote: the mutation turns it into a
+      // LoadBalancer again (kubectl apply of its ClusterIP manifest sets the type back).
+      assert.deepEqual(
+        await seen(
+          service("opted-in-with-ip", {
+            annotations: { "lb-ip-guard.dev/auto-assign": "true" },
+            loadBalancerIP: "192.168.35.103",
+          }),
+        ),
+        both("CREATE", "opted-in-with-ip"),
+      );
       // oldObject counts: a Service leaving LoadBalancer is still seen, to free its address.
       assert.deepEqual(await seen(service("lb")), both("UPDATE", "lb"));
       assert.deepEqual(

@@ -47,16 +47,18 @@ matchConditions:
 
 {{- /*
 The mutating webhook's conditions (deploy/webhooks.yaml): the shared one, and a Service that
-asks for no address (the mutation never patches one that does).
+opts in to auto-assign or asks for no address (the mutation patches no other).
 */}}
 {{- define "lb-ip-guard.mutateMatchConditions" -}}
 {{ include "lb-ip-guard.matchConditions" . }}
-  - name: service-asks-for-no-address
+  - name: service-opts-in-or-asks-for-no-address
     expression: >-
+      (has(object.metadata) && has(object.metadata.annotations) &&
+        'lb-ip-guard.dev/auto-assign' in object.metadata.annotations) || (
       !(has(object.spec) && has(object.spec.loadBalancerIP) && object.spec.loadBalancerIP != '') &&
       !(has(object.metadata) && has(object.metadata.annotations) && (
         'metallb.io/loadBalancerIPs' in object.metadata.annotations ||
-        'metallb.universe.tf/loadBalancerIPs' in object.metadata.annotations))
+        'metallb.universe.tf/loadBalancerIPs' in object.metadata.annotations)))
 {{- end -}}
 
 {{- /*
