@@ -2,6 +2,7 @@
 // with --kubeconfig and --context, the release and class guarded), what those flags read, and the
 // policy they make. Each command adds its own flags and does its own thing with what is loaded.
 
+import { writeFile } from "node:fs/promises";
 import { type ParseArgsOptionsConfig, parseArgs } from "node:util";
 import { type Policy, policyFor } from "../ipam/decide.ts";
 import type { Labels } from "../ipam/labels.ts";
@@ -158,6 +159,26 @@ export async function runWithSources<Options>(
       return USAGE_ERROR;
     }
     throw error;
+  }
+}
+
+/**
+ * Writes a command's result to `file` (`--output`), or to stdout without one. A file that cannot
+ * be written is an input error (exit 2, one line), as a file that cannot be read is.
+ */
+export async function writeOutput(
+  file: string | undefined,
+  text: string,
+  io: Output,
+): Promise<void> {
+  if (file === undefined) {
+    io.stdout(text);
+    return;
+  }
+  try {
+    await writeFile(file, text);
+  } catch (error) {
+    throw new InputError([`--output: ${(error as Error).message}`]);
   }
 }
 

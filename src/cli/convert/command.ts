@@ -3,7 +3,6 @@
 // upgrade. The conversion itself is pure (src/ipam/config/convert.ts); here: the input, the YAML
 // with its provenance comments (./render.ts), and the two replays `check` uses compared.
 
-import { writeFile } from "node:fs/promises";
 import { convertLegacyConfig } from "../../ipam/config/convert.ts";
 import { legacyConfigFromDocument } from "../../ipam/config/document.ts";
 import { formatPoolConfigError } from "../../ipam/config/errors.ts";
@@ -20,6 +19,7 @@ import {
   runWithSources,
   type Sources,
   sourcesOf,
+  writeOutput,
 } from "../sources.ts";
 import { renderConversion } from "./render.ts";
 
@@ -153,8 +153,7 @@ async function convert(options: ConvertOptions, io: CheckIO): Promise<number> {
     io.stderr(`lb-ip-guard convert: warning: ${warning}\n`);
   }
   const yaml = renderConversion(conversion, configMap.location);
-  if (options.output === undefined) io.stdout(yaml);
-  else await writeFile(options.output, yaml);
+  await writeOutput(options.output, yaml, io);
   if (!options.check) return EXIT.ok;
 
   const services = given.filter((manifest) => asService(manifest) !== undefined);

@@ -2,7 +2,6 @@
 // wrong, from the same inputs as `check`. Here: the arguments and the run; the map itself is
 // ipam/pool-map.ts (pure), the text and JSON ./report.ts, the page ./html.ts.
 
-import { writeFile } from "node:fs/promises";
 import { isDnsLabel } from "../../base/k8s-names.ts";
 import { type ClaimRecord, mappedServiceOf, poolMap } from "../../ipam/pool-map.ts";
 import type { ManifestObject } from "../../manifests/loader.ts";
@@ -15,6 +14,7 @@ import {
   runWithSources,
   type Sources,
   sourcesOf,
+  writeOutput,
 } from "../sources.ts";
 import { poolMapPage } from "./html.ts";
 import { formatText, reportOf } from "./report.ts";
@@ -60,7 +60,7 @@ Exit status: 0 no problem found, 1 a problem found (the report is printed all th
 2 usage or input error.
 `;
 
-const EXIT = { ok: 0, problems: 1, usage: 2 } as const;
+const EXIT = { ok: 0, problems: 1 } as const;
 
 type Format = "text" | "json" | "html";
 
@@ -86,15 +86,7 @@ export function runPools(args: readonly string[], io: CheckIO): Promise<number> 
           : options.format === "html"
             ? poolMapPage(report)
             : formatText(report);
-      if (options.output === undefined) io.stdout(text);
-      else {
-        try {
-          await writeFile(options.output, text);
-        } catch (error) {
-          io.stderr(`lb-ip-guard pools: --output: ${(error as Error).message}\n`);
-          return EXIT.usage;
-        }
-      }
+      await writeOutput(options.output, text, io);
       return report.summary.problems > 0 ? EXIT.problems : EXIT.ok;
     },
   );

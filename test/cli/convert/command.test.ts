@@ -165,6 +165,11 @@ describe("convert", { concurrency: true }, () => {
         configMap("- name: x\n  protocol: layer2\n  addresses: [10.9.0.0/28]"),
         /two legacy MetalLB configurations/,
       ],
+      [
+        ["convert", KUBEFLOW, "--output", join(KUBEFLOW, "no/such/dir/objects.yaml")],
+        "",
+        /--output: ENOENT/,
+      ],
     ];
     await Promise.all(
       cases.map(async ([args, stdin, pattern]) => {
