@@ -1,6 +1,6 @@
 import type { Family, IPAddress } from "./address.ts";
 import { isUsableAddress, type Pool } from "./pool.ts";
-import type { AddressRange } from "./range.ts";
+import { type AddressRange, rangeContains } from "./range.ts";
 import { type Holder, mayShare, type UsageIndex } from "./usage.ts";
 
 /**
@@ -61,9 +61,7 @@ export function earlierGrantInPool(
   holder: Holder,
 ): IPAddress | undefined {
   for (const value of usage.grantedBefore(holder.ref, family)) {
-    const inPool = pool.ranges.some(
-      (range) => range.family === family && range.first <= value && value <= range.last,
-    );
+    const inPool = pool.ranges.some((range) => rangeContains(range, family, value));
     if (!inPool || !isUsableAddress(pool, family, value)) continue;
     const others = usage.holdersOf(family, value);
     if (others.every((other) => other.ref === holder.ref || mayShare(holder, other))) {
