@@ -8,7 +8,13 @@ import { resolve } from "node:path";
 import { isDnsLabel, isDnsSubdomain } from "../base/k8s-names.ts";
 import { parseMetalLBVersion } from "../ipam/metallb-version.ts";
 import { fail, ok, type Result } from "../ipam/result.ts";
-import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type ServeConfig } from "../server/config.ts";
+import {
+  ALLOCATOR_MODES,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type LogFormat,
+  type ServeConfig,
+} from "../server/config.ts";
 
 /** `metrics-port` → `LB_IP_GUARD_METRICS_PORT`. */
 export function envName(flag: string): string {
@@ -347,6 +353,42 @@ export const SERVE_FLAGS: readonly ServeFlag[] = [
     }),
   ]),
   ...section("claims", [
+    row({
+      name: "allocator",
+      key: "allocator",
+      read: oneOf(ALLOCATOR_MODES),
+      default: "elected",
+      arg: "MODE",
+      help: [
+        "who grants addresses when several replicas run: elected (one",
+        "replica, elected by a Lease, grants; the others forward their",
+        "grants to it, and no etcd write delays an answer) or claims (every",
+        "replica grants, claiming each address in etcd before it answers)",
+        "(default elected)",
+      ],
+    }),
+    row({
+      name: "peer-port",
+      key: "peerPort",
+      read: port,
+      default: 8444,
+      arg: "N",
+      help: [
+        "port of the elected allocator for grants forwarded by the other",
+        "replicas (mutual TLS with the serving certificate) (default 8444)",
+      ],
+    }),
+    row({
+      name: "advertise-address",
+      key: "advertiseAddress",
+      read: checked("an IP address", (text) => (isIP(text) === 0 ? undefined : text)),
+      arg: "IP",
+      help: [
+        "the address other replicas reach this one's peer port at (in a",
+        "pod: status.podIP; default: --host when it names one address,",
+        "else this host's first non-loopback address)",
+      ],
+    }),
     row({
       name: "claim-grace",
       key: "claimGraceMs",

@@ -27,8 +27,11 @@ ValidatingWebhookConfiguration named --webhook-name, and both rotate before they
 new CA is trusted before it signs the certificate in use, which is swapped without restart).
 ${flagHelp("certificates")}
 
-Address claims (on a cluster): every address an admission grants is first claimed with a
-Lease named after it in --namespace (ip-192-168-35-100), created if absent, so replicas never
+Grants and address claims (on a cluster): one replica, elected by the Lease
+lb-ip-guard-allocator in --namespace, grants every address; the others forward their grants
+to it over --peer-port, and it answers only while its lease is fresh. Each granted address is
+recorded after the answer as a claim: a Lease named after it (ip-192-168-35-100). With
+--allocator claims, every replica grants and first creates that claim, so replicas never
 grant one address twice. A claim whose Service does not hold the address goes after a grace
 period; Services holding addresses without a claim get one.
 ${flagHelp("claims")}

@@ -52,7 +52,16 @@ export interface ServeConfig {
   readonly caTrustDelayMs: number;
   readonly claimGraceMs: number;
   readonly claimIntervalMs: number;
+  /** Who grants addresses on a cluster: one elected replica (ADR 0012) or each replica, claiming first (ADR 0005). */
+  readonly allocator: AllocatorMode;
+  /** The port the elected allocator takes forwarded grants on (mutual TLS, replicas only). */
+  readonly peerPort: number;
+  /** The address other replicas reach this one's peer port at; undefined: found at start. */
+  readonly advertiseAddress: string | undefined;
 }
+
+export const ALLOCATOR_MODES = ["elected", "claims"] as const;
+export type AllocatorMode = (typeof ALLOCATOR_MODES)[number];
 
 /**
  * `--ip-target annotation` for a release that reads no address annotation, said in one line:
