@@ -57,6 +57,14 @@ describe("the chart's options", () => {
     find(objects, "Deployment", "lb-ip-guard").spec.template.spec.volumes;
   const webhookConfigurations = (objects: Obj[]): Obj[] =>
     objects.filter((o) => /WebhookConfiguration$/.test(o.kind));
+  const containerPorts = (objects: Obj[]): Record<string, number> =>
+    Object.fromEntries(container(objects).ports.map((p: Obj) => [p.name, p.containerPort]));
+  const podLabels = (objects: Obj[]): Obj =>
+    find(objects, "Deployment", "lb-ip-guard").spec.template.metadata.labels;
+  const withApiServers = [
+    "networkPolicy.enabled=true",
+    "networkPolicy.apiServerCIDRs={10.0.0.10/32,10.0.0.11/32}",
+  ];
 
   it("everything is off by default", async (t) => {
     if (!need(t, helm)) return;
@@ -158,21 +166,16 @@ describe("the chart's options", () => {
     }
   });
 
-  it("networkPolicy: the API servers on the webhook port, Prometheus on the metrics port, and no default source", async (t) => {
+  it("networkPolicy: the API servers on the webhook port, Prometheus on the metrics port, the replicas on the peer port, and no default source", async (t) => {
     if (!need(t, helm)) return;
-    const objects = await render(
-      "networkPolicy.enabled=true",
-      "networkPolicy.apiServerCIDRs={10.0.0.10/32,10.0.0.11/32}",
-    );
+    const objects = await render(...withApiServers);
     const policy = find(objects, "NetworkPolicy", "lb-ip-guard", NAMESPACE);
-    const pod = find(objects, "Deployment", "lb-ip-guard").spec.template;
+    const labels = podLabels(objects);
     for (const [label, value] of Object.entries(policy.spec.podSelector.matchLabels)) {
-      assert.equal(pod.metadata.labels[label], value, `pod label ${label}`);
+      assert.equal(labels[label], value, `pod label ${label}`);
     }
-    const ports = Object.fromEntries(
-      container(objects).ports.map((p: Obj) => [p.name, p.containerPort]),
-    );
-    const [webhook, metrics] = policy.spec.ingress;
+    const ports = containerPorts(objects);
+    const [webhook, metrics, peer] = policy.spec.ingress;
     assert.deepEqual(webhook.ports, [{ port: ports.https, protocol: "TCP" }]);
     assert.deepEqual(webhook.from, [
       { ipBlock: { cidr: "10.0.0.10/32" } },
@@ -185,11 +188,47 @@ describe("the chart's options", () => {
         podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } },
       },
     ]);
-    assert.equal(policy.spec.ingress.length, 2, "nothing else is admitted");
+    // The grants a follower forwards to the elected allocator: from the webhook's pods only.
+    assert.deepEqual(peer.ports, [{ port: ports.peer, protocol: "TCP" }]);
+    assert.deepEqual(peer.from, [
+      {
+        podSelector: {
+          matchLabels: find(objects, "Deployment", "lb-ip-guard").spec.selector.matchLabels,
+        },
+      },
+    ]);
+    assert.equal(policy.spec.ingress.length, 3, "nothing else is admitted");
     await assert.rejects(
       render("networkPolicy.enabled=true"),
       /needs networkPolicy\.apiServerCIDRs/,
     );
+  });
+
+  it("allocator: elected gets the peer port, its address and its rule where peerPort says; claims none of them", async (t) => {
+    if (!need(t, helm)) return;
+    const advertised = (objects: Obj[]) =>
+      container(objects).env.find((e: Obj) => e.name === "LB_IP_GUARD_ADVERTISE_ADDRESS");
+    const ruledPorts = (objects: Obj[]) =>
+      find(objects, "NetworkPolicy", "lb-ip-guard").spec.ingress.flatMap((rule: Obj) =>
+        rule.ports.map((p: Obj) => p.port),
+      );
+
+    const moved = await render(...withApiServers, "peerPort=9444");
+    assert.ok(container(moved).args.includes("--peer-port=9444"));
+    assert.equal(containerPorts(moved).peer, 9444);
+    assert.equal(advertised(moved)?.valueFrom.fieldRef.fieldPath, "status.podIP");
+    assert.deepEqual(ruledPorts(moved), [8443, 9090, 9444]);
+
+    // Every replica grants on its own, claiming in etcd: nothing listens on a peer port.
+    const claims = await render(...withApiServers, "allocator=claims", "peerPort=9444");
+    assert.deepEqual(container(claims).args, [
+      "serve",
+      "--namespace=$(POD_NAMESPACE)",
+      "--allocator=claims",
+    ]);
+    assert.deepEqual(Object.keys(containerPorts(claims)), ["https", "metrics"]);
+    assert.equal(advertised(claims), undefined);
+    assert.deepEqual(ruledPorts(claims), [8443, 9090]);
   });
 
   it("clientAuth: the CA bundle mounted from a Secret or a ConfigMap and passed as --client-ca", async (t) => {

@@ -144,8 +144,20 @@ function checkDeployment(objs: Obj[], render: string): void {
     `${render}: POD_NAMESPACE`,
   );
 
+  // The elected allocator's address, as the other replicas dial it: the pod's own.
+  const advertised = (c.env as Obj[]).find((e) => e.name === "LB_IP_GUARD_ADVERTISE_ADDRESS");
+  assert.equal(
+    advertised?.valueFrom?.fieldRef?.fieldPath,
+    "status.podIP",
+    `${render}: LB_IP_GUARD_ADVERTISE_ADDRESS`,
+  );
+
   const ports = new Map<string, number>((c.ports as Obj[]).map((p) => [p.name, p.containerPort]));
-  assert.deepEqual(Object.fromEntries(ports), { https: 8443, metrics: 9090 }, `${render}: ports`);
+  assert.deepEqual(
+    Object.fromEntries(ports),
+    { https: 8443, metrics: 9090, peer: 8444 },
+    `${render}: ports`,
+  );
   const portOf = (p: number | string) => (typeof p === "number" ? p : ports.get(p));
   for (const [probe, path] of [
     ["livenessProbe", "/healthz"],
@@ -178,6 +190,7 @@ function checkDeployment(objs: Obj[], render: string): void {
     deploy.spec.selector.matchLabels,
     `${render}: Service selector`,
   );
+  // No peer port: replicas dial the elected allocator's pod, never one the Service picks.
   const svcPorts = (svc.spec.ports as Obj[]).map((p) => [p.port, portOf(p.targetPort)]);
   assert.deepEqual(svcPorts, [
     [443, 8443],
@@ -340,6 +353,7 @@ describe("deploy/: kustomize base and Helm chart", () => {
       "loadBalancerClass=metallb.io/metallb",
       "metallbVersion=v0.12.1",
       "allocate=annotated",
+      "peerPort=9444",
       "failurePolicy.mutating=Fail",
       "failurePolicy.validating=Ignore",
       "timeoutSeconds=10",
@@ -362,6 +376,7 @@ describe("deploy/: kustomize base and Helm chart", () => {
     assert.equal(c.image, "registry.example/lbg:9.9.9");
     assert.equal(c.imagePullPolicy, "Always");
     assert.equal(c.resources.limits.memory, "512Mi");
+    assert.equal((c.ports as Obj[]).find((p) => p.name === "peer")?.containerPort, 9444);
     assert.deepEqual(c.args, [
       "serve",
       "--namespace=$(POD_NAMESPACE)",
@@ -370,6 +385,7 @@ describe("deploy/: kustomize base and Helm chart", () => {
       "--load-balancer-class=metallb.io/metallb",
       "--metallb-version=v0.12.1",
       "--allocate=annotated",
+      "--peer-port=9444",
       "--tls-cert=/etc/lb-ip-guard/tls/tls.crt",
       "--tls-key=/etc/lb-ip-guard/tls/tls.key",
     ]);
@@ -413,6 +429,10 @@ describe("deploy/: kustomize base and Helm chart", () => {
       "timeoutSeconds=31",
       "metallbVersion=latest",
       "allocate=some",
+      "allocator=leader",
+      "peerPort=0",
+      "peerPort=8443",
+      "peerPort=9090",
     ]) {
       await assert.rejects(
         run(h, ["template", "x", chartDir, "--set", bad]),

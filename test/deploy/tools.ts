@@ -113,7 +113,10 @@ patches:
   );
 }
 
-/** Every option of the chart on, as `--set` values (values.yaml documents each). */
+/**
+ * Every option of the chart on, and the peer port off its default, as `--set` values
+ * (values.yaml documents each).
+ */
 export const EVERY_CHART_OPTION: readonly string[] = [
   "monitoring.serviceMonitor.enabled=true",
   "monitoring.prometheusRule.enabled=true",
@@ -122,4 +125,5 @@ export const EVERY_CHART_OPTION: readonly string[] = [
   "networkPolicy.enabled=true",
   `networkPolicy.apiServerCIDRs={${OVERLAY_API_SERVER_CIDR}}`,
   "clientAuth.caSecret=apiserver-client-ca",
+  "peerPort=9444",
 ];
