@@ -6,7 +6,8 @@
 
 import { formatAddress, formatAddressList } from "../ipam/address.ts";
 import { type AdmissionOutcome, admit, denial, type Webhook } from "./admit.ts";
-import type { AdmissionState, ClaimResult } from "./ports.ts";
+import type { Grant } from "./holds.ts";
+import type { AdmissionState, AllocatorPort, ClaimResult } from "./ports.ts";
 import type { AdmissionRequest } from "./review.ts";
 
 export interface ClaimOptions {
@@ -18,11 +19,15 @@ export interface ClaimOptions {
    */
   readonly timeoutMs?: number;
   readonly now?: () => number;
+  /** The review came from another replica, to be decided by this one as the allocator. */
+  readonly forwarded?: boolean;
 }
 
 export interface ClaimedOutcome extends AdmissionOutcome {
   /** Claims lost on the way to this outcome (to other holders), for the log. */
   readonly lostClaims: readonly string[];
+  /** The allocator replica whose decision this is, when the review was forwarded to it. */
+  readonly allocator?: string;
 }
 
 /**
@@ -71,15 +76,76 @@ export function admitWithClaims(
   const outcome = admit(webhook, request, state.context());
   const grant = outcome.grant;
   if (grant === undefined) {
-    const pending = settlingConflict(outcome, state);
+    // With an allocator, its decision is final: no claim in flight can change it.
+    const pending = state.allocator === undefined ? settlingConflict(outcome, state) : undefined;
     if (pending === undefined) return { ...outcome, lostClaims: [] };
     return claimed(webhook, request, state, options, outcome, pending);
+  }
+  if (state.allocator !== undefined) {
+    return allocated(webhook, request, state, state.allocator, options, outcome, grant);
   }
   if (state.claims === undefined) {
     state.record(grant, (options.now ?? Date.now)());
     return { ...outcome, lostClaims: [] };
   }
   return claimed(webhook, request, state, options, outcome, undefined);
+}
+
+/**
+ * A grant with an elected allocator (ADR 0012): granted here, synchronously, when this replica
+ * is the allocator; else the allocator's own decision of the same review is the answer. Nothing
+ * is written to the API before the answer: the claim follows it.
+ */
+function allocated(
+  webhook: Webhook,
+  request: AdmissionRequest,
+  state: AdmissionState,
+  allocator: AllocatorPort,
+  options: ClaimOptions,
+  outcome: AdmissionOutcome,
+  grant: Grant,
+): ClaimedOutcome | Promise<ClaimedOutcome> {
+  const route = allocator.route(options.forwarded === true);
+  const ref = grant.ref;
+  switch (route.kind) {
+    case "local":
+      state.record(grant, (options.now ?? Date.now)());
+      allocator.granted(grant);
+      return { ...outcome, lostClaims: [] };
+    case "unavailable":
+      return {
+        ...denial(
+          request,
+          ref,
+          "NotReady",
+          `${ref}: no replica can grant addresses right now (${route.why}); nothing was granted, retry in a few seconds`,
+        ),
+        lostClaims: [],
+      };
+    case "forward":
+      return route.forward(webhook, request).then((remote) =>
+        remote.kind === "decided"
+          ? {
+              response: remote.response,
+              decision: remote.decision,
+              reason: remote.reason,
+              service: remote.service,
+              grant: undefined,
+              decided: undefined,
+              lostClaims: [],
+              allocator: remote.allocator,
+            }
+          : {
+              ...denial(
+                request,
+                ref,
+                "NotReady",
+                `${ref}: the replica granting addresses did not answer (${remote.message}); nothing was granted, retry in a few seconds`,
+              ),
+              lostClaims: [],
+            },
+      );
+  }
 }
 
 /**

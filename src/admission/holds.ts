@@ -44,6 +44,11 @@ export class HoldBook {
     this.#holds.set(grant.ref, { grant, expiry: again ? previous.expiry : now + this.#ttlMs });
   }
 
+  /** The grant `ref` holds, while it holds one. */
+  grantOf(ref: string): Grant | undefined {
+    return this.#holds.get(ref)?.grant;
+  }
+
   release(ref: string): void {
     if (!this.#holds.delete(ref)) return;
     this.#usage.delete(holdKey(ref));

@@ -3,8 +3,9 @@
 
 import type { IPAddress } from "../ipam/address.ts";
 import type { Holder } from "../ipam/usage.ts";
-import type { AdmissionContext } from "./admit.ts";
+import type { AdmissionContext, AdmissionOutcome, AdmissionReason, Webhook } from "./admit.ts";
 import type { Grant } from "./holds.ts";
+import type { AdmissionRequest, AdmissionResponse } from "./review.ts";
 
 /**
  * The port between the HTTP edge and whatever keeps cluster state: the watch-cache state of
@@ -24,7 +25,46 @@ export interface AdmissionState {
    * process is the only one deciding.
    */
   readonly claims?: ClaimPort;
+  /**
+   * Cluster mode with an elected allocator (ADR 0012): where grants are decided. When present,
+   * grants are not claimed before the answer: the allocator's decision is the only one.
+   */
+  readonly allocator?: AllocatorPort;
 }
+
+/** The one replica that grants addresses, as seen from this one (ADR 0012). */
+export interface AllocatorPort {
+  /**
+   * Where a grant decided here goes now. A review forwarded by another replica is never
+   * forwarded again: it is decided here, or refused.
+   */
+  route(forwarded: boolean): GrantRoute;
+  /** A grant this replica made as the allocator, answered now: its claim is written after. */
+  granted(grant: Grant): void;
+}
+
+export type GrantRoute =
+  /** This replica is the allocator and its lease is fresh: decide and answer here. */
+  | { readonly kind: "local" }
+  /** Another replica is: its decision is the answer. */
+  | {
+      readonly kind: "forward";
+      readonly forward: (webhook: Webhook, request: AdmissionRequest) => Promise<RemoteDecision>;
+    }
+  /** None can be asked now (no allocator elected, or this one's lease may have lapsed). */
+  | { readonly kind: "unavailable"; readonly why: string };
+
+/** What the allocator answered a forwarded review: its outcome, without the grant it recorded. */
+export type RemoteDecision =
+  | {
+      readonly kind: "decided";
+      readonly response: AdmissionResponse;
+      readonly decision: AdmissionOutcome["decision"];
+      readonly reason: AdmissionReason | undefined;
+      readonly service: string | undefined;
+      readonly allocator: string;
+    }
+  | { readonly kind: "failed"; readonly message: string };
 
 /** Claims through the shared arbiter, and what the state does when one is lost. */
 export interface ClaimPort {

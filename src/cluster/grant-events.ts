@@ -19,6 +19,11 @@ import type { KubeObject } from "./reflector.ts";
 
 const COMPONENT = "lb-ip-guard";
 
+/** Who was granted an address, by which replica, from which pool: a claim, or a hold's grant. */
+export type GrantRecord = Pick<Claim, "pool" | "claimedBy"> & {
+  readonly holder: { readonly ref: string };
+};
+
 /**
  * The Event to record on `service`, just created, when `claimant` wrote the claims of what it
  * holds (`claimOf` gives a claim by address); undefined when it holds nothing, or another replica
@@ -27,7 +32,7 @@ const COMPONENT = "lb-ip-guard";
 export function grantEvent(
   service: KubeObject,
   policy: Policy,
-  claimOf: (address: IPAddress) => Claim | undefined,
+  claimOf: (address: IPAddress) => GrantRecord | undefined,
   claimant: string,
   now: number,
 ): KubeObject | undefined {

@@ -61,6 +61,10 @@ export class Reflector {
   #failing: string | undefined;
   #healthySince: number | undefined;
   #running: Promise<void> | undefined;
+  /** Ends the current watch early when a relist is asked for. */
+  #interrupt: AbortController | undefined;
+  /** Relists asked for and not yet begun. */
+  #relists: (() => void)[] = [];
 
   constructor(options: ReflectorOptions) {
     this.#options = options;
@@ -92,6 +96,18 @@ export class Reflector {
     this.#running ??= this.#run();
   }
 
+  /**
+   * Lists the collection again, from etcd (a list without a resourceVersion is a quorum read),
+   * and resolves once the callee has it: the cache then holds at least everything written before
+   * the call. It resolves only after a list that began after the call succeeded.
+   */
+  relist(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#relists.push(resolve);
+      this.#interrupt?.abort();
+    });
+  }
+
   async stop(): Promise<void> {
     this.#stop.abort();
     await this.#running;
@@ -107,6 +123,13 @@ export class Reflector {
     let listedAt = 0;
 
     while (!signal.aborted) {
+      // The relists this round's list answers: those asked for before it began.
+      let relists: (() => void)[] = [];
+      if (this.#relists.length > 0) {
+        relists = this.#relists;
+        this.#relists = [];
+        resourceVersion = "";
+      }
       try {
         if (resourceVersion === "") {
           const list = await client.list(path, {
@@ -115,6 +138,7 @@ export class Reflector {
           });
           if (signal.aborted) break;
           this.#options.replace(list.items);
+          for (const resolve of relists.splice(0)) resolve();
           resourceVersion = list.resourceVersion;
           listedAt = Date.now();
           if (absentLogged) logger.info({ resource: name }, `${name}: served now; watching it`);
@@ -125,6 +149,8 @@ export class Reflector {
         // Set by the event callback: an ERROR event ends the stream right after.
         const ended: { gone?: KubeApiError; failed?: KubeApiError } = {};
         const abandon = new AbortController();
+        this.#interrupt = abandon;
+        if (this.#relists.length > 0) continue; // asked for during the list: list again now
         await client.watch(
           path,
           {
@@ -173,6 +199,8 @@ export class Reflector {
         if (ended.gone !== undefined) throw ended.gone;
         if (ended.failed !== undefined) throw ended.failed;
       } catch (error) {
+        // Not answered by this round: the next list answers them.
+        this.#relists.unshift(...relists);
         if (signal.aborted) break;
         const status = error instanceof KubeApiError ? error.status : undefined;
         if (status === 410 && Date.now() - listedAt > 1000) {
@@ -191,6 +219,7 @@ export class Reflector {
             absentLogged = true;
           }
           this.#options.replace([]);
+          for (const resolve of this.#relists.splice(0)) resolve();
           resourceVersion = "";
           this.#synced = true;
           this.#healthySince ??= Date.now();

@@ -45,6 +45,11 @@ export class ServiceUsage {
     return has(ref) || has(holdKey(ref));
   }
 
+  /** The grant this process holds for the Service `ref`, until the Service shows up. */
+  heldGrant(ref: string): Grant | undefined {
+    return this.#holds.grantOf(ref);
+  }
+
   /** In-flight holds not yet released or expired. */
   get holds(): number {
     return this.#holds.size;

@@ -8,17 +8,21 @@ import type { Logger } from "pino";
 import type { AdmissionContext } from "../admission/admit.ts";
 import type { Grant } from "../admission/holds.ts";
 import type { IPTarget } from "../admission/patch.ts";
-import type { AdmissionState, ClaimPort } from "../admission/ports.ts";
+import type { AdmissionState, AllocatorPort, ClaimPort } from "../admission/ports.ts";
 import { asRecord } from "../base/objects.ts";
+import { type IPAddress, sameAddress } from "../ipam/address.ts";
 import { formatPoolConfigError } from "../ipam/config/errors.ts";
 import type { ClusterView, Policy } from "../ipam/decide.ts";
 import type { Labels } from "../ipam/labels.ts";
 import type { Pool } from "../ipam/pool.ts";
 import { type ServiceObject, serviceRef } from "../ipam/service.ts";
+import { ElectedAllocator, type Forwarder } from "./allocator/elected.ts";
+import { AllocatorElection, type ElectionTimings } from "./allocator/election.ts";
+import { allocatorLeaseStore } from "./allocator/lease-store.ts";
 import { Claimer, type ClaimMetric } from "./claims/claimer.ts";
 import { CLAIM_SELECTOR, leaseName } from "./claims/lease.ts";
 import { ClaimRepair } from "./claims/repair.ts";
-import { GrantEvents, grantEvent } from "./grant-events.ts";
+import { GrantEvents, type GrantRecord, grantEvent } from "./grant-events.ts";
 import { KubeClient, loadKubeConfig } from "./kube.ts";
 import { PoolSources } from "./pool-sources.ts";
 import {
@@ -60,6 +64,20 @@ export interface ClaimsConfig {
   readonly intervalMs?: number;
   readonly onClaim?: (result: ClaimMetric) => void;
   readonly onCollected?: (count: number) => void;
+  /**
+   * One elected replica grants, the others forward to it, and claims follow the answer (ADR
+   * 0012); without it, every replica grants and claims before answering (ADR 0005).
+   */
+  readonly elected?: ElectedConfig;
+}
+
+export interface ElectedConfig {
+  /** Unique per process. */
+  readonly identity: string;
+  /** Where this replica takes forwarded grants (`host:port`), written on the Lease it holds. */
+  readonly endpoint: string;
+  readonly forward: Forwarder;
+  readonly timings?: ElectionTimings;
 }
 
 export interface ClusterState extends AdmissionState {
@@ -69,6 +87,8 @@ export interface ClusterState extends AdmissionState {
   readonly failing: readonly { readonly resource: string; readonly error: string }[];
   /** Present when claims are configured. */
   readonly claims?: ClaimPort;
+  /** Present with an elected allocator. */
+  readonly allocator?: AllocatorPort;
   /** Ends the watches and the hold timer. */
   stop(): Promise<void>;
 }
@@ -133,18 +153,24 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
     replace: (items) => usage.replaceAll(items as readonly ServiceObject[]),
     apply: (type, object) => {
       const service = object as ServiceObject;
+      // With an elected allocator the replica that granted is the one holding the grant (its
+      // claim may come after the Service); read before the Service's arrival releases the hold.
+      const held =
+        type === "ADDED" && elected !== undefined
+          ? usage.heldGrant(serviceRef(service))
+          : undefined;
       const released = type === "DELETED" ? usage.remove(service) : usage.upsert(service);
       if (released.length > 0)
         claims?.repair.serviceReleased(serviceRef(service), released, Date.now());
       if (type === "ADDED" && claims !== undefined) {
         const { claimer } = claims;
-        const event = grantEvent(
-          object,
-          options.policy,
-          (address) => claimer.claimNamed(leaseName(address)),
-          claimer.identity,
-          Date.now(),
-        );
+        const grantOf = (address: IPAddress): GrantRecord | undefined =>
+          held === undefined
+            ? claimer.claimNamed(leaseName(address))
+            : held.addresses.some((each) => sameAddress(each, address))
+              ? { holder: { ref: held.ref }, claimedBy: claimer.identity, pool: held.pool ?? "" }
+              : undefined;
+        const event = grantEvent(object, options.policy, grantOf, claimer.identity, Date.now());
         if (event !== undefined) void events.record(event);
       }
     },
@@ -191,6 +217,9 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
     (each): each is Reflector => each !== undefined,
   );
   let leases: Reflector | undefined;
+  let elected:
+    | { readonly election: AllocatorElection; readonly port: ElectedAllocator }
+    | undefined;
   if (options.claims !== undefined) {
     const config = options.claims;
     const intervalMs = config.intervalMs ?? 10_000;
@@ -234,6 +263,26 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
       apply: (type, object) => claimer.apply(type, object),
     });
     reflectors.push(leases);
+    if (config.elected !== undefined) {
+      const { identity, endpoint, forward, timings } = config.elected;
+      const claimsWatch = leases;
+      const election = new AllocatorElection({
+        store: allocatorLeaseStore(client, config.namespace),
+        identity,
+        endpoint,
+        logger,
+        ...(timings !== undefined && { timings }),
+        // Quorum reads: every Service the previous allocator admitted that the API server
+        // persisted, and every claim it wrote, are in this replica's state before it grants.
+        handOver: async () => {
+          await Promise.all([services.relist(), claimsWatch.relist()]);
+        },
+      });
+      elected = {
+        election,
+        port: new ElectedAllocator({ election, forward, claims: claimer, logger }),
+      };
+    }
   }
 
   // A hold covers the time until its Service shows up in the watch. While the Services watch is
@@ -256,6 +305,7 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
   let stopped = false;
   let readyLogged = false;
   for (const each of reflectors) each.start();
+  elected?.election.start();
   claims?.repair.start();
   logger.info(
     {
@@ -268,6 +318,7 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
 
   const isReady = () => {
     if (stopped || !reflectors.every((each) => each.synced)) return false;
+    if (elected !== undefined && !elected.election.settled) return false;
     if (!readyLogged) {
       readyLogged = true;
       logger.info({ pools: pools.poolSet.size }, "cluster state synced: ready");
@@ -307,8 +358,11 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
       usage.hold(grant, now);
     },
     ...(claims !== undefined && { claims: claims.claimer }),
+    ...(elected !== undefined && { allocator: elected.port }),
     async stop(): Promise<void> {
       stopped = true;
+      // First: giving the Lease up lets another replica take over at once.
+      await elected?.election.stop();
       clearInterval(timer);
       await claims?.repair.stop();
       await Promise.all(reflectors.map((each) => each.stop()));

@@ -195,6 +195,8 @@ export function buildApp(options: AppOptions): WebhookApp {
           reason: outcome.reason,
           dryRun: review.dryRun === true,
           ...(outcome.lostClaims.length > 0 && { lostClaims: outcome.lostClaims }),
+          ...(outcome.grant !== undefined && { granted: true }),
+          ...(outcome.allocator !== undefined && { allocator: outcome.allocator }),
           durationMs: Math.round(seconds * 1e6) / 1e3,
         });
         return reply(outcome.response);

@@ -4,7 +4,9 @@
 // for SIGTERM/SIGINT and shutting down in order. It ends with an outcome, which the command
 // (src/cli/serve.ts) turns into an exit status.
 
+import { randomBytes } from "node:crypto";
 import type { Server } from "node:http";
+import { hostname } from "node:os";
 import type { Logger } from "pino";
 import { errorLine } from "../base/text.ts";
 import type { Certificate } from "../certs/issue.ts";
@@ -25,6 +27,7 @@ import {
 import type { ServeConfig } from "./config.ts";
 import { createLogger } from "./log.ts";
 import { closeServer, createMetricsServer, listen, Metrics } from "./metrics.ts";
+import { advertisedHost, endpointOf, openPeerChannel, type PeerChannel } from "./peer.ts";
 import { HEALTHY, type ProbeSources, readiness } from "./probes.ts";
 import { ownNamespace, type ServeState, startServeState } from "./serve-state.ts";
 import { clientAuthOptions, readClientCa, secureContextOptions } from "./tls.ts";
@@ -90,16 +93,47 @@ export async function serve(config: ServeConfig, hooks: ServeHooks): Promise<Ser
     servingCertificate: () => live.served.cert,
   });
 
+  // The elected allocator's channel comes first: the Lease names its port.
+  let peer: PeerChannel | undefined;
+  const identity = `${hostname()}_${randomBytes(4).toString("hex")}`;
+  if (!config.standalone && config.allocator === "elected") {
+    try {
+      peer = await openPeerChannel({
+        host: config.host,
+        port: config.peerPort,
+        certificate: first.value.certificate,
+        identity,
+        state: () => live.state,
+        logger,
+      });
+    } catch (error) {
+      logger.fatal({ err: error }, "cannot listen on the peer port");
+      return { kind: "failed", message: `cannot listen on --peer-port: ${errorLine(error)}` };
+    }
+  }
+  const elected =
+    peer === undefined
+      ? undefined
+      : {
+          identity,
+          endpoint: endpointOf(advertisedHost(config.advertiseAddress, config.host), peer.port),
+          forward: peer.forward,
+        };
+
   let started: Awaited<ReturnType<typeof startServeState>>;
   try {
-    started = await startServeState(config, pools.value, namespace.value, logger, metrics);
+    started = await startServeState(config, pools.value, namespace.value, logger, metrics, elected);
   } catch (error) {
     // No usable kubeconfig is a usage error like a missing file; anything else is a failure.
+    await peer?.close();
     if ((error as Error).name === "KubeConfigError") return usage((error as Error).message);
     logger.fatal({ err: error }, "cannot start cluster state");
     return { kind: "failed", message: `cannot start cluster state: ${errorLine(error)}` };
   }
-  if (!started.ok) return usage(started.error);
+  if (!started.ok) {
+    await peer?.close();
+    return usage(started.error);
+  }
   const { state, release } = started.value;
   live.state = state;
 
@@ -124,6 +158,7 @@ export async function serve(config: ServeConfig, hooks: ServeHooks): Promise<Ser
     logger.fatal({ err: ports.error }, "cannot listen");
     await app.close().catch(() => {});
     await state.stop().catch(() => {});
+    await peer?.close().catch(() => {});
     return { kind: "failed", message: `cannot listen: ${errorLine(ports.error)}` };
   }
 
@@ -134,6 +169,7 @@ export async function serve(config: ServeConfig, hooks: ServeHooks): Promise<Ser
     logger,
     (next) => {
       app.server.setSecureContext(secureContextOptions(next, clientCa));
+      peer?.rotate(next);
       live.served = next;
     },
   );
@@ -144,6 +180,7 @@ export async function serve(config: ServeConfig, hooks: ServeHooks): Promise<Ser
     namespace: namespace.value,
     pools: pools.value,
     release,
+    allocator: elected === undefined ? undefined : { identity, endpoint: elected.endpoint },
   });
 
   const signal = await new Promise<NodeJS.Signals>((resolveSignal) => {
@@ -154,6 +191,7 @@ export async function serve(config: ServeConfig, hooks: ServeHooks): Promise<Ser
   return shutdown(signal, config, logger, hooks, live.upkeep, [
     ["webhook server", () => app.close()],
     ["state", () => state.stop()],
+    ...(peer === undefined ? [] : [["peer server", () => peer.close()] as const]),
     ["metrics server", () => closeServer(metricsServer)],
   ]);
 }
@@ -188,6 +226,7 @@ function logServing(
     readonly namespace: string | undefined;
     readonly pools: LoadedPools | undefined;
     readonly release: MetalLBVersion | undefined;
+    readonly allocator: { readonly identity: string; readonly endpoint: string } | undefined;
   },
 ): void {
   const { port, metricsPort, caFile } = serving;
@@ -211,6 +250,12 @@ function logServing(
       loadBalancerClass: config.loadBalancerClass ?? null,
       metallbVersion: serving.release === undefined ? null : formatMetalLBVersion(serving.release),
       allocate: config.allocation,
+      allocator:
+        serving.allocator === undefined
+          ? config.standalone
+            ? null
+            : "claims"
+          : { elected: serving.allocator.identity, peerEndpoint: serving.allocator.endpoint },
     },
     `lb-ip-guard serving ${url}/mutate and ${url}/validate${caFile === undefined ? "" : `; CA: ${caFile} (curl --cacert ${caFile})`}${pools.length > 0 ? `; pools: ${pools.join("; ")}` : ""}`,
   );

@@ -5,6 +5,7 @@
 import { readFile } from "node:fs/promises";
 import type { Logger } from "pino";
 import type { AdmissionState } from "../admission/ports.ts";
+import type { ElectedConfig } from "../cluster/state.ts";
 import { policyFor } from "../ipam/decide.ts";
 import { formatMetalLBVersion, type MetalLBVersion } from "../ipam/metallb-version.ts";
 import { fail, ok, type Result } from "../ipam/result.ts";
@@ -59,6 +60,7 @@ export async function startServeState(
   namespace: string | undefined,
   logger: Logger,
   counts: ClaimCounts,
+  elected?: ElectedConfig,
 ): Promise<Result<StartedState>> {
   const release = await guardedRelease(config, logger);
   const problem = ipTargetProblem(config.ipTarget, release);
@@ -93,6 +95,7 @@ export async function startServeState(
         intervalMs: config.claimIntervalMs,
         onClaim: (result) => counts.claim(result),
         onCollected: (count) => counts.collected(count),
+        ...(elected !== undefined && { elected }),
       },
     }),
   });

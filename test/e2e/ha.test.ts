@@ -1,16 +1,18 @@
-// Two `lb-ip-guard serve` replicas against one real apiserver, with the address claims (Leases)
-// as the only thing they share. The apiserver calls one URL: a TCP round-robin proxy (the harness's
-// startRoundRobinProxy) that hands each new connection to the next live replica, TLS passing through untouched (the
-// caBundle holds both replicas' CAs). Two entries per webhook configuration would make the
-// apiserver call both replicas for every Service, so each grant would be claimed twice by one
-// request, which tests nothing about two requests racing; alternation by connection is what a
-// Service in front of two pods does.
+// Two `lb-ip-guard serve` replicas against one real apiserver, sharing one serving certificate
+// as a Deployment's pods share their Secret: one is elected allocator (the Lease
+// lb-ip-guard-allocator) and grants; the other forwards its grants to it over the peer port
+// (ADR 0012). The apiserver calls one URL: a TCP round-robin proxy (the harness's
+// startRoundRobinProxy) that hands each new connection to the next live replica, TLS passing
+// through untouched. Two entries per webhook configuration would make the apiserver call both
+// replicas for every Service, which tests nothing about two requests racing; alternation by
+// connection is what a Service in front of two pods does.
 //
 // Proof: 100 parallel `kubectl create` of one address → exactly one admitted; 50 parallel
-// auto-assigns → 50 distinct addresses and 50 claims; a replica SIGKILLed during a load of
-// auto-assigns → no duplicate among the Services, and no leaked claim once the (3 s) grace
-// period has passed. Also: adoption of a Service older than the webhook, collection of a claim
-// whose holder never appeared.
+// auto-assigns → 50 distinct addresses and 50 claims (written after the answers); the allocator
+// SIGSTOPped under load → the other replica takes over, no duplicate, and once woken the old
+// allocator grants nothing itself; the follower SIGKILLed during a load of auto-assigns → no
+// duplicate among the Services, and no leaked claim once the grace period has passed. Also:
+// adoption of a Service older than the webhook, collection of a claim whose holder never appeared.
 
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -18,11 +20,14 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { k8sAssets } from "../../scripts/k8s-assets.ts";
+import { httpsCall } from "../server/helpers.ts";
 import {
   type ControlPlane,
   describeE2E,
+  generateServingCertificate,
   metricSum,
   type RoundRobinProxy,
+  type ServingCertificate,
   startControlPlane,
   startRoundRobinProxy,
 } from "./harness.ts";
@@ -32,16 +37,22 @@ const APPS = "team-ha";
 const GRACE = "10s";
 const CLAIM_SELECTOR = "app.kubernetes.io/managed-by=lb-ip-guard";
 const RACE_IP = "10.61.0.5";
+/** kubectl processes creating Services at once while the allocator is lost. */
+const HANDOVER_WORKERS = 2;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Replica {
   readonly name: string;
+  /** Its identity in the allocator election. */
+  readonly identity: string;
   readonly port: number;
   readonly metricsUrl: string;
   readonly caPem: string;
   readonly logFile: string;
   /** SIGSTOP: frozen mid-request, as a partitioned or stalled pod is. */
   freeze(): void;
+  /** SIGCONT after a freeze. */
+  thaw(): void;
   /** SIGKILL, and waits for the exit. */
   kill(): Promise<void>;
 }
@@ -59,18 +70,28 @@ process.on("exit", () => {
 });
 
 /** The harness's real `serve` (torn down with the control plane), with claims on a short grace. */
-async function startReplica(cp: ControlPlane, name: string): Promise<Replica> {
+async function startReplica(
+  cp: ControlPlane,
+  name: string,
+  certificate: ServingCertificate,
+): Promise<Replica> {
   const webhook = await cp.startWebhook({
     namespace: NAMESPACE,
+    certificate,
     args: [`--claim-grace=${GRACE}`, "--claim-interval=1s"],
   });
+  const serving = (await logRecords(webhook.logFile)).find((record) => record.allocator);
+  const identity = (serving?.allocator as { elected?: string } | undefined)?.elected;
+  assert.ok(identity, `${name}: no allocator identity in its startup record`);
   return {
     name,
+    identity,
     port: Number(new URL(webhook.url).port),
     metricsUrl: webhook.metricsUrl,
     caPem: webhook.caPem,
     logFile: webhook.logFile,
     freeze: () => process.kill(-webhook.pid, "SIGSTOP"),
+    thaw: () => process.kill(-webhook.pid, "SIGCONT"),
     kill: async () => {
       try {
         process.kill(-webhook.pid, "SIGKILL");
@@ -78,6 +99,84 @@ async function startReplica(cp: ControlPlane, name: string): Promise<Replica> {
       await webhook.stop();
     },
   };
+}
+
+/** A replica's JSON log lines. */
+async function logRecords(file: string): Promise<Record<string, unknown>[]> {
+  return (await readFile(file, "utf8"))
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/**
+ * An auto-assign review of a new Service, sent straight to `replica`'s /mutate with the
+ * apiserver's client certificate; its answer, summed up.
+ */
+async function askForGrant(
+  cp: ControlPlane,
+  replica: Replica,
+  name: string,
+): Promise<{
+  allowed: boolean;
+  patched: boolean;
+  decidedBy: string | undefined;
+  message: string;
+  summary: string;
+}> {
+  const review = {
+    apiVersion: "admission.k8s.io/v1",
+    kind: "AdmissionReview",
+    request: {
+      uid: `ha-${name}`,
+      kind: { group: "", version: "v1", kind: "Service" },
+      resource: { group: "", version: "v1", resource: "services" },
+      operation: "CREATE",
+      namespace: APPS,
+      name,
+      object: autoAssigned(name, "handover"),
+      dryRun: false,
+    },
+  };
+  const answer = await httpsCall(`https://127.0.0.1:${replica.port}/mutate`, replica.caPem, {
+    method: "POST",
+    body: JSON.stringify(review),
+    headers: { "content-type": "application/json" },
+    client: cp.webhookClient,
+  });
+  const body = JSON.parse(answer.body) as {
+    response?: { allowed?: boolean; patch?: string; status?: { message?: string } };
+  };
+  const response = body.response ?? {};
+  const message = response.status?.message ?? "";
+  const patched = response.allowed === true && typeof response.patch === "string";
+  const line = await eventually(`${replica.name}'s log line of ${name}`, async () =>
+    (await logRecords(replica.logFile)).find(
+      (r) => r.msg === "admission review" && r.uid === `ha-${name}`,
+    ),
+  );
+  const decidedBy = line.value.granted === true ? replica.identity : line.value.allocator;
+  return {
+    allowed: response.allowed === true,
+    patched,
+    decidedBy: typeof decidedBy === "string" ? decidedBy : undefined,
+    message,
+    summary: `${name}: ${patched ? `granted by ${decidedBy}` : response.allowed ? "allowed unpatched" : message}`,
+  };
+}
+
+/** The holder of the allocator Lease, as the apiserver has it. */
+async function allocatorHolder(cp: ControlPlane): Promise<string> {
+  const { stdout } = await cp.kubectl([
+    "get",
+    "lease",
+    "lb-ip-guard-allocator",
+    "-n",
+    NAMESPACE,
+    "-o",
+    "jsonpath={.spec.holderIdentity}",
+  ]);
+  return stdout.trim();
 }
 
 interface CreateResult {
@@ -150,14 +249,14 @@ function explicit(name: string, ip: string): Manifest {
   };
 }
 
-function autoAssigned(name: string): Manifest {
+function autoAssigned(name: string, pool = "auto"): Manifest {
   return {
     apiVersion: "v1",
     kind: "Service",
     metadata: {
       name,
       namespace: APPS,
-      annotations: { "lb-ip-guard.dev/auto-assign": "true", "metallb.io/address-pool": "auto" },
+      annotations: { "lb-ip-guard.dev/auto-assign": "true", "metallb.io/address-pool": pool },
     },
     spec: { selector: { app: name }, ports: [{ port: 80, protocol: "TCP" }] },
   };
@@ -270,7 +369,8 @@ await describeE2E("two replicas share address claims (Leases) through the real a
   const foreign = new Set<string>();
 
   before(async () => {
-    cp = await startControlPlane();
+    // Room for the hand-over test's few hundred Services beside the others.
+    cp = await startControlPlane({ serviceClusterIPRange: "10.0.0.0/20" });
     kubectl = join(await k8sAssets(), "kubectl");
     for (const namespace of [NAMESPACE, "metallb-system", APPS]) {
       await cp.kubectl(["create", "namespace", namespace]);
@@ -290,6 +390,7 @@ await describeE2E("two replicas share address claims (Leases) through the real a
         items: [
           pool("race", ["10.61.0.0/28"]),
           pool("auto", ["10.60.0.0/24"]),
+          pool("handover", ["10.62.0.0/22"]),
           {
             ...explicit("legacy", "10.60.0.250"),
             metadata: { name: "legacy", namespace: "default" },
@@ -312,9 +413,13 @@ await describeE2E("two replicas share address claims (Leases) through the real a
         ],
       }),
     });
-    [a, b] = await Promise.all([startReplica(cp, "replica-a"), startReplica(cp, "replica-b")]);
+    const certificate = await generateServingCertificate();
+    [a, b] = await Promise.all([
+      startReplica(cp, "replica-a", certificate),
+      startReplica(cp, "replica-b", certificate),
+    ]);
     proxy = await startRoundRobinProxy([a.port, b.port]);
-    await cp.registerWebhook(proxy.url, `${a.caPem}\n${b.caPem}`);
+    await cp.registerWebhook(proxy.url, certificate.caPem);
     // The apiserver loads webhook configurations asynchronously: probe until our answer comes.
     const probe = JSON.stringify(explicit("probe", "10.99.0.1"));
     await eventually("the apiserver calling the replicas", async () => {
@@ -454,7 +559,97 @@ await describeE2E("two replicas share address claims (Leases) through the real a
     ]);
   });
 
-  it("a replica frozen and SIGKILLed during a load of auto-assigns: no duplicate, no leaked claim after the grace period", async (t) => {
+  it("the allocator frozen under load: the other replica takes over, no duplicate, and the woken one grants nothing itself", async (t) => {
+    const holder = await allocatorHolder(cp);
+    const [leader, follower] = holder === a.identity ? [a, b] : [b, a];
+    assert.equal(leader.identity, holder, `the Lease names ${holder}, neither replica`);
+    const leaderIndex = leader === a ? 0 : 1;
+    const results: (CreateResult & { at: number })[] = [];
+    const started = Date.now();
+    let stop = false;
+    let next = 0;
+    const worker = async () => {
+      while (!stop) {
+        const name = `handover-${next++}`;
+        const run = await cp.kubectl(["create", "-f", "-"], {
+          stdin: JSON.stringify(autoAssigned(name, "handover")),
+          allowFailure: true,
+        });
+        results.push({ name, code: run.code, stderr: run.stderr, at: Date.now() });
+      }
+    };
+    const load = Promise.all(Array.from({ length: HANDOVER_WORKERS }, worker));
+    await sleep(2000);
+    // Frozen as a stalled pod is; new connections avoid it, as an endpoint whose readiness
+    // fails does. Its open connections hang until the apiserver's timeout.
+    proxy.down.add(leaderIndex);
+    leader.freeze();
+    const frozenAt = Date.now();
+    const takeover = await eventually(
+      `${follower.name} elected allocator`,
+      async () =>
+        (await logRecords(follower.logFile)).find((r) => r.msg === "allocator: granting addresses"),
+      40_000,
+    );
+    await sleep(3000);
+    leader.thaw();
+    const wokeAt = Date.now();
+    proxy.down.delete(leaderIndex);
+    await sleep(6000);
+    // The woken replica, asked directly as the apiserver would: at once (its renew deadline
+    // long past), and after its next election round (the Lease read: a follower now).
+    const asked = [await askForGrant(cp, leader, "woken-at-once")];
+    await sleep(2500);
+    asked.push(await askForGrant(cp, leader, "woken-later"));
+    stop = true;
+    await load;
+
+    const held = await heldAddresses(cp);
+    const byAddress = new Map<string, string[]>();
+    for (const [ref, ip] of held) byAddress.set(ip, [...(byAddress.get(ip) ?? []), ref]);
+    const duplicates = [...byAddress].filter(([, refs]) => refs.length > 1);
+    const grantedAfter = (records: Record<string, unknown>[], since: number) =>
+      records.filter((r) => r.granted === true && Date.parse(String(r.time)) >= since);
+    // Lines of reviews answered before the freeze may be written just after the wake.
+    const oldLeader = await logRecords(leader.logFile);
+    const wokenGrants = grantedAfter(oldLeader, wokeAt + 1000);
+    const forwardedByWoken = oldLeader.filter(
+      (r) => r.allocator === follower.identity && Date.parse(String(r.time)) >= wokeAt,
+    );
+    await cp.kubectl(["delete", "services", "-n", APPS, ...results.map((r) => r.name)], {
+      allowFailure: true,
+    });
+    const newGrants = grantedAfter(await logRecords(follower.logFile), frozenAt);
+    const refused = results.filter((r) => r.code !== 0);
+    const admittedAfterWake = results.filter((r) => r.code === 0 && r.at > wokeAt).length;
+    t.diagnostic(
+      `${results.length} auto-assigns, ${HANDOVER_WORKERS} at a time; ${leader.name} (allocator) SIGSTOPped ${frozenAt - started} ms in; ${follower.name} granting ${takeover.ms} ms later; SIGCONT 3 s after that; ${results.length - refused.length} admitted (${admittedAfterWake} after the wake), ${refused.length} refused; ${newGrants.length} grants by ${follower.name} since the freeze; ${leader.name} after waking: ${wokenGrants.length} grants of its own, ${forwardedByWoken.length} reviews forwarded to ${follower.name}, asked directly: ${asked.map((answer) => answer.summary).join("; ")}; duplicates: ${duplicates.length}`,
+    );
+    assert.deepEqual(duplicates, []);
+    assert.equal(await allocatorHolder(cp), follower.identity);
+    assert.ok(newGrants.length > 0, `${follower.name} granted nothing after taking over`);
+    assert.deepEqual(
+      wokenGrants.map((r) => `${r.name} at ${r.time}`),
+      [],
+      "the woken allocator granted on its own",
+    );
+    assert.ok(forwardedByWoken.length > 0, `${leader.name} forwarded nothing after waking`);
+    // Refused NotReady, or granted by the new allocator: never by the woken one itself.
+    for (const answer of asked) {
+      if (answer.allowed) assert.equal(answer.decidedBy, follower.identity, answer.summary);
+      else assert.match(answer.message, /NotReady/, answer.summary);
+    }
+    assert.equal(asked[1]?.patched, true, `after its round: ${asked[1]?.summary}`);
+    assert.ok(admittedAfterWake > 0, "nothing admitted after the wake");
+    for (const failure of refused) {
+      assert.match(failure.stderr, /failed calling webhook|NotReady|context deadline exceeded/);
+    }
+  });
+
+  it("the follower frozen and SIGKILLed during a load of auto-assigns: no duplicate, no leaked claim after the grace period", async (t) => {
+    // The follower: the allocator's own loss is the test above.
+    const victim = (await allocatorHolder(cp)) === a.identity ? b : a;
+    const victimIndex = victim === a ? 0 : 1;
     const total = 60;
     const concurrency = 10;
     const results: CreateResult[] = [];
@@ -473,9 +668,9 @@ await describeE2E("two replicas share address claims (Leases) through the real a
           // apiserver times out, the mutation fails open), then killed: what it claimed for
           // admissions that never completed must not outlive the grace period.
           killedAt = Date.now() - started;
-          proxy.down.add(1); // new connections avoid it; the open ones hang, then die with it
-          b.freeze();
-          setTimeout(() => void b.kill(), 2000);
+          proxy.down.add(victimIndex); // new connections avoid it; the open ones hang, then die with it
+          victim.freeze();
+          setTimeout(() => void victim.kill(), 2000);
         }
       }
     };
@@ -501,7 +696,7 @@ await describeE2E("two replicas share address claims (Leases) through the real a
       30_000,
     );
     t.diagnostic(
-      `${total} auto-assigns, ${concurrency} at a time, replica-b SIGSTOPped after 20 answers (${killedAt} ms) and SIGKILLed 2 s later: ${loadSeconds.toFixed(1)} s; ${admitted} admitted (${loadHeld.length} with an address, ${admitted - loadHeld.length} unmutated while the mutating call failed), ${refused.length} refused; duplicates: ${duplicates.length}; claims without a holder right after the load: ${leakedAtEnd}${leakedAtEnd > 0 ? ` [${atEnd.leaked.join(", ")}]` : ""}, held addresses without a claim: ${atEnd.unclaimed.length}${atEnd.unclaimed.length > 0 ? ` [${atEnd.unclaimed.join(", ")}]` : ""}; ${converged.ms} ms later both 0 (grace ${GRACE})`,
+      `${total} auto-assigns, ${concurrency} at a time, ${victim.name} SIGSTOPped after 20 answers (${killedAt} ms) and SIGKILLed 2 s later: ${loadSeconds.toFixed(1)} s; ${admitted} admitted (${loadHeld.length} with an address, ${admitted - loadHeld.length} unmutated while the mutating call failed), ${refused.length} refused; duplicates: ${duplicates.length}; claims without a holder right after the load: ${leakedAtEnd}${leakedAtEnd > 0 ? ` [${atEnd.leaked.join(", ")}]` : ""}, held addresses without a claim: ${atEnd.unclaimed.length}${atEnd.unclaimed.length > 0 ? ` [${atEnd.unclaimed.join(", ")}]` : ""}; ${converged.ms} ms later both 0 (grace ${GRACE})`,
     );
     for (const failure of refused) {
       assert.match(failure.stderr, /failed calling webhook|AddressInUse|PoolExhausted|NotReady/);

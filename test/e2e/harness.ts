@@ -166,6 +166,11 @@ export interface WebhookOptions {
    * apiserver presents one to every webhook): default true; false drops `--client-ca`.
    */
   clientAuth?: boolean;
+  /**
+   * The serving certificate; default a fresh one. Replicas of one deployment share theirs: the
+   * elected allocator and its followers recognise each other by it (ADR 0012).
+   */
+  certificate?: ServingCertificate;
 }
 
 export interface WebhookProcess extends ServerProcess {
@@ -461,7 +466,7 @@ async function startWebhook(
   options: WebhookOptions,
 ): Promise<WebhookProcess> {
   const name = `webhook-${++webhookCount}`;
-  const tls = await generateServingCertificate();
+  const tls = options.certificate ?? (await generateServingCertificate());
   const certFile = join(l.dir, `${name}.crt`);
   const keyFile = join(l.dir, `${name}.key`);
   await writeFile(certFile, tls.certPem, { mode: 0o600 });
@@ -481,6 +486,7 @@ async function startWebhook(
     "--host=127.0.0.1",
     "--port=0",
     "--metrics-port=0",
+    "--peer-port=0",
     "--shutdown-delay=0",
     // Callers must present the apiserver's webhook client certificate (see writeCertificates).
     ...(options.clientAuth === false ? [] : [`--client-ca=${pki.ca}`]),

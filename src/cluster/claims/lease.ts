@@ -216,6 +216,6 @@ export function collectReason(
 }
 
 /** A Kubernetes MicroTime: RFC 3339 with six fractional digits. */
-function microTime(ms: number): string {
+export function microTime(ms: number): string {
   return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 }

@@ -1,0 +1,269 @@
+// The channel between replicas for an elected allocator (ADR 0012): the followers forward their
+// granting reviews to it, and the allocator decides them as its own. Mutual TLS where each side
+// must present the very certificate this replica serves: replicas share their serving
+// certificate (the bootstrap Secret, or the one mounted), so no other credential is needed, and
+// nothing else, not even a certificate of the same CA, is let in. Across a rotation the
+// previous certificate is accepted too, until replicas have all moved on.
+
+import { X509Certificate } from "node:crypto";
+import { Agent, request as httpsRequest } from "node:https";
+import { networkInterfaces } from "node:os";
+import type { PeerCertificate, TLSSocket } from "node:tls";
+import Fastify, { type FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import type { Webhook } from "../admission/admit.ts";
+import { admitWithClaims, type ClaimedOutcome } from "../admission/claimed-admission.ts";
+import type { AdmissionState, RemoteDecision } from "../admission/ports.ts";
+import {
+  type AdmissionRequest,
+  type AdmissionResponse,
+  parseAdmissionReview,
+} from "../admission/review.ts";
+import { errorLine } from "../base/text.ts";
+import type { Certificate } from "../certs/issue.ts";
+import { DEFAULT_BODY_LIMIT } from "./app.ts";
+import { secureContextOptions } from "./tls.ts";
+
+/** Under the API server's 5 s webhook timeout, so a follower's refusal is the answer, not the API server's. */
+const FORWARD_TIMEOUT_MS = 3000;
+const WEBHOOKS: readonly Webhook[] = ["mutate", "validate"];
+
+/** The certificates a peer may present: the one served now and the one before it. */
+class PeerCertificates {
+  #current: Certificate;
+  #previous: Certificate | undefined;
+
+  constructor(current: Certificate) {
+    this.#current = current;
+  }
+
+  get current(): Certificate {
+    return this.#current;
+  }
+
+  /** The leaf certificates (PEM) a peer may present. */
+  get accepted(): string[] {
+    return [this.#current, this.#previous]
+      .filter((each): each is Certificate => each !== undefined)
+      .map((each) => new X509Certificate(each.cert).toString());
+  }
+
+  rotate(next: Certificate): void {
+    if (next.cert === this.#current.cert) return;
+    this.#previous = this.#current;
+    this.#current = next;
+  }
+
+  accepts(presented: PeerCertificate | undefined): boolean {
+    const fingerprint = presented?.fingerprint256;
+    if (fingerprint === undefined || fingerprint === "") return false;
+    return [this.#current, this.#previous].some(
+      (each) => each !== undefined && new X509Certificate(each.cert).fingerprint256 === fingerprint,
+    );
+  }
+}
+
+/** What the allocator sends back for a forwarded review. */
+interface PeerAnswer {
+  readonly allocator: string;
+  readonly decision: ClaimedOutcome["decision"];
+  readonly reason: ClaimedOutcome["reason"];
+  readonly service: string | undefined;
+  readonly response: AdmissionResponse;
+}
+
+export interface PeerChannel {
+  /** The port the peer server got (the configured one, or the one picked for 0). */
+  readonly port: number;
+  /** Sends a review to the allocator at `endpoint`; never throws. */
+  forward(endpoint: string, webhook: Webhook, request: AdmissionRequest): Promise<RemoteDecision>;
+  /** The serving certificate changed: serve it and present it from now on. */
+  rotate(next: Certificate): void;
+  close(): Promise<void>;
+}
+
+export interface PeerChannelOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly certificate: Certificate;
+  /** This replica's identity in the election, named in its answers. */
+  readonly identity: string;
+  /** The state forwarded reviews are decided on, once it exists. */
+  readonly state: () => AdmissionState | undefined;
+  readonly logger: Logger;
+}
+
+/** Starts the peer server and returns the channel, forwarding side included. */
+export async function openPeerChannel(options: PeerChannelOptions): Promise<PeerChannel> {
+  const certificates = new PeerCertificates(options.certificate);
+  const server = peerServer(options, certificates);
+  await server.listen({ port: options.port, host: options.host });
+  const address = server.server.address();
+  const port = typeof address === "object" && address !== null ? address.port : options.port;
+  let agent = peerAgent(certificates);
+  return {
+    port,
+    forward: (endpoint, webhook, request) =>
+      forwardReview(agent, endpoint, webhook, request).catch((error: unknown) => ({
+        kind: "failed" as const,
+        message: `${endpoint}: ${errorLine(error)}`,
+      })),
+    rotate(next) {
+      certificates.rotate(next);
+      server.server.setSecureContext(peerServerTls(certificates));
+      const previous = agent;
+      agent = peerAgent(certificates);
+      previous.destroy();
+    },
+    async close() {
+      agent.destroy();
+      await server.close();
+    },
+  };
+}
+
+function peerServerTls(certificates: PeerCertificates) {
+  return { ...secureContextOptions(certificates.current), requestCert: true };
+}
+
+function peerServer(
+  options: PeerChannelOptions,
+  certificates: PeerCertificates,
+): FastifyInstance<import("node:https").Server> {
+  const app = Fastify({
+    https: { ...peerServerTls(certificates), rejectUnauthorized: false },
+    bodyLimit: DEFAULT_BODY_LIMIT,
+    requestTimeout: 10_000,
+    connectionTimeout: 30_000,
+    forceCloseConnections: true,
+  }) as unknown as FastifyInstance<import("node:https").Server>;
+  // Checked once per connection, before any request on it is read.
+  app.server.on("secureConnection", (socket: TLSSocket) => {
+    if (certificates.accepts(socket.getPeerCertificate())) return;
+    options.logger.warn(
+      { remoteAddress: socket.remoteAddress },
+      "peer port: refused a connection that did not present this replica's serving certificate",
+    );
+    socket.destroy();
+  });
+  for (const webhook of WEBHOOKS) {
+    app.post(`/allocate/${webhook}`, async (request, response) => {
+      const parsed = parseAdmissionReview(request.body);
+      const state = options.state();
+      if (!parsed.ok || state === undefined) {
+        return response
+          .code(parsed.ok ? 503 : 400)
+          .send({ error: parsed.ok ? "state not started" : parsed.error });
+      }
+      const outcome = await admitWithClaims(webhook, parsed.value, state, { forwarded: true });
+      options.logger.info(
+        {
+          uid: parsed.value.uid,
+          webhook,
+          service: outcome.service,
+          decision: outcome.decision,
+          reason: outcome.reason,
+          ...(outcome.grant !== undefined && { granted: true }),
+          from: request.socket.remoteAddress,
+        },
+        "forwarded review decided",
+      );
+      const answer: PeerAnswer = {
+        allocator: options.identity,
+        decision: outcome.decision,
+        reason: outcome.reason,
+        service: outcome.service,
+        response: outcome.response,
+      };
+      return answer;
+    });
+  }
+  return app;
+}
+
+/** A keep-alive agent presenting the served certificate and trusting only the peers' ones. */
+function peerAgent(certificates: PeerCertificates): Agent {
+  return new Agent({
+    keepAlive: true,
+    cert: certificates.current.cert,
+    key: certificates.current.key,
+    ca: certificates.accepted,
+    // The trust anchors are the leaf certificates themselves, not a CA: only a server that
+    // presents one of them (and holds its key) is accepted, whatever name it is reached by.
+    allowPartialTrustChain: true,
+    checkServerIdentity: () => undefined,
+    minVersion: "TLSv1.2",
+  } as ConstructorParameters<typeof Agent>[0]);
+}
+
+async function forwardReview(
+  agent: Agent,
+  endpoint: string,
+  webhook: Webhook,
+  request: AdmissionRequest,
+): Promise<RemoteDecision> {
+  const body = JSON.stringify({
+    apiVersion: "admission.k8s.io/v1",
+    kind: "AdmissionReview",
+    request,
+  });
+  const { host, port } = splitEndpoint(endpoint);
+  const text = await new Promise<string>((resolve, reject) => {
+    const call = httpsRequest(
+      {
+        agent,
+        host,
+        port,
+        method: "POST",
+        path: `/allocate/${webhook}`,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+        signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),
+      },
+      (answer) => {
+        const chunks: Buffer[] = [];
+        answer.on("data", (chunk: Buffer) => chunks.push(chunk));
+        answer.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          if (answer.statusCode === 200) resolve(text);
+          else reject(new Error(`HTTP ${answer.statusCode}: ${text.slice(0, 200)}`));
+        });
+        answer.on("error", reject);
+      },
+    );
+    call.on("error", reject);
+    call.end(body);
+  });
+  const answer = JSON.parse(text) as PeerAnswer;
+  if (answer.response?.uid !== request.uid || typeof answer.response.allowed !== "boolean") {
+    return { kind: "failed", message: `${endpoint} answered something other than a decision` };
+  }
+  return { kind: "decided", ...answer };
+}
+
+function splitEndpoint(endpoint: string): { host: string; port: number } {
+  const colon = endpoint.lastIndexOf(":");
+  return {
+    host: endpoint.slice(0, colon).replace(/^\[(.*)\]$/, "$1"),
+    port: Number(endpoint.slice(colon + 1)),
+  };
+}
+
+/**
+ * Where other replicas reach this one: the address given, else --host when it names one
+ * address, else this host's first address that is not loopback.
+ */
+export function advertisedHost(given: string | undefined, host: string): string {
+  if (given !== undefined) return given;
+  if (host !== "0.0.0.0" && host !== "::") return host;
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const address of addresses ?? []) {
+      if (!address.internal && address.family === "IPv4") return address.address;
+    }
+  }
+  return "127.0.0.1";
+}
+
+/** `host:port`, with an IPv6 host in brackets. */
+export function endpointOf(host: string, port: number): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
