@@ -7,7 +7,12 @@ import { describe, it } from "node:test";
 import type { Webhook } from "../../src/admission/admit.ts";
 import { admitWithClaims, DEFAULT_CLAIM_ATTEMPTS } from "../../src/admission/claimed-admission.ts";
 import type { Grant } from "../../src/admission/holds.ts";
-import type { AdmissionState, ClaimResult } from "../../src/admission/ports.ts";
+import type {
+  AdmissionState,
+  AllocatorPort,
+  ClaimResult,
+  GrantRoute,
+} from "../../src/admission/ports.ts";
 import { ServiceUsage } from "../../src/cluster/service-usage.ts";
 import { formatAddress, parseAddress } from "../../src/ipam/address.ts";
 import { holderOf, policyFor } from "../../src/ipam/decide.ts";
@@ -66,7 +71,7 @@ interface Replica {
   ): ReturnType<typeof admitWithClaims>;
 }
 
-function replica(arbiter: Arbiter | undefined): Replica {
+function replica(arbiter: Arbiter | undefined, allocator?: AllocatorPort): Replica {
   const usage = new ServiceUsage(policy, 30_000);
   const inFlight = new Set<Promise<ClaimResult>>();
   const state: AdmissionState = {
@@ -98,6 +103,7 @@ function replica(arbiter: Arbiter | undefined): Replica {
           usage.recordForeign(owner, holder, addresses, now),
       },
     }),
+    ...(allocator !== undefined && { allocator }),
   };
   return {
     state,
@@ -389,5 +395,103 @@ describe("admitWithClaims", () => {
     const [lost, admitted] = await Promise.all([doomed, owner]);
     assert.equal(lost.reason, "AddressInUse");
     assert.equal(admitted.response.allowed, true);
+  });
+});
+
+describe("admitWithClaims with an elected allocator (ADR 0012)", () => {
+  /**
+   * The allocator and a follower that forwards to it as the peer channel does: the allocator
+   * decides the forwarded review on its own state. `leading` and `forwardFails` break it.
+   */
+  function electedPair() {
+    const claimedAfter: Grant[] = [];
+    const control = { leading: true, forwardFails: false, forwards: 0 };
+    const leader = replica(undefined, {
+      route: (): GrantRoute =>
+        control.leading ? { kind: "local" } : { kind: "unavailable", why: "its lease lapsed" },
+      granted: (grant) => claimedAfter.push(grant),
+    });
+    const follower = replica(undefined, {
+      route: (): GrantRoute => ({
+        kind: "forward",
+        forward: async (webhook, forwarded) => {
+          control.forwards += 1;
+          await tick();
+          if (control.forwardFails) return { kind: "failed", message: "connection refused" };
+          const outcome = await admitWithClaims(webhook, forwarded, leader.state, {
+            forwarded: true,
+          });
+          return { kind: "decided", ...outcome, allocator: "leader-0" };
+        },
+      }),
+      granted: () => assert.fail("a follower grants nothing itself"),
+    });
+    return { leader, follower, claimedAfter, control };
+  }
+
+  it("the allocator grants in the same turn, no claim awaited; the claim is asked for after", () => {
+    const { leader, claimedAfter } = electedPair();
+    const outcome = leader.review("validate", service("web", { ip: "192.168.35.100" }));
+    assert.ok(!(outcome instanceof Promise), "a grant awaits nothing");
+    assert.equal(outcome.response.allowed, true);
+    assert.deepEqual(holders(leader.usage, "192.168.35.100"), ["team-a/web"]);
+    assert.deepEqual(
+      claimedAfter.map((grant) => grant.ref),
+      ["team-a/web"],
+    );
+  });
+
+  it("a follower forwards only grants: denials and dry runs are answered where they arrive", async () => {
+    const { follower, leader, control } = electedPair();
+    const dryRun = follower.review("mutate", autoAssign("preview"), { dryRun: true });
+    assert.ok(!(dryRun instanceof Promise));
+    assert.equal(dryRun.decision, "assigned");
+    const outside = follower.review("validate", service("db", { ip: "172.16.0.1" }));
+    assert.ok(!(outside instanceof Promise));
+    assert.equal(outside.reason, "NotInAnyPool");
+    assert.equal(control.forwards, 0);
+
+    const granted = await follower.review("mutate", autoAssign("web"));
+    assert.equal(control.forwards, 1);
+    assert.equal(granted.decision, "assigned");
+    assert.equal(granted.allocator, "leader-0");
+    assert.deepEqual(holders(leader.usage, "192.168.35.100"), ["team-a/web"]);
+    assert.deepEqual(holders(follower.usage, "192.168.35.100"), [], "the follower holds nothing");
+  });
+
+  it("auto-assigns through both replicas at once: distinct addresses, all granted by the allocator, none lost", async () => {
+    const { leader, follower, claimedAfter } = electedPair();
+    const outcomes = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        (i % 2 === 0 ? leader : follower).review("mutate", autoAssign(`auto${i}`)),
+      ),
+    );
+    assert.deepEqual(
+      outcomes.map((outcome) => outcome.decision),
+      Array(10).fill("assigned"),
+    );
+    const addresses = outcomes.map(
+      (outcome) => mutated(autoAssign("x"), outcome.response.patch).spec?.loadBalancerIP,
+    );
+    assert.equal(new Set(addresses).size, 10);
+    assert.equal(claimedAfter.length, 10);
+    assert.ok(outcomes.every((outcome) => outcome.lostClaims.length === 0));
+  });
+
+  it("a lapsed allocator or a failed forward: refused NotReady, nothing held", async () => {
+    const { leader, follower, control } = electedPair();
+    control.leading = false;
+    const lapsed = leader.review("mutate", autoAssign("web"));
+    assert.ok(!(lapsed instanceof Promise));
+    assert.equal(lapsed.reason, "NotReady");
+    assert.match(lapsed.response.status?.message ?? "", /its lease lapsed.*nothing was granted/);
+    assert.equal(leader.usage.holds, 0);
+
+    control.leading = true;
+    control.forwardFails = true;
+    const failed = await follower.review("mutate", autoAssign("api"));
+    assert.equal(failed.reason, "NotReady");
+    assert.match(failed.response.status?.message ?? "", /did not answer \(connection refused\)/);
+    assert.equal(leader.usage.holds, 0);
   });
 });

@@ -1,0 +1,197 @@
+// The allocator election on an in-memory Lease API with the API server's rules (create-if-absent,
+// resourceVersion preconditions), its rounds driven by hand on a clock of our own: who leads, when
+// a holder stops granting (fencing), when another takes over, and where grants are routed. The
+// election against a real kube-apiserver is test/e2e/ha.test.ts.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { pino } from "pino";
+import type { ClaimPort } from "../../../src/admission/ports.ts";
+import type { AdmissionRequest } from "../../../src/admission/review.ts";
+import { ElectedAllocator } from "../../../src/cluster/allocator/elected.ts";
+import { AllocatorElection, DEFAULT_TIMINGS } from "../../../src/cluster/allocator/election.ts";
+import {
+  ALLOCATOR_LEASE,
+  allocatorLeaseStore,
+} from "../../../src/cluster/allocator/lease-store.ts";
+import type { KubeClient } from "../../../src/cluster/kube.ts";
+import { FakeLeases, NAMESPACE, signal } from "../claims/fake-leases.ts";
+
+const { leaseDurationMs, renewDeadlineMs, retryPeriodMs } = DEFAULT_TIMINGS;
+const logger = pino({ level: "silent" });
+
+/** Candidates sharing one Lease API, each with its own clock (monotonic clocks differ in origin). */
+function cluster() {
+  const api = new FakeLeases();
+  const store = allocatorLeaseStore(api as unknown as KubeClient, NAMESPACE);
+  const candidate = (identity: string, origin = 0) => {
+    const clock = { ms: origin };
+    let handOver = Promise.resolve();
+    const control = {
+      clock,
+      handOvers: 0,
+      /** Hand-overs wait for this until it is replaced. */
+      hold(gate: Promise<void>) {
+        handOver = gate;
+      },
+    };
+    const election = new AllocatorElection({
+      store,
+      identity,
+      endpoint: `${identity}.peer:8444`,
+      logger,
+      now: () => clock.ms,
+      handOver: () => {
+        control.handOvers += 1;
+        return handOver;
+      },
+    });
+    return Object.assign(control, {
+      election,
+      round: async (advanceMs = 0) => {
+        clock.ms += advanceMs;
+        await election.round(signal);
+        await new Promise((resolve) => setImmediate(resolve));
+      },
+    });
+  };
+  const holder = () => {
+    const lease = api.leases.get(ALLOCATOR_LEASE) as { spec?: { holderIdentity?: string } };
+    return lease?.spec?.holderIdentity;
+  };
+  return { api, candidate, holder };
+}
+
+describe("the allocator election", () => {
+  it("the first candidate creates the Lease and grants only once its hand-over relist is done", async () => {
+    const { candidate, holder } = cluster();
+    const a = candidate("a");
+    let relisted!: () => void;
+    a.hold(new Promise((resolve) => (relisted = resolve)));
+    await a.round();
+    assert.equal(holder(), "a");
+    assert.equal(a.election.settled, true);
+    assert.equal(a.election.leading(), false, "not before the relist");
+    assert.match(a.election.unavailable(), /still reading the cluster state/);
+    relisted();
+    await a.round(retryPeriodMs);
+    assert.equal(a.election.leading(), true);
+    assert.equal(a.handOvers, 1);
+  });
+
+  it("a second candidate follows the renewing holder, never takes over, and knows its endpoint", async () => {
+    const { candidate, holder } = cluster();
+    const [a, b] = [candidate("a"), candidate("b", 50_000)];
+    await a.round();
+    for (let i = 0; i < 20; i += 1) {
+      await b.round(retryPeriodMs);
+      await a.round(retryPeriodMs);
+    }
+    assert.equal(holder(), "a");
+    assert.equal(b.election.leading(), false);
+    assert.equal(b.election.settled, true);
+    assert.deepEqual(b.election.holder(), { identity: "a", endpoint: "a.peer:8444" });
+    assert.equal(a.election.leading(), true);
+  });
+
+  it("a holder that cannot renew stops granting at its renew deadline; another takes over only after a whole lease duration", async () => {
+    const { api, candidate, holder } = cluster();
+    const [a, b] = [candidate("a"), candidate("b", 7_000)];
+    await a.round();
+    await b.round(); // b sees a's Lease: its lease duration starts now, on b's clock
+    // a's renewals fail from here (its API server went away).
+    api.failing = { method: "PUT", status: undefined };
+    await a.round(retryPeriodMs);
+    await a.round(retryPeriodMs);
+    assert.equal(a.election.leading(), true, "inside the renew deadline");
+    a.clock.ms = renewDeadlineMs;
+    assert.equal(a.election.leading(), false, "fenced at the deadline");
+    assert.match(a.election.unavailable(), /could not renew it in time/);
+    api.failing = undefined;
+
+    await b.round(leaseDurationMs - 1);
+    assert.equal(holder(), "a", "not before the lease duration");
+    assert.equal(b.election.leading(), false);
+    await b.round(1);
+    assert.equal(holder(), "b");
+    assert.equal(b.election.leading(), true);
+    // The old holder's next round learns it lost; it grants nothing meanwhile or after.
+    await a.round(retryPeriodMs);
+    assert.equal(a.election.leading(), false);
+    assert.deepEqual(a.election.holder(), { identity: "b", endpoint: "b.peer:8444" });
+  });
+
+  it("two candidates taking over the same lapsed Lease: exactly one wins", async () => {
+    const { candidate, holder } = cluster();
+    const a = candidate("a");
+    const [b, c] = [candidate("b"), candidate("c")];
+    await a.round();
+    await Promise.all([b.round(), c.round()]);
+    // a is gone: b and c see the Lease unchanged for a lease duration and both try.
+    await Promise.all([b.round(leaseDurationMs), c.round(leaseDurationMs)]);
+    const leading = [b, c].filter((each) => each.election.leading());
+    assert.equal(leading.length, 1);
+    assert.equal(holder(), leading[0] === b ? "b" : "c");
+  });
+
+  it("a holder that stops gives the Lease up, and the next candidate takes it at its next round", async () => {
+    const { candidate, holder } = cluster();
+    const [a, b] = [candidate("a"), candidate("b")];
+    await a.round();
+    await b.round();
+    await a.election.stop();
+    assert.equal(holder(), "");
+    await b.round(retryPeriodMs);
+    assert.equal(holder(), "b");
+    assert.equal(b.election.leading(), true);
+  });
+});
+
+describe("ElectedAllocator routes grants", () => {
+  const request = { uid: "u1" } as AdmissionRequest;
+  /** The claims written after an answer: not what these tests look at. */
+  const claimsAfter: ClaimPort = {
+    claim: async () => ({ kind: "claimed" }),
+    settled: () => undefined,
+    release: () => {},
+    recordForeign: () => {},
+  };
+
+  it("local while leading; to the holder's endpoint otherwise; a forwarded review is never forwarded again", async () => {
+    const { candidate } = cluster();
+    const [a, b] = [candidate("a"), candidate("b")];
+    await a.round();
+    await b.round();
+    const forwardedTo: string[] = [];
+    const allocator = (election: AllocatorElection) =>
+      new ElectedAllocator({
+        election,
+        logger,
+        forward: async (endpoint) => {
+          forwardedTo.push(endpoint);
+          return { kind: "failed", message: "not needed here" };
+        },
+        claims: claimsAfter,
+      });
+    assert.deepEqual(allocator(a.election).route(false), { kind: "local" });
+    assert.deepEqual(allocator(a.election).route(true), { kind: "local" });
+    const route = allocator(b.election).route(false);
+    assert.equal(route.kind, "forward");
+    if (route.kind === "forward") await route.forward("mutate", request);
+    assert.deepEqual(forwardedTo, ["a.peer:8444"]);
+    const again = allocator(b.election).route(true);
+    assert.equal(again.kind, "unavailable");
+  });
+
+  it("nobody elected: unavailable, saying so", () => {
+    const { candidate } = cluster();
+    const lone = candidate("lone");
+    const route = new ElectedAllocator({
+      election: lone.election,
+      logger,
+      forward: async () => ({ kind: "failed", message: "" }),
+      claims: claimsAfter,
+    }).route(false);
+    assert.deepEqual(route, { kind: "unavailable", why: "no replica is elected allocator yet" });
+  });
+});
