@@ -1,7 +1,8 @@
 /**
  * What a user feels: Service CREATE latency on the e2e control plane (real etcd and
- * kube-apiserver, test/e2e/harness.ts), with lb-ip-guard in cluster mode (address claims) as the
- * e2e suites run it, beside a CEL ValidatingAdmissionPolicy and a create no admission touches.
+ * kube-apiserver, test/e2e/harness.ts), with lb-ip-guard in cluster mode (the elected allocator,
+ * ADR 0012) as the e2e suites run it, beside a CEL ValidatingAdmissionPolicy and a create no
+ * admission touches.
  *
  *   npm run bench:apply           (LB_IP_GUARD_BENCH_CREATES=300 for more creates per mode)
  *
@@ -19,12 +20,14 @@
  *     lb-ip-guard does anything;
  *   - other class: a LoadBalancer of another loadBalancerClass: both webhooks are called, nothing
  *     is granted;
- *   - explicit: a LoadBalancer asking for an address of the pool (validate + claim);
- *   - auto-assign: a LoadBalancer asking for none (mutate + claim + validate);
- *   - the last three again against two replicas behind a round-robin TCP proxy (a Service in
- *     front of two pods; the proxy adds its own hop, which "other class x2" against "other
- *     class" shows). The apiserver keeps its connection to a webhook alive, so sequential
- *     creates reach one replica; the other holds the claims in its cache, as it would.
+ *   - explicit: a LoadBalancer asking for an address of the pool (validate, granted);
+ *   - auto-assign: a LoadBalancer asking for none (mutate, granted, then validate);
+ *   - the last three again against two other replicas behind a round-robin TCP proxy (a Service
+ *     in front of two pods; the proxy adds its own hop, which "other class x2" against "other
+ *     class" shows). All three replicas share one certificate and one namespace, as one
+ *     Deployment's pods do; the first is started alone, so it is the elected allocator, and the
+ *     two behind the proxy are followers: every grant of the x2 modes is forwarded to it over the
+ *     peer port, the worst case (with two replicas about half the grants are).
  * Latencies are whole requests as the client sees them (request written to response read).
  * Targets (issue 14) are printed ok/MISSED; a missed target still exits 0 (a benchmark reports),
  * a broken run (a create refused, a mode not doing what it should) exits 1.
@@ -513,10 +516,12 @@ async function main(): Promise<void> {
         ],
       }),
     });
-    const [one, a, b] = await Promise.all([
-      cp.startWebhook(),
-      cp.startWebhook(),
-      cp.startWebhook(),
+    // The first replica alone: it takes the allocator Lease before the others start.
+    const certificate = await generateServingCertificate();
+    const one = await cp.startWebhook({ certificate });
+    const [a, b] = await Promise.all([
+      cp.startWebhook({ certificate }),
+      cp.startWebhook({ certificate }),
     ]);
     const proxy = await startRoundRobinProxy([a, b].map((w) => Number(new URL(w.url).port)));
     const bareTls = await generateServingCertificate();
@@ -534,7 +539,7 @@ async function main(): Promise<void> {
       await webhookConfigurations(
         "lb-ip-guard-x2",
         proxy.url,
-        `${a.caPem}\n${b.caPem}`,
+        certificate.caPem,
         only(NS.two),
       ),
       await webhookConfigurations("bare-h1", bare.h1.url, bareTls.caPem, only(NS.bareH1)),

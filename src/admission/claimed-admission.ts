@@ -1,8 +1,11 @@
-// Admission with claims: the pure decision, an in-process hold, then a claim of the granted
-// addresses through an arbiter every replica shares (Leases in etcd, in cluster mode). Only a
-// grant whose claim holds is answered as decided; a lost claim is recorded as usage and the
-// review decided again, so an auto-assign moves on to the next free address and an explicit
-// request is refused naming the other holder. See docs/decisions/0005-address-claims-with-leases.md.
+// Admission on a state shared by replicas: the pure decision, then, for a grant, one of two ways
+// to keep replicas from granting one address twice. With an elected allocator (ADR 0012, the
+// default in cluster mode) a grant is decided and held by the allocator alone, here or where it
+// is forwarded, and answered at once. With claims before the answer (ADR 0005) every replica
+// grants, holds, and claims the addresses through an arbiter they share (Leases in etcd): only a
+// grant whose claim holds is answered as decided; a lost claim is recorded as usage and the review
+// decided again, so an auto-assign moves on to the next free address and an explicit request is
+// refused naming the other holder.
 
 import { formatAddress, formatAddressList } from "../ipam/address.ts";
 import { type AdmissionOutcome, admit, denial, type Webhook } from "./admit.ts";

@@ -2,9 +2,10 @@
 // this replica granted appears, one Normal Event on it, `AddressAssigned` (auto-assigned by the
 // mutation) or `AddressGranted` (an address it asked for), naming the pool, so that
 // `kubectl describe svc` tells the story. Never from the admission path (the webhooks declare
-// no side effects): from the Services watch, by the replica whose claim the grant is. Its name is
-// derived from the Service's uid and addresses, so replicas that both see themselves as the
-// claimant (a claim rewritten by the other's validating call in between) create it once: the
+// no side effects): from the Services watch, by the replica that granted it (the elected
+// allocator, from its hold; with claims before the answer, the replica whose claim it is). Its
+// name is derived from the Service's uid and addresses, so replicas that both see themselves as
+// the claimant (a claim rewritten by the other's validating call in between) create it once: the
 // second create is AlreadyExists.
 
 import { createHash } from "node:crypto";

@@ -172,6 +172,7 @@ await describeE2E("certificate bootstrap and rotation against a real API server"
         "--host=127.0.0.1",
         `--port=${port}`,
         "--metrics-port=0",
+        "--peer-port=0",
         "--shutdown-delay=0",
         "--tls-san=127.0.0.1",
         ...VALIDITY,

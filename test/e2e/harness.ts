@@ -158,7 +158,7 @@ export interface WebhookOptions {
   namespace?: string;
   /**
    * Flags added to `serve --kubeconfig … --namespace … --tls-cert … --tls-key … --client-ca …
-   * --host 127.0.0.1 --port 0 --metrics-port 0 --shutdown-delay 0`.
+   * --host 127.0.0.1 --port 0 --metrics-port 0 --peer-port 0 --shutdown-delay 0`.
    */
   args?: string[];
   /**

@@ -119,7 +119,12 @@ export interface ServeProcess {
 export async function startServe(args: readonly string[]): Promise<ServeProcess> {
   const server = spawn(
     process.execPath,
-    [MAIN, "serve", ...args, "--port", "0", "--metrics-port", "0", "--host", "127.0.0.1"],
+    [
+      MAIN,
+      "serve",
+      ...args,
+      ...["--port", "0", "--metrics-port", "0", "--peer-port", "0", "--host", "127.0.0.1"],
+    ],
     {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],
