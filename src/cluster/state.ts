@@ -280,7 +280,13 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
       });
       elected = {
         election,
-        port: new ElectedAllocator({ election, forward, claims: claimer, logger }),
+        port: new ElectedAllocator({
+          election,
+          forward,
+          claims: claimer,
+          held: (grant) => usage.heldGrant(grant.ref) !== undefined,
+          logger,
+        }),
       };
     }
   }
@@ -361,7 +367,9 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
     ...(elected !== undefined && { allocator: elected.port }),
     async stop(): Promise<void> {
       stopped = true;
-      // First: giving the Lease up lets another replica take over at once.
+      // First the last grants' claims, for the next allocator's relist to see them; then the
+      // Lease given up, so that it takes over at once.
+      await elected?.port.flush();
       await elected?.election.stop();
       clearInterval(timer);
       await claims?.repair.stop();

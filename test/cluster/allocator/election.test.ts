@@ -6,16 +6,18 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { pino } from "pino";
+import type { Grant } from "../../../src/admission/holds.ts";
 import type { ClaimPort } from "../../../src/admission/ports.ts";
 import type { AdmissionRequest } from "../../../src/admission/review.ts";
-import { ElectedAllocator } from "../../../src/cluster/allocator/elected.ts";
+import { CLAIM_DELAY_MS, ElectedAllocator } from "../../../src/cluster/allocator/elected.ts";
 import { AllocatorElection, DEFAULT_TIMINGS } from "../../../src/cluster/allocator/election.ts";
 import {
   ALLOCATOR_LEASE,
   allocatorLeaseStore,
 } from "../../../src/cluster/allocator/lease-store.ts";
 import type { KubeClient } from "../../../src/cluster/kube.ts";
-import { FakeLeases, NAMESPACE, signal } from "../claims/fake-leases.ts";
+import { formatAddress } from "../../../src/ipam/address.ts";
+import { address, FakeLeases, NAMESPACE, signal } from "../claims/fake-leases.ts";
 
 const { leaseDurationMs, renewDeadlineMs, retryPeriodMs } = DEFAULT_TIMINGS;
 const logger = pino({ level: "silent" });
@@ -167,6 +169,7 @@ describe("ElectedAllocator routes grants", () => {
       new ElectedAllocator({
         election,
         logger,
+        held: () => true,
         forward: async (endpoint) => {
           forwardedTo.push(endpoint);
           return { kind: "failed", message: "not needed here" };
@@ -183,12 +186,47 @@ describe("ElectedAllocator routes grants", () => {
     assert.equal(again.kind, "unavailable");
   });
 
+  it("claims follow the answers after a delay, once per Service granted, none for a Service that appeared", async (t) => {
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    const { candidate } = cluster();
+    const claimed: string[] = [];
+    const allocator = new ElectedAllocator({
+      election: candidate("a").election,
+      logger,
+      forward: async () => ({ kind: "failed", message: "" }),
+      held: (grant) => grant.ref !== "team-a/shown",
+      claims: {
+        ...claimsAfter,
+        claim: async (grant) => {
+          claimed.push(`${grant.ref} ${grant.addresses.map(formatAddress).join()}`);
+          return { kind: "claimed" };
+        },
+      },
+    });
+    const grant = (ref: string, ip: string): Grant => ({
+      ref,
+      holder: { ref, sharingKey: "", ports: ["TCP/80"], backendKey: "Cluster" },
+      addresses: [address(ip)],
+    });
+    // The mutating and the validating call of one create, and another Service.
+    allocator.granted(grant("team-a/web", "10.0.0.1"));
+    allocator.granted(grant("team-a/web", "10.0.0.1"));
+    allocator.granted(grant("team-a/api", "10.0.0.2"));
+    // A Service that appeared meanwhile holds its address itself: no claim from here.
+    allocator.granted(grant("team-a/shown", "10.0.0.3"));
+    t.mock.timers.tick(CLAIM_DELAY_MS - 1);
+    assert.deepEqual(claimed, [], "nothing written with the answers");
+    t.mock.timers.tick(1);
+    assert.deepEqual(claimed, ["team-a/web 10.0.0.1", "team-a/api 10.0.0.2"]);
+  });
+
   it("nobody elected: unavailable, saying so", () => {
     const { candidate } = cluster();
     const lone = candidate("lone");
     const route = new ElectedAllocator({
       election: lone.election,
       logger,
+      held: () => true,
       forward: async () => ({ kind: "failed", message: "" }),
       claims: claimsAfter,
     }).route(false);
