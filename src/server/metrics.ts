@@ -27,6 +27,11 @@ export interface MetricsOptions {
    * absent, or undefined, when there is none to report.
    */
   readonly servingCertificate?: () => string | undefined;
+  /**
+   * Whether this replica is the elected allocator now (it grants) or not (it forwards); undefined
+   * when there is no election (standalone, `--allocator claims`).
+   */
+  readonly allocating?: () => boolean | undefined;
   /** Process metrics (CPU, memory, event loop, GC); off in tests that build many registries. */
   readonly processMetrics?: boolean;
 }
@@ -97,6 +102,18 @@ export class Metrics {
       "Addresses of each pool and family that Services request, were assigned or hold",
       (entry) => entry.used,
     );
+    new Gauge({
+      name: "lb_ip_guard_allocator",
+      help: "1 while this replica is the elected allocator and may grant (its Lease fresh), 0 while it forwards grants to another; absent without an election",
+      // A label, so that no election means no sample (an unlabelled gauge would show 0).
+      labelNames: ["mode"] as const,
+      registers,
+      collect() {
+        this.reset();
+        const allocating = options.allocating?.();
+        if (allocating !== undefined) this.set({ mode: "elected" }, allocating ? 1 : 0);
+      },
+    });
     new Gauge({
       name: "lb_ip_guard_watch_failing",
       help: "1 for each cluster collection whose list/watch is failing now (decisions use a stale cache for it); absent when all are healthy",

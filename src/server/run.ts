@@ -91,6 +91,10 @@ export async function serve(config: ServeConfig, hooks: ServeHooks): Promise<Ser
     },
     failing: () => live.state?.failing ?? [],
     servingCertificate: () => live.served.cert,
+    allocating: () => {
+      const allocator = live.state?.allocator;
+      return allocator === undefined ? undefined : allocator.route(false).kind === "local";
+    },
   });
 
   // The elected allocator's channel comes first: the Lease names its port.

@@ -529,7 +529,7 @@ describe("the alerts and the dashboard (no tools needed)", () => {
     }
   });
 
-  it("the PrometheusRule parses and alerts on pools, errors, claims, certificates and latency within the timeout", async () => {
+  it("the PrometheusRule parses and alerts on pools, errors, claims, the allocator, certificates and latency within the timeout", async () => {
     const rule = parse(await readFile(join(monitoringFiles, "prometheusrule.yaml"), "utf8")) as Obj;
     assert.equal(rule.apiVersion, "monitoring.coreos.com/v1");
     assert.equal(rule.kind, "PrometheusRule");
@@ -551,6 +551,10 @@ describe("the alerts and the dashboard (no tools needed)", () => {
     assert.match(errors?.expr, /lb_ip_guard_admission_requests_total\{decision="error"\}/);
     assert.match(alerts.get("LbIpGuardWebhookCallsFailing")?.expr, /code=~"5\.\."/);
     assert.match(alerts.get("LbIpGuardClaimsFailing")?.expr, /claims_total\{result="error"\}/);
+    // The replicas together: none granting (the max over all of them is 0) for longer than a
+    // take-over lasts.
+    assert.match(alerts.get("LbIpGuardNoAllocator")?.expr, /^max\(lb_ip_guard_allocator\) == 0/);
+    assert.equal(alerts.get("LbIpGuardNoAllocator")?.for, "2m");
     const expiring = alerts.get("LbIpGuardCertificateExpiring");
     assert.match(
       expiring?.expr,

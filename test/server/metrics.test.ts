@@ -58,4 +58,16 @@ describe("metrics port", () => {
       await closeServer(server);
     }
   });
+
+  it("says whether this replica is the allocator: 1 granting, 0 forwarding, absent without an election", async () => {
+    let allocating: boolean | undefined = true;
+    const metrics = new Metrics({ view: () => undefined, allocating: () => allocating });
+    const sample = async () =>
+      (await metrics.text()).split("\n").find((line) => line.startsWith("lb_ip_guard_allocator{"));
+    assert.equal(await sample(), 'lb_ip_guard_allocator{mode="elected"} 1');
+    allocating = false;
+    assert.equal(await sample(), 'lb_ip_guard_allocator{mode="elected"} 0');
+    allocating = undefined;
+    assert.equal(await sample(), undefined);
+  });
 });
