@@ -13,6 +13,7 @@
 // allocator grants nothing itself; the follower SIGKILLed during a load of auto-assigns → no
 // duplicate among the Services, and no leaked claim once the grace period has passed. Also:
 // adoption of a Service older than the webhook, collection of a claim whose holder never appeared.
+// Then the same race with `--allocator claims` (ADR 0005: each replica claims before answering).
 
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -74,14 +75,18 @@ async function startReplica(
   cp: ControlPlane,
   name: string,
   certificate: ServingCertificate,
+  allocator: "elected" | "claims" = "elected",
 ): Promise<Replica> {
   const webhook = await cp.startWebhook({
     namespace: NAMESPACE,
     certificate,
-    args: [`--claim-grace=${GRACE}`, "--claim-interval=1s"],
+    args: [`--claim-grace=${GRACE}`, "--claim-interval=1s", `--allocator=${allocator}`],
   });
   const serving = (await logRecords(webhook.logFile)).find((record) => record.allocator);
-  const identity = (serving?.allocator as { elected?: string } | undefined)?.elected;
+  const identity =
+    allocator === "claims"
+      ? name
+      : (serving?.allocator as { elected?: string } | undefined)?.elected;
   assert.ok(identity, `${name}: no allocator identity in its startup record`);
   return {
     name,
@@ -703,5 +708,78 @@ await describeE2E("two replicas share address claims (Leases) through the real a
     }
     assert.deepEqual(duplicates, []);
     assert.ok(loadHeld.length >= 40, `only ${loadHeld.length} of ${total} got an address`);
+  });
+});
+
+await describeE2E("two replicas with --allocator claims: each claims before it answers", () => {
+  let cp: ControlPlane;
+  let kubectl: string;
+  let replicas: Replica[] = [];
+  let proxy: RoundRobinProxy;
+
+  before(async () => {
+    cp = await startControlPlane();
+    kubectl = join(await k8sAssets(), "kubectl");
+    for (const namespace of [NAMESPACE, "metallb-system", APPS]) {
+      await cp.kubectl(["create", "namespace", namespace]);
+    }
+    await cp.kubectl(["apply", "-f", "-"], {
+      stdin: JSON.stringify({
+        apiVersion: "metallb.io/v1beta1",
+        kind: "IPAddressPool",
+        metadata: { name: "race", namespace: "metallb-system" },
+        spec: { addresses: ["10.61.0.0/28"], autoAssign: false },
+      }),
+    });
+    const certificate = await generateServingCertificate();
+    replicas = await Promise.all(
+      ["claims-a", "claims-b"].map((name) => startReplica(cp, name, certificate, "claims")),
+    );
+    proxy = await startRoundRobinProxy(replicas.map((replica) => replica.port));
+    await cp.registerWebhook(proxy.url, certificate.caPem);
+    const probe = JSON.stringify(explicit("probe", "10.99.0.1"));
+    await eventually("the apiserver calling the replicas", async () => {
+      const run = await cp.kubectl(["create", "--dry-run=server", "-f", "-"], {
+        stdin: probe,
+        allowFailure: true,
+      });
+      return /NotInAnyPool/.test(run.stderr) ? true : undefined;
+    });
+  });
+
+  after(async () => {
+    await Promise.all(replicas.map((replica) => replica.kill()));
+    await proxy?.close();
+    await cp?.stop();
+  });
+
+  it("30 parallel creates of one address: exactly one admitted, its claim there when the create returns, no election", async (t) => {
+    const results = await createAll(
+      cp,
+      kubectl,
+      Array.from({ length: 30 }, (_, i) => explicit(`claims-race-${i}`, RACE_IP)),
+    );
+    const admitted = results.filter((result) => result.code === 0);
+    const refused = results.filter((result) => result.code !== 0);
+    // Read at once: with claims before the answer, the winner's claim exists before its create
+    // could return (the elected allocator writes none for a Service that appeared).
+    const leases = await claims(cp);
+    const lost = (
+      await Promise.all(
+        replicas.map((replica) =>
+          metricSum(replica.metricsUrl, /^lb_ip_guard_claims_total\{result="lost"\}/),
+        ),
+      )
+    ).reduce((sum, each) => sum + each, 0);
+    t.diagnostic(
+      `30 creates of ${RACE_IP}: ${admitted.length} admitted, ${refused.length} refused; proxy connections ${proxy.served.join("/")}; claims lost at the arbiter: ${lost}`,
+    );
+    assert.equal(admitted.length, 1, refused.map((r) => r.stderr).join("\n"));
+    for (const failure of refused) assert.match(failure.stderr, /AddressInUse/);
+    assert.equal(leases.get(leaseOf(RACE_IP))?.holder, `${APPS}/${admitted[0]?.name}`);
+    const election = await cp.kubectl(["get", "lease", "lb-ip-guard-allocator", "-n", NAMESPACE], {
+      allowFailure: true,
+    });
+    assert.match(election.stderr, /NotFound/, "no election in claims mode");
   });
 });
