@@ -85,7 +85,9 @@ export class ElectedAllocator implements AllocatorPort {
   async flush(): Promise<void> {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    const grants = [...this.#unclaimed.values()].filter(this.#held);
+    // Fenced like the grants: a replica that is no longer the allocator (one that froze and woke)
+    // writes nothing. Its grants that were persisted are Services now; the others never will be.
+    const grants = this.#election.leading() ? [...this.#unclaimed.values()].filter(this.#held) : [];
     this.#unclaimed.clear();
     // A claim lost or failed here is logged by the claimer; a Service that persists without
     // one is adopted by the repair.

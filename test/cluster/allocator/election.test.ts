@@ -186,12 +186,15 @@ describe("ElectedAllocator routes grants", () => {
     assert.equal(again.kind, "unavailable");
   });
 
-  it("claims follow the answers after a delay, once per Service granted, none for a Service that appeared", async (t) => {
+  it("claims follow the answers after a delay, once per Service granted, none for a Service that appeared nor once fenced", async (t) => {
     t.mock.timers.enable({ apis: ["setTimeout"] });
     const { candidate } = cluster();
+    const a = candidate("a");
+    await a.round();
+    await a.round(retryPeriodMs);
     const claimed: string[] = [];
     const allocator = new ElectedAllocator({
-      election: candidate("a").election,
+      election: a.election,
       logger,
       forward: async () => ({ kind: "failed", message: "" }),
       held: (grant) => grant.ref !== "team-a/shown",
@@ -218,6 +221,11 @@ describe("ElectedAllocator routes grants", () => {
     assert.deepEqual(claimed, [], "nothing written with the answers");
     t.mock.timers.tick(1);
     assert.deepEqual(claimed, ["team-a/web 10.0.0.1", "team-a/api 10.0.0.2"]);
+    // Past its renew deadline (frozen, woken): it claims nothing any more.
+    allocator.granted(grant("team-a/late", "10.0.0.4"));
+    a.clock.ms += renewDeadlineMs;
+    t.mock.timers.tick(CLAIM_DELAY_MS);
+    assert.equal(claimed.length, 2);
   });
 
   it("nobody elected: unavailable, saying so", () => {
