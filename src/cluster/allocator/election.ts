@@ -7,6 +7,7 @@
 // it decides on (the hand-over), so every grant of the previous holder is in its state.
 
 import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { describeError } from "../kube.ts";
 
@@ -166,12 +167,16 @@ export class AllocatorElection {
     if (term === undefined) return;
     this.#term = undefined;
     try {
-      await this.#options.store.write(
+      const written = await this.#options.store.write(
         this.#record("", "", term, term.version),
         this.#wall(),
         AbortSignal.timeout(2000),
       );
-      this.#options.logger.info("gave up the allocator Lease");
+      this.#options.logger.info(
+        written === undefined
+          ? "the allocator Lease changed meanwhile: nothing to give up"
+          : "gave up the allocator Lease",
+      );
     } catch (error) {
       this.#options.logger.warn(
         { error: describeError(error) },
@@ -184,17 +189,7 @@ export class AllocatorElection {
     const signal = this.#stop.signal;
     while (!signal.aborted) {
       await this.round(signal);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.#timings.retryPeriodMs);
-        signal.addEventListener(
-          "abort",
-          () => {
-            clearTimeout(timer);
-            resolve();
-          },
-          { once: true },
-        );
-      });
+      await sleep(this.#timings.retryPeriodMs, undefined, { signal }).catch(() => {});
     }
   }
 
@@ -206,6 +201,11 @@ export class AllocatorElection {
       const record = await store.read(signal);
       if (record === undefined) {
         await this.#take(undefined, started, signal);
+        return;
+      }
+      if (record.holder === identity && this.#term === undefined) {
+        // Ours, though no term says so: a write that succeeded while its answer was lost.
+        await this.#take(record, started, signal);
         return;
       }
       if (record.holder === identity && this.#term !== undefined) {

@@ -10,7 +10,11 @@ import type { Grant } from "../../../src/admission/holds.ts";
 import type { ClaimPort } from "../../../src/admission/ports.ts";
 import type { AdmissionRequest } from "../../../src/admission/review.ts";
 import { CLAIM_DELAY_MS, ElectedAllocator } from "../../../src/cluster/allocator/elected.ts";
-import { AllocatorElection, DEFAULT_TIMINGS } from "../../../src/cluster/allocator/election.ts";
+import {
+  AllocatorElection,
+  DEFAULT_TIMINGS,
+  type LeaseStore,
+} from "../../../src/cluster/allocator/election.ts";
 import {
   ALLOCATOR_LEASE,
   allocatorLeaseStore,
@@ -26,6 +30,17 @@ const logger = pino({ level: "silent" });
 function cluster() {
   const api = new FakeLeases();
   const store = allocatorLeaseStore(api as unknown as KubeClient, NAMESPACE);
+  /** Loses the answer of the next write, after the API server made it (a timeout). */
+  const lossy = { next: false };
+  const lossyStore: LeaseStore = {
+    read: (signal) => store.read(signal),
+    write: async (record, renewedAt, signal) => {
+      const written = await store.write(record, renewedAt, signal);
+      if (!lossy.next) return written;
+      lossy.next = false;
+      throw new Error("the answer never came");
+    },
+  };
   const candidate = (identity: string, origin = 0) => {
     const clock = { ms: origin };
     let handOver = Promise.resolve();
@@ -38,7 +53,7 @@ function cluster() {
       },
     };
     const election = new AllocatorElection({
-      store,
+      store: lossyStore,
       identity,
       endpoint: `${identity}.peer:8444`,
       logger,
@@ -61,7 +76,7 @@ function cluster() {
     const lease = api.leases.get(ALLOCATOR_LEASE) as { spec?: { holderIdentity?: string } };
     return lease?.spec?.holderIdentity;
   };
-  return { api, candidate, holder };
+  return { api, candidate, holder, lossy };
 }
 
 describe("the allocator election", () => {
@@ -121,6 +136,18 @@ describe("the allocator election", () => {
     await a.round(retryPeriodMs);
     assert.equal(a.election.leading(), false);
     assert.deepEqual(a.election.holder(), { identity: "b", endpoint: "b.peer:8444" });
+  });
+
+  it("a take-over whose answer was lost is recognised as its own at the next round", async () => {
+    const { candidate, holder, lossy } = cluster();
+    const a = candidate("a");
+    lossy.next = true;
+    await a.round();
+    assert.equal(holder(), "a");
+    assert.equal(a.election.leading(), false);
+    await a.round(retryPeriodMs);
+    assert.equal(a.election.leading(), true, "not after a whole lease duration: at once");
+    assert.equal(a.handOvers, 1);
   });
 
   it("two candidates taking over the same lapsed Lease: exactly one wins", async () => {
