@@ -108,7 +108,7 @@ function allocated(
   outcome: AdmissionOutcome,
   grant: Grant,
 ): ClaimedOutcome | Promise<ClaimedOutcome> {
-  const route = allocator.route(options.forwarded === true);
+  const route = allocator.route(grant, options.forwarded === true);
   const ref = grant.ref;
   switch (route.kind) {
     case "local":

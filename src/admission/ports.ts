@@ -34,11 +34,13 @@ export interface AdmissionState {
 
 /** The one replica that grants addresses, as seen from this one (ADR 0012). */
 export interface AllocatorPort {
+  /** Whether this replica is the allocator now (it grants what it decides). */
+  allocating(): boolean;
   /**
    * Where a grant decided here goes now. A review forwarded by another replica is never
    * forwarded again: it is decided here, or refused.
    */
-  route(forwarded: boolean): GrantRoute;
+  route(grant: Grant, forwarded: boolean): GrantRoute;
   /** A grant this replica made as the allocator, answered now: its claim is written after. */
   granted(grant: Grant): void;
 }
@@ -63,6 +65,8 @@ export type RemoteDecision =
       readonly reason: AdmissionReason | undefined;
       readonly service: string | undefined;
       readonly allocator: string;
+      /** The addresses the allocator granted (canonical text); none when it granted nothing. */
+      readonly granted: readonly string[];
     }
   | { readonly kind: "failed"; readonly message: string };
 

@@ -21,6 +21,7 @@ import {
 } from "../admission/review.ts";
 import { errorLine } from "../base/text.ts";
 import type { Certificate } from "../certs/issue.ts";
+import { formatAddress } from "../ipam/address.ts";
 import { DEFAULT_BODY_LIMIT } from "./app.ts";
 import { secureContextOptions } from "./tls.ts";
 
@@ -66,6 +67,7 @@ class PeerCertificates {
 /** What the allocator sends back for a forwarded review. */
 interface PeerAnswer {
   readonly allocator: string;
+  readonly granted: readonly string[];
   readonly decision: ClaimedOutcome["decision"];
   readonly reason: ClaimedOutcome["reason"];
   readonly service: string | undefined;
@@ -170,6 +172,7 @@ function peerServer(
       );
       const answer: PeerAnswer = {
         allocator: options.identity,
+        granted: outcome.grant?.addresses.map(formatAddress) ?? [],
         decision: outcome.decision,
         reason: outcome.reason,
         service: outcome.service,
@@ -234,7 +237,11 @@ async function forwardReview(
     call.end(body);
   });
   const answer = JSON.parse(text) as PeerAnswer;
-  if (answer.response?.uid !== request.uid || typeof answer.response.allowed !== "boolean") {
+  if (
+    answer.response?.uid !== request.uid ||
+    typeof answer.response.allowed !== "boolean" ||
+    !Array.isArray(answer.granted)
+  ) {
     return { kind: "failed", message: `${endpoint} answered something other than a decision` };
   }
   return { kind: "decided", ...answer };

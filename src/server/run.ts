@@ -93,7 +93,7 @@ export async function serve(config: ServeConfig, hooks: ServeHooks): Promise<Ser
     servingCertificate: () => live.served.cert,
     allocating: () => {
       const allocator = live.state?.allocator;
-      return allocator === undefined ? undefined : allocator.route(false).kind === "local";
+      return allocator?.allocating();
     },
   });
 

@@ -407,11 +407,13 @@ describe("admitWithClaims with an elected allocator (ADR 0012)", () => {
     const claimedAfter: Grant[] = [];
     const control = { leading: true, forwardFails: false, forwards: 0 };
     const leader = replica(undefined, {
+      allocating: () => control.leading,
       route: (): GrantRoute =>
         control.leading ? { kind: "local" } : { kind: "unavailable", why: "its lease lapsed" },
       granted: (grant) => claimedAfter.push(grant),
     });
     const follower = replica(undefined, {
+      allocating: () => false,
       route: (): GrantRoute => ({
         kind: "forward",
         forward: async (webhook, forwarded) => {
@@ -421,7 +423,12 @@ describe("admitWithClaims with an elected allocator (ADR 0012)", () => {
           const outcome = await admitWithClaims(webhook, forwarded, leader.state, {
             forwarded: true,
           });
-          return { kind: "decided", ...outcome, allocator: "leader-0" };
+          return {
+            kind: "decided",
+            ...outcome,
+            allocator: "leader-0",
+            granted: outcome.grant?.addresses.map(formatAddress) ?? [],
+          };
         },
       }),
       granted: () => assert.fail("a follower grants nothing itself"),

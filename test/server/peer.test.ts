@@ -48,6 +48,7 @@ describe("the peer channel", async () => {
     if (answer.kind !== "decided") return;
     assert.equal(answer.allocator, "alloc");
     assert.equal(answer.decision, "assigned");
+    assert.deepEqual(answer.granted, ["192.168.35.100"]);
     assert.equal(answer.response.uid, sent.uid);
     assert.match(
       Buffer.from(answer.response.patch ?? "", "base64").toString(),

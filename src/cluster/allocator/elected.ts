@@ -3,6 +3,7 @@
 // holder's grants are claimed (ADR 0005's Leases) a little after the answer, off the critical
 // path: the claims keep `pools` and a hand-over's relist seeing every grant.
 
+import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import type { Webhook } from "../../admission/admit.ts";
 import type { Grant } from "../../admission/holds.ts";
@@ -13,6 +14,7 @@ import type {
   RemoteDecision,
 } from "../../admission/ports.ts";
 import type { AdmissionRequest } from "../../admission/review.ts";
+import { formatAddress } from "../../ipam/address.ts";
 import type { AllocatorElection } from "./election.ts";
 
 /** Sends a review to the allocator at `endpoint`; never throws (failures are `failed`). */
@@ -34,6 +36,12 @@ const CLAIM_TIMEOUT_MS = 30_000;
 export const CLAIM_DELAY_MS = 250;
 
 const LOCAL: GrantRoute = { kind: "local" };
+/**
+ * How long a relayed grant stands for the same Service's next review on this replica: the
+ * validating call follows the mutating one within milliseconds, and another allocator could
+ * grant 7 s after the answer at the earliest.
+ */
+const RELAYED_GRANT_MS = 1000;
 
 export class ElectedAllocator implements AllocatorPort {
   readonly #election: AllocatorElection;
@@ -41,6 +49,9 @@ export class ElectedAllocator implements AllocatorPort {
   readonly #claims: ClaimPort;
   readonly #held: (grant: Grant) => boolean;
   readonly #logger: Logger;
+  /** The allocator's answers this replica relayed lately, by Service: what it granted, when. */
+  readonly #relayed = new Map<string, { readonly addresses: string; readonly at: number }>();
+  readonly #now: () => number;
   /** Grants answered and not yet claimed, by Service: the latest one of each. */
   readonly #unclaimed = new Map<string, Grant>();
   #timer: NodeJS.Timeout | undefined;
@@ -52,26 +63,64 @@ export class ElectedAllocator implements AllocatorPort {
     /** Whether a grant is still held: its Service has not appeared (nor its hold expired). */
     readonly held: (grant: Grant) => boolean;
     readonly logger: Logger;
+    /** A monotonic clock in ms; performance.now by default. */
+    readonly now?: () => number;
   }) {
     this.#election = options.election;
     this.#forward = options.forward;
     this.#claims = options.claims;
     this.#held = options.held;
     this.#logger = options.logger;
+    this.#now = options.now ?? (() => performance.now());
   }
 
-  route(forwarded: boolean): GrantRoute {
+  allocating(): boolean {
+    return this.#election.leading();
+  }
+
+  route(grant: Grant, forwarded: boolean): GrantRoute {
     const election = this.#election;
     if (election.leading()) return LOCAL;
     if (forwarded) {
       return { kind: "unavailable", why: `${election.identity} is not the allocator now` };
     }
+    if (this.#relayedJustNow(grant)) return LOCAL;
     const holder = election.holder();
     if (holder === undefined) return { kind: "unavailable", why: election.unavailable() };
     return {
       kind: "forward",
-      forward: (webhook, request) => this.#forward(holder.endpoint, webhook, request),
+      forward: (webhook, request) =>
+        this.#forward(holder.endpoint, webhook, request).then((remote) => {
+          if (remote.kind === "decided" && remote.granted.length > 0) {
+            this.#relay(grant.ref, remote.granted);
+          }
+          return remote;
+        }),
     };
+  }
+
+  /**
+   * The validating call of a create whose mutating call this replica forwarded a moment ago, and
+   * the allocator granted exactly these addresses to exactly this Service then: it holds them
+   * for it, and no other replica can grant anything sooner than 7 s after that answer (a lease
+   * duration after the allocator's last renewal; ADR 0012), so the grant stands without asking
+   * again.
+   */
+  #relayedJustNow(grant: Grant): boolean {
+    const relayed = this.#relayed.get(grant.ref);
+    return (
+      relayed !== undefined &&
+      this.#now() - relayed.at < RELAYED_GRANT_MS &&
+      relayed.addresses === grant.addresses.map(formatAddress).join(",")
+    );
+  }
+
+  #relay(ref: string, granted: readonly string[]): void {
+    const now = this.#now();
+    for (const [key, { at }] of this.#relayed) {
+      if (now - at >= RELAYED_GRANT_MS) this.#relayed.delete(key);
+    }
+    this.#relayed.set(ref, { addresses: granted.join(","), at: now });
   }
 
   granted(grant: Grant): void {

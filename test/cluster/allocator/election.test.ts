@@ -178,6 +178,12 @@ describe("the allocator election", () => {
 
 describe("ElectedAllocator routes grants", () => {
   const request = { uid: "u1" } as AdmissionRequest;
+  const grant = (ref: string, ip: string): Grant => ({
+    ref,
+    holder: { ref, sharingKey: "", ports: ["TCP/80"], backendKey: "Cluster" },
+    addresses: [address(ip)],
+  });
+  const web = grant("team-a/web", "10.0.0.1");
   /** The claims written after an answer: not what these tests look at. */
   const claimsAfter: ClaimPort = {
     claim: async () => ({ kind: "claimed" }),
@@ -203,14 +209,53 @@ describe("ElectedAllocator routes grants", () => {
         },
         claims: claimsAfter,
       });
-    assert.deepEqual(allocator(a.election).route(false), { kind: "local" });
-    assert.deepEqual(allocator(a.election).route(true), { kind: "local" });
-    const route = allocator(b.election).route(false);
+    assert.deepEqual(allocator(a.election).route(web, false), { kind: "local" });
+    assert.deepEqual(allocator(a.election).route(web, true), { kind: "local" });
+    assert.equal(allocator(a.election).allocating(), true);
+    assert.equal(allocator(b.election).allocating(), false);
+    const route = allocator(b.election).route(web, false);
     assert.equal(route.kind, "forward");
     if (route.kind === "forward") await route.forward("mutate", request);
     assert.deepEqual(forwardedTo, ["a.peer:8444"]);
-    const again = allocator(b.election).route(true);
+    const again = allocator(b.election).route(web, true);
     assert.equal(again.kind, "unavailable");
+  });
+
+  it("the same Service's next review, a moment after the allocator granted it these addresses here, stands without asking again", async () => {
+    const { candidate } = cluster();
+    const [a, b] = [candidate("a"), candidate("b")];
+    await a.round();
+    await b.round();
+    let forwards = 0;
+    const follower = new ElectedAllocator({
+      election: b.election,
+      logger,
+      held: () => true,
+      now: () => b.clock.ms,
+      forward: async () => {
+        forwards += 1;
+        return {
+          kind: "decided",
+          response: { uid: "u1", allowed: true },
+          decision: "assigned",
+          reason: undefined,
+          service: "team-a/web",
+          allocator: "a",
+          granted: ["10.0.0.1"],
+        };
+      },
+      claims: claimsAfter,
+    });
+    const mutating = follower.route(web, false);
+    assert.equal(mutating.kind, "forward");
+    if (mutating.kind === "forward") await mutating.forward("mutate", request);
+    assert.deepEqual(follower.route(web, false), { kind: "local" }, "the validating call");
+    assert.equal(follower.route(grant("team-a/web", "10.0.0.9"), false).kind, "forward");
+    assert.equal(follower.route(grant("team-a/api", "10.0.0.1"), false).kind, "forward");
+    assert.equal(follower.route(web, true).kind, "unavailable", "never for a forwarded review");
+    b.clock.ms += 1000;
+    assert.equal(follower.route(web, false).kind, "forward", "not a second later");
+    assert.equal(forwards, 1);
   });
 
   it("claims follow the answers after a delay, once per Service granted, none for a Service that appeared nor once fenced", async (t) => {
@@ -232,11 +277,6 @@ describe("ElectedAllocator routes grants", () => {
           return { kind: "claimed" };
         },
       },
-    });
-    const grant = (ref: string, ip: string): Grant => ({
-      ref,
-      holder: { ref, sharingKey: "", ports: ["TCP/80"], backendKey: "Cluster" },
-      addresses: [address(ip)],
     });
     // The mutating and the validating call of one create, and another Service.
     allocator.granted(grant("team-a/web", "10.0.0.1"));
@@ -264,7 +304,7 @@ describe("ElectedAllocator routes grants", () => {
       held: () => true,
       forward: async () => ({ kind: "failed", message: "" }),
       claims: claimsAfter,
-    }).route(false);
+    }).route(web, false);
     assert.deepEqual(route, { kind: "unavailable", why: "no replica is elected allocator yet" });
   });
 });
