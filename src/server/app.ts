@@ -189,12 +189,14 @@ export function buildApp(options: AppOptions): WebhookApp {
           kind: review.kind.kind,
           namespace: review.namespace,
           name: review.name,
-          ...(review.subResource !== undefined && { subResource: review.subResource }),
+          // Every record has every key, so that the logger walks one object shape; pino leaves
+          // an undefined field off the line.
+          subResource: review.subResource,
           service: outcome.service,
           decision: outcome.decision,
           reason: outcome.reason,
           dryRun: review.dryRun === true,
-          ...(outcome.lostClaims.length > 0 && { lostClaims: outcome.lostClaims }),
+          lostClaims: outcome.lostClaims.length > 0 ? outcome.lostClaims : undefined,
           durationMs: Math.round(seconds * 1e6) / 1e3,
         });
         return reply(outcome.response);

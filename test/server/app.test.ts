@@ -138,6 +138,24 @@ describe("POST /mutate and /validate", () => {
     assert.equal(denied?.decision, "denied");
     assert.equal(denied?.reason, "AddressInUse");
     assert.equal(denied?.dryRun, true);
+    // The fields of a record, in order; none is written without a value.
+    const fields = ["level", "time", "pid", "hostname", "uid", "webhook", "operation", "kind"];
+    const tail = ["namespace", "name", "service", "decision"];
+    assert.deepEqual(Object.keys(mutated ?? {}), [
+      ...fields,
+      ...tail,
+      "dryRun",
+      "durationMs",
+      "msg",
+    ]);
+    assert.deepEqual(Object.keys(denied ?? {}), [
+      ...fields,
+      ...tail,
+      "reason",
+      "dryRun",
+      "durationMs",
+      "msg",
+    ]);
     // fastify's own per-request lines are off.
     assert.equal(h.logs.filter((record) => record.msg === "incoming request").length, 0);
   });

@@ -2,7 +2,8 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createLogger } from "../../src/server/log.ts";
+import { stdTimeFunctions } from "pino";
+import { createLogger, isoTimeOncePerMillisecond } from "../../src/server/log.ts";
 
 function prettyLines(write: (logger: ReturnType<typeof createLogger>) => void): string[] {
   const written: string[] = [];
@@ -32,5 +33,28 @@ describe("pretty log format", () => {
     );
     assert.ok(lines[0]?.includes("review\\nx"));
     assert.ok(lines[0]?.includes("k\\ney=1"));
+  });
+});
+
+describe("log time", () => {
+  it("is pino's isoTime, the same text, formatted once per millisecond", () => {
+    const time = isoTimeOncePerMillisecond();
+    // Retried until both calls fall in one millisecond, as they almost always do.
+    for (;;) {
+      const before = stdTimeFunctions.isoTime();
+      const ours = time();
+      const after = stdTimeFunctions.isoTime();
+      if (before !== after) continue;
+      assert.equal(ours, before);
+      assert.equal(time(), ours);
+      break;
+    }
+    const first = time();
+    const start = Date.now();
+    while (Date.now() === start) {
+      // waits for the next millisecond
+    }
+    assert.notEqual(time(), first);
+    assert.match(time(), /^,"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"$/);
   });
 });
