@@ -15,6 +15,7 @@ import type { Webhook } from "../admission/admit.ts";
 import { admitWithClaims, type ClaimedOutcome } from "../admission/claimed-admission.ts";
 import { type AdmissionReviewReply, parseAdmissionReview, reply } from "../admission/review.ts";
 import { oneLine } from "../base/text.ts";
+import { inOneWrite } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { HEALTHY, type ProbeAnswer, type ProbeSources, readiness } from "./probes.ts";
 
@@ -279,11 +280,13 @@ class ReviewJournal {
   flush(): void {
     const batch = this.#pending;
     this.#pending = [];
-    for (const [seconds, record] of batch) {
-      const { webhook, operation, decision, reason } = record;
-      this.#metrics?.review(webhook, operation, decision, reason, seconds);
-      this.#log.info(record, "admission review");
-    }
+    inOneWrite(this.#log, () => {
+      for (const [seconds, record] of batch) {
+        const { webhook, operation, decision, reason } = record;
+        this.#metrics?.review(webhook, operation, decision, reason, seconds);
+        this.#log.info(record, "admission review");
+      }
+    });
   }
 }
 
