@@ -61,37 +61,51 @@ export function parseAdmissionReview(body: unknown): Result<AdmissionRequest> {
   if (!isRecord(kind) || typeof kind.kind !== "string") {
     return fail("AdmissionReview request has no kind {group, version, kind}");
   }
-  for (const field of ["group", "version"] as const) {
-    if (typeof kind[field] !== "string")
-      return fail(
-        `AdmissionReview request.kind.${field} is missing or not a string; expected {group, version, kind} ("" is the core group)`,
-      );
-  }
+  const kindField =
+    typeof kind.group !== "string"
+      ? "group"
+      : typeof kind.version !== "string"
+        ? "version"
+        : undefined;
+  if (kindField !== undefined)
+    return fail(
+      `AdmissionReview request.kind.${kindField} is missing or not a string; expected {group, version, kind} ("" is the core group)`,
+    );
   if (typeof request.operation !== "string" || !OPERATIONS.has(request.operation)) {
     return fail(
       `AdmissionReview request operation is ${sentWord(request.operation, 32)}; expected CREATE, UPDATE, DELETE or CONNECT`,
     );
   }
-  for (const field of ["namespace", "name", "subResource"] as const) {
-    if (request[field] !== undefined && typeof request[field] !== "string")
-      return fail(`AdmissionReview request.${field} is not a string`);
-  }
+  const nameField = notAString(request.namespace)
+    ? "namespace"
+    : notAString(request.name)
+      ? "name"
+      : notAString(request.subResource)
+        ? "subResource"
+        : undefined;
+  if (nameField !== undefined) return fail(`AdmissionReview request.${nameField} is not a string`);
   if (request.dryRun !== undefined && typeof request.dryRun !== "boolean")
     return fail("AdmissionReview request.dryRun is not a boolean");
   // A Service is read field by field further on: each field read must have its type, so that
   // a wrong one is this 400 naming it, never a 500 nor a review skipped as allowed.
   const service = kind.group === "" && kind.kind === "Service";
-  for (const field of ["object", "oldObject"] as const) {
-    const value = request[field];
-    if (value === undefined || value === null) continue;
-    const problem = !isRecord(value)
-      ? `request.${field} is not an object`
-      : service
-        ? serviceShapeProblem(value, `request.${field}`)
-        : undefined;
-    if (problem !== undefined) return fail(`AdmissionReview ${problem}`);
-  }
+  const problem =
+    objectProblem(request.object, "request.object", service) ??
+    objectProblem(request.oldObject, "request.oldObject", service);
+  if (problem !== undefined) return fail(`AdmissionReview ${problem}`);
   return ok(request as unknown as AdmissionRequest);
+}
+
+/** Present and not a string. */
+function notAString(value: unknown): boolean {
+  return value !== undefined && typeof value !== "string";
+}
+
+/** Why the object or oldObject at `path` cannot be read, if it is there. */
+function objectProblem(value: unknown, path: string, service: boolean): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isRecord(value)) return `${path} is not an object`;
+  return service ? serviceShapeProblem(value, path) : undefined;
 }
 
 export function reply(response: AdmissionResponse): AdmissionReviewReply {

@@ -221,55 +221,107 @@ const SERVICE_SHAPE: Fields = {
 };
 
 /**
+ * A Shape made ready to check, once: each object's fields as a list, not keys to enumerate on
+ * every review.
+ */
+type Check =
+  | { readonly kind: "string" | "number" | "strings" | "map" }
+  | { readonly kind: "object" | "objects"; readonly fields: readonly FieldCheck[] };
+interface FieldCheck {
+  readonly name: string;
+  readonly check: Check;
+}
+
+function compile(shape: Shape): Check {
+  if (typeof shape === "string") return { kind: shape };
+  const [fields, kind] = Array.isArray(shape)
+    ? [(shape as readonly [Fields])[0], "objects" as const]
+    : [shape as Fields, "object" as const];
+  return {
+    kind,
+    fields: Object.entries(fields).map(([name, field]) => ({ name, check: compile(field) })),
+  };
+}
+
+const SERVICE_CHECK = compile(SERVICE_SHAPE);
+
+/**
+ * A value of the wrong type and where it is. The path is spelled on the way out, from the wrong
+ * value up, so that a Service that passes (every review's) costs type tests and no strings.
+ */
+interface WrongType {
+  path: string;
+  readonly value: unknown;
+  readonly expected: string;
+}
+
+/**
  * Why `value` cannot be read as a ServiceObject: the first field the decisions read that has
  * the wrong type, named by its path under `path` (`request.object.spec.ports[0].port is a
  * string; expected a number`), or undefined. Only those fields are looked at, so the check costs
  * a few dozen type tests; an object that passes can be read without a type error.
  */
 export function serviceShapeProblem(value: unknown, path: string): string | undefined {
-  return shapeProblem(value, SERVICE_SHAPE, path);
+  const wrong = wrongType(value, SERVICE_CHECK);
+  return wrong === undefined
+    ? undefined
+    : `${path}${wrong.path} is ${jsonTypeOf(wrong.value)}; expected ${wrong.expected}`;
 }
 
-function shapeProblem(value: unknown, shape: Shape, path: string): string | undefined {
+function wrongType(value: unknown, check: Check): WrongType | undefined {
   if (value === undefined || value === null) return undefined;
-  switch (shape) {
+  switch (check.kind) {
     case "string":
-      return typeof value === "string" ? undefined : wrongType(path, value, "a string");
+      return typeof value === "string" ? undefined : { path: "", value, expected: "a string" };
     case "number":
-      return typeof value === "number" ? undefined : wrongType(path, value, "a number");
+      return typeof value === "number" ? undefined : { path: "", value, expected: "a number" };
     case "strings":
-      if (!Array.isArray(value)) return wrongType(path, value, "a list of strings");
+      if (!Array.isArray(value)) return { path: "", value, expected: "a list of strings" };
       for (let i = 0; i < value.length; i++)
-        if (typeof value[i] !== "string") return wrongType(`${path}[${i}]`, value[i], "a string");
+        if (typeof value[i] !== "string")
+          return { path: `[${i}]`, value: value[i], expected: "a string" };
       return undefined;
     case "map":
-      if (!isRecord(value)) return wrongType(path, value, "a map of strings");
+      if (!isRecord(value)) return { path: "", value, expected: "a map of strings" };
       for (const key in value)
         if (typeof value[key] !== "string")
-          return wrongType(`${path}[${JSON.stringify(key.slice(0, 64))}]`, value[key], "a string");
+          return {
+            path: `[${JSON.stringify(key.slice(0, 64))}]`,
+            value: value[key],
+            expected: "a string",
+          };
       return undefined;
+    case "objects":
+      if (!Array.isArray(value)) return { path: "", value, expected: "a list of objects" };
+      for (let i = 0; i < value.length; i++) {
+        const entry: unknown = value[i];
+        const wrong = isRecord(entry)
+          ? wrongField(entry, check.fields)
+          : { path: "", value: entry, expected: "an object" };
+        if (wrong !== undefined) {
+          wrong.path = `[${i}]${wrong.path}`;
+          return wrong;
+        }
+      }
+      return undefined;
+    case "object":
+      return isRecord(value)
+        ? wrongField(value, check.fields)
+        : { path: "", value, expected: "an object" };
   }
-  if (Array.isArray(shape)) {
-    if (!Array.isArray(value)) return wrongType(path, value, "a list of objects");
-    const [fields] = shape as readonly [Fields];
-    for (let i = 0; i < value.length; i++) {
-      const entry: unknown = value[i];
-      const problem = isRecord(entry)
-        ? shapeProblem(entry, fields, `${path}[${i}]`)
-        : wrongType(`${path}[${i}]`, entry, "an object");
-      if (problem !== undefined) return problem;
-    }
-    return undefined;
-  }
-  if (!isRecord(value)) return wrongType(path, value, "an object");
-  const fields = shape as Fields;
-  for (const field in fields) {
-    const problem = shapeProblem(value[field], fields[field] as Shape, `${path}.${field}`);
-    if (problem !== undefined) return problem;
-  }
-  return undefined;
 }
 
-function wrongType(path: string, value: unknown, expected: string): string {
-  return `${path} is ${jsonTypeOf(value)}; expected ${expected}`;
+function wrongField(
+  value: Readonly<Record<string, unknown>>,
+  fields: readonly FieldCheck[],
+): WrongType | undefined {
+  for (let i = 0; i < fields.length; i++) {
+    const field = fields[i] as FieldCheck;
+    const wrong = wrongType(value[field.name], field.check);
+    if (wrong !== undefined) {
+      wrong.path = `.${field.name}${wrong.path}`;
+      return wrong;
+    }
+  }
+  return undefined;
 }

@@ -15,6 +15,7 @@ import type { Webhook } from "../admission/admit.ts";
 import { admitWithClaims, type ClaimedOutcome } from "../admission/claimed-admission.ts";
 import { type AdmissionReviewReply, parseAdmissionReview, reply } from "../admission/review.ts";
 import { oneLine } from "../base/text.ts";
+import { inOneWrite } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { HEALTHY, type ProbeAnswer, type ProbeSources, readiness } from "./probes.ts";
 
@@ -189,22 +190,25 @@ export function buildApp(options: AppOptions): WebhookApp {
           kind: review.kind.kind,
           namespace: review.namespace,
           name: review.name,
-          ...(review.subResource !== undefined && { subResource: review.subResource }),
+          // Every record has every key, so that the logger walks one object shape; pino leaves
+          // an undefined field off the line.
+          subResource: review.subResource,
           service: outcome.service,
           decision: outcome.decision,
           reason: outcome.reason,
           dryRun: review.dryRun === true,
-          ...(outcome.lostClaims.length > 0 && { lostClaims: outcome.lostClaims }),
-          ...(outcome.grant !== undefined && { granted: true }),
-          ...(outcome.allocator !== undefined && { allocator: outcome.allocator }),
+          lostClaims: outcome.lostClaims.length > 0 ? outcome.lostClaims : undefined,
+          granted: outcome.grant !== undefined ? true : undefined,
+          allocator: outcome.allocator,
           durationMs: Math.round(seconds * 1e6) / 1e3,
         });
         return reply(outcome.response);
       };
       response.header("cache-control", "no-store");
       // Decides, records the grant synchronously after the decision (no other request may run
-      // in between and be granted the same address), and in cluster mode claims the granted
-      // addresses through the API before answering (ADR 0005).
+      // in between and be granted the same address); in cluster mode a grant is the elected
+      // allocator's, here or forwarded to it (ADR 0012), or with --allocator claims is claimed
+      // through the API before the answer (ADR 0005).
       const outcome = admitWithClaims(webhook, review, state);
       return outcome instanceof Promise ? outcome.then(answer) : answer(outcome);
     });
@@ -279,11 +283,13 @@ class ReviewJournal {
   flush(): void {
     const batch = this.#pending;
     this.#pending = [];
-    for (const [seconds, record] of batch) {
-      const { webhook, operation, decision, reason } = record;
-      this.#metrics?.review(webhook, operation, decision, reason, seconds);
-      this.#log.info(record, "admission review");
-    }
+    inOneWrite(this.#log, () => {
+      for (const [seconds, record] of batch) {
+        const { webhook, operation, decision, reason } = record;
+        this.#metrics?.review(webhook, operation, decision, reason, seconds);
+        this.#log.info(record, "admission review");
+      }
+    });
   }
 }
 

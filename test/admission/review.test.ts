@@ -96,6 +96,47 @@ describe("parseAdmissionReview", () => {
     assert.ok(parseAdmissionReview(withRequest({ subResource: "status" })).ok);
   });
 
+  it("names the field of kind that is missing or not a string", () => {
+    const kind = { group: "", version: "v1", kind: "Service" };
+    assert.match(refused(withRequest({ kind: { ...kind, group: 1 } })), /request\.kind\.group is/);
+    assert.match(
+      refused(withRequest({ kind: { ...kind, version: undefined } })),
+      /kind\.version is/,
+    );
+  });
+
+  it("names namespace and name when they are not strings, in that order", () => {
+    assert.match(refused(withRequest({ namespace: 5, name: 5 })), /request\.namespace is not/);
+    assert.match(refused(withRequest({ name: ["web"] })), /request\.name is not a string/);
+  });
+
+  it("names the first wrongly typed field of a Service by its path, object before oldObject", () => {
+    const object = service("web", { ip: "192.168.35.100" });
+    const broken = {
+      ...object,
+      spec: { ...object.spec, ports: [{ port: 80 }, { protocol: "TCP", port: "80" }], type: 1 },
+    };
+    assert.match(
+      refused(withRequest({ object: broken, oldObject: { metadata: { labels: { a: 1 } } } })),
+      /^AdmissionReview request\.object\.spec\.type is a number; expected a string$/,
+    );
+    assert.match(
+      refused(withRequest({ object: { spec: { ports: broken.spec.ports } } })),
+      /^AdmissionReview request\.object\.spec\.ports\[1\]\.port is a string; expected a number$/,
+    );
+    assert.match(
+      refused(withRequest({ oldObject: { metadata: { labels: { "a\nb": true } } } })),
+      /^AdmissionReview request\.oldObject\.metadata\.labels\["a\\nb"\] is a boolean; expected a string$/,
+    );
+    assert.match(
+      refused(withRequest({ object: { status: { loadBalancer: { ingress: "10.0.0.1" } } } })),
+      /^AdmissionReview request\.object\.status\.loadBalancer\.ingress is a string; expected a list of objects$/,
+    );
+    // A review of another kind is not read as a Service.
+    const other = { group: "apps", version: "v1", kind: "Deployment" };
+    assert.ok(parseAdmissionReview(withRequest({ kind: other, object: broken })).ok);
+  });
+
   it("refuses an object that is not an object, but accepts a missing one (DELETE)", () => {
     assert.match(refused(withRequest({ object: "svc" })), /request\.object is not an object/);
     assert.match(refused(withRequest({ object: [1] })), /request\.object is not an object/);

@@ -119,7 +119,7 @@ describe("POST /mutate and /validate", () => {
     assert.equal(response.statusCode, 200);
   });
 
-  it("logs one JSON record per review with uid, Service, operation, webhook, decision, reason, dryRun, duration", async () => {
+  it("logs one JSON record per review with uid, Service, operation, webhook, decision, reason, dryRun, granted, duration", async () => {
     const h = harness();
     await post(h, "/mutate", EXAMPLE);
     await post(h, "/validate", review(service("copy", { ip: "192.168.35.100" }), { dryRun: true }));
@@ -138,6 +138,27 @@ describe("POST /mutate and /validate", () => {
     assert.equal(denied?.decision, "denied");
     assert.equal(denied?.reason, "AddressInUse");
     assert.equal(denied?.dryRun, true);
+    // The fields of a record, in order; none is written without a value.
+    const fields = ["level", "time", "pid", "hostname", "uid", "webhook", "operation", "kind"];
+    const tail = ["namespace", "name", "service", "decision"];
+    // A grant this process made is marked: the one place a log tells who granted what.
+    assert.deepEqual(Object.keys(mutated ?? {}), [
+      ...fields,
+      ...tail,
+      "dryRun",
+      "granted",
+      "durationMs",
+      "msg",
+    ]);
+    assert.equal(mutated?.granted, true);
+    assert.deepEqual(Object.keys(denied ?? {}), [
+      ...fields,
+      ...tail,
+      "reason",
+      "dryRun",
+      "durationMs",
+      "msg",
+    ]);
     // fastify's own per-request lines are off.
     assert.equal(h.logs.filter((record) => record.msg === "incoming request").length, 0);
   });

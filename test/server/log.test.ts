@@ -2,7 +2,8 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createLogger } from "../../src/server/log.ts";
+import { pino, stdTimeFunctions } from "pino";
+import { createLogger, inOneWrite, isoTimeOncePerMillisecond } from "../../src/server/log.ts";
 
 function prettyLines(write: (logger: ReturnType<typeof createLogger>) => void): string[] {
   const written: string[] = [];
@@ -32,5 +33,91 @@ describe("pretty log format", () => {
     );
     assert.ok(lines[0]?.includes("review\\nx"));
     assert.ok(lines[0]?.includes("k\\ney=1"));
+  });
+});
+
+describe("log time", () => {
+  it("is pino's isoTime, the same text, formatted once per millisecond", () => {
+    const time = isoTimeOncePerMillisecond();
+    // Retried until both calls fall in one millisecond, as they almost always do.
+    for (;;) {
+      const before = stdTimeFunctions.isoTime();
+      const ours = time();
+      const after = stdTimeFunctions.isoTime();
+      if (before !== after) continue;
+      assert.equal(ours, before);
+      assert.equal(time(), ours);
+      break;
+    }
+    const first = time();
+    const start = Date.now();
+    while (Date.now() === start) {
+      // waits for the next millisecond
+    }
+    assert.notEqual(time(), first);
+    assert.match(time(), /^,"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"$/);
+  });
+});
+
+describe("inOneWrite", () => {
+  const writes = (
+    format: "json" | "pretty",
+    log: (logger: ReturnType<typeof createLogger>) => void,
+  ) => {
+    const written: string[] = [];
+    const logger = createLogger({
+      level: "info",
+      format,
+      destination: { write: (line: string) => void written.push(line) },
+    });
+    log(logger);
+    return written;
+  };
+
+  it("hands the lines logged inside it to the destination as one write, in order", () => {
+    for (const format of ["json", "pretty"] as const) {
+      const written = writes(format, (logger) => {
+        logger.info("before");
+        inOneWrite(logger, () => {
+          logger.info({ n: 1 }, "first");
+          logger.debug("not at this level");
+          logger.warn({ n: 2 }, "second");
+        });
+        logger.info("after");
+      });
+      assert.equal(written.length, 3, format);
+      const lines = written[1]?.split("\n").slice(0, -1) ?? [];
+      assert.equal(lines.length, 2, format);
+      assert.match(lines[0] ?? "", /first/);
+      assert.match(lines[1] ?? "", /second/);
+      assert.match(written[2] ?? "", /after/);
+    }
+  });
+
+  it("writes nothing for a run that logs nothing, and what was logged when the run throws", () => {
+    assert.deepEqual(
+      writes("json", (logger) => inOneWrite(logger, () => {})),
+      [],
+    );
+    const written = writes("json", (logger) => {
+      assert.throws(() =>
+        inOneWrite(logger, () => {
+          logger.info("logged");
+          throw new Error("halfway");
+        }),
+      );
+    });
+    assert.equal(written.length, 1);
+    assert.match(written[0] ?? "", /"msg":"logged"/);
+  });
+
+  it("lets any other logger write as it goes", () => {
+    const written: string[] = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => void written.push(line) });
+    inOneWrite(logger, () => {
+      logger.info("one");
+      logger.info("two");
+    });
+    assert.equal(written.length, 2);
   });
 });
