@@ -328,26 +328,32 @@ function mismatch(
   return { leaked, unclaimed };
 }
 
-/** Reviews a replica answered since `since` (ms epoch), and their durations. */
+/** Reviews a replica answered since `since` (ms epoch), their durations, and what it warned of. */
 async function reviews(replica: Replica, since: number): Promise<string> {
   const durations: number[] = [];
+  const problems = new Set<string>();
   let mostLost = 0;
   for (const line of (await readFile(replica.logFile, "utf8")).split("\n")) {
     if (!line.startsWith("{")) continue;
     const record = JSON.parse(line) as {
+      level?: string;
       msg?: string;
       time?: string;
       durationMs?: number;
       lostClaims?: string[];
     };
-    if (record.msg !== "admission review" || Date.parse(record.time ?? "") < since) continue;
+    if (Date.parse(record.time ?? "") < since) continue;
+    // Warnings and errors, once each: what a replica said about a call that failed.
+    if (["warn", "error", "fatal"].includes(record.level ?? "")) problems.add(record.msg ?? "");
+    if (record.msg !== "admission review") continue;
     durations.push(record.durationMs ?? 0);
     mostLost = Math.max(mostLost, record.lostClaims?.length ?? 0);
   }
   durations.sort((x, y) => x - y);
   const at = (q: number) =>
     durations[Math.min(durations.length - 1, Math.floor(q * durations.length))];
-  return `${replica.name}: ${durations.length} reviews, p50 ${at(0.5)} ms, max ${durations.at(-1)} ms, at most ${mostLost} claim(s) lost by one review`;
+  const said = problems.size === 0 ? "" : `; warned: ${[...problems].join(" | ")}`;
+  return `${replica.name}: ${durations.length} reviews, p50 ${at(0.5)} ms, max ${durations.at(-1)} ms, at most ${mostLost} claim(s) lost by one review${said}`;
 }
 
 async function eventually<T>(
