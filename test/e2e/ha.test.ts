@@ -75,7 +75,7 @@ async function startReplica(
   cp: ControlPlane,
   name: string,
   certificate: ServingCertificate,
-  allocator: "elected" | "claims" = "elected",
+  allocator: "elected" | "claims",
 ): Promise<Replica> {
   const webhook = await cp.startWebhook({
     namespace: NAMESPACE,
@@ -104,6 +104,33 @@ async function startReplica(
       await webhook.stop();
     },
   };
+}
+
+/**
+ * Two replicas sharing one certificate, as a Deployment's pods share their Secret, behind the
+ * round-robin proxy the webhook configurations name; resolves once the apiserver calls them.
+ */
+async function startPair(
+  cp: ControlPlane,
+  names: readonly [string, string],
+  allocator: "elected" | "claims",
+): Promise<{ replicas: Replica[]; proxy: RoundRobinProxy }> {
+  const certificate = await generateServingCertificate();
+  const replicas = await Promise.all(
+    names.map((name) => startReplica(cp, name, certificate, allocator)),
+  );
+  const proxy = await startRoundRobinProxy(replicas.map((replica) => replica.port));
+  await cp.registerWebhook(proxy.url, certificate.caPem);
+  // The apiserver loads webhook configurations asynchronously: probe until our answer comes.
+  const probe = JSON.stringify(explicit("probe", "10.99.0.1"));
+  await eventually("the apiserver calling the replicas", async () => {
+    const run = await cp.kubectl(["create", "--dry-run=server", "-f", "-"], {
+      stdin: probe,
+      allowFailure: true,
+    });
+    return /NotInAnyPool/.test(run.stderr) ? true : undefined;
+  });
+  return { replicas, proxy };
 }
 
 /** A replica's JSON log lines. */
@@ -424,22 +451,9 @@ await describeE2E("two replicas share address claims (Leases) through the real a
         ],
       }),
     });
-    const certificate = await generateServingCertificate();
-    [a, b] = await Promise.all([
-      startReplica(cp, "replica-a", certificate),
-      startReplica(cp, "replica-b", certificate),
-    ]);
-    proxy = await startRoundRobinProxy([a.port, b.port]);
-    await cp.registerWebhook(proxy.url, certificate.caPem);
-    // The apiserver loads webhook configurations asynchronously: probe until our answer comes.
-    const probe = JSON.stringify(explicit("probe", "10.99.0.1"));
-    await eventually("the apiserver calling the replicas", async () => {
-      const run = await cp.kubectl(["create", "--dry-run=server", "-f", "-"], {
-        stdin: probe,
-        allowFailure: true,
-      });
-      return /NotInAnyPool/.test(run.stderr) ? true : undefined;
-    });
+    let replicas: Replica[];
+    ({ replicas, proxy } = await startPair(cp, ["replica-a", "replica-b"], "elected"));
+    [a, b] = replicas as [Replica, Replica];
   });
 
   after(async () => {
@@ -737,20 +751,7 @@ await describeE2E("two replicas with --allocator claims: each claims before it a
         spec: { addresses: ["10.61.0.0/28"], autoAssign: false },
       }),
     });
-    const certificate = await generateServingCertificate();
-    replicas = await Promise.all(
-      ["claims-a", "claims-b"].map((name) => startReplica(cp, name, certificate, "claims")),
-    );
-    proxy = await startRoundRobinProxy(replicas.map((replica) => replica.port));
-    await cp.registerWebhook(proxy.url, certificate.caPem);
-    const probe = JSON.stringify(explicit("probe", "10.99.0.1"));
-    await eventually("the apiserver calling the replicas", async () => {
-      const run = await cp.kubectl(["create", "--dry-run=server", "-f", "-"], {
-        stdin: probe,
-        allowFailure: true,
-      });
-      return /NotInAnyPool/.test(run.stderr) ? true : undefined;
-    });
+    ({ replicas, proxy } = await startPair(cp, ["claims-a", "claims-b"], "claims"));
   });
 
   after(async () => {
