@@ -29,19 +29,23 @@ export const DEFAULT_BODY_LIMIT = 3 * 1024 * 1024;
 /**
  * How long and how many connections the server gives its callers (ADR 0010). A kube-apiserver
  * sends a whole review in milliseconds and waits for the answer at most its webhook timeout
- * (5 s in our configurations, 30 s at the most): nothing legitimate is cut by these.
+ * (5 s in our configurations, 30 s at the most): nothing legitimate is cut by these. Nothing
+ * idle is cut before the apiserver's own 90 s either: its HTTP client keeps connections idle in
+ * a pool, including ones it dialed and has not used yet, and reuses them at any moment; a
+ * connection we cut sooner races with that reuse, and the Service write gets our 408 or a reset.
  */
 export interface ServerLimits {
-  /** Until the whole request, body included, has arrived (a body sent a byte at a time). */
-  readonly requestTimeoutMs: number;
-  /** Until the request's headers have arrived, the first request's from the connection's start. */
+  /** Until a request's body has arrived, from its headers (a body sent a byte at a time). */
+  readonly bodyTimeoutMs: number;
+  /**
+   * Until a request's headers have arrived, the first request's from the connection's start: a
+   * connection the apiserver dialed and keeps unused in its pool is idle that long.
+   */
   readonly headersTimeoutMs: number;
   /** How often the two above are checked: they are cut at most this much late. */
   readonly checkIntervalMs: number;
   /** Until the TLS handshake is done. */
   readonly handshakeTimeoutMs: number;
-  /** Socket inactivity while a request is open: past the longest webhook timeout an apiserver waits. */
-  readonly idleTimeoutMs: number;
   /** An idle kept-alive connection, longer than the apiserver's own (Go's 90 s), so it closes first. */
   readonly keepAliveTimeoutMs: number;
   /** Connections at once; more are closed as they come. */
@@ -55,11 +59,10 @@ export interface ServerLimits {
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
-  requestTimeoutMs: 10_000,
-  headersTimeoutMs: 5_000,
+  bodyTimeoutMs: 10_000,
+  headersTimeoutMs: 95_000,
   checkIntervalMs: 1_000,
   handshakeTimeoutMs: 5_000,
-  idleTimeoutMs: 30_000,
   keepAliveTimeoutMs: 95_000,
   maxConnections: 256,
   bodyBytesInFlight: 32 * 1024 * 1024,
@@ -84,9 +87,12 @@ export function buildApp(options: AppOptions): WebhookApp {
   const { state, metrics, logger: log } = options;
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  // Node's own request timeout counts, for a connection's first request, from the connection's
+  // start, as its headers timeout does: on a connection the apiserver keeps unused in its pool it
+  // would answer 408 to the first review. Bodies have their own deadline (BodyDeadlines).
   const serverOptions = {
-    headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs),
-    requestTimeout: limits.requestTimeoutMs,
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: 0,
     connectionsCheckingInterval: limits.checkIntervalMs,
   };
   const app = Fastify({
@@ -103,8 +109,10 @@ export function buildApp(options: AppOptions): WebhookApp {
     // request/response pair per call would triple the volume and say less. The one useful line
     // per review, and the errors, are written below with the process logger.
     bodyLimit,
-    requestTimeout: limits.requestTimeoutMs,
-    connectionTimeout: limits.idleTimeoutMs,
+    // No socket inactivity timeout: it would cut an unused pooled connection as the request
+    // timeout would. A silent connection is cut by the headers timeout, or by the body deadline.
+    requestTimeout: 0,
+    connectionTimeout: 0,
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     // The apiserver reuses connections; on close, idle ones go at once, busy ones finish.
     forceCloseConnections: "idle",
@@ -137,7 +145,7 @@ export function buildApp(options: AppOptions): WebhookApp {
   // here, not by fastify, so that every byte held counts against one budget for all requests.
   app.removeAllContentTypeParsers();
   const budget = new ByteBudget(limits.bodyBytesInFlight);
-  const deadlines = new BodyDeadlines(limits.requestTimeoutMs, limits.checkIntervalMs);
+  const deadlines = new BodyDeadlines(limits.bodyTimeoutMs, limits.checkIntervalMs);
   app.addHook("onClose", async () => deadlines.stop());
   app.addContentTypeParser("application/json", (request, payload, done) => {
     const declared = Number(request.headers["content-length"] ?? 0);
@@ -392,9 +400,9 @@ function readBody(
 }
 
 /**
- * The deadline of every body being read. Node's own requestTimeout is not enough: its connection
- * list stops cutting slow requests once other connections have come and gone (Node 24), so
- * bodies have their own. One sweep every `checkIntervalMs` rather than a timer per request: a
+ * The deadline of every body being read, from its headers. Node's own requestTimeout does not
+ * do: its connection list stops cutting slow requests once other connections have come and gone
+ * (Node 24), and it counts a first request from the connection's start (see ServerLimits). One sweep every `checkIntervalMs` rather than a timer per request: a
  * body not in within `timeoutMs` (give or take one interval) loses its connection, unanswered,
  * as no apiserver is still waiting for it.
  */
