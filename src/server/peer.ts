@@ -29,13 +29,26 @@ import { secureContextOptions } from "./tls.ts";
 const FORWARD_TIMEOUT_MS = 3000;
 const WEBHOOKS: readonly Webhook[] = ["mutate", "validate"];
 
+/** A leaf certificate a peer may present: its PEM (a trust anchor) and its fingerprint. */
+interface Pin {
+  readonly leaf: string;
+  readonly fingerprint256: string;
+}
+
+function pinOf(certificate: Certificate): Pin {
+  const leaf = new X509Certificate(certificate.cert);
+  return { leaf: leaf.toString(), fingerprint256: leaf.fingerprint256 };
+}
+
 /** The certificates a peer may present: the one served now and the one before it. */
 class PeerCertificates {
   #current: Certificate;
-  #previous: Certificate | undefined;
+  /** The current certificate's pin first, then the previous one's: parsed once per rotation. */
+  #pins: readonly Pin[];
 
   constructor(current: Certificate) {
     this.#current = current;
+    this.#pins = [pinOf(current)];
   }
 
   get current(): Certificate {
@@ -44,22 +57,21 @@ class PeerCertificates {
 
   /** The leaf certificates (PEM) a peer may present. */
   get accepted(): string[] {
-    return [this.#current, this.#previous]
-      .filter((each): each is Certificate => each !== undefined)
-      .map((each) => new X509Certificate(each.cert).toString());
+    return this.#pins.map((pin) => pin.leaf);
   }
 
   rotate(next: Certificate): void {
     if (next.cert === this.#current.cert) return;
-    this.#previous = this.#current;
+    this.#pins = [pinOf(next), ...this.#pins.slice(0, 1)];
     this.#current = next;
   }
 
   accepts(presented: PeerCertificate | undefined): boolean {
     const fingerprint = presented?.fingerprint256;
-    if (fingerprint === undefined || fingerprint === "") return false;
-    return [this.#current, this.#previous].some(
-      (each) => each !== undefined && new X509Certificate(each.cert).fingerprint256 === fingerprint,
+    return (
+      fingerprint !== undefined &&
+      fingerprint !== "" &&
+      this.#pins.some((pin) => pin.fingerprint256 === fingerprint)
     );
   }
 }
@@ -112,7 +124,7 @@ export async function openPeerChannel(options: PeerChannelOptions): Promise<Peer
       })),
     rotate(next) {
       certificates.rotate(next);
-      server.server.setSecureContext(peerServerTls(certificates));
+      server.server.setSecureContext(secureContextOptions(certificates.current));
       const previous = agent;
       agent = peerAgent(certificates);
       previous.destroy();
@@ -124,16 +136,17 @@ export async function openPeerChannel(options: PeerChannelOptions): Promise<Peer
   };
 }
 
-function peerServerTls(certificates: PeerCertificates) {
-  return { ...secureContextOptions(certificates.current), requestCert: true };
-}
-
 function peerServer(
   options: PeerChannelOptions,
   certificates: PeerCertificates,
 ): FastifyInstance<import("node:https").Server> {
   const app = Fastify({
-    https: { ...peerServerTls(certificates), rejectUnauthorized: false },
+    // A client certificate is asked for and checked below, against the pins, not a CA.
+    https: {
+      ...secureContextOptions(certificates.current),
+      requestCert: true,
+      rejectUnauthorized: false,
+    },
     bodyLimit: DEFAULT_BODY_LIMIT,
     requestTimeout: 10_000,
     connectionTimeout: 30_000,
