@@ -75,3 +75,13 @@ export function ipTargetProblem(
   if (readsOf(version).loadBalancerIPs.length > 0) return undefined;
   return `--ip-target annotation: MetalLB ${formatMetalLBVersion(version)} reads no address annotation, only spec.loadBalancerIP; use --ip-target spec`;
 }
+
+/** `--host 0.0.0.0` or `::`: every address of this host, none in particular. */
+export function listensOnEveryAddress(host: string): boolean {
+  return host === "0.0.0.0" || host === "::";
+}
+
+/** `host:port`, with an IPv6 host in brackets, as a URL or an endpoint writes it. */
+export function hostPort(host: string, port: number): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}

@@ -23,6 +23,7 @@ import { errorLine } from "../base/text.ts";
 import type { Certificate } from "../certs/issue.ts";
 import { formatAddress } from "../ipam/address.ts";
 import { DEFAULT_BODY_LIMIT } from "./app.ts";
+import { listensOnEveryAddress } from "./config.ts";
 import { secureContextOptions } from "./tls.ts";
 
 /** Under the API server's 5 s webhook timeout, so a follower's refusal is the answer, not the API server's. */
@@ -274,16 +275,11 @@ function splitEndpoint(endpoint: string): { host: string; port: number } {
  */
 export function advertisedHost(given: string | undefined, host: string): string {
   if (given !== undefined) return given;
-  if (host !== "0.0.0.0" && host !== "::") return host;
+  if (!listensOnEveryAddress(host)) return host;
   for (const addresses of Object.values(networkInterfaces())) {
     for (const address of addresses ?? []) {
       if (!address.internal && address.family === "IPv4") return address.address;
     }
   }
   return "127.0.0.1";
-}
-
-/** `host:port`, with an IPv6 host in brackets. */
-export function endpointOf(host: string, port: number): string {
-  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }

@@ -24,10 +24,10 @@ import {
   servingProblem,
   writeGeneratedCa,
 } from "./certificate-source.ts";
-import type { ServeConfig } from "./config.ts";
+import { hostPort, listensOnEveryAddress, type ServeConfig } from "./config.ts";
 import { createLogger } from "./log.ts";
 import { closeServer, createMetricsServer, listen, Metrics } from "./metrics.ts";
-import { advertisedHost, endpointOf, openPeerChannel, type PeerChannel } from "./peer.ts";
+import { advertisedHost, openPeerChannel, type PeerChannel } from "./peer.ts";
 import { HEALTHY, type ProbeSources, readiness } from "./probes.ts";
 import { ownNamespace, type ServeState, startServeState } from "./serve-state.ts";
 import { clientAuthOptions, readClientCa, secureContextOptions } from "./tls.ts";
@@ -120,7 +120,7 @@ export async function serve(config: ServeConfig, hooks: ServeHooks): Promise<Ser
       ? undefined
       : {
           identity,
-          endpoint: endpointOf(advertisedHost(config.advertiseAddress, config.host), peer.port),
+          endpoint: hostPort(advertisedHost(config.advertiseAddress, config.host), peer.port),
           forward: peer.forward,
         };
 
@@ -234,14 +234,14 @@ function logServing(
   },
 ): void {
   const { port, metricsPort, caFile } = serving;
-  const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
-  const url = `https://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  const host = listensOnEveryAddress(config.host) ? "127.0.0.1" : config.host;
+  const url = `https://${hostPort(host, port)}`;
   const pools = serving.pools?.poolSet.pools.map(describePool) ?? [];
   logger.info(
     {
       url,
       port,
-      metricsUrl: `http://${host.includes(":") ? `[${host}]` : host}:${metricsPort}/metrics`,
+      metricsUrl: `http://${hostPort(host, metricsPort)}/metrics`,
       metricsPort,
       mode: config.standalone ? "standalone" : "cluster",
       caFile,

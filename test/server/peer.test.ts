@@ -9,7 +9,8 @@ import { pino } from "pino";
 import type { AdmissionRequest } from "../../src/admission/review.ts";
 import { type Certificate, generateCertificate } from "../../src/certs/issue.ts";
 import { policyFor } from "../../src/ipam/decide.ts";
-import { endpointOf, openPeerChannel, type PeerChannel } from "../../src/server/peer.ts";
+import { hostPort } from "../../src/server/config.ts";
+import { openPeerChannel, type PeerChannel } from "../../src/server/peer.ts";
 import { StandaloneState } from "../../src/server/standalone.ts";
 import { autoAssign, poolSet, request, review } from "../admission/fixtures.ts";
 
@@ -34,7 +35,7 @@ async function channel(certificate: Certificate, identity: string): Promise<Peer
 }
 
 const grantRequest = (name: string): AdmissionRequest => request(review(autoAssign(name)));
-const endpoint = (peer: PeerChannel) => endpointOf("127.0.0.1", peer.port);
+const endpoint = (peer: PeerChannel) => hostPort("127.0.0.1", peer.port);
 
 describe("the peer channel", async () => {
   const shared = await generateCertificate();
