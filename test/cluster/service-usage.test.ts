@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ServiceUsage } from "../../src/cluster/service-usage.ts";
-import { parseAddress } from "../../src/ipam/address.ts";
 import { holderOf, policyFor } from "../../src/ipam/decide.ts";
 import type { ServiceObject } from "../../src/ipam/service.ts";
+import { address } from "../ipam/fixtures.ts";
 
 const policy = policyFor();
 
@@ -23,12 +23,6 @@ function service(
       ...extra,
     },
   };
-}
-
-function address(text: string) {
-  const parsed = parseAddress(text);
-  if (!parsed.ok) throw new Error(parsed.error);
-  return parsed.value;
 }
 
 const holdersOf = (usage: ServiceUsage, text: string) => {

@@ -1,11 +1,19 @@
-// Builders shared by the IPAM tests: a pool with MetalLB's defaults, a serviceAllocation, and
-// the policy of a MetalLB release.
+// Builders shared by the IPAM tests: an address, a pool with MetalLB's defaults, a
+// serviceAllocation, and the policy of a MetalLB release.
 
 import assert from "node:assert/strict";
+import { type IPAddress, parseAddress } from "../../src/ipam/address.ts";
 import { type Policy, policyFor } from "../../src/ipam/decide.ts";
 import { parseMetalLBVersion } from "../../src/ipam/metallb-version.ts";
 import type { Pool, ServiceAllocation } from "../../src/ipam/pool.ts";
 import { type AddressRange, parseAddressBlock } from "../../src/ipam/range.ts";
+
+/** An address from its text; a text that does not parse fails the test. */
+export function address(text: string): IPAddress {
+  const parsed = parseAddress(text);
+  assert.ok(parsed.ok, `${text}: ${parsed.ok ? "" : parsed.error}`);
+  return parsed.value;
+}
 
 /** A pool of `ranges` (AddressRange values, or CIDR/range strings) with MetalLB's defaults. */
 export function pool(

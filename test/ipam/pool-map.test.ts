@@ -1,12 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import {
-  formatAddress,
-  type IPAddress,
-  isBuggyIPv4,
-  parseAddress,
-} from "../../src/ipam/address.ts";
+import { formatAddress, isBuggyIPv4 } from "../../src/ipam/address.ts";
 import { policyFor } from "../../src/ipam/decide.ts";
 import { PoolSet } from "../../src/ipam/pool.ts";
 import {
@@ -19,12 +14,7 @@ import {
 } from "../../src/ipam/pool-map.ts";
 import { formatRange } from "../../src/ipam/range.ts";
 import type { Holder } from "../../src/ipam/usage.ts";
-import { allocation, pool } from "./fixtures.ts";
-
-function ip(text: string): IPAddress {
-  const parsed = parseAddress(text);
-  return parsed.ok ? parsed.value : assert.fail(parsed.error);
-}
+import { address, allocation, pool } from "./fixtures.ts";
 
 function holder(ref: string, sharingKey = "", ports = ["TCP/80"]): Holder {
   return { ref, sharingKey, ports, backendKey: "Cluster" };
@@ -37,9 +27,9 @@ function service(
 ): MappedService {
   return {
     holder: holder(ref, sharing.key, sharing.ports),
-    served: (addresses.served ?? []).map(ip),
-    requested: (addresses.requested ?? []).map(ip),
-    externalIPs: (addresses.externalIPs ?? []).map(ip),
+    served: (addresses.served ?? []).map(address),
+    requested: (addresses.requested ?? []).map(address),
+    externalIPs: (addresses.externalIPs ?? []).map(address),
   };
 }
 
@@ -176,9 +166,9 @@ describe("poolMap", () => {
     const web = service("a/web", { requested: ["192.0.2.5"] });
     const api = service("a/api", {});
     const claims: ClaimRecord[] = [
-      { address: ip("192.0.2.5"), holder: holder("a/web") },
-      { address: ip("192.0.2.6"), holder: holder("a/api") },
-      { address: ip("192.0.2.8"), holder: holder("a/gone") },
+      { address: address("192.0.2.5"), holder: holder("a/web") },
+      { address: address("192.0.2.6"), holder: holder("a/api") },
+      { address: address("192.0.2.8"), holder: holder("a/gone") },
     ];
     const map = poolMap(new PoolSet([lan]), [web, api], claims);
     assert.deepEqual(heldLines(map), [
@@ -197,7 +187,7 @@ describe("poolMap", () => {
     const map = poolMap(
       new PoolSet([lan]),
       [web, api],
-      [{ address: ip("192.0.2.5"), holder: holder("a/api") }],
+      [{ address: address("192.0.2.5"), holder: holder("a/api") }],
     );
     assert.deepEqual(heldLines(map), ["192.0.2.5 conflicting a/web/status,a/api/claim"]);
     assert.match(

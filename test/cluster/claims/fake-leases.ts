@@ -2,7 +2,6 @@
 // (create-if-absent, resourceVersion preconditions on update and delete) and a watch that can be
 // switched off, a claimer and its repair on it, and grants, holders and Services to claim for.
 
-import assert from "node:assert/strict";
 import { pino } from "pino";
 import { Claimer } from "../../../src/cluster/claims/claimer.ts";
 import { claimLease } from "../../../src/cluster/claims/lease.ts";
@@ -10,22 +9,18 @@ import { ClaimRepair } from "../../../src/cluster/claims/repair.ts";
 import { KubeApiError, type KubeClient } from "../../../src/cluster/kube.ts";
 import type { KubeObject } from "../../../src/cluster/reflector.ts";
 import { ServiceUsage } from "../../../src/cluster/service-usage.ts";
-import { type IPAddress, parseAddress } from "../../../src/ipam/address.ts";
 import { policyFor } from "../../../src/ipam/decide.ts";
 import type { ServiceObject } from "../../../src/ipam/service.ts";
 import type { Holder } from "../../../src/ipam/usage.ts";
 import { poolSet } from "../../admission/fixtures.ts";
+import { address } from "../../ipam/fixtures.ts";
 
 export const NAMESPACE = "lb-ip-guard";
 export const PATH = `/apis/coordination.k8s.io/v1/namespaces/${NAMESPACE}/leases`;
 export const policy = policyFor();
 export const signal = new AbortController().signal;
 
-export function address(text: string): IPAddress {
-  const parsed = parseAddress(text);
-  assert.ok(parsed.ok, text);
-  return parsed.value;
-}
+export { address };
 
 export function holder(ref: string, extra: Partial<Holder> = {}): Holder {
   return { ref, sharingKey: "", ports: ["TCP/80"], backendKey: "Cluster", ...extra };
