@@ -17,7 +17,7 @@ import type { Labels } from "../ipam/labels.ts";
 import type { Pool } from "../ipam/pool.ts";
 import { type ServiceObject, serviceRef } from "../ipam/service.ts";
 import { ElectedAllocator, type Forwarder } from "./allocator/elected.ts";
-import { AllocatorElection, type ElectionTimings } from "./allocator/election.ts";
+import { AllocatorElection } from "./allocator/election.ts";
 import { allocatorLeaseStore } from "./allocator/lease-store.ts";
 import { Claimer, type ClaimMetric } from "./claims/claimer.ts";
 import { CLAIM_SELECTOR, leaseName } from "./claims/lease.ts";
@@ -77,7 +77,6 @@ export interface ElectedConfig {
   /** Where this replica takes forwarded grants (`host:port`), written on the Lease it holds. */
   readonly endpoint: string;
   readonly forward: Forwarder;
-  readonly timings?: ElectionTimings;
 }
 
 export interface ClusterState extends AdmissionState {
@@ -264,14 +263,13 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
     });
     reflectors.push(leases);
     if (config.elected !== undefined) {
-      const { identity, endpoint, forward, timings } = config.elected;
+      const { identity, endpoint, forward } = config.elected;
       const claimsWatch = leases;
       const election = new AllocatorElection({
         store: allocatorLeaseStore(client, config.namespace),
         identity,
         endpoint,
         logger,
-        ...(timings !== undefined && { timings }),
         // Quorum reads: every Service the previous allocator admitted that the API server
         // persisted, and every claim it wrote, are in this replica's state before it grants.
         handOver: async () => {

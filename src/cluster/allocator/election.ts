@@ -37,7 +37,7 @@ export interface LeaseStore {
   write(record: LeaseRecord, renewedAt: number, signal: AbortSignal): Promise<string | undefined>;
 }
 
-export interface ElectionTimings {
+interface ElectionTimings {
   /** How long a holder's Lease stands without a renew; others take over after it. */
   readonly leaseDurationMs: number;
   /** The holder grants only while its last renew began less than this ago. */
@@ -51,7 +51,7 @@ export interface ElectionTimings {
  * deadline reaches an API server whose call (5 s webhook timeout) has ended before anyone else
  * may grant: deadline + webhook timeout < lease duration, with 2 s to spare.
  */
-export const DEFAULT_TIMINGS: ElectionTimings = {
+export const TIMINGS: ElectionTimings = {
   leaseDurationMs: 12_000,
   renewDeadlineMs: 5_000,
   retryPeriodMs: 2_000,
@@ -69,7 +69,6 @@ export interface ElectionOptions {
    */
   readonly handOver: () => Promise<void>;
   readonly logger: Logger;
-  readonly timings?: ElectionTimings;
   /** A monotonic clock in ms; performance.now by default. */
   readonly now?: () => number;
   /** The wall clock, for the times written on the Lease. */
@@ -96,7 +95,6 @@ interface Observed {
 
 export class AllocatorElection {
   readonly #options: ElectionOptions;
-  readonly #timings: ElectionTimings;
   readonly #now: () => number;
   readonly #stop = new AbortController();
   #term: Term | undefined;
@@ -107,7 +105,6 @@ export class AllocatorElection {
 
   constructor(options: ElectionOptions) {
     this.#options = options;
-    this.#timings = options.timings ?? DEFAULT_TIMINGS;
     this.#now = options.now ?? (() => performance.now());
   }
 
@@ -124,7 +121,7 @@ export class AllocatorElection {
   leading(): boolean {
     const term = this.#term;
     if (term === undefined || !term.handedOver) return false;
-    return this.#now() - term.renewStartedAt < this.#timings.renewDeadlineMs;
+    return this.#now() - term.renewStartedAt < TIMINGS.renewDeadlineMs;
   }
 
   /** The other replica that holds the Lease, as last read, while its Lease stands. */
@@ -189,7 +186,7 @@ export class AllocatorElection {
     const signal = this.#stop.signal;
     while (!signal.aborted) {
       await this.round(signal);
-      await sleep(this.#timings.retryPeriodMs, undefined, { signal }).catch(() => {});
+      await sleep(TIMINGS.retryPeriodMs, undefined, { signal }).catch(() => {});
     }
   }
 
@@ -308,7 +305,7 @@ export class AllocatorElection {
     return {
       holder,
       endpoint,
-      durationMs: this.#timings.leaseDurationMs,
+      durationMs: TIMINGS.leaseDurationMs,
       acquiredAt: term.acquiredAt,
       transitions: term.transitions,
       version,

@@ -12,8 +12,8 @@ import type { AdmissionRequest } from "../../../src/admission/review.ts";
 import { CLAIM_DELAY_MS, ElectedAllocator } from "../../../src/cluster/allocator/elected.ts";
 import {
   AllocatorElection,
-  DEFAULT_TIMINGS,
   type LeaseStore,
+  TIMINGS,
 } from "../../../src/cluster/allocator/election.ts";
 import {
   ALLOCATOR_LEASE,
@@ -23,7 +23,7 @@ import type { KubeClient } from "../../../src/cluster/kube.ts";
 import { formatAddress } from "../../../src/ipam/address.ts";
 import { address, FakeLeases, NAMESPACE, signal } from "../claims/fake-leases.ts";
 
-const { leaseDurationMs, renewDeadlineMs, retryPeriodMs } = DEFAULT_TIMINGS;
+const { leaseDurationMs, renewDeadlineMs, retryPeriodMs } = TIMINGS;
 const logger = pino({ level: "silent" });
 
 /** Candidates sharing one Lease API, each with its own clock (monotonic clocks differ in origin). */
