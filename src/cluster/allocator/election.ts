@@ -200,13 +200,13 @@ export class AllocatorElection {
         await this.#take(undefined, started, signal);
         return;
       }
-      if (record.holder === identity && this.#term === undefined) {
-        // Ours, though no term says so: a write that succeeded while its answer was lost.
-        await this.#take(record, started, signal);
-        return;
-      }
-      if (record.holder === identity && this.#term !== undefined) {
+      if (record.holder === identity) {
         const term = this.#term;
+        if (term === undefined) {
+          // Ours, though no term says so: a write that succeeded while its answer was lost.
+          await this.#take(record, started, signal);
+          return;
+        }
         const written = await store.write(
           this.#record(identity, this.#options.endpoint, term, record.version),
           this.#wall(),
