@@ -49,7 +49,8 @@ interface Replica {
   readonly port: number;
   readonly metricsUrl: string;
   readonly caPem: string;
-  readonly logFile: string;
+  /** Its JSON log records so far. */
+  readonly records: () => Promise<Record<string, unknown>[]>;
   /** SIGSTOP: frozen mid-request, as a partitioned or stalled pod is. */
   freeze(): void;
   /** SIGCONT after a freeze. */
@@ -82,7 +83,7 @@ async function startReplica(
     certificate,
     args: [`--claim-grace=${GRACE}`, "--claim-interval=1s", `--allocator=${allocator}`],
   });
-  const serving = (await logRecords(webhook.logFile)).find((record) => record.allocator);
+  const serving = (await webhook.records()).find((record) => record.allocator);
   const identity =
     allocator === "claims"
       ? name
@@ -94,7 +95,7 @@ async function startReplica(
     port: Number(new URL(webhook.url).port),
     metricsUrl: webhook.metricsUrl,
     caPem: webhook.caPem,
-    logFile: webhook.logFile,
+    records: webhook.records,
     freeze: () => process.kill(-webhook.pid, "SIGSTOP"),
     thaw: () => process.kill(-webhook.pid, "SIGCONT"),
     kill: async () => {
@@ -131,14 +132,6 @@ async function startPair(
     return /NotInAnyPool/.test(run.stderr) ? true : undefined;
   });
   return { replicas, proxy };
-}
-
-/** A replica's JSON log lines. */
-async function logRecords(file: string): Promise<Record<string, unknown>[]> {
-  return (await readFile(file, "utf8"))
-    .split("\n")
-    .filter((line) => line.startsWith("{"))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
 /**
@@ -183,9 +176,7 @@ async function askForGrant(
   const message = response.status?.message ?? "";
   const patched = response.allowed === true && typeof response.patch === "string";
   const line = await eventually(`${replica.name}'s log line of ${name}`, async () =>
-    (await logRecords(replica.logFile)).find(
-      (r) => r.msg === "admission review" && r.uid === `ha-${name}`,
-    ),
+    (await replica.records()).find((r) => r.msg === "admission review" && r.uid === `ha-${name}`),
   );
   const decidedBy = line.value.granted === true ? replica.identity : line.value.allocator;
   return {
@@ -360,9 +351,8 @@ async function reviews(replica: Replica, since: number): Promise<string> {
   const durations: number[] = [];
   const problems = new Set<string>();
   let mostLost = 0;
-  for (const line of (await readFile(replica.logFile, "utf8")).split("\n")) {
-    if (!line.startsWith("{")) continue;
-    const record = JSON.parse(line) as {
+  for (const line of await replica.records()) {
+    const record = line as {
       level?: string;
       msg?: string;
       time?: string;
@@ -612,8 +602,7 @@ await describeE2E("two replicas share address claims (Leases) through the real a
     const frozenAt = Date.now();
     const takeover = await eventually(
       `${follower.name} elected allocator`,
-      async () =>
-        (await logRecords(follower.logFile)).find((r) => r.msg === "allocator: granting addresses"),
+      async () => (await follower.records()).find((r) => r.msg === "allocator: granting addresses"),
       40_000,
     );
     await sleep(3000);
@@ -636,7 +625,7 @@ await describeE2E("two replicas share address claims (Leases) through the real a
     const grantedAfter = (records: Record<string, unknown>[], since: number) =>
       records.filter((r) => r.granted === true && Date.parse(String(r.time)) >= since);
     // Lines of reviews answered before the freeze may be written just after the wake.
-    const oldLeader = await logRecords(leader.logFile);
+    const oldLeader = await leader.records();
     const wokenGrants = grantedAfter(oldLeader, wokeAt + 1000);
     const forwardedByWoken = oldLeader.filter(
       (r) => r.allocator === follower.identity && Date.parse(String(r.time)) >= wokeAt,
@@ -644,7 +633,7 @@ await describeE2E("two replicas share address claims (Leases) through the real a
     await cp.kubectl(["delete", "services", "-n", APPS, ...results.map((r) => r.name)], {
       allowFailure: true,
     });
-    const newGrants = grantedAfter(await logRecords(follower.logFile), frozenAt);
+    const newGrants = grantedAfter(await follower.records(), frozenAt);
     const refused = results.filter((r) => r.code !== 0);
     const admittedAfterWake = results.filter((r) => r.code === 0 && r.at > wokeAt).length;
     t.diagnostic(

@@ -180,6 +180,8 @@ export interface WebhookProcess extends ServerProcess {
   metricsUrl: string;
   /** The CA that signed its serving certificate (the caBundle to register). */
   caPem: string;
+  /** Its JSON log records so far (a line still being written reads as an empty record). */
+  records(): Promise<Record<string, unknown>[]>;
   /**
    * registerWebhook(url, caPem), then dry-run applies of a probe Service until this server logs
    * a review of it: the apiserver loads webhook configurations asynchronously.
@@ -558,6 +560,7 @@ async function startWebhook(
       pid: child.pid ?? 0,
       logFile,
       log,
+      records,
       register,
       stop,
     };
