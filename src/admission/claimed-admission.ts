@@ -29,7 +29,10 @@ export interface ClaimOptions {
 export interface ClaimedOutcome extends AdmissionOutcome {
   /** Claims lost on the way to this outcome (to other holders), for the log. */
   readonly lostClaims: readonly string[];
-  /** The allocator replica whose decision this is, when the review was forwarded to it. */
+  /**
+   * The allocator replica whose decision this is, when the review was forwarded to it or the
+   * allocator's grant was relayed here a moment ago.
+   */
   readonly allocator?: string;
 }
 
@@ -115,6 +118,8 @@ function allocated(
       state.record(grant, (options.now ?? Date.now)());
       allocator.granted(grant);
       return { ...outcome, lostClaims: [] };
+    case "relayed":
+      return { ...outcome, grant: undefined, lostClaims: [], allocator: route.allocator };
     case "unavailable":
       return {
         ...denial(

@@ -53,6 +53,12 @@ export type GrantRoute =
       readonly kind: "forward";
       readonly forward: (webhook: Webhook, request: AdmissionRequest) => Promise<RemoteDecision>;
     }
+  /**
+   * The allocator granted exactly these addresses to this Service a moment ago, through this
+   * replica (the mutating call of the create whose validating call this is): its grant stands,
+   * and it is the allocator's, not this replica's.
+   */
+  | { readonly kind: "relayed"; readonly allocator: string }
   /** None can be asked now (no allocator elected, or this one's lease may have lapsed). */
   | { readonly kind: "unavailable"; readonly why: string };
 

@@ -405,7 +405,7 @@ describe("admitWithClaims with an elected allocator (ADR 0012)", () => {
    */
   function electedPair() {
     const claimedAfter: Grant[] = [];
-    const control = { leading: true, forwardFails: false, forwards: 0 };
+    const control = { leading: true, forwardFails: false, forwards: 0, relayed: false };
     const leader = replica(undefined, {
       allocating: () => control.leading,
       route: (): GrantRoute =>
@@ -414,23 +414,26 @@ describe("admitWithClaims with an elected allocator (ADR 0012)", () => {
     });
     const follower = replica(undefined, {
       allocating: () => false,
-      route: (): GrantRoute => ({
-        kind: "forward",
-        forward: async (webhook, forwarded) => {
-          control.forwards += 1;
-          await tick();
-          if (control.forwardFails) return { kind: "failed", message: "connection refused" };
-          const outcome = await admitWithClaims(webhook, forwarded, leader.state, {
-            forwarded: true,
-          });
-          return {
-            kind: "decided",
-            ...outcome,
-            allocator: "leader-0",
-            granted: outcome.grant?.addresses.map(formatAddress) ?? [],
-          };
-        },
-      }),
+      route: (): GrantRoute =>
+        control.relayed
+          ? { kind: "relayed", allocator: "leader-0" }
+          : {
+              kind: "forward",
+              forward: async (webhook, forwarded) => {
+                control.forwards += 1;
+                await tick();
+                if (control.forwardFails) return { kind: "failed", message: "connection refused" };
+                const outcome = await admitWithClaims(webhook, forwarded, leader.state, {
+                  forwarded: true,
+                });
+                return {
+                  kind: "decided",
+                  ...outcome,
+                  allocator: "leader-0",
+                  granted: outcome.grant?.addresses.map(formatAddress) ?? [],
+                };
+              },
+            },
       granted: () => assert.fail("a follower grants nothing itself"),
     });
     return { leader, follower, claimedAfter, control };
@@ -464,6 +467,22 @@ describe("admitWithClaims with an elected allocator (ADR 0012)", () => {
     assert.equal(granted.allocator, "leader-0");
     assert.deepEqual(holders(leader.usage, "192.168.35.100"), ["team-a/web"]);
     assert.deepEqual(holders(follower.usage, "192.168.35.100"), [], "the follower holds nothing");
+  });
+
+  it("the validating call of a create whose grant the follower relayed: allowed there, the allocator's grant, nothing held or claimed by the follower", async () => {
+    const { follower, leader, control, claimedAfter } = electedPair();
+    const mutating = await follower.review("mutate", autoAssign("web"));
+    const created = mutated(autoAssign("web"), mutating.response.patch);
+    control.relayed = true;
+    const validating = follower.review("validate", created);
+    assert.ok(!(validating instanceof Promise), "answered without asking again");
+    assert.equal(validating.response.allowed, true);
+    assert.equal(validating.grant, undefined, "not logged as the follower's grant");
+    assert.equal(validating.allocator, "leader-0");
+    assert.equal(control.forwards, 1);
+    assert.equal(follower.usage.holds, 0, "the follower holds nothing");
+    assert.deepEqual(holders(leader.usage, created.spec?.loadBalancerIP ?? ""), ["team-a/web"]);
+    assert.equal(claimedAfter.length, 1, "claimed once, by the allocator");
   });
 
   it("auto-assigns through both replicas at once: distinct addresses, all granted by the allocator, none lost", async () => {

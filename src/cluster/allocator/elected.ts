@@ -50,7 +50,10 @@ export class ElectedAllocator implements AllocatorPort {
   readonly #held: (grant: Grant) => boolean;
   readonly #logger: Logger;
   /** The allocator's answers this replica relayed lately, by Service: what it granted, when. */
-  readonly #relayed = new Map<string, { readonly addresses: string; readonly at: number }>();
+  readonly #relayed = new Map<
+    string,
+    { readonly addresses: string; readonly allocator: string; readonly at: number }
+  >();
   readonly #now: () => number;
   /** Grants answered and not yet claimed, by Service: the latest one of each. */
   readonly #unclaimed = new Map<string, Grant>();
@@ -84,7 +87,8 @@ export class ElectedAllocator implements AllocatorPort {
     if (forwarded) {
       return { kind: "unavailable", why: `${election.identity} is not the allocator now` };
     }
-    if (this.#relayedJustNow(grant)) return LOCAL;
+    const relayed = this.#relayedJustNow(grant);
+    if (relayed !== undefined) return { kind: "relayed", allocator: relayed };
     const holder = election.holder();
     if (holder === undefined) return { kind: "unavailable", why: election.unavailable() };
     return {
@@ -92,7 +96,7 @@ export class ElectedAllocator implements AllocatorPort {
       forward: (webhook, request) =>
         this.#forward(holder.endpoint, webhook, request).then((remote) => {
           if (remote.kind === "decided" && remote.granted.length > 0) {
-            this.#relay(grant.ref, remote.granted);
+            this.#relay(grant.ref, remote.granted, remote.allocator);
           }
           return remote;
         }),
@@ -104,23 +108,24 @@ export class ElectedAllocator implements AllocatorPort {
    * the allocator granted exactly these addresses to exactly this Service then: it holds them
    * for it, and no other replica can grant anything sooner than 7 s after that answer (a lease
    * duration after the allocator's last renewal; ADR 0012), so the grant stands without asking
-   * again.
+   * again. Answers the allocator's identity then: the grant stays the allocator's (this replica
+   * neither holds nor claims it, and writes no Event for it).
    */
-  #relayedJustNow(grant: Grant): boolean {
+  #relayedJustNow(grant: Grant): string | undefined {
     const relayed = this.#relayed.get(grant.ref);
-    return (
-      relayed !== undefined &&
+    return relayed !== undefined &&
       this.#now() - relayed.at < RELAYED_GRANT_MS &&
       relayed.addresses === grant.addresses.map(formatAddress).join(",")
-    );
+      ? relayed.allocator
+      : undefined;
   }
 
-  #relay(ref: string, granted: readonly string[]): void {
+  #relay(ref: string, granted: readonly string[], allocator: string): void {
     const now = this.#now();
     for (const [key, { at }] of this.#relayed) {
       if (now - at >= RELAYED_GRANT_MS) this.#relayed.delete(key);
     }
-    this.#relayed.set(ref, { addresses: granted.join(","), at: now });
+    this.#relayed.set(ref, { addresses: granted.join(","), allocator, at: now });
   }
 
   granted(grant: Grant): void {

@@ -249,7 +249,11 @@ describe("ElectedAllocator routes grants", () => {
     const mutating = follower.route(web, false);
     assert.equal(mutating.kind, "forward");
     if (mutating.kind === "forward") await mutating.forward("mutate", request);
-    assert.deepEqual(follower.route(web, false), { kind: "local" }, "the validating call");
+    assert.deepEqual(
+      follower.route(web, false),
+      { kind: "relayed", allocator: "a" },
+      "the validating call",
+    );
     assert.equal(follower.route(grant("team-a/web", "10.0.0.9"), false).kind, "forward");
     assert.equal(follower.route(grant("team-a/api", "10.0.0.1"), false).kind, "forward");
     assert.equal(follower.route(web, true).kind, "unavailable", "never for a forwarded review");
