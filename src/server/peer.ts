@@ -28,6 +28,8 @@ import { secureContextOptions } from "./tls.ts";
 
 /** Under the API server's 5 s webhook timeout, so a follower's refusal is the answer, not the API server's. */
 const FORWARD_TIMEOUT_MS = 3000;
+/** How long the peer server keeps an idle connection; the agent lets go of it a second sooner. */
+const PEER_KEEP_ALIVE_MS = 60_000;
 const WEBHOOKS: readonly Webhook[] = ["mutate", "validate"];
 
 /** A leaf certificate a peer may present: its PEM (a trust anchor) and its fingerprint. */
@@ -150,7 +152,12 @@ function peerServer(
     },
     bodyLimit: DEFAULT_BODY_LIMIT,
     requestTimeout: 10_000,
-    connectionTimeout: 30_000,
+    // An idle connection is closed by the keep-alive timeout alone, which the server announces
+    // (`Keep-Alive: timeout=60`) and the forwarding agent heeds, dropping the connection first:
+    // an inactivity cut of its own, unannounced, could close a connection just as a follower
+    // sent a review on it.
+    connectionTimeout: 0,
+    keepAliveTimeout: PEER_KEEP_ALIVE_MS,
     forceCloseConnections: true,
   }) as unknown as FastifyInstance<import("node:https").Server>;
   // Checked once per connection, before any request on it is read.
@@ -210,6 +217,9 @@ function peerAgent(certificates: PeerCertificates): Agent {
     allowPartialTrustChain: true,
     checkServerIdentity: () => undefined,
     minVersion: "TLSv1.2",
+    // With a timeout of its own, the agent heeds the server's Keep-Alive hint (less a second)
+    // for idle connections; without one, Node keeps them until the server closes them.
+    timeout: PEER_KEEP_ALIVE_MS,
   } as ConstructorParameters<typeof Agent>[0]);
 }
 
@@ -225,30 +235,44 @@ async function forwardReview(
     request,
   });
   const { host, port } = splitEndpoint(endpoint);
-  const text = await new Promise<string>((resolve, reject) => {
-    const call = httpsRequest(
-      {
-        agent,
-        host,
-        port,
-        method: "POST",
-        path: `/allocate/${webhook}`,
-        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
-        signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),
-      },
-      (answer) => {
-        const chunks: Buffer[] = [];
-        answer.on("data", (chunk: Buffer) => chunks.push(chunk));
-        answer.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          if (answer.statusCode === 200) resolve(text);
-          else reject(new Error(`HTTP ${answer.statusCode}: ${text.slice(0, 200)}`));
-        });
-        answer.on("error", reject);
-      },
-    );
-    call.on("error", reject);
-    call.end(body);
+  const post = () =>
+    new Promise<string>((resolve, reject) => {
+      const call = httpsRequest(
+        {
+          agent,
+          host,
+          port,
+          method: "POST",
+          path: `/allocate/${webhook}`,
+          headers: {
+            "content-type": "application/json",
+            "content-length": Buffer.byteLength(body),
+          },
+          signal,
+        },
+        (answer) => {
+          const chunks: Buffer[] = [];
+          answer.on("data", (chunk: Buffer) => chunks.push(chunk));
+          answer.on("end", () => {
+            const text = Buffer.concat(chunks).toString("utf8");
+            if (answer.statusCode === 200) resolve(text);
+            else reject(new Error(`HTTP ${answer.statusCode}: ${text.slice(0, 200)}`));
+          });
+          answer.on("error", reject);
+        },
+      );
+      call.on("error", (error: NodeJS.ErrnoException) =>
+        reject(call.reusedSocket && !signal.aborted ? new StaleConnection(error) : error),
+      );
+      call.end(body);
+    });
+  const signal = AbortSignal.timeout(FORWARD_TIMEOUT_MS);
+  // A kept-alive connection the allocator closed as this review went out fails before any
+  // answer: sent again once, on a new connection. Deciding it twice is harmless: the allocator
+  // grants a Service that has not appeared what it granted it before (issue 13).
+  const text = await post().catch((error: unknown) => {
+    if (error instanceof StaleConnection) return post();
+    throw error;
   });
   const answer = JSON.parse(text) as PeerAnswer;
   if (
@@ -259,6 +283,13 @@ async function forwardReview(
     return { kind: "failed", message: `${endpoint} answered something other than a decision` };
   }
   return { kind: "decided", ...answer };
+}
+
+/** A request that failed on a reused keep-alive connection before any answer came. */
+class StaleConnection extends Error {
+  constructor(cause: Error) {
+    super(cause.message, { cause });
+  }
 }
 
 function splitEndpoint(endpoint: string): { host: string; port: number } {

@@ -3,8 +3,10 @@
 // serving certificate gets an answer, and a forwarding replica trusts only a server presenting it.
 
 import assert from "node:assert/strict";
+import { createServer } from "node:https";
+import type { AddressInfo } from "node:net";
 import { after, describe, it } from "node:test";
-import { connect } from "node:tls";
+import { connect, type TLSSocket } from "node:tls";
 import { pino } from "pino";
 import type { AdmissionRequest } from "../../src/admission/review.ts";
 import { type Certificate, generateCertificate } from "../../src/certs/issue.ts";
@@ -12,6 +14,7 @@ import { policyFor } from "../../src/ipam/decide.ts";
 import { hostPort } from "../../src/server/config.ts";
 import { openPeerChannel, type PeerChannel } from "../../src/server/peer.ts";
 import { StandaloneState } from "../../src/server/standalone.ts";
+import { secureContextOptions } from "../../src/server/tls.ts";
 import { autoAssign, poolSet, request, review } from "../admission/fixtures.ts";
 
 const logger = pino({ level: "silent" });
@@ -95,5 +98,62 @@ describe("the peer channel", async () => {
     follower.rotate(next);
     const answer = await follower.forward(endpoint(allocator), "mutate", grantRequest("web"));
     assert.equal(answer.kind, "decided", JSON.stringify(answer));
+  });
+
+  it("a kept-alive connection closed as a review goes out: sent again on a new one; a new connection that fails is not retried", async () => {
+    // An allocator that closes a connection when a second request arrives on it, as one whose
+    // idle connection ends just as the follower reuses it; `closeEvery` cuts even first ones.
+    let connections = 0;
+    let closeEvery = false;
+    const server = createServer(
+      { ...secureContextOptions(shared), requestCert: true, rejectUnauthorized: false },
+      (incoming, outgoing) => {
+        const socket = incoming.socket as TLSSocket & { served?: number };
+        socket.served = (socket.served ?? 0) + 1;
+        if (closeEvery || socket.served > 1) {
+          socket.destroy();
+          return;
+        }
+        let body = "";
+        incoming.on("data", (chunk: Buffer) => {
+          body += chunk.toString();
+        });
+        incoming.on("end", () => {
+          const sent = JSON.parse(body) as { request: AdmissionRequest };
+          outgoing.setHeader("content-type", "application/json");
+          outgoing.end(
+            JSON.stringify({
+              allocator: "alloc",
+              granted: [],
+              decision: "allowed",
+              reason: undefined,
+              service: "team-a/x",
+              response: { uid: sent.request.uid, allowed: true },
+            }),
+          );
+        });
+      },
+    );
+    server.on("secureConnection", () => {
+      connections += 1;
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    after(() => {
+      server.closeAllConnections();
+      server.close();
+    });
+    const address = server.address() as AddressInfo;
+    const at = hostPort("127.0.0.1", address.port);
+    const follower = await channel(shared, "f");
+    assert.equal((await follower.forward(at, "validate", grantRequest("a"))).kind, "decided");
+    const again = await follower.forward(at, "validate", grantRequest("b"));
+    assert.equal(again.kind, "decided", JSON.stringify(again));
+    assert.equal(connections, 2, "the retry went out on a new connection");
+
+    closeEvery = true;
+    const fresh = await channel(shared, "g");
+    const failed = await fresh.forward(at, "validate", grantRequest("c"));
+    assert.equal(failed.kind, "failed");
+    assert.equal(connections, 3, "a failure on a new connection is the answer");
   });
 });
