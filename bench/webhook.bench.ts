@@ -319,21 +319,22 @@ async function serve(app: WebhookApp): Promise<void> {
   );
 }
 
-interface Child {
+export interface Child {
   readonly child: ChildProcess;
   readonly port: number;
   /** What the server reports when stopped. */
   readonly collections: Promise<Collections | undefined>;
 }
 
-async function startChild(kind: string, certFile: string): Promise<Child> {
-  const child = spawn(
-    process.execPath,
-    [fileURLToPath(import.meta.url), "--serve", kind, certFile],
-    {
-      stdio: ["ignore", "pipe", "inherit"],
-    },
-  );
+export async function startChild(
+  kind: string,
+  certFile: string,
+  /** The bench file that serves: this one, or another revision's (bench:compare). */
+  script = fileURLToPath(import.meta.url),
+): Promise<Child> {
+  const child = spawn(process.execPath, [script, "--serve", kind, certFile], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   const port = await new Promise<number>((resolve, reject) => {
     lines.once("line", (line) => resolve((JSON.parse(line) as { port: number }).port));
@@ -349,7 +350,7 @@ async function startChild(kind: string, certFile: string): Promise<Child> {
   return { child, port, collections };
 }
 
-async function stopChild({ child, collections }: Child): Promise<Collections | undefined> {
+export async function stopChild({ child, collections }: Child): Promise<Collections | undefined> {
   const exited = new Promise((resolve) => child.once("exit", resolve));
   child.kill("SIGTERM");
   await exited;
@@ -369,7 +370,7 @@ interface Measure {
 }
 
 /** CPU seconds a process used so far, from /proc (Linux); undefined elsewhere. */
-function cpuSeconds(pid: number | undefined): number | undefined {
+export function cpuSeconds(pid: number | undefined): number | undefined {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
     return (Number(fields[11]) + Number(fields[12])) / 100;
@@ -385,7 +386,7 @@ interface Samples {
   readonly errors: number;
 }
 
-async function run(
+export async function run(
   url: string,
   body: string,
   ca: string,
