@@ -319,22 +319,21 @@ async function serve(app: WebhookApp): Promise<void> {
   );
 }
 
-export interface Child {
+interface Child {
   readonly child: ChildProcess;
   readonly port: number;
   /** What the server reports when stopped. */
   readonly collections: Promise<Collections | undefined>;
 }
 
-export async function startChild(
-  kind: string,
-  certFile: string,
-  /** The bench file that serves: this one, or another revision's (bench:compare). */
-  script = fileURLToPath(import.meta.url),
-): Promise<Child> {
-  const child = spawn(process.execPath, [script, "--serve", kind, certFile], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+async function startChild(kind: string, certFile: string): Promise<Child> {
+  const child = spawn(
+    process.execPath,
+    [fileURLToPath(import.meta.url), "--serve", kind, certFile],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   const port = await new Promise<number>((resolve, reject) => {
     lines.once("line", (line) => resolve((JSON.parse(line) as { port: number }).port));
@@ -350,7 +349,7 @@ export async function startChild(
   return { child, port, collections };
 }
 
-export async function stopChild({ child, collections }: Child): Promise<Collections | undefined> {
+async function stopChild({ child, collections }: Child): Promise<Collections | undefined> {
   const exited = new Promise((resolve) => child.once("exit", resolve));
   child.kill("SIGTERM");
   await exited;
@@ -370,7 +369,7 @@ interface Measure {
 }
 
 /** CPU seconds a process used so far, from /proc (Linux); undefined elsewhere. */
-export function cpuSeconds(pid: number | undefined): number | undefined {
+function cpuSeconds(pid: number | undefined): number | undefined {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
     return (Number(fields[11]) + Number(fields[12])) / 100;
@@ -386,7 +385,7 @@ interface Samples {
   readonly errors: number;
 }
 
-export async function run(
+async function run(
   url: string,
   body: string,
   ca: string,

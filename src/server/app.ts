@@ -268,20 +268,16 @@ interface ReviewRecord {
 }
 
 /**
- * Each review's log line and metrics, written in a batch a millisecond after the first of them,
- * rather than on the way to each answer: under load a millisecond answers several reviews, and
- * pino and prom-client run warm through a batch where, interleaved with TLS and HTTP work, they
- * cost several times more per review; the batch is also one write to the log's I/O thread, whose
- * every round trip costs kernel time (a batch per event-loop turn measured 2-5 µs more per
- * review). Nothing is dropped: closing the app writes what is left (ADR 0007).
+ * Each review's log line and metrics, written once per event-loop turn after that turn's answers
+ * went out, rather than on the way to each answer: under load a turn answers several reviews,
+ * and pino and prom-client run warm through a batch where, interleaved with TLS and HTTP work,
+ * they cost several times more per review. Nothing is dropped: a turn's records are written
+ * before the next one starts, and closing the app writes what is left (ADR 0007).
  */
-const BATCH_MS = 1;
-
 class ReviewJournal {
   readonly #log: Logger;
   readonly #metrics: Metrics | undefined;
   #pending: (readonly [seconds: number, record: ReviewRecord])[] = [];
-  #timer: NodeJS.Timeout | undefined;
 
   constructor(log: Logger, metrics: Metrics | undefined) {
     this.#log = log;
@@ -289,14 +285,10 @@ class ReviewJournal {
   }
 
   add(seconds: number, record: ReviewRecord): void {
-    if (this.#pending.push([seconds, record]) === 1) {
-      this.#timer = setTimeout(() => this.flush(), BATCH_MS);
-    }
+    if (this.#pending.push([seconds, record]) === 1) setImmediate(() => this.flush());
   }
 
   flush(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
     const batch = this.#pending;
     this.#pending = [];
     inOneWrite(this.#log, () => {
