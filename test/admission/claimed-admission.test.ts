@@ -5,7 +5,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Webhook } from "../../src/admission/admit.ts";
-import { admitWithClaims, DEFAULT_CLAIM_ATTEMPTS } from "../../src/admission/claimed-admission.ts";
+import {
+  admitWithClaims,
+  type ClaimedOutcome,
+  DEFAULT_CLAIM_ATTEMPTS,
+} from "../../src/admission/claimed-admission.ts";
 import type { Grant } from "../../src/admission/holds.ts";
 import type {
   AdmissionState,
@@ -69,6 +73,24 @@ interface Replica {
     object: ServiceObject,
     options?: { dryRun?: boolean },
   ): ReturnType<typeof admitWithClaims>;
+}
+
+/** `count` auto-assigns sent at once, alternately to `first` and `second`: every one assigned. */
+async function autoAssignedAlternately(
+  first: Replica,
+  second: Replica,
+  count: number,
+): Promise<ClaimedOutcome[]> {
+  const outcomes = await Promise.all(
+    Array.from({ length: count }, (_, i) =>
+      (i % 2 === 0 ? first : second).review("mutate", autoAssign(`auto${i}`)),
+    ),
+  );
+  assert.deepEqual(
+    outcomes.map((outcome) => outcome.decision),
+    Array(count).fill("assigned"),
+  );
+  return outcomes;
 }
 
 function replica(arbiter: Arbiter | undefined, allocator?: AllocatorPort): Replica {
@@ -181,15 +203,7 @@ describe("admitWithClaims", () => {
   it("two replicas auto-assigning at once: every Service gets its own address, losers move on", async () => {
     const arbiter = new Arbiter();
     const [a, b] = [replica(arbiter), replica(arbiter)];
-    const outcomes = await Promise.all(
-      Array.from({ length: 10 }, (_, i) =>
-        (i % 2 === 0 ? a : b).review("mutate", autoAssign(`auto${i}`)),
-      ),
-    );
-    assert.deepEqual(
-      outcomes.map((outcome) => outcome.decision),
-      Array(10).fill("assigned"),
-    );
+    const outcomes = await autoAssignedAlternately(a, b, 10);
     const addresses = outcomes.map((outcome) => outcome.grant?.addresses.map(formatAddress).join());
     assert.equal(new Set(addresses).size, 10);
     assert.equal(arbiter.claims.size, 10);
@@ -487,15 +501,7 @@ describe("admitWithClaims with an elected allocator (ADR 0012)", () => {
 
   it("auto-assigns through both replicas at once: distinct addresses, all granted by the allocator, none lost", async () => {
     const { leader, follower, claimedAfter } = electedPair();
-    const outcomes = await Promise.all(
-      Array.from({ length: 10 }, (_, i) =>
-        (i % 2 === 0 ? leader : follower).review("mutate", autoAssign(`auto${i}`)),
-      ),
-    );
-    assert.deepEqual(
-      outcomes.map((outcome) => outcome.decision),
-      Array(10).fill("assigned"),
-    );
+    const outcomes = await autoAssignedAlternately(leader, follower, 10);
     const addresses = outcomes.map(
       (outcome) => mutated(autoAssign("x"), outcome.response.patch).spec?.loadBalancerIP,
     );
