@@ -402,9 +402,10 @@ function readBody(
 /**
  * The deadline of every body being read, from its headers. Node's own requestTimeout does not
  * do: its connection list stops cutting slow requests once other connections have come and gone
- * (Node 24), and it counts a first request from the connection's start (see ServerLimits). One sweep every `checkIntervalMs` rather than a timer per request: a
- * body not in within `timeoutMs` (give or take one interval) loses its connection, unanswered,
- * as no apiserver is still waiting for it.
+ * (Node 24), and it counts a first request from the connection's start (see ServerLimits). One
+ * sweep every `checkIntervalMs` rather than a timer per request: a body not in within
+ * `timeoutMs` (give or take one interval) loses its connection, unanswered, as no apiserver is
+ * still waiting for it.
  */
 class BodyDeadlines {
   readonly #reads = new Map<IncomingMessage, number>();

@@ -235,6 +235,7 @@ async function forwardReview(
     request,
   });
   const { host, port } = splitEndpoint(endpoint);
+  const signal = AbortSignal.timeout(FORWARD_TIMEOUT_MS);
   const post = () =>
     new Promise<string>((resolve, reject) => {
       const call = httpsRequest(
@@ -266,7 +267,6 @@ async function forwardReview(
       );
       call.end(body);
     });
-  const signal = AbortSignal.timeout(FORWARD_TIMEOUT_MS);
   // A kept-alive connection the allocator closed as this review went out fails before any
   // answer: sent again once, on a new connection. Deciding it twice is harmless: the allocator
   // grants a Service that has not appeared what it granted it before (issue 13).

@@ -91,10 +91,7 @@ export async function serve(config: ServeConfig, hooks: ServeHooks): Promise<Ser
     },
     failing: () => live.state?.failing ?? [],
     servingCertificate: () => live.served.cert,
-    allocating: () => {
-      const allocator = live.state?.allocator;
-      return allocator?.allocating();
-    },
+    allocating: () => live.state?.allocator?.allocating(),
   });
 
   // The elected allocator's channel comes first: the Lease names its port.
