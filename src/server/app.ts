@@ -3,6 +3,7 @@
 
 import type { IncomingMessage } from "node:http";
 import type { ServerOptions as HttpsServerOptions } from "node:https";
+import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import Fastify, {
   type FastifyError,
@@ -334,7 +335,8 @@ class ByteBudget {
 /**
  * Reads a request body as UTF-8 text within `limit` bytes and the shared budget. Refused past
  * either (413, 503): the bytes already held are given back and the rest is not kept. A body cut
- * short (the client went, the request timed out) gives its bytes back too.
+ * short (the client went, the connection was cut) gives its bytes back too: Node ends such a
+ * request with an error, whichever side closed.
  */
 function readBody(
   payload: IncomingMessage,
@@ -346,11 +348,11 @@ function readBody(
   const chunks: Buffer[] = [];
   let held = 0;
   let settled = false;
-  deadlines.track(payload);
+  const reading = deadlines.start(payload.socket);
   const settle = (error: FastifyError | undefined) => {
     if (settled) return;
     settled = true;
-    deadlines.untrack(payload);
+    reading.bodies -= 1;
     payload.removeListener("data", onData);
     budget.give(held);
     const text =
@@ -387,52 +389,59 @@ function readBody(
   payload.on("error", (error: Error) =>
     settle(clientError(400, undefined, `body could not be read: ${error.message}`)),
   );
-  payload.on("close", () => {
-    // Closed before its end: nobody waits for an answer; the bytes go back.
-    if (!settled) {
-      settled = true;
-      deadlines.untrack(payload);
-      budget.give(held);
-      held = 0;
-      chunks.length = 0;
-    }
-  });
+}
+
+/** The bodies being read on one connection now, and the sweep during which the first began. */
+interface Reading {
+  bodies: number;
+  since: number;
 }
 
 /**
- * The deadline of every body being read, from its headers. Node's own requestTimeout does not
+ * The deadline of the bodies being read, kept per connection. Node's own requestTimeout does not
  * do: its connection list stops cutting slow requests once other connections have come and gone
- * (Node 24), and it counts a first request from the connection's start (see ServerLimits). One
- * sweep every `checkIntervalMs` rather than a timer per request: a body not in within
- * `timeoutMs` (give or take one interval) loses its connection, unanswered, as no apiserver is
- * still waiting for it.
+ * (Node 24), and it counts a first request from the connection's start (see ServerLimits). A
+ * request costs two counter updates on its connection's record, no clock read and no entry of
+ * its own: the record is made once per connection, and one sweep every `checkIntervalMs` over
+ * the connections (at most `maxConnections`) counts the time. A connection that has been reading
+ * bodies without a pause for longer than `timeoutMs` (at most one interval more) is cut,
+ * unanswered, as no apiserver is still waiting for it. Bodies of requests pipelined on one
+ * connection count as one stretch, from the first: the earlier cut of a client that pipelines.
  */
 class BodyDeadlines {
-  readonly #reads = new Map<IncomingMessage, number>();
-  readonly #timeoutMs: number;
+  readonly #connections = new Map<Socket, Reading>();
+  /** Sweeps a stretch of reading may span: more, and it has lasted longer than the timeout. */
+  readonly #sweepsAllowed: number;
   readonly #timer: NodeJS.Timeout;
+  #sweeps = 0;
 
   constructor(timeoutMs: number, checkIntervalMs: number) {
-    this.#timeoutMs = timeoutMs;
-    this.#timer = setInterval(() => this.#sweep(), Math.min(checkIntervalMs, timeoutMs));
+    const interval = Math.min(checkIntervalMs, timeoutMs);
+    this.#sweepsAllowed = Math.ceil(timeoutMs / interval);
+    this.#timer = setInterval(() => this.#sweep(), interval);
     this.#timer.unref();
   }
 
-  track(payload: IncomingMessage): void {
-    this.#reads.set(payload, performance.now());
-  }
-
-  untrack(payload: IncomingMessage): void {
-    this.#reads.delete(payload);
+  /** A body starts on `socket`; the caller takes one from `bodies` of the answer when it ends. */
+  start(socket: Socket): Reading {
+    let reading = this.#connections.get(socket);
+    if (reading === undefined) {
+      reading = { bodies: 0, since: 0 };
+      this.#connections.set(socket, reading);
+      socket.once("close", () => this.#connections.delete(socket));
+    }
+    if (reading.bodies === 0) reading.since = this.#sweeps;
+    reading.bodies += 1;
+    return reading;
   }
 
   #sweep(): void {
-    const cut = performance.now() - this.#timeoutMs;
-    for (const [payload, started] of this.#reads) {
-      // Insertion order is start order: the first one still in time ends the sweep.
-      if (started > cut) return;
-      this.#reads.delete(payload);
-      payload.socket.destroy();
+    this.#sweeps += 1;
+    // A stretch begun during sweep n (between its tick and the next) has lasted more than
+    // (this.#sweeps - n - 1) intervals by now.
+    const startedBefore = this.#sweeps - this.#sweepsAllowed;
+    for (const [socket, reading] of this.#connections) {
+      if (reading.bodies > 0 && reading.since < startedBefore) socket.destroy();
     }
   }
 

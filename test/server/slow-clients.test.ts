@@ -87,6 +87,53 @@ describe("slow and idle clients", () => {
     }
   });
 
+  it("cuts a body withheld behind a complete review pipelined on the same connection, not before the timeout", {
+    timeout: 5_000,
+  }, async () => {
+    // Deadlines are kept per connection: the first review's end must not clear the second's.
+    const timeoutMs = 300;
+    const certificate = await generateCertificate();
+    const app = buildApp({
+      state: harness().state,
+      logger: pino({ level: "silent" }),
+      https: secureContextOptions(certificate),
+      limits: { bodyTimeoutMs: timeoutMs, checkIntervalMs: 50 },
+    });
+    await app.listen({ port: 0, host: "127.0.0.1" });
+    const { port } = app.server.address() as { port: number };
+    const request = (length: number) =>
+      `POST /validate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n`;
+    try {
+      const { answer, closedAfter } = await new Promise<{ answer: string; closedAfter: number }>(
+        (resolve, reject) => {
+          let started = 0;
+          const socket = connect(
+            { host: "127.0.0.1", port, ca: certificate.ca, servername: "localhost" },
+            () => {
+              started = performance.now();
+              const complete = `${request(Buffer.byteLength(EXAMPLE))}${EXAMPLE}`;
+              socket.write(`${complete}${request(Buffer.byteLength(EXAMPLE))}{"apiVersion"`);
+            },
+          );
+          let answer = "";
+          socket.on("data", (chunk) => {
+            answer += chunk;
+          });
+          socket.on("close", () => resolve({ answer, closedAfter: performance.now() - started }));
+          socket.on("error", reject);
+        },
+      );
+      assert.equal(answer.split("\r\n")[0], "HTTP/1.1 200 OK", "the complete review is answered");
+      assert.equal(answer.match(/HTTP\/1\.1 /g)?.length, 1, "the withheld one is not");
+      assert.ok(
+        closedAfter >= timeoutMs && closedAfter <= timeoutMs + 50 + 500,
+        `cut after ${closedAfter.toFixed(0)} ms`,
+      );
+    } finally {
+      await app.close();
+    }
+  });
+
   it(`cuts ${N} slow-body and ${N} withheld-tail connections in time, bounds RSS, keeps answering`, {
     timeout: 15_000,
   }, async () => {
@@ -185,6 +232,12 @@ describe("slow and idle clients", () => {
       clearInterval(sampler);
 
       const latest = Math.max(...times);
+      // The withheld tails may go sooner, cut by the body budget; the slow bodies hold little.
+      const firstSlow = Math.min(...times.slice(0, N));
+      assert.ok(
+        firstSlow >= BODY_TIMEOUT_MS,
+        `no slow-body connection is cut before the timeout: the first after ${firstSlow.toFixed(0)} ms`,
+      );
       assert.ok(
         latest <= BODY_TIMEOUT_MS + CHECK_INTERVAL_MS + 500,
         `every slow connection is cut within the timeout: the last after ${latest.toFixed(0)} ms`,
