@@ -24,6 +24,8 @@ export interface ClaimOptions {
   readonly now?: () => number;
   /** The review came from another replica, to be decided by this one as the allocator. */
   readonly forwarded?: boolean;
+  /** Lent addresses were recalled for this review already: its refusal now stands. */
+  readonly recalled?: boolean;
 }
 
 export interface ClaimedOutcome extends AdmissionOutcome {
@@ -82,8 +84,26 @@ export function admitWithClaims(
   const outcome = admit(webhook, request, state.context());
   const grant = outcome.grant;
   if (grant === undefined) {
-    // With an allocator, its decision is final: no claim in flight can change it.
-    const pending = state.allocator === undefined ? settlingConflict(outcome, state) : undefined;
+    if (state.allocator !== undefined) {
+      // The allocator's refusal is final, unless it ran into addresses it lent: recalled, the
+      // review is decided once more.
+      const recall = options.recalled === true ? undefined : state.allocator.recalling(outcome);
+      if (recall === undefined) return { ...outcome, lostClaims: [] };
+      return recall.then((failure) =>
+        failure === undefined
+          ? admitWithClaims(webhook, request, state, { ...options, recalled: true })
+          : {
+              ...denial(
+                request,
+                outcome.service ?? "",
+                "NotReady",
+                `${outcome.service}: ${failure}; nothing was granted, retry in a few seconds`,
+              ),
+              lostClaims: [],
+            },
+      );
+    }
+    const pending = settlingConflict(outcome, state);
     if (pending === undefined) return { ...outcome, lostClaims: [] };
     return claimed(webhook, request, state, options, outcome, pending);
   }

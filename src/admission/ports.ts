@@ -43,6 +43,12 @@ export interface AllocatorPort {
   route(grant: Grant, forwarded: boolean): GrantRoute;
   /** A grant this replica made as the allocator, answered now: its claim is written after. */
   granted(grant: Grant): void;
+  /**
+   * A refusal this replica decided as the allocator that ran into addresses lent to another
+   * replica (ADR 0015): resolves once they are recalled (decide again then), or with why they
+   * could not be. Undefined when nothing lent is in the way.
+   */
+  recalling(outcome: AdmissionOutcome): Promise<string | undefined> | undefined;
 }
 
 export type GrantRoute =
@@ -54,9 +60,10 @@ export type GrantRoute =
       readonly forward: (webhook: Webhook, request: AdmissionRequest) => Promise<RemoteDecision>;
     }
   /**
-   * The allocator granted exactly these addresses to this Service a moment ago, through this
-   * replica (the mutating call of the create whose validating call this is): its grant stands,
-   * and it is the allocator's, not this replica's.
+   * The allocator granted exactly these addresses to this Service: a moment ago, through this
+   * replica (the mutating call of the create whose validating call this is), or ahead, as a loan
+   * to this replica spent now (ADR 0015). Its grant stands, and it is the allocator's, not this
+   * replica's.
    */
   | { readonly kind: "relayed"; readonly allocator: string }
   /** None can be asked now (no allocator elected, or this one's lease may have lapsed). */

@@ -11,12 +11,18 @@ import type { IPTarget } from "../admission/patch.ts";
 import type { AdmissionState, AllocatorPort, ClaimPort } from "../admission/ports.ts";
 import { asRecord } from "../base/objects.ts";
 import { type IPAddress, sameAddress } from "../ipam/address.ts";
+import { firstFreeInPool } from "../ipam/allocator.ts";
 import { formatPoolConfigError } from "../ipam/config/errors.ts";
 import type { ClusterView, Policy } from "../ipam/decide.ts";
 import type { Labels } from "../ipam/labels.ts";
 import type { Pool } from "../ipam/pool.ts";
 import { type ServiceObject, serviceRef } from "../ipam/service.ts";
-import { ElectedAllocator, type Forwarder } from "./allocator/elected.ts";
+import {
+  ElectedAllocator,
+  type Forwarder,
+  type LoanDesk,
+  type LoanOptions,
+} from "./allocator/elected.ts";
 import { AllocatorElection } from "./allocator/election.ts";
 import { allocatorLeaseStore } from "./allocator/lease-store.ts";
 import { Claimer, type ClaimMetric } from "./claims/claimer.ts";
@@ -77,6 +83,10 @@ export interface ElectedConfig {
   /** Where this replica takes forwarded grants (`host:port`), written on the Lease it holds. */
   readonly endpoint: string;
   readonly forward: Forwarder;
+  /** The loan exchange with the allocator, its recalls and nudges (ADR 0015). */
+  readonly exchange: LoanOptions["exchange"];
+  readonly recall: LoanOptions["recall"];
+  readonly nudge: LoanOptions["nudge"];
 }
 
 export interface ClusterState extends AdmissionState {
@@ -88,6 +98,8 @@ export interface ClusterState extends AdmissionState {
   readonly claims?: ClaimPort;
   /** Present with an elected allocator. */
   readonly allocator?: AllocatorPort;
+  /** Present with an elected allocator: what its peer port answers of loans. */
+  readonly loans?: LoanDesk;
   /** Ends the watches and the hold timer. */
   stop(): Promise<void>;
 }
@@ -154,13 +166,16 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
       const service = object as ServiceObject;
       // With an elected allocator the replica that granted is the one holding the grant (its
       // claim may come after the Service); read before the Service's arrival releases the hold.
+      // With loans (ADR 0015) a follower granted it, and writes the Event too.
       const held =
         type === "ADDED" && elected !== undefined
-          ? usage.heldGrant(serviceRef(service))
+          ? (usage.heldGrant(serviceRef(service)) ?? elected.port.lentGrant(serviceRef(service)))
           : undefined;
       const released = type === "DELETED" ? usage.remove(service) : usage.upsert(service);
-      if (released.length > 0)
+      if (released.length > 0) {
         claims?.repair.serviceReleased(serviceRef(service), released, Date.now());
+        elected?.port.released();
+      }
       if (type === "ADDED" && claims !== undefined) {
         const { claimer } = claims;
         const grantOf = (address: IPAddress): GrantRecord | undefined =>
@@ -263,7 +278,7 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
     });
     reflectors.push(leases);
     if (config.elected !== undefined) {
-      const { identity, endpoint, forward } = config.elected;
+      const { identity, endpoint, forward, exchange, recall, nudge } = config.elected;
       const claimsWatch = leases;
       const election = new AllocatorElection({
         store: allocatorLeaseStore(client, config.namespace),
@@ -284,6 +299,28 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
           claims: claimer,
           held: (grant) => usage.heldGrant(grant.ref) !== undefined,
           logger,
+          loans: {
+            endpoint,
+            exchange,
+            recall,
+            nudge,
+            state: {
+              lowestFree: (name, family) => {
+                const pool = pools.poolSet.pools.find((each) => each.name === name);
+                return pool === undefined ? undefined : firstFreeInPool(pool, family, usage.index);
+              },
+              // A spent loan reported after its Service appeared needs no hold: the Service
+              // holds its addresses itself, and a hold would outlive it if it went at once.
+              hold: (grant) => {
+                const holding = usage.index.addressesOf(grant.ref);
+                const present = grant.addresses.every((address) =>
+                  holding.some((held) => sameAddress(held, address)),
+                );
+                if (!present) usage.hold(grant, Date.now());
+              },
+              release: (ref) => usage.release(ref),
+            },
+          },
         }),
       };
     }
@@ -362,11 +399,12 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
       usage.hold(grant, now);
     },
     ...(claims !== undefined && { claims: claims.claimer }),
-    ...(elected !== undefined && { allocator: elected.port }),
+    ...(elected !== undefined && { allocator: elected.port, loans: elected.port }),
     async stop(): Promise<void> {
       stopped = true;
       // First the last grants' claims, for the next allocator's relist to see them; then the
       // Lease given up, so that it takes over at once.
+      elected?.port.stop();
       await elected?.port.flush();
       await elected?.election.stop();
       clearInterval(timer);

@@ -21,6 +21,8 @@ import {
 } from "../admission/review.ts";
 import { errorLine } from "../base/text.ts";
 import type { Certificate } from "../certs/issue.ts";
+import type { LoanDesk } from "../cluster/allocator/elected.ts";
+import type { LoanAnswer, LoanRequest, RecallAnswer } from "../cluster/allocator/loans.ts";
 import { formatAddress } from "../ipam/address.ts";
 import { DEFAULT_BODY_LIMIT } from "./app.ts";
 import { listensOnEveryAddress } from "./config.ts";
@@ -28,6 +30,11 @@ import { secureContextOptions } from "./tls.ts";
 
 /** Under the API server's 5 s webhook timeout, so a follower's refusal is the answer, not the API server's. */
 const FORWARD_TIMEOUT_MS = 3000;
+/**
+ * A recall is made inside a review the allocator answers within FORWARD_TIMEOUT_MS, and a loan
+ * exchange must come back well inside the loans' own second (ADR 0015).
+ */
+const LOAN_CALL_TIMEOUT_MS = 1000;
 /** How long the peer server keeps an idle connection; the agent lets go of it a second sooner. */
 const PEER_KEEP_ALIVE_MS = 60_000;
 const WEBHOOKS: readonly Webhook[] = ["mutate", "validate"];
@@ -94,6 +101,12 @@ export interface PeerChannel {
   readonly port: number;
   /** Sends a review to the allocator at `endpoint`; never throws. */
   forward(endpoint: string, webhook: Webhook, request: AdmissionRequest): Promise<RemoteDecision>;
+  /** A loan exchange with the allocator at `endpoint`; undefined when it failed. */
+  exchange(endpoint: string, request: LoanRequest): Promise<LoanAnswer | undefined>;
+  /** Recalls lent addresses from the follower at `endpoint`; undefined when it failed. */
+  recall(endpoint: string, addresses: readonly string[]): Promise<RecallAnswer | undefined>;
+  /** Tells the follower at `endpoint` to exchange loans now; nothing is waited for. */
+  nudge(endpoint: string): void;
   /** The serving certificate changed: serve it and present it from now on. */
   rotate(next: Certificate): void;
   close(): Promise<void>;
@@ -107,6 +120,8 @@ export interface PeerChannelOptions {
   readonly identity: string;
   /** The state forwarded reviews are decided on, once it exists. */
   readonly state: () => AdmissionState | undefined;
+  /** What answers loan exchanges and recalls, once the state exists (ADR 0015). */
+  readonly loans: () => LoanDesk | undefined;
   readonly logger: Logger;
 }
 
@@ -125,6 +140,21 @@ export async function openPeerChannel(options: PeerChannelOptions): Promise<Peer
         kind: "failed" as const,
         message: `${endpoint}: ${errorLine(error)}`,
       })),
+    exchange: (endpoint, request) =>
+      loanCall<LoanAnswer>(agent, endpoint, "/loans", request, (answer) =>
+        Array.isArray(answer.loans),
+      ),
+    recall: (endpoint, addresses) =>
+      loanCall<RecallAnswer>(
+        agent,
+        endpoint,
+        "/recall",
+        { addresses },
+        (answer) => Array.isArray(answer.returned) && Array.isArray(answer.spent),
+      ),
+    nudge: (endpoint) => {
+      void loanCall(agent, endpoint, "/nudge", {}, () => true);
+    },
     rotate(next) {
       certificates.rotate(next);
       server.server.setSecureContext(secureContextOptions(certificates.current));
@@ -202,7 +232,42 @@ function peerServer(
       return answer;
     });
   }
+  // Loans (ADR 0015): a follower's exchange with the allocator, and the allocator's recall.
+  // Both come from a pinned peer; their shape is checked as far as a mistake could matter.
+  app.post("/loans", async (request, response) => {
+    const desk = options.loans();
+    const body = request.body as Partial<LoanRequest> | undefined;
+    if (!isLoanRequest(body)) return response.code(400).send({ error: "not a loan request" });
+    const answer = desk?.exchange(body);
+    return answer ?? response.code(503).send({ error: `${options.identity} is not the allocator` });
+  });
+  app.post("/recall", async (request, response) => {
+    const desk = options.loans();
+    const addresses = (request.body as { addresses?: unknown } | undefined)?.addresses;
+    if (!isStringList(addresses)) return response.code(400).send({ error: "not a recall" });
+    if (desk === undefined) return response.code(503).send({ error: "state not started" });
+    return desk.recall(addresses);
+  });
+  app.post("/nudge", async () => {
+    options.loans()?.nudged();
+    return {};
+  });
   return app;
+}
+
+function isStringList(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((each) => typeof each === "string");
+}
+
+function isLoanRequest(body: Partial<LoanRequest> | undefined): body is LoanRequest {
+  return (
+    typeof body?.follower === "string" &&
+    typeof body.endpoint === "string" &&
+    isStringList(body.unspent) &&
+    isStringList(body.returned) &&
+    Array.isArray(body.spent) &&
+    Array.isArray(body.wants)
+  );
 }
 
 /** A keep-alive agent presenting the served certificate and trusting only the peers' ones. */
@@ -229,52 +294,14 @@ async function forwardReview(
   webhook: Webhook,
   request: AdmissionRequest,
 ): Promise<RemoteDecision> {
-  const body = JSON.stringify({
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request,
-  });
-  const { host, port } = splitEndpoint(endpoint);
-  const signal = AbortSignal.timeout(FORWARD_TIMEOUT_MS);
-  const post = () =>
-    new Promise<string>((resolve, reject) => {
-      const call = httpsRequest(
-        {
-          agent,
-          host,
-          port,
-          method: "POST",
-          path: `/allocate/${webhook}`,
-          headers: {
-            "content-type": "application/json",
-            "content-length": Buffer.byteLength(body),
-          },
-          signal,
-        },
-        (answer) => {
-          const chunks: Buffer[] = [];
-          answer.on("data", (chunk: Buffer) => chunks.push(chunk));
-          answer.on("end", () => {
-            const text = Buffer.concat(chunks).toString("utf8");
-            if (answer.statusCode === 200) resolve(text);
-            else reject(new Error(`HTTP ${answer.statusCode}: ${text.slice(0, 200)}`));
-          });
-          answer.on("error", reject);
-        },
-      );
-      call.on("error", (error: NodeJS.ErrnoException) =>
-        reject(call.reusedSocket && !signal.aborted ? new StaleConnection(error) : error),
-      );
-      call.end(body);
-    });
-  // A kept-alive connection the allocator closed as this review went out fails before any
-  // answer: sent again once, on a new connection. Deciding it twice is harmless: the allocator
-  // grants a Service that has not appeared what it granted it before (issue 13).
-  const text = await post().catch((error: unknown) => {
-    if (error instanceof StaleConnection) return post();
-    throw error;
-  });
-  const answer = JSON.parse(text) as PeerAnswer;
+  const body = { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", request };
+  const answer = (await postJson(
+    agent,
+    endpoint,
+    `/allocate/${webhook}`,
+    body,
+    FORWARD_TIMEOUT_MS,
+  )) as PeerAnswer;
   if (
     answer.response?.uid !== request.uid ||
     typeof answer.response.allowed !== "boolean" ||
@@ -283,6 +310,75 @@ async function forwardReview(
     return { kind: "failed", message: `${endpoint} answered something other than a decision` };
   }
   return { kind: "decided", ...answer };
+}
+
+/** A loan exchange or recall; undefined on any failure (a loan not had is only a forward more). */
+async function loanCall<T>(
+  agent: Agent,
+  endpoint: string,
+  path: string,
+  body: unknown,
+  valid: (answer: T) => boolean,
+): Promise<T | undefined> {
+  try {
+    const answer = (await postJson(agent, endpoint, path, body, LOAN_CALL_TIMEOUT_MS)) as T;
+    return answer !== null && typeof answer === "object" && valid(answer) ? answer : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** POSTs `body` as JSON to a peer and parses the answer; throws on failure or a non-200. */
+async function postJson(
+  agent: Agent,
+  endpoint: string,
+  path: string,
+  body: unknown,
+  timeoutMs: number,
+): Promise<unknown> {
+  const text = JSON.stringify(body);
+  const { host, port } = splitEndpoint(endpoint);
+  const signal = AbortSignal.timeout(timeoutMs);
+  const post = () =>
+    new Promise<string>((resolve, reject) => {
+      const call = httpsRequest(
+        {
+          agent,
+          host,
+          port,
+          method: "POST",
+          path,
+          headers: {
+            "content-type": "application/json",
+            "content-length": Buffer.byteLength(text),
+          },
+          signal,
+        },
+        (answer) => {
+          const chunks: Buffer[] = [];
+          answer.on("data", (chunk: Buffer) => chunks.push(chunk));
+          answer.on("end", () => {
+            const received = Buffer.concat(chunks).toString("utf8");
+            if (answer.statusCode === 200) resolve(received);
+            else reject(new Error(`HTTP ${answer.statusCode}: ${received.slice(0, 200)}`));
+          });
+          answer.on("error", reject);
+        },
+      );
+      call.on("error", (error: NodeJS.ErrnoException) =>
+        reject(call.reusedSocket && !signal.aborted ? new StaleConnection(error) : error),
+      );
+      call.end(text);
+    });
+  // A kept-alive connection the other side closed as this request went out fails before any
+  // answer: sent again once, on a new connection. Repeating is harmless: the allocator grants a
+  // Service that has not appeared what it granted it before (issue 13); an exchange or a recall
+  // asked twice answers the same.
+  const received = await post().catch((error: unknown) => {
+    if (error instanceof StaleConnection) return post();
+    throw error;
+  });
+  return JSON.parse(received) as unknown;
 }
 
 /** A request that failed on a reused keep-alive connection before any answer came. */

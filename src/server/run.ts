@@ -105,6 +105,7 @@ export async function serve(config: ServeConfig, hooks: ServeHooks): Promise<Ser
         certificate: first.value.certificate,
         identity,
         state: () => live.state,
+        loans: () => live.state?.loans,
         logger,
       });
     } catch (error) {
@@ -119,6 +120,9 @@ export async function serve(config: ServeConfig, hooks: ServeHooks): Promise<Ser
           identity,
           endpoint: hostPort(advertisedHost(config.advertiseAddress, config.host), peer.port),
           forward: peer.forward,
+          exchange: peer.exchange,
+          recall: peer.recall,
+          nudge: peer.nudge,
         };
 
   let started: Awaited<ReturnType<typeof startServeState>>;

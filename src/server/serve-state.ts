@@ -5,6 +5,7 @@
 import { readFile } from "node:fs/promises";
 import type { Logger } from "pino";
 import type { AdmissionState } from "../admission/ports.ts";
+import type { LoanDesk } from "../cluster/allocator/elected.ts";
 import type { ElectedConfig } from "../cluster/state.ts";
 import { policyFor } from "../ipam/decide.ts";
 import { formatMetalLBVersion, type MetalLBVersion } from "../ipam/metallb-version.ts";
@@ -19,6 +20,8 @@ const HOLD_TTL_MS = 30_000;
 /** What serve needs of a state: the admission port, and a stop; cluster state adds `failing`. */
 export type ServeState = AdmissionState & {
   stop(): Promise<void>;
+  /** With an elected allocator: what the peer port answers of loans (ADR 0015). */
+  readonly loans?: LoanDesk;
   readonly failing?: readonly { readonly resource: string; readonly error: string }[];
 };
 

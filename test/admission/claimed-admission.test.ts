@@ -425,6 +425,7 @@ describe("admitWithClaims with an elected allocator (ADR 0012)", () => {
       route: (): GrantRoute =>
         control.leading ? { kind: "local" } : { kind: "unavailable", why: "its lease lapsed" },
       granted: (grant) => claimedAfter.push(grant),
+      recalling: () => undefined,
     });
     const follower = replica(undefined, {
       allocating: () => false,
@@ -449,6 +450,7 @@ describe("admitWithClaims with an elected allocator (ADR 0012)", () => {
               },
             },
       granted: () => assert.fail("a follower grants nothing itself"),
+      recalling: () => undefined,
     });
     return { leader, follower, claimedAfter, control };
   }

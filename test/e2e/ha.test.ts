@@ -138,13 +138,22 @@ async function startPair(
  * An auto-assign review of a new Service, sent straight to `replica`'s /mutate with the
  * apiserver's client certificate; its answer, summed up.
  */
-async function askForGrant(
+function askForGrant(cp: ControlPlane, replica: Replica, name: string, pool = "handover") {
+  return askReplica(cp, replica, "mutate", name, autoAssigned(name, pool));
+}
+
+/** A CREATE review of `object`, sent straight to one of `replica`'s webhooks; its answer. */
+async function askReplica(
   cp: ControlPlane,
   replica: Replica,
+  webhook: "mutate" | "validate",
   name: string,
+  object: Manifest,
 ): Promise<{
   allowed: boolean;
   patched: boolean;
+  /** The address the patch writes, when it writes one. */
+  address: string | undefined;
   decidedBy: string | undefined;
   message: string;
   summary: string;
@@ -158,12 +167,12 @@ async function askForGrant(
       resource: { group: "", version: "v1", resource: "services" },
       operation: "CREATE",
       namespace: APPS,
-      name,
-      object: autoAssigned(name, "handover"),
+      name: object.metadata.name,
+      object,
       dryRun: false,
     },
   };
-  const answer = await httpsCall(`https://127.0.0.1:${replica.port}/mutate`, replica.caPem, {
+  const answer = await httpsCall(`https://127.0.0.1:${replica.port}/${webhook}`, replica.caPem, {
     method: "POST",
     body: JSON.stringify(review),
     headers: { "content-type": "application/json" },
@@ -179,9 +188,13 @@ async function askForGrant(
     (await replica.records()).find((r) => r.msg === "admission review" && r.uid === `ha-${name}`),
   );
   const decidedBy = line.value.granted === true ? replica.identity : line.value.allocator;
+  const written = Buffer.from(response.patch ?? "", "base64")
+    .toString()
+    .match(/\d+\.\d+\.\d+\.\d+/);
   return {
     allowed: response.allowed === true,
     patched,
+    address: written?.[0],
     decidedBy: typeof decidedBy === "string" ? decidedBy : undefined,
     message,
     summary: `${name}: ${patched ? `granted by ${decidedBy}` : response.allowed ? "allowed unpatched" : message}`,
@@ -419,6 +432,7 @@ await describeE2E("two replicas share address claims (Leases) through the real a
           pool("race", ["10.61.0.0/28"]),
           pool("auto", ["10.60.0.0/24"]),
           pool("handover", ["10.62.0.0/22"]),
+          pool("lend", ["10.63.0.0/28"]),
           {
             ...explicit("legacy", "10.60.0.250"),
             metadata: { name: "legacy", namespace: "default" },
@@ -574,6 +588,76 @@ await describeE2E("two replicas share address claims (Leases) through the real a
     ]);
   });
 
+  it("loans (ADR 0015): the follower grants a lent address without asking; frozen, its loan is refused to others until it lapsed, and woken it spends nothing stale", async (t) => {
+    const holder = await allocatorHolder(cp);
+    const [leader, follower] = holder === a.identity ? [a, b] : [b, a];
+    const followerIndex = follower === a ? 0 : 1;
+    const forwardedTo = async (name: string) =>
+      (await leader.records()).some(
+        (r) => r.msg === "forwarded review decided" && r.uid === `ha-${name}`,
+      );
+    // Reviews sent straight to the follower, as the apiserver's connection to it would.
+    const first = await askForGrant(cp, follower, "lend-0", "lend");
+    assert.equal(first.address, "10.63.0.0", first.summary);
+    assert.equal(await forwardedTo("lend-0"), true, "the first grant goes to the allocator");
+    // The exchange after it (20 ms later) brought the next free address as a loan.
+    await sleep(500);
+    const second = await askForGrant(cp, follower, "lend-1", "lend");
+    assert.equal(second.address, "10.63.0.1", second.summary);
+    assert.equal(second.decidedBy, leader.identity, "the grant is the allocator's");
+    await sleep(500);
+    assert.equal(await forwardedTo("lend-1"), false, "granted by the follower without the hop");
+
+    // Its next loan is 10.63.0.2. Frozen with it: the allocator cannot recall it. Asked
+    // straight, as the apiserver's kept-alive connection to the allocator would.
+    proxy.down.add(followerIndex);
+    follower.freeze();
+    t.after(() => {
+      follower.thaw();
+      proxy.down.delete(followerIndex);
+    });
+    const frozenAt = Date.now();
+    const lent = explicit("lend-explicit", "10.63.0.2");
+    const refused = await askReplica(cp, leader, "validate", "lend-explicit-0", lent);
+    assert.equal(refused.allowed, false, refused.summary);
+    assert.match(
+      refused.message,
+      /^NotReady: .*10\.63\.0\.2 lent to the replica at .*which did not answer a recall/,
+    );
+    // Admitted once the loan lapsed (LOAN_MS + LAPSED_LOAN_KEPT_MS, and the 2 s sweep).
+    let tries = 0;
+    const admitted = await eventually(
+      "the lapsed loan's address admitted",
+      async () => {
+        tries += 1;
+        const answer = await askReplica(cp, leader, "validate", `lend-explicit-${tries}`, lent);
+        return answer.allowed ? answer : undefined;
+      },
+      30_000,
+    );
+    const lapsedAfter = Date.now() - frozenAt;
+    follower.thaw();
+    proxy.down.delete(followerIndex);
+    await cp.kubectl(["create", "-f", "-"], { stdin: JSON.stringify(lent) });
+    // Woken, its loans are past their time on its own clock: its next grant is not the address
+    // now held, whether forwarded or from a loan lent after the wake.
+    const woken = await askForGrant(cp, follower, "lend-2", "lend");
+    await sleep(500);
+    const wokenForwarded = await forwardedTo("lend-2");
+    const held = await heldAddresses(cp);
+    const byAddress = new Map<string, string[]>();
+    for (const [ref, ip] of held) byAddress.set(ip, [...(byAddress.get(ip) ?? []), ref]);
+    const duplicates = [...byAddress].filter(([, refs]) => refs.length > 1);
+    t.diagnostic(
+      `lend-0 ${first.summary} (forwarded); lend-1 ${second.summary} (not forwarded); ${follower.name} frozen holding 10.63.0.2: ${refused.summary}; admitted ${lapsedAfter} ms after the freeze (${admitted.ms} ms of retries); woken, lend-2 ${woken.summary} (forwarded: ${wokenForwarded}); duplicates: ${duplicates.length}`,
+    );
+    await cp.kubectl(["delete", "service", "-n", APPS, "lend-explicit"]);
+    assert.equal(held.get(`${APPS}/lend-explicit`), "10.63.0.2");
+    assert.equal(woken.allowed, true, woken.summary);
+    assert.notEqual(woken.address, "10.63.0.2");
+    assert.deepEqual(duplicates, []);
+  });
+
   it("the allocator frozen under load: the other replica takes over, no duplicate, and the woken one grants nothing itself", async (t) => {
     const holder = await allocatorHolder(cp);
     const [leader, follower] = holder === a.identity ? [a, b] : [b, a];
@@ -594,6 +678,11 @@ await describeE2E("two replicas share address claims (Leases) through the real a
       }
     };
     const load = Promise.all(Array.from({ length: HANDOVER_WORKERS }, worker));
+    // Stopped even when an assertion fails first: the workers would create Services forever.
+    t.after(() => {
+      stop = true;
+      return load;
+    });
     await sleep(2000);
     // Frozen as a stalled pod is; new connections avoid it, as an endpoint whose readiness
     // fails does. Its open connections hang until the apiserver's timeout.

@@ -10,6 +10,8 @@ import { connect, type TLSSocket } from "node:tls";
 import { pino } from "pino";
 import type { AdmissionRequest } from "../../src/admission/review.ts";
 import { type Certificate, generateCertificate } from "../../src/certs/issue.ts";
+import type { LoanDesk } from "../../src/cluster/allocator/elected.ts";
+import type { LoanRequest } from "../../src/cluster/allocator/loans.ts";
 import { policyFor } from "../../src/ipam/decide.ts";
 import { hostPort } from "../../src/server/config.ts";
 import { openPeerChannel, type PeerChannel } from "../../src/server/peer.ts";
@@ -23,7 +25,11 @@ after(async () => {
   await Promise.all(opened.map((channel) => channel.close()));
 });
 
-async function channel(certificate: Certificate, identity: string): Promise<PeerChannel> {
+async function channel(
+  certificate: Certificate,
+  identity: string,
+  desk?: LoanDesk,
+): Promise<PeerChannel> {
   const state = new StandaloneState(poolSet(), { policy: policyFor(), ipTarget: "spec" });
   const opening = await openPeerChannel({
     host: "127.0.0.1",
@@ -31,6 +37,7 @@ async function channel(certificate: Certificate, identity: string): Promise<Peer
     certificate,
     identity,
     state: () => state,
+    loans: () => desk,
     logger,
   });
   opened.push(opening);
@@ -62,6 +69,59 @@ describe("the peer channel", async () => {
     const next = await follower.forward(endpoint(allocator), "mutate", grantRequest("api"));
     assert.ok(next.kind === "decided");
     assert.match(Buffer.from(next.response.patch ?? "", "base64").toString(), /192\.168\.35\.101/);
+  });
+
+  it("loan exchanges, recalls and nudges (ADR 0015) reach the replica asked, over the same pinned channel", async () => {
+    const exchanged: LoanRequest[] = [];
+    let allocating = true;
+    let nudges = 0;
+    const desk: LoanDesk = {
+      exchange: (request) => {
+        exchanged.push(request);
+        return allocating
+          ? { allocator: "alloc", loans: [{ address: "192.168.35.100", pool: "default" }] }
+          : undefined;
+      },
+      recall: (addresses) => ({ follower: "alloc", returned: [...addresses], spent: [] }),
+      nudged: () => {
+        nudges += 1;
+      },
+    };
+    const [follower, allocator] = [
+      await channel(shared, "f"),
+      await channel(shared, "alloc", desk),
+    ];
+    const asked: LoanRequest = {
+      follower: "f",
+      endpoint: "f.peer:8444",
+      unspent: [],
+      spent: [],
+      returned: [],
+      wants: [{ pool: "default", family: "IPv4" }],
+    };
+    assert.deepEqual(await follower.exchange(endpoint(allocator), asked), {
+      allocator: "alloc",
+      loans: [{ address: "192.168.35.100", pool: "default" }],
+    });
+    assert.deepEqual(exchanged, [asked]);
+    assert.deepEqual(await follower.recall(endpoint(allocator), ["192.168.35.100"]), {
+      follower: "alloc",
+      returned: ["192.168.35.100"],
+      spent: [],
+    });
+    follower.nudge(endpoint(allocator));
+    for (let i = 0; i < 100 && nudges === 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(nudges, 1);
+    allocating = false;
+    assert.equal(
+      await follower.exchange(endpoint(allocator), asked),
+      undefined,
+      "not the allocator now",
+    );
+    const stranger = await channel(other, "stranger");
+    assert.equal(await stranger.exchange(endpoint(allocator), asked), undefined);
+    assert.equal(exchanged.length, 2, "the stranger's never reached the desk");
   });
 
   it("a replica with another certificate is neither trusted as a server nor answered as a client", async () => {

@@ -6,7 +6,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { pino } from "pino";
+import type { AdmissionOutcome } from "../../../src/admission/admit.ts";
 import type { Grant } from "../../../src/admission/holds.ts";
+import { HoldBook } from "../../../src/admission/holds.ts";
 import type { ClaimPort } from "../../../src/admission/ports.ts";
 import type { AdmissionRequest } from "../../../src/admission/review.ts";
 import { CLAIM_DELAY_MS, ElectedAllocator } from "../../../src/cluster/allocator/elected.ts";
@@ -19,11 +21,17 @@ import {
   ALLOCATOR_LEASE,
   allocatorLeaseStore,
 } from "../../../src/cluster/allocator/lease-store.ts";
+import type { LedgerState } from "../../../src/cluster/allocator/loans.ts";
 import type { KubeClient } from "../../../src/cluster/kube.ts";
 import { formatAddress } from "../../../src/ipam/address.ts";
+import { firstFreeInPool } from "../../../src/ipam/allocator.ts";
+import { UsageIndex } from "../../../src/ipam/usage.ts";
+import { poolSet } from "../../admission/fixtures.ts";
 import { address, FakeLeases, NAMESPACE, signal } from "../claims/fake-leases.ts";
 
 const { leaseDurationMs, renewDeadlineMs, retryPeriodMs } = TIMINGS;
+/** Longer than the wait of a grant's report for its create (CREATE_SETTLE_MS, 20 ms). */
+const CREATE_SETTLE_WAIT_MS = 40;
 const logger = pino({ level: "silent" });
 
 /** Candidates sharing one Lease API, each with its own clock (monotonic clocks differ in origin). */
@@ -184,6 +192,7 @@ describe("ElectedAllocator routes grants", () => {
     addresses: [address(ip)],
   });
   const web = grant("team-a/web", "10.0.0.1");
+  const inPool = (ref: string, ip: string): Grant => ({ ...grant(ref, ip), pool: "default" });
   /** The claims written after an answer: not what these tests look at. */
   const claimsAfter: ClaimPort = {
     claim: async () => ({ kind: "claimed" }),
@@ -297,6 +306,129 @@ describe("ElectedAllocator routes grants", () => {
     a.clock.ms += renewDeadlineMs;
     t.mock.timers.tick(CLAIM_DELAY_MS);
     assert.equal(claimed.length, 2);
+  });
+
+  it("with loans (ADR 0015): a follower grants the lent address itself, reports it, and gives back what the allocator recalls", async () => {
+    const { candidate } = cluster();
+    const [a, b] = [candidate("a"), candidate("b")];
+    await a.round();
+    await b.round();
+    const pools = poolSet();
+    const usage = new UsageIndex();
+    const holds = new HoldBook(usage, 60_000);
+    const claimedAfter: string[] = [];
+    let forwards = 0;
+    const settle = () => new Promise((resolve) => setTimeout(resolve, CREATE_SETTLE_WAIT_MS));
+    const ledgerState: LedgerState = {
+      lowestFree: (name, family) => {
+        const pool = pools.pools.find((each) => each.name === name);
+        return pool === undefined ? undefined : firstFreeInPool(pool, family, usage);
+      },
+      hold: (grant) => holds.hold(grant, 0),
+      release: (ref) => holds.release(ref),
+    };
+    let follower: ElectedAllocator | undefined;
+    const allocator = new ElectedAllocator({
+      election: a.election,
+      logger,
+      held: () => true,
+      now: () => a.clock.ms,
+      forward: async () => ({ kind: "failed", message: "the allocator forwards nothing" }),
+      claims: {
+        ...claimsAfter,
+        claim: async (grant) => {
+          claimedAfter.push(`${grant.ref} ${grant.addresses.map(formatAddress).join()}`);
+          return { kind: "claimed" };
+        },
+      },
+      loans: {
+        endpoint: "a.peer:8444",
+        exchange: async () => assert.fail("the allocator borrows nothing"),
+        recall: async (_endpoint, addresses) => follower?.recall(addresses),
+        nudge: () => follower?.nudged(),
+        state: ledgerState,
+      },
+    });
+    follower = new ElectedAllocator({
+      election: b.election,
+      logger,
+      held: () => true,
+      now: () => b.clock.ms,
+      forward: async () => {
+        forwards += 1;
+        // The allocator's own grant of the first Service, as its decision would record it.
+        holds.hold(inPool("team-a/web", "192.168.35.100"), 0);
+        return {
+          kind: "decided",
+          response: { uid: "u1", allowed: true },
+          decision: "assigned",
+          reason: undefined,
+          service: "team-a/web",
+          allocator: "a",
+          granted: ["192.168.35.100"],
+        };
+      },
+      claims: claimsAfter,
+      loans: {
+        endpoint: "b.peer:8444",
+        exchange: async (endpoint, request) => {
+          assert.equal(endpoint, "a.peer:8444");
+          return allocator.exchange(request);
+        },
+        recall: async () => assert.fail("a follower recalls nothing"),
+        nudge: () => assert.fail("a follower nudges nobody"),
+        state: ledgerState,
+      },
+    });
+    try {
+      // The first grant goes to the allocator; the exchange after it brings a loan.
+      const first = follower.route(inPool("team-a/web", "192.168.35.100"), false);
+      assert.equal(first.kind, "forward");
+      if (first.kind === "forward") await first.forward("mutate", request);
+      await settle();
+      // The next Service's decision here is the lent address: granted without asking.
+      const api = inPool("team-a/api", "192.168.35.101");
+      assert.deepEqual(follower.route(api, false), { kind: "relayed", allocator: "a" });
+      assert.deepEqual(
+        follower.route(api, false),
+        { kind: "relayed", allocator: "a" },
+        "its validating call",
+      );
+      assert.equal(forwards, 1);
+      await settle();
+      assert.deepEqual(
+        usage.holdersOf("IPv4", address("192.168.35.101").value).map((each) => each.ref),
+        ["team-a/api"],
+        "reported: the allocator holds it for the Service",
+      );
+      // The allocator meets the next lent address in a refusal: recalled, given back.
+      const refused = {
+        decided: {
+          kind: "denied",
+          reason: "AddressInUse",
+          addresses: [address("192.168.35.102")],
+          pool: "default",
+          message: "",
+        },
+      } as unknown as AdmissionOutcome;
+      assert.equal(await allocator.recalling(refused), undefined);
+      assert.deepEqual(
+        usage.holdersOf("IPv4", address("192.168.35.102").value),
+        [],
+        "free to decide again",
+      );
+      assert.equal(
+        follower.route(inPool("team-a/db", "192.168.35.102"), false).kind,
+        "forward",
+        "no longer the follower's",
+      );
+      a.clock.ms += CLAIM_DELAY_MS;
+      await allocator.flush();
+      assert.deepEqual(claimedAfter, ["team-a/api 192.168.35.101"]);
+    } finally {
+      allocator.stop();
+      follower.stop();
+    }
   });
 
   it("nobody elected: unavailable, saying so", () => {
