@@ -9,9 +9,14 @@ import { pino } from "pino";
 import type { AdmissionOutcome } from "../../../src/admission/admit.ts";
 import type { Grant } from "../../../src/admission/holds.ts";
 import { HoldBook } from "../../../src/admission/holds.ts";
-import type { ClaimPort } from "../../../src/admission/ports.ts";
+import type { ClaimPort, RemoteDecision } from "../../../src/admission/ports.ts";
 import type { AdmissionRequest } from "../../../src/admission/review.ts";
-import { CLAIM_DELAY_MS, ElectedAllocator } from "../../../src/cluster/allocator/elected.ts";
+import {
+  CLAIM_DELAY_MS,
+  ElectedAllocator,
+  type Forwarder,
+  type LoanOptions,
+} from "../../../src/cluster/allocator/elected.ts";
 import {
   AllocatorElection,
   type LeaseStore,
@@ -86,6 +91,8 @@ function cluster() {
   };
   return { api, candidate, holder, lossy };
 }
+
+type Candidate = ReturnType<ReturnType<typeof cluster>["candidate"]>;
 
 describe("the allocator election", () => {
   it("the first candidate creates the Lease and grants only once its hand-over relist is done", async () => {
@@ -193,6 +200,27 @@ describe("ElectedAllocator routes grants", () => {
   });
   const web = grant("team-a/web", "10.0.0.1");
   const inPool = (ref: string, ip: string): Grant => ({ ...grant(ref, ip), pool: "default" });
+  /** A follower on candidate `b`'s election and clock, forwarding with `forward`. */
+  const followerOn = (b: Candidate, forward: Forwarder, loans?: LoanOptions) =>
+    new ElectedAllocator({
+      election: b.election,
+      logger,
+      held: () => true,
+      now: () => b.clock.ms,
+      forward,
+      claims: claimsAfter,
+      ...(loans !== undefined && { loans }),
+    });
+  /** The allocator "a" answering a forwarded auto-assign of team-a/web. */
+  const assignedByA = (ip: string): RemoteDecision => ({
+    kind: "decided",
+    response: { uid: "u1", allowed: true },
+    decision: "assigned",
+    reason: undefined,
+    service: "team-a/web",
+    allocator: "a",
+    granted: [ip],
+  });
   /** The claims written after an answer: not what these tests look at. */
   const claimsAfter: ClaimPort = {
     claim: async () => ({ kind: "claimed" }),
@@ -236,24 +264,9 @@ describe("ElectedAllocator routes grants", () => {
     await a.round();
     await b.round();
     let forwards = 0;
-    const follower = new ElectedAllocator({
-      election: b.election,
-      logger,
-      held: () => true,
-      now: () => b.clock.ms,
-      forward: async () => {
-        forwards += 1;
-        return {
-          kind: "decided",
-          response: { uid: "u1", allowed: true },
-          decision: "assigned",
-          reason: undefined,
-          service: "team-a/web",
-          allocator: "a",
-          granted: ["10.0.0.1"],
-        };
-      },
-      claims: claimsAfter,
+    const follower = followerOn(b, async () => {
+      forwards += 1;
+      return assignedByA("10.0.0.1");
     });
     const mutating = follower.route(web, false);
     assert.equal(mutating.kind, "forward");
@@ -349,27 +362,15 @@ describe("ElectedAllocator routes grants", () => {
         state: ledgerState,
       },
     });
-    follower = new ElectedAllocator({
-      election: b.election,
-      logger,
-      held: () => true,
-      now: () => b.clock.ms,
-      forward: async () => {
+    follower = followerOn(
+      b,
+      async () => {
         forwards += 1;
         // The allocator's own grant of the first Service, as its decision would record it.
         holds.hold(inPool("team-a/web", "192.168.35.100"), 0);
-        return {
-          kind: "decided",
-          response: { uid: "u1", allowed: true },
-          decision: "assigned",
-          reason: undefined,
-          service: "team-a/web",
-          allocator: "a",
-          granted: ["192.168.35.100"],
-        };
+        return assignedByA("192.168.35.100");
       },
-      claims: claimsAfter,
-      loans: {
+      {
         endpoint: "b.peer:8444",
         exchange: async (endpoint, request) => {
           assert.equal(endpoint, "a.peer:8444");
@@ -379,7 +380,7 @@ describe("ElectedAllocator routes grants", () => {
         nudge: () => assert.fail("a follower nudges nobody"),
         state: ledgerState,
       },
-    });
+    );
     try {
       // The first grant goes to the allocator; the exchange after it brings a loan.
       const first = follower.route(inPool("team-a/web", "192.168.35.100"), false);
