@@ -61,7 +61,7 @@ export interface LoanOptions {
   readonly state: LedgerState;
 }
 
-/** The two requests of the loan exchange a replica answers on its peer port. */
+/** What a replica answers of loans on its peer port: exchanges, recalls and nudges. */
 export type LoanDesk = Pick<ElectedAllocator, "exchange" | "recall" | "nudged">;
 
 /** How often a follower renews its loans while it grants: well inside LOAN_MS. */
