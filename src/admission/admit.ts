@@ -197,6 +197,7 @@ function mutate(
           holder: holderOf(service, context.policy, ref),
           addresses: decision.addresses,
           pool: decision.pool,
+          assigned: true,
         }
       : undefined;
   return {

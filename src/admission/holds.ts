@@ -10,6 +10,8 @@ export interface Grant {
   readonly pool?: string;
   /** An UPDATE of a Service that already holds these addresses (its claims stand). */
   readonly kept?: boolean;
+  /** The mutation's pick of the next free addresses, not addresses the Service asked for. */
+  readonly assigned?: boolean;
 }
 
 /** The usage owner under which a grant's hold is recorded. */

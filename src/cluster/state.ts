@@ -172,6 +172,7 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
           ? (usage.heldGrant(serviceRef(service)) ?? elected.port.lentGrant(serviceRef(service)))
           : undefined;
       const released = type === "DELETED" ? usage.remove(service) : usage.upsert(service);
+      if (type === "ADDED") elected?.port.appeared(serviceRef(service));
       if (released.length > 0) {
         claims?.repair.serviceReleased(serviceRef(service), released, Date.now());
         elected?.port.released();

@@ -69,7 +69,7 @@ const LOAN_RENEW_MS = 300;
 /** A follower that routed no grant for this long gives its loans back and stops renewing. */
 const LOAN_IDLE_MS = 10_000;
 /** How long after a grant its report waits at most for the create to be through (see below). */
-const CREATE_SETTLE_MS = 20;
+const CREATE_SETTLE_MS = 250;
 /** How long a grant made from a loan waits for its Service to appear, for its Event. */
 const SPENT_GRANT_EVENT_MS = 60_000;
 /** How often the allocator frees loans kept past their time. */
@@ -110,6 +110,8 @@ export class ElectedAllocator implements AllocatorPort {
   #exchangeAgain = false;
   #renewal: NodeJS.Timeout | undefined;
   #settling: NodeJS.Timeout | undefined;
+  /** Services granted here from loans, or through a forward, whose create is not through yet. */
+  readonly #awaited = new Set<string>();
   /** Grants made here from loans, by Service, until their Event is due or forgotten. */
   readonly #spentGrants = new Map<string, { readonly grant: Grant; readonly at: number }>();
   #lastGrantAt = Number.NEGATIVE_INFINITY;
@@ -157,10 +159,7 @@ export class ElectedAllocator implements AllocatorPort {
       return { kind: "unavailable", why: `${election.identity} is not the allocator now` };
     }
     const relayed = this.#relayedJustNow(grant);
-    if (relayed !== undefined) {
-      this.#exchangeAfterCreate(true);
-      return { kind: "relayed", allocator: relayed };
-    }
+    if (relayed !== undefined) return { kind: "relayed", allocator: relayed };
     const holder = election.holder();
     if (holder === undefined) return { kind: "unavailable", why: election.unavailable() };
     const loans = this.#loans;
@@ -171,10 +170,11 @@ export class ElectedAllocator implements AllocatorPort {
         const granted = grant.addresses.map(formatAddress);
         this.#relay(grant.ref, granted, holder.identity);
         this.#spentGrants.set(grant.ref, { grant, at: this.#now() });
-        this.#exchangeAfterCreate(false);
+        this.#exchangeAfterCreate(grant.ref);
         return { kind: "relayed", allocator: holder.identity };
       }
-      if (grant.pool !== undefined) {
+      // Only an auto-assign says the next free address of its pool will be wanted again.
+      if (grant.assigned === true && grant.pool !== undefined) {
         for (const address of grant.addresses) loans.purse.want(grant.pool, address.family);
       }
     }
@@ -184,7 +184,8 @@ export class ElectedAllocator implements AllocatorPort {
         this.#forward(holder.endpoint, webhook, request).then((remote) => {
           if (remote.kind === "decided" && remote.granted.length > 0) {
             this.#relay(grant.ref, remote.granted, remote.allocator);
-            if (loans !== undefined) this.#exchangeAfterCreate(false);
+            if (loans !== undefined && grant.assigned === true)
+              this.#exchangeAfterCreate(grant.ref);
           }
           return remote;
         }),
@@ -267,30 +268,30 @@ export class ElectedAllocator implements AllocatorPort {
   }
 
   /**
-   * The exchange that reports a grant and brings the next loan waits for the create's calls to
-   * this replica to be answered: sent while its review is answered, it delayed the answer (its
-   * request is written in the same turn), and sent between the two calls it took CPU from the API
-   * server's next steps on a busy machine (+0.3 ms at p50 in bench:apply). It goes right after
-   * the create's validating call is answered here (`validated`), or CREATE_SETTLE_MS after the
-   * grant (a create with no second call, or one sent to another replica).
+   * The exchange that reports a grant and brings the next loan waits for the create it granted
+   * to be through: sent while the create's calls were answered, or between them, it took CPU from
+   * the API server's own steps on a busy machine. It goes when the Service appears in this
+   * replica's watch (`appeared`), or CREATE_SETTLE_MS after the grant (a create refused later,
+   * or an UPDATE).
    */
-  #exchangeAfterCreate(validated: boolean): void {
+  #exchangeAfterCreate(ref: string): void {
     if (this.#loans === undefined) return;
-    if (!validated) {
-      if (this.#settling === undefined) {
-        this.#settling = setTimeout(() => {
-          this.#settling = undefined;
-          this.#exchangeSoon();
-        }, CREATE_SETTLE_MS);
-        this.#settling.unref();
-      }
-      return;
-    }
-    if (this.#settling === undefined) return;
+    this.#awaited.add(ref);
+    if (this.#settling !== undefined) return;
+    this.#settling = setTimeout(() => {
+      this.#settling = undefined;
+      this.#awaited.clear();
+      this.#exchangeSoon();
+    }, CREATE_SETTLE_MS);
+    this.#settling.unref();
+  }
+
+  /** A Service appeared in this replica's watch: the create this replica granted is through. */
+  appeared(ref: string): void {
+    if (!this.#awaited.delete(ref) || this.#awaited.size > 0) return;
     clearTimeout(this.#settling);
     this.#settling = undefined;
-    // After this review's answer is written.
-    setImmediate(() => this.#exchangeSoon());
+    this.#exchangeSoon();
   }
 
   /** An exchange with the allocator now, or right after the one in flight. */

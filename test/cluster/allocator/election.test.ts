@@ -35,8 +35,8 @@ import { poolSet } from "../../admission/fixtures.ts";
 import { address, FakeLeases, NAMESPACE, signal } from "../claims/fake-leases.ts";
 
 const { leaseDurationMs, renewDeadlineMs, retryPeriodMs } = TIMINGS;
-/** Longer than the wait of a grant's report for its create (CREATE_SETTLE_MS, 20 ms). */
-const CREATE_SETTLE_WAIT_MS = 40;
+/** Time for an in-process loan exchange to go round (its promises and timers). */
+const EXCHANGE_WAIT_MS = 20;
 const logger = pino({ level: "silent" });
 
 /** Candidates sharing one Lease API, each with its own clock (monotonic clocks differ in origin). */
@@ -199,7 +199,12 @@ describe("ElectedAllocator routes grants", () => {
     addresses: [address(ip)],
   });
   const web = grant("team-a/web", "10.0.0.1");
-  const inPool = (ref: string, ip: string): Grant => ({ ...grant(ref, ip), pool: "default" });
+  /** An auto-assign's grant from the pool "default". */
+  const inPool = (ref: string, ip: string): Grant => ({
+    ...grant(ref, ip),
+    pool: "default",
+    assigned: true,
+  });
   /** A follower on candidate `b`'s election and clock, forwarding with `forward`. */
   const followerOn = (b: Candidate, forward: Forwarder, loans?: LoanOptions) =>
     new ElectedAllocator({
@@ -331,7 +336,11 @@ describe("ElectedAllocator routes grants", () => {
     const holds = new HoldBook(usage, 60_000);
     const claimedAfter: string[] = [];
     let forwards = 0;
-    const settle = () => new Promise((resolve) => setTimeout(resolve, CREATE_SETTLE_WAIT_MS));
+    /** The watch shows the Service: its create is through, the follower exchanges now. */
+    const appears = async (ref: string) => {
+      follower?.appeared(ref);
+      await new Promise((resolve) => setTimeout(resolve, EXCHANGE_WAIT_MS));
+    };
     const ledgerState: LedgerState = {
       lowestFree: (name, family) => {
         const pool = pools.pools.find((each) => each.name === name);
@@ -386,7 +395,7 @@ describe("ElectedAllocator routes grants", () => {
       const first = follower.route(inPool("team-a/web", "192.168.35.100"), false);
       assert.equal(first.kind, "forward");
       if (first.kind === "forward") await first.forward("mutate", request);
-      await settle();
+      await appears("team-a/web");
       // The next Service's decision here is the lent address: granted without asking.
       const api = inPool("team-a/api", "192.168.35.101");
       assert.deepEqual(follower.route(api, false), { kind: "relayed", allocator: "a" });
@@ -396,7 +405,12 @@ describe("ElectedAllocator routes grants", () => {
         "its validating call",
       );
       assert.equal(forwards, 1);
-      await settle();
+      assert.deepEqual(
+        usage.holdersOf("IPv4", address("192.168.35.101").value).map((each) => each.ref),
+        ["loan to b"],
+        "not reported while the create may still be under way",
+      );
+      await appears("team-a/api");
       assert.deepEqual(
         usage.holdersOf("IPv4", address("192.168.35.101").value).map((each) => each.ref),
         ["team-a/api"],
