@@ -212,7 +212,8 @@ export class ElectedAllocator implements AllocatorPort {
       [...lent].map(([endpoint, addresses]) =>
         loans.options.recall(endpoint, addresses).then((answer) => {
           if (answer === undefined) {
-            return `${addresses.join(", ")} lent to the replica at ${endpoint}, which did not answer a recall`;
+            const lentTo = `lent to the replica at ${endpoint}`;
+            return `${addresses.join(", ")} ${lentTo}, which did not answer a recall`;
           }
           loans.ledger.recalled(answer);
           return undefined;
@@ -253,8 +254,9 @@ export class ElectedAllocator implements AllocatorPort {
 
   /**
    * Addresses came free in this replica's state (a Service went or moved): as the allocator, it
-   * tells each follower whose loan is no longer the lowest free address of its pool to exchange. A nudge carries nothing: what is lent comes only in an exchange's
-   * answer, timed from the follower's own asking.
+   * tells each follower whose loan is no longer the lowest free address of its pool to exchange.
+   * A nudge carries nothing: what is lent comes only in an exchange's answer, timed from the
+   * follower's own asking.
    */
   released(): void {
     const loans = this.#loans;

@@ -32,13 +32,13 @@ export const LOAN_MS = 1000;
 export const LAPSED_LOAN_KEPT_MS = 10_000;
 
 /** One (pool, family) a follower wants an address of at hand. */
-export interface LoanWant {
+interface LoanWant {
   readonly pool: string;
   readonly family: Family;
 }
 
 /** A loan a follower granted to a Service, as it reports it: the grant, in wire form. */
-export interface SpentLoan {
+interface SpentLoan {
   readonly ref: string;
   readonly holder: Holder;
   readonly addresses: readonly string[];
@@ -95,7 +95,7 @@ const wantKey = (pool: string, family: Family): string => `${family} ${pool}`;
 const loanRef = (address: string): string => `loan:${address}`;
 
 /** Reads a spent loan back into a grant; undefined when an address does not parse. */
-export function grantOfSpent(spent: SpentLoan): Grant | undefined {
+function grantOfSpent(spent: SpentLoan): Grant | undefined {
   const addresses: IPAddress[] = [];
   for (const text of spent.addresses) {
     const parsed = parseAddress(text);
@@ -105,7 +105,7 @@ export function grantOfSpent(spent: SpentLoan): Grant | undefined {
   return { ref: spent.ref, holder: spent.holder, addresses, pool: spent.pool };
 }
 
-export function spentOf(grant: Grant): SpentLoan {
+function spentOf(grant: Grant): SpentLoan {
   return {
     ref: grant.ref,
     holder: grant.holder,
