@@ -311,13 +311,12 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
                 return pool === undefined ? undefined : firstFreeInPool(pool, family, usage.index);
               },
               // A spent loan reported after its Service appeared needs no hold: the Service
-              // holds its addresses itself, and a hold would outlive it if it went at once.
+              // holds its addresses itself, and a hold would outlive it if it went at once. (A
+              // hold already there for the same addresses keeps its expiry either way.)
               hold: (grant) => {
-                const holding = usage.index.addressesOf(grant.ref);
-                const present = grant.addresses.every((address) =>
-                  holding.some((held) => sameAddress(held, address)),
-                );
-                if (!present) usage.hold(grant, Date.now());
+                if (!grant.addresses.every((address) => usage.isHeldBy(grant.ref, address))) {
+                  usage.hold(grant, Date.now());
+                }
               },
               release: (ref) => usage.release(ref),
             },

@@ -232,8 +232,8 @@ function peerServer(
       return answer;
     });
   }
-  // Loans (ADR 0015): a follower's exchange with the allocator, and the allocator's recall.
-  // Both come from a pinned peer; their shape is checked as far as a mistake could matter.
+  // Loans (ADR 0015): a follower's exchange with the allocator, the allocator's recall and
+  // nudge. All come from a pinned peer; their shape is checked as far as a mistake could matter.
   app.post("/loans", async (request, response) => {
     const desk = options.loans();
     const body = request.body as Partial<LoanRequest> | undefined;

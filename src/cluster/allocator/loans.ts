@@ -162,10 +162,7 @@ export class LoanLedger {
     const lent: { address: string; pool: string }[] = [];
     for (const want of request.wants) {
       const loan = offered.get(wantKey(want.pool, want.family));
-      // Its own loan does not count as used when looking for the lowest free address.
-      if (loan !== undefined) this.#state.release(loanRef(formatAddress(loan.address)));
-      const lowest = this.#state.lowestFree(want.pool, want.family);
-      if (loan !== undefined) this.#reserve(loan);
+      const lowest = this.#lowestFree(want.pool, want.family, loan);
       if (lowest === undefined) continue;
       const text = formatAddress(lowest);
       if (loan === undefined || formatAddress(loan.address) !== text) {
@@ -206,11 +203,10 @@ export class LoanLedger {
     const endpoints = new Set<string>();
     for (const loan of this.#loans.values()) {
       if (loan.withdrawn || endpoints.has(loan.endpoint)) continue;
-      const text = formatAddress(loan.address);
-      this.#state.release(loanRef(text));
-      const lowest = this.#state.lowestFree(loan.pool, loan.address.family);
-      this.#reserve(loan);
-      if (lowest !== undefined && formatAddress(lowest) !== text) endpoints.add(loan.endpoint);
+      const lowest = this.#lowestFree(loan.pool, loan.address.family, loan);
+      if (lowest !== undefined && formatAddress(lowest) !== formatAddress(loan.address)) {
+        endpoints.add(loan.endpoint);
+      }
     }
     return endpoints;
   }
@@ -237,6 +233,15 @@ export class LoanLedger {
   clear(): void {
     for (const text of this.#loans.keys()) this.#state.release(loanRef(text));
     this.#loans.clear();
+  }
+
+  /** The lowest free address of the pool in that family, `own` (a loan there) not counted as used. */
+  #lowestFree(pool: string, family: Family, own: Loan | undefined): IPAddress | undefined {
+    if (own === undefined) return this.#state.lowestFree(pool, family);
+    this.#state.release(loanRef(formatAddress(own.address)));
+    const lowest = this.#state.lowestFree(pool, family);
+    this.#reserve(own);
+    return lowest;
   }
 
   #reserve(loan: Loan): void {
