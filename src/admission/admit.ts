@@ -118,7 +118,15 @@ export function admit(
     }
   }
   return webhook === "mutate"
-    ? mutate(request, ref, scoped, decision, context, named)
+    ? mutate(
+        request,
+        ref,
+        scoped,
+        decision,
+        context,
+        named,
+        needsAllocation(scoped, asked, context.policy),
+      )
     : validate(request, ref, scoped, stored, decision, context.policy);
 }
 
@@ -180,11 +188,14 @@ function mutate(
   decision: Decision,
   context: AdmissionContext,
   named: boolean,
+  allocating: boolean,
 ): AdmissionOutcome {
   if (decision.kind === "denied") {
-    // Explicit requests are the validating webhook's to refuse; only a failed allocation, which
-    // this webhook was asked to perform, is refused here.
-    if (!wantsAutoAssign(service)) return skipped(request, ref);
+    // Explicit requests are the validating webhook's to refuse; a failed allocation is this
+    // webhook's own, and is refused here: let through unmutated, a LoadBalancer asking for
+    // nothing would be admitted by a validating call that finds a free address (or none) and
+    // served whatever MetalLB picks.
+    if (!allocating) return skipped(request, ref);
     return refuse(request, ref, decision);
   }
   if (decision.kind === "allowed")
@@ -229,13 +240,18 @@ function validate(
 ): AdmissionOutcome {
   if (decision.kind === "denied") return refuse(request, ref, decision);
   if (decision.kind === "assigned") {
-    // The mutating webhook (which fails open) did not run: admit the Service as it is.
-    const asked = wantsAutoAssign(service) ? "asked for auto-assign" : "requests no address";
+    // The mutating webhook (which fails open) did not answer, or its answer was dropped: the
+    // Service lacks the address it must be granted. Admitted as it is, MetalLB would serve its
+    // own pick, racing every grant of ours (ADR 0003), so it is refused until a retry reaches a
+    // mutating call.
+    const asked = wantsAutoAssign(service) ? "asks for auto-assign" : "requests no address";
     return {
-      ...allow(request, ref, "allowed", [
-        ...decision.warnings,
-        `${ref} ${asked} but was not mutated (is the mutating webhook up?); it stays as it is, and MetalLB picks its address`,
-      ]),
+      ...denial(
+        request,
+        ref,
+        "NotReady",
+        `${ref} ${asked} but reached the validating webhook without the address the mutating one grants (it did not answer in time); nothing was granted, retry in a few seconds`,
+      ),
       decided: decision,
     };
   }

@@ -199,11 +199,14 @@ describe("validate", () => {
     assertDenied(denied, "AddressInUse", 403);
   });
 
-  it("admits an auto-assign Service the mutating webhook did not mutate, with a warning", () => {
-    const outcome = run("validate", review(autoAssign("web")));
-    assert.equal(outcome.response.allowed, true);
-    assert.equal(outcome.grant, undefined);
-    assert.ok(outcome.response.warnings?.some((w) => /was not mutated/.test(w)));
+  it("refuses a Service it must allocate for that reached it unmutated, NotReady: MetalLB would serve its own pick", () => {
+    for (const unmutated of [autoAssign("web"), service("web")]) {
+      const message = assertDenied(run("validate", review(unmutated)), "NotReady", 403);
+      assert.match(message, /team-a\/web .*without the address the mutating one grants.*retry/);
+    }
+    // Left to MetalLB on purpose, a LoadBalancer asking for nothing is admitted as it is.
+    const annotated = context({ policy: policyFor({ allocation: "annotated" }) });
+    assert.equal(run("validate", review(service("web")), annotated).response.allowed, true);
   });
 
   it("holds a granted address against a parallel request until released", () => {
@@ -405,6 +408,17 @@ describe("mutate", () => {
       403,
     );
     assert.match(message, /team-a\/web/);
+  });
+
+  it("refuses a LoadBalancer asking for nothing when the pools have no address for it, as it would an auto-assign", () => {
+    const full = usageOf(
+      Array.from({ length: 11 }, (_, i) => service(`s${i}`, { ip: `192.168.35.${100 + i}` })),
+    );
+    assertDenied(
+      run("mutate", review(service("web")), context({ usage: full })),
+      "PoolExhausted",
+      403,
+    );
   });
 
   it("leaves explicit requests to the validating webhook, even bad ones", () => {

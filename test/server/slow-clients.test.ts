@@ -69,7 +69,7 @@ describe("slow and idle clients", () => {
             setTimeout(
               () =>
                 socket.write(
-                  `POST /validate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(EXAMPLE)}\r\nconnection: close\r\n\r\n${EXAMPLE}`,
+                  `POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(EXAMPLE)}\r\nconnection: close\r\n\r\n${EXAMPLE}`,
                 ),
               800,
             ),
@@ -102,7 +102,7 @@ describe("slow and idle clients", () => {
     await app.listen({ port: 0, host: "127.0.0.1" });
     const { port } = app.server.address() as { port: number };
     const request = (length: number) =>
-      `POST /validate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n`;
+      `POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n`;
     try {
       const { answer, closedAfter } = await new Promise<{ answer: string; closedAfter: number }>(
         (resolve, reject) => {
@@ -147,7 +147,7 @@ describe("slow and idle clients", () => {
     await app.listen({ port: 0, host: "127.0.0.1" });
     const { port } = app.server.address() as { port: number };
     const review = () =>
-      httpsCall(`https://127.0.0.1:${port}/validate`, certificate.ca, {
+      httpsCall(`https://127.0.0.1:${port}/mutate`, certificate.ca, {
         method: "POST",
         body: EXAMPLE,
         headers: { "content-type": "application/json" },
@@ -161,7 +161,7 @@ describe("slow and idle clients", () => {
         socket.on("error", reject);
       });
     const headers = (length: number) =>
-      `POST /validate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n`;
+      `POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n`;
     /** When each socket was closed by the server, in ms from its request's start. */
     const cut = (socket: TLSSocket, started: number) =>
       new Promise<number>((resolve) => {
