@@ -9,8 +9,16 @@
 import { type Grant, HoldBook, holdKey } from "../admission/holds.ts";
 import { type IPAddress, sameAddress } from "../ipam/address.ts";
 import { forgetService, type Policy, recordService, usageEntriesOf } from "../ipam/decide.ts";
+import { RestingAddresses } from "../ipam/resting.ts";
 import { type ServiceObject, serviceRef } from "../ipam/service.ts";
 import { type Holder, retained, UsageIndex } from "../ipam/usage.ts";
+
+/**
+ * How long a released address rests (ADR 0016): longer than MetalLB's controller takes over one
+ * Service even when its API client is throttled, so the release is processed before a Service
+ * granted the address is, whatever MetalLB's backlog.
+ */
+export const RELEASE_REST_MS = 15_000;
 
 interface ClaimEntry {
   readonly holder: Holder;
@@ -26,6 +34,8 @@ export class ServiceUsage {
   /** Claims by usage owner (`claim:<lease>`), re-attached to every rebuilt index. */
   readonly #claims = new Map<string, ClaimEntry>();
   #index = new UsageIndex();
+  /** Addresses Services gave up lately (see resting.ts). */
+  readonly resting = new RestingAddresses();
 
   constructor(policy: Policy, holdTtlMs: number) {
     this.#policy = policy;
@@ -56,30 +66,41 @@ export class ServiceUsage {
   }
 
   /**
-   * A Service was added or changed: it holds what it requests and what status says, and its
-   * externalIPs. Returns the load-balancer addresses it held before and holds no longer (those
-   * are claimed; externalIPs never are).
+   * A Service was added or changed at `now`: it holds what it requests and what status says, and
+   * its externalIPs. Returns the load-balancer addresses it held before and holds no longer
+   * (those are claimed; externalIPs never are); they rest from `now`.
    */
-  upsert(service: ServiceObject): readonly IPAddress[] {
+  upsert(service: ServiceObject, now: number): readonly IPAddress[] {
     const ref = serviceRef(service);
     const before = this.#index.addressesOf(ref);
     recordService(this.#index, service, this.#policy, ref);
     const addresses = this.#index.addressesOf(ref);
     // The Service is visible now: it holds its own addresses, the grant's hold is done.
     this.#holds.release(ref);
-    return before.filter((old) => !addresses.some((kept) => sameAddress(kept, old)));
+    return this.#rest(
+      before.filter((old) => !addresses.some((kept) => sameAddress(kept, old))),
+      now,
+    );
   }
 
-  /** A Service is gone; returns the addresses it held. */
-  remove(service: ServiceObject): readonly IPAddress[] {
+  /** A Service is gone at `now`; returns the addresses it held, which rest from `now`. */
+  remove(service: ServiceObject, now: number): readonly IPAddress[] {
     const ref = serviceRef(service);
     const before = this.#index.addressesOf(ref);
     forgetService(this.#index, ref);
-    return before;
+    return this.#rest(before, now);
   }
 
-  /** Every Service after a (re)list. */
-  replaceAll(services: Iterable<ServiceObject>): void {
+  #rest(released: readonly IPAddress[], now: number): readonly IPAddress[] {
+    for (const address of released) this.resting.rest(address, now);
+    return released;
+  }
+
+  /**
+   * Every Service after a (re)list at `now`. An address in use before and free after was given up
+   * by a Service while the watch was away: it rests from `now`, as it would have from its event.
+   */
+  replaceAll(services: Iterable<ServiceObject>, now: number): void {
     const refs: string[] = [];
     const next = UsageIndex.from(
       (function* (policy) {
@@ -93,7 +114,13 @@ export class ServiceUsage {
     this.#holds.attach(next);
     for (const ref of refs) this.#holds.release(ref);
     for (const [owner, { holder, addresses }] of this.#claims) next.set(owner, holder, addresses);
+    const previous = this.#index;
     this.#index = next;
+    for (const [, , addresses] of previous.entries()) {
+      for (const address of addresses) {
+        if (!next.used(address.family).has(address.value)) this.resting.rest(address, now);
+      }
+    }
   }
 
   hold(grant: Grant, now: number): void {
@@ -140,11 +167,15 @@ export class ServiceUsage {
     this.#index.set(owner, holder, addresses);
   }
 
-  /** Drops holds older than the TTL, and unconfirmed foreign claims; returns how many holds. */
+  /**
+   * Drops holds older than the TTL and unconfirmed foreign claims, and ends the rest of addresses
+   * released RELEASE_REST_MS ago; returns how many holds.
+   */
   expire(now: number): number {
     for (const [owner, { expiry }] of this.#claims) {
       if (expiry !== undefined && expiry <= now) this.deleteClaim(owner);
     }
+    this.resting.expire(now - RELEASE_REST_MS);
     return this.#holds.expire(now);
   }
 }

@@ -161,7 +161,7 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
   let claims: { readonly claimer: Claimer; readonly repair: ClaimRepair } | undefined;
   const events = new GrantEvents(client, logger);
   const services = reflector(resources.services, {
-    replace: (items) => usage.replaceAll(items as readonly ServiceObject[]),
+    replace: (items) => usage.replaceAll(items as readonly ServiceObject[], Date.now()),
     apply: (type, object) => {
       const service = object as ServiceObject;
       // With an elected allocator the replica that granted is the one holding the grant (its
@@ -171,10 +171,11 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
         type === "ADDED" && elected !== undefined
           ? (usage.heldGrant(serviceRef(service)) ?? elected.port.lentGrant(serviceRef(service)))
           : undefined;
-      const released = type === "DELETED" ? usage.remove(service) : usage.upsert(service);
+      const now = Date.now();
+      const released = type === "DELETED" ? usage.remove(service, now) : usage.upsert(service, now);
       if (type === "ADDED") elected?.port.appeared(serviceRef(service));
       if (released.length > 0) {
-        claims?.repair.serviceReleased(serviceRef(service), released, Date.now());
+        claims?.repair.serviceReleased(serviceRef(service), released, now);
         elected?.port.released();
       }
       if (type === "ADDED" && claims !== undefined) {
@@ -308,7 +309,9 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
             state: {
               lowestFree: (name, family) => {
                 const pool = pools.poolSet.pools.find((each) => each.name === name);
-                return pool === undefined ? undefined : firstFreeInPool(pool, family, usage.index);
+                return pool === undefined
+                  ? undefined
+                  : firstFreeInPool(pool, family, usage.index, undefined, usage.resting);
               },
               // A spent loan reported after its Service appeared needs no hold: the Service
               // holds its addresses itself, and a hold would outlive it if it went at once. (A
@@ -381,6 +384,7 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
       const view: ClusterView = {
         pools: pools.poolSet,
         usage: usage.index,
+        resting: usage.resting,
         // Kubernetes (1.21+) labels every Namespace with its own name; a Namespace created a
         // moment ago may not be in the cache yet, but that label is certain.
         namespaceLabels: (namespace) => ({

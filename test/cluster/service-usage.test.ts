@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { ServiceUsage } from "../../src/cluster/service-usage.ts";
+import { RELEASE_REST_MS, ServiceUsage } from "../../src/cluster/service-usage.ts";
 import { holderOf, policyFor } from "../../src/ipam/decide.ts";
 import type { ServiceObject } from "../../src/ipam/service.ts";
 import { address } from "../ipam/fixtures.ts";
@@ -38,21 +38,24 @@ function grant(name: string, ip: string) {
 describe("ServiceUsage", () => {
   test("upsert, change and delete of Services", () => {
     const usage = new ServiceUsage(policy, 30_000);
-    usage.upsert(service("a", "10.0.0.1"));
+    usage.upsert(service("a", "10.0.0.1"), 0);
     assert.deepEqual(holdersOf(usage, "10.0.0.1"), ["default/a"]);
-    usage.upsert(service("a", "10.0.0.2"));
+    usage.upsert(service("a", "10.0.0.2"), 0);
     assert.deepEqual(holdersOf(usage, "10.0.0.1"), []);
     assert.deepEqual(holdersOf(usage, "10.0.0.2"), ["default/a"]);
-    usage.upsert({ ...service("a"), spec: { type: "ClusterIP" } });
+    usage.upsert({ ...service("a"), spec: { type: "ClusterIP" } }, 0);
     assert.deepEqual(holdersOf(usage, "10.0.0.2"), []);
-    usage.upsert(service("b", "10.0.0.3"));
-    usage.remove(service("b"));
+    usage.upsert(service("b", "10.0.0.3"), 0);
+    usage.remove(service("b"), 0);
     assert.deepEqual(holdersOf(usage, "10.0.0.3"), []);
   });
 
   test("status addresses count as held", () => {
     const usage = new ServiceUsage(policy, 30_000);
-    usage.upsert({ ...service("a"), status: { loadBalancer: { ingress: [{ ip: "10.0.0.9" }] } } });
+    usage.upsert(
+      { ...service("a"), status: { loadBalancer: { ingress: [{ ip: "10.0.0.9" }] } } },
+      0,
+    );
     assert.deepEqual(holdersOf(usage, "10.0.0.9"), ["default/a"]);
   });
 
@@ -60,7 +63,7 @@ describe("ServiceUsage", () => {
     const usage = new ServiceUsage(policy, 30_000);
     usage.hold(grant("new", "10.0.0.5"), 0);
     assert.equal(holdersOf(usage, "10.0.0.5").length, 1);
-    usage.upsert(service("new", "10.0.0.5"));
+    usage.upsert(service("new", "10.0.0.5"), 0);
     assert.equal(usage.holds, 0);
     assert.deepEqual(holdersOf(usage, "10.0.0.5"), ["default/new"]);
   });
@@ -76,17 +79,16 @@ describe("ServiceUsage", () => {
 
   test("a relist swaps in a new index: listed Services replace the old ones, holds survive", () => {
     const usage = new ServiceUsage(policy, 30_000);
-    usage.upsert(service("old", "10.0.0.1"));
-    usage.upsert(service("kept", "10.0.0.2"));
+    usage.upsert(service("old", "10.0.0.1"), 0);
+    usage.upsert(service("kept", "10.0.0.2"), 0);
     usage.hold(grant("pending", "10.0.0.3"), 0);
     usage.hold(grant("arrived", "10.0.0.4"), 0);
     const before = usage.index;
 
-    usage.replaceAll([
-      service("kept", "10.0.0.2"),
-      service("arrived", "10.0.0.4"),
-      service("other", "10.0.0.7"),
-    ]);
+    usage.replaceAll(
+      [service("kept", "10.0.0.2"), service("arrived", "10.0.0.4"), service("other", "10.0.0.7")],
+      0,
+    );
 
     assert.notEqual(usage.index, before, "a new index, swapped in whole");
     assert.deepEqual(
@@ -117,8 +119,8 @@ describe("ServiceUsage", () => {
     const services = Array.from({ length: 2000 }, (_, i) =>
       service(`s${i}`, `10.1.${Math.floor(i / 250)}.${i % 250}`),
     );
-    for (const each of services) usage.upsert(each);
-    usage.replaceAll(services);
+    for (const each of services) usage.upsert(each, 0);
+    usage.replaceAll(services, 0);
     for (const each of services.slice(0, 50)) {
       assert.equal(holdersOf(usage, each.spec?.loadBalancerIP ?? "").length, 1);
     }
@@ -127,22 +129,52 @@ describe("ServiceUsage", () => {
 
   test("says which addresses a changed or deleted Service gave up", () => {
     const usage = new ServiceUsage(policy, 30_000);
-    assert.deepEqual(usage.upsert(service("a", "10.0.0.1")), []);
+    assert.deepEqual(usage.upsert(service("a", "10.0.0.1"), 0), []);
     assert.deepEqual(
-      usage.upsert(service("a", "10.0.0.2")).map((each) => each.value),
+      usage.upsert(service("a", "10.0.0.2"), 0).map((each) => each.value),
       [address("10.0.0.1").value],
     );
     assert.deepEqual(
-      usage.remove(service("a")).map((each) => each.value),
+      usage.remove(service("a"), 0).map((each) => each.value),
       [address("10.0.0.2").value],
     );
+  });
+
+  test("what a Service gives up rests from its event (or the relist that finds it gone) for RELEASE_REST_MS", () => {
+    const usage = new ServiceUsage(policy, 1000);
+    const resting = (text: string) => {
+      const { family, value } = address(text);
+      return usage.resting.isResting(family, value);
+    };
+    usage.upsert(service("moved", "10.0.0.1"), 0);
+    usage.upsert(service("deleted", "10.0.0.2"), 0);
+    usage.upsert(service("vanished", "10.0.0.3"), 0);
+    usage.hold(grant("never-created", "10.0.0.4"), 0);
+    usage.upsert(service("moved", "10.0.0.5"), 1000);
+    usage.remove(service("deleted"), 2000);
+    usage.replaceAll([service("moved", "10.0.0.5")], 3000);
+    assert.deepEqual(["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"].map(resting), [
+      true,
+      true,
+      true,
+      false,
+      false,
+    ]);
+    // A hold that expires was never a Service MetalLB saw: nothing to rest.
+    assert.equal(usage.expire(3000), 1);
+    assert.deepEqual(holdersOf(usage, "10.0.0.4"), []);
+    assert.equal(resting("10.0.0.4"), false);
+    usage.expire(2000 + RELEASE_REST_MS);
+    assert.deepEqual(["10.0.0.1", "10.0.0.2", "10.0.0.3"].map(resting), [false, false, true]);
+    usage.expire(3000 + RELEASE_REST_MS);
+    assert.equal(usage.resting.size, 0);
   });
 
   test("claims from the watch count as usage and survive a relist of the Services", () => {
     const usage = new ServiceUsage(policy, 30_000);
     const claimant = grant("claimant", "10.0.0.8").holder;
     usage.putClaim("claim:ip-10-0-0-8", claimant, [address("10.0.0.8")]);
-    usage.replaceAll([service("x", "10.0.0.9")]);
+    usage.replaceAll([service("x", "10.0.0.9")], 0);
     assert.deepEqual(holdersOf(usage, "10.0.0.8"), ["default/claimant"]);
     usage.replaceClaims([]);
     assert.deepEqual(holdersOf(usage, "10.0.0.8"), []);
@@ -167,7 +199,7 @@ describe("ServiceUsage", () => {
     assert.equal(usage.isHeldBy("default/web", address("10.0.0.6")), true);
     usage.release("default/web");
     assert.equal(usage.isHeldBy("default/web", address("10.0.0.6")), false);
-    usage.upsert(service("web", "10.0.0.6"));
+    usage.upsert(service("web", "10.0.0.6"), 0);
     assert.equal(usage.isHeldBy("default/web", address("10.0.0.6")), true);
   });
 });

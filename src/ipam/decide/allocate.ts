@@ -52,7 +52,9 @@ export function allocate(context: DecisionContext, named: Pool | undefined): Dec
   if (earlier !== undefined) return earlier;
   for (const families of passes) {
     for (const pool of candidates) {
-      const picked = families.map((family) => firstFreeInPool(pool, family, view.usage, holder));
+      const picked = families.map((family) =>
+        firstFreeInPool(pool, family, view.usage, holder, view.resting),
+      );
       if (picked.some((address) => address === undefined)) continue;
       const addresses = picked as IPAddress[];
       return new GrantDecision("assigned", context, "gets", addresses, pool.name);

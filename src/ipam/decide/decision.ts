@@ -4,6 +4,7 @@
 import { formatAddressList, type IPAddress } from "../address.ts";
 import type { Labels } from "../labels.ts";
 import type { Pool, PoolSet, ServiceIdentity } from "../pool.ts";
+import type { RestingAddresses } from "../resting.ts";
 import type { AddressRequest, ServiceObject } from "../service.ts";
 import type { UsageIndex } from "../usage.ts";
 import type { Policy } from "./policy.ts";
@@ -62,6 +63,8 @@ export type Assignment = Extract<Decision, { kind: "assigned" }>;
 export interface ClusterView {
   readonly pools: PoolSet;
   readonly usage: UsageIndex;
+  /** Addresses released a moment ago, skipped while a pool has others (cluster mode only). */
+  readonly resting?: RestingAddresses;
   namespaceLabels(namespace: string): Labels;
 }
 

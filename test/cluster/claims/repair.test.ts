@@ -13,8 +13,8 @@ import { grant, lb, oldLease, policy, setup } from "./fake-leases.ts";
 describe("collection and adoption", () => {
   it("collects old repair whose Service does not hold the address, keeps the rest, adopts Services without one", async () => {
     const { api, usage, repair, events } = setup({ graceMs: 10_000 });
-    usage.upsert(lb("held", "10.20.0.10"));
-    usage.upsert(lb("unclaimed", "10.20.0.11"));
+    usage.upsert(lb("held", "10.20.0.10"), 0);
+    usage.upsert(lb("unclaimed", "10.20.0.11"), 0);
     api.put(oldLease("10.20.0.10", "default/held", 60_000));
     api.put(oldLease("10.20.0.12", "default/gone", 60_000));
     api.put(oldLease("10.20.0.13", "default/in-flight", 1_000));
@@ -51,9 +51,9 @@ describe("collection and adoption", () => {
   it("a Service seen giving its address up frees the claim at once", async () => {
     const { api, usage, repair } = setup({ graceMs: 60_000 });
     const service = lb("web", "10.20.0.16");
-    usage.upsert(service);
+    usage.upsert(service, 0);
     api.put(oldLease("10.20.0.16", "default/web", 10_000));
-    const released = usage.remove(service);
+    const released = usage.remove(service, 0);
     repair.serviceReleased("default/web", released, Date.now());
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(api.leases.has("ip-10-20-0-16"), false);
@@ -66,7 +66,7 @@ describe("collection and adoption", () => {
       ...plain,
       metadata: { ...plain.metadata, annotations: { "metallb.io/allow-shared-ip": "k" } },
     };
-    usage.upsert(service);
+    usage.upsert(service, 0);
     await repair.pass();
     assert.deepEqual(
       parseClaim(api.leases.get("ip-10-20-0-17") ?? {})?.holder,
