@@ -14,9 +14,9 @@ import { type ServiceObject, serviceRef } from "../ipam/service.ts";
 import { type Holder, retained, UsageIndex } from "../ipam/usage.ts";
 
 /**
- * How long a released address rests (ADR 0016): longer than MetalLB's controller takes over one
- * Service even when its API client is throttled, so the release is processed before a Service
- * granted the address is, whatever MetalLB's backlog.
+ * How long a released address rests (ADR 0016): many times MetalLB's controller takes over one
+ * Service with its API client throttled, so that unless a burst has put MetalLB far behind, it
+ * has processed the release before it handles a Service granted the address.
  */
 export const RELEASE_REST_MS = 15_000;
 
