@@ -78,6 +78,7 @@ export class ServiceUsage {
     // The Service is visible now: it holds its own addresses, the grant's hold is done.
     this.#holds.release(ref);
     return this.#rest(
+      ref,
       before.filter((old) => !addresses.some((kept) => sameAddress(kept, old))),
       now,
     );
@@ -88,11 +89,11 @@ export class ServiceUsage {
     const ref = serviceRef(service);
     const before = this.#index.addressesOf(ref);
     forgetService(this.#index, ref);
-    return this.#rest(before, now);
+    return this.#rest(ref, before, now);
   }
 
-  #rest(released: readonly IPAddress[], now: number): readonly IPAddress[] {
-    for (const address of released) this.resting.rest(address, now);
+  #rest(ref: string, released: readonly IPAddress[], now: number): readonly IPAddress[] {
+    for (const address of released) this.resting.rest(address, ref, now + RELEASE_REST_MS);
     return released;
   }
 
@@ -116,10 +117,9 @@ export class ServiceUsage {
     for (const [owner, { holder, addresses }] of this.#claims) next.set(owner, holder, addresses);
     const previous = this.#index;
     this.#index = next;
-    for (const [, , addresses] of previous.entries()) {
-      for (const address of addresses) {
-        if (!next.used(address.family).has(address.value)) this.resting.rest(address, now);
-      }
+    for (const [, holder, addresses] of previous.entries()) {
+      const gone = addresses.filter((address) => !next.used(address.family).has(address.value));
+      this.#rest(holder.ref, gone, now);
     }
   }
 
@@ -169,13 +169,13 @@ export class ServiceUsage {
 
   /**
    * Drops holds older than the TTL and unconfirmed foreign claims, and ends the rest of addresses
-   * released RELEASE_REST_MS ago; returns how many holds.
+   * released RELEASE_REST_MS ago or longer; returns how many holds.
    */
   expire(now: number): number {
     for (const [owner, { expiry }] of this.#claims) {
       if (expiry !== undefined && expiry <= now) this.deleteClaim(owner);
     }
-    this.resting.expire(now - RELEASE_REST_MS);
+    this.resting.expire(now);
     return this.#holds.expire(now);
   }
 }

@@ -311,7 +311,10 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
                 const pool = pools.poolSet.pools.find((each) => each.name === name);
                 return pool === undefined
                   ? undefined
-                  : firstFreeInPool(pool, family, usage.index, undefined, usage.resting);
+                  : firstFreeInPool(pool, family, usage.index, undefined, (each, value) =>
+                      // Lent ahead for a Service not known yet: no resting address.
+                      usage.resting.keepsFrom(each, value, undefined),
+                    );
               },
               // A spent loan reported after its Service appeared needs no hold: the Service
               // holds its addresses itself, and a hold would outlive it if it went at once. (A

@@ -1,20 +1,22 @@
 import type { Family, IPAddress } from "./address.ts";
 import { isUsableAddress, type Pool } from "./pool.ts";
 import { type AddressRange, rangeContains } from "./range.ts";
-import type { RestingAddresses } from "./resting.ts";
 import { type Holder, mayShare, type UsageIndex } from "./usage.ts";
 
+/** Addresses the allocator must not hand out although no one holds them (resting ones). */
+type Skipped = (family: Family, value: bigint) => boolean;
+
 /**
- * The lowest free address of a range (and not resting, when `resting` is given), or undefined.
- * Each step is a logarithmic query on the used set; with avoidBuggyIPs a step may land on
- * .255/.0 and hop over it, and a step may land on a resting address, so the loop runs at most a
- * few times per /24 boundary crossed plus once per resting address, never once per address.
+ * The lowest free address of a range that is not skipped, or undefined. Each step is a
+ * logarithmic query on the used set; with avoidBuggyIPs a step may land on .255/.0 and hop over
+ * it, and a step may land on a skipped address, so the loop runs at most a few times per /24
+ * boundary crossed plus once per skipped address, never once per address.
  */
 function firstFreeInRange(
   pool: Pool,
   range: AddressRange,
   usage: UsageIndex,
-  resting?: RestingAddresses,
+  skipped?: Skipped,
 ): bigint | undefined {
   const used = usage.used(range.family);
   let candidate = range.first;
@@ -23,7 +25,7 @@ function firstFreeInRange(
     if (candidate > range.last) return undefined;
     if (
       isUsableAddress(pool, range.family, candidate) &&
-      resting?.isResting(range.family, candidate) !== true
+      skipped?.(range.family, candidate) !== true
     )
       return candidate;
     candidate += 1n;
@@ -36,42 +38,26 @@ function firstFreeInRange(
  * lowest that is free or, when the holder has a sharing key, already held by Services it may
  * share with. MetalLB's own pick (getFreeIPsFromPool with checkSharing) takes the first of either
  * kind, so the second Service of a TCP/UDP pair with one sharing key lands on the first's address.
- * A resting address is skipped while the pool has another; with none other, the free one that
- * was released longest ago is taken (resting.ts says why).
+ * Addresses `skipped` says no to are passed over (resting.ts says why).
  */
 export function firstFreeInPool(
   pool: Pool,
   family: Family,
   usage: UsageIndex,
   holder?: Holder,
-  resting?: RestingAddresses,
+  skipped?: Skipped,
 ): IPAddress | undefined {
   const shareable =
     holder === undefined || holder.sharingKey === "" ? [] : usage.shareableWith(holder, family);
   for (const range of pool.ranges) {
     if (range.family !== family) continue;
-    const free = firstFreeInRange(pool, range, usage, resting);
+    const free = firstFreeInRange(pool, range, usage, skipped);
     const shared = shareable.find(
       (value) =>
         range.first <= value && value <= range.last && isUsableAddress(pool, family, value),
     );
     const value = free === undefined || (shared !== undefined && shared < free) ? shared : free;
     if (value !== undefined) return { family, value };
-  }
-  return resting === undefined ? undefined : longestRestingInPool(pool, family, usage, resting);
-}
-
-/** The free address of the pool released longest ago, or undefined. */
-function longestRestingInPool(
-  pool: Pool,
-  family: Family,
-  usage: UsageIndex,
-  resting: RestingAddresses,
-): IPAddress | undefined {
-  const used = usage.used(family);
-  for (const value of resting.oldestFirst(family)) {
-    if (used.has(value) || !isUsableAddress(pool, family, value)) continue;
-    if (pool.ranges.some((range) => rangeContains(range, family, value))) return { family, value };
   }
   return undefined;
 }

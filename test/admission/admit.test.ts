@@ -8,9 +8,10 @@ import { type AdmissionOutcome, admit, type Webhook } from "../../src/admission/
 import { HoldBook } from "../../src/admission/holds.ts";
 import { pointerSegment } from "../../src/admission/patch.ts";
 import { policyFor } from "../../src/ipam/decide.ts";
+import { RestingAddresses } from "../../src/ipam/resting.ts";
 import type { ServiceObject } from "../../src/ipam/service.ts";
 import { UsageIndex } from "../../src/ipam/usage.ts";
-import { policyOfRelease } from "../ipam/fixtures.ts";
+import { address, policyOfRelease } from "../ipam/fixtures.ts";
 import {
   applyPatch,
   autoAssign,
@@ -565,5 +566,50 @@ describe("a replace with the manifest a Service was auto-assigned from", () => {
       [patched.spec?.type, patched.spec?.loadBalancerIP],
       ["LoadBalancer", "192.168.35.102"],
     );
+  });
+});
+
+describe("released addresses rest (ADR 0016)", () => {
+  /** A context where `released` (address → the Service that gave it up) rest until 60 s. */
+  function restingContext(released: Record<string, string>, usage = new UsageIndex()) {
+    const resting = new RestingAddresses();
+    for (const [ip, ref] of Object.entries(released)) resting.rest(address(ip), ref, 60_000);
+    const ctx = context({ usage });
+    return { ...ctx, view: { ...ctx.view, resting } };
+  }
+  const patchedIP = (outcome: AdmissionOutcome, object: ServiceObject) =>
+    applyPatch(object, decodePatch(outcome.response.patch)).spec?.loadBalancerIP;
+
+  it("an allocation passes over an address another Service released, and gives it back to that Service", () => {
+    const ctx = restingContext({ "192.168.35.100": "team-a/old" });
+    assert.equal(
+      patchedIP(run("mutate", review(service("new")), ctx), service("new")),
+      "192.168.35.101",
+    );
+    assert.equal(
+      patchedIP(run("mutate", review(service("old")), ctx), service("old")),
+      "192.168.35.100",
+    );
+  });
+
+  it("refuses PoolExhausted when every free address rests, saying a retry may succeed", () => {
+    const held = usageOf(
+      Array.from({ length: 10 }, (_, i) => service(`s${i}`, { ip: `192.168.35.${101 + i}` })),
+    );
+    const ctx = restingContext({ "192.168.35.100": "team-a/old" }, held);
+    const message = assertDenied(run("mutate", review(service("new")), ctx), "PoolExhausted", 403);
+    assert.match(message, /1 address released a moment ago.*retry in a few seconds/);
+  });
+
+  it("refuses another Service's explicit request for it AddressInUse, naming who released it and until when; its releaser may ask for it", () => {
+    const ctx = restingContext({ "192.168.35.100": "team-a/old" });
+    const message = assertDenied(
+      run("validate", review(service("new", { ip: "192.168.35.100" })), ctx),
+      "AddressInUse",
+      403,
+    );
+    assert.match(message, /team-a\/old gave up a moment ago.*rests until 1970-01-01T00:01:00.000Z/);
+    const back = run("validate", review(service("old", { ip: "192.168.35.100" })), ctx);
+    assert.equal(back.response.allowed, true);
   });
 });

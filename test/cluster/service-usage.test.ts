@@ -144,7 +144,7 @@ describe("ServiceUsage", () => {
     const usage = new ServiceUsage(policy, 1000);
     const resting = (text: string) => {
       const { family, value } = address(text);
-      return usage.resting.isResting(family, value);
+      return usage.resting.releaseOf(family, value) !== undefined;
     };
     usage.upsert(service("moved", "10.0.0.1"), 0);
     usage.upsert(service("deleted", "10.0.0.2"), 0);
@@ -164,6 +164,14 @@ describe("ServiceUsage", () => {
     assert.equal(usage.expire(3000), 1);
     assert.deepEqual(holdersOf(usage, "10.0.0.4"), []);
     assert.equal(resting("10.0.0.4"), false);
+    assert.deepEqual(usage.resting.releaseOf("IPv4", address("10.0.0.1").value), {
+      ref: "default/moved",
+      until: 1000 + RELEASE_REST_MS,
+    });
+    assert.equal(
+      usage.resting.releaseOf("IPv4", address("10.0.0.3").value)?.ref,
+      "default/vanished",
+    );
     usage.expire(2000 + RELEASE_REST_MS);
     assert.deepEqual(["10.0.0.1", "10.0.0.2", "10.0.0.3"].map(resting), [false, false, true]);
     usage.expire(3000 + RELEASE_REST_MS);

@@ -5,7 +5,6 @@ import { type Family, isBuggyIPv4 } from "../../src/ipam/address.ts";
 import { firstFreeInPool, freeRuns, usedInPool } from "../../src/ipam/allocator.ts";
 import type { Pool } from "../../src/ipam/pool.ts";
 import type { AddressRange } from "../../src/ipam/range.ts";
-import { RestingAddresses } from "../../src/ipam/resting.ts";
 import { UsageIndex } from "../../src/ipam/usage.ts";
 
 const holder = (ref: string) => ({ ref, sharingKey: "", ports: [], backendKey: "Cluster" });
@@ -74,59 +73,26 @@ test("firstFreeInPool picks what a brute-force walk in declaration order picks",
   );
 });
 
-test("with resting addresses: the lowest free one not resting, else the free one released longest ago", () => {
+test("with addresses to skip (resting ones): the lowest free one not skipped, as a brute-force walk picks", () => {
   fc.assert(
     fc.property(
       arbitraryPool,
       fc.array(fc.nat(40), { maxLength: 20 }),
-      ({ pool, family, used }, released) => {
+      ({ pool, family, used }, skippedOffsets) => {
         const usage = indexOf(family, used);
-        const resting = new RestingAddresses();
-        // Offsets in release order; a repeated one rests again from its latest release.
-        const order: bigint[] = [];
-        released.forEach((offset, at) => {
-          const value = BASES[family] + BigInt(offset);
-          resting.rest({ family, value }, at);
-          const earlier = order.indexOf(value);
-          if (earlier >= 0) order.splice(earlier, 1);
-          order.push(value);
+        const skipped = new Set(skippedOffsets.map((offset) => BASES[family] + BigInt(offset)));
+        const expected = modelAddresses(pool, family).find(
+          (value) => !used.includes(value) && !skipped.has(value),
+        );
+        const picked = firstFreeInPool(pool, family, usage, undefined, (f, value) => {
+          assert.equal(f, family);
+          return skipped.has(value);
         });
-        const free = modelAddresses(pool, family).filter((value) => !used.includes(value));
-        const expected =
-          free.find((value) => !order.includes(value)) ??
-          order.find((value) => free.includes(value));
-        assert.equal(firstFreeInPool(pool, family, usage, undefined, resting)?.value, expected);
+        assert.equal(picked?.value, expected);
       },
     ),
     { numRuns: 400 },
   );
-});
-
-test("a rest ends once expired up to its release time, and resting never hides a free address", () => {
-  const pool: Pool = {
-    name: "p",
-    ranges: [{ family: "IPv4", first: 0x0a00_0001n, last: 0x0a00_0003n }],
-    autoAssign: true,
-    avoidBuggyIPs: false,
-    serviceAllocation: undefined,
-    origin: "test",
-  };
-  const resting = new RestingAddresses();
-  const usage = indexOf("IPv4", [0x0a00_0003n]);
-  resting.rest({ family: "IPv4", value: 0x0a00_0001n }, 100);
-  resting.rest({ family: "IPv4", value: 0x0a00_0002n }, 200);
-  // Every free address rests: the one released first.
-  assert.equal(firstFreeInPool(pool, "IPv4", usage, undefined, resting)?.value, 0x0a00_0001n);
-  resting.rest({ family: "IPv4", value: 0x0a00_0001n }, 300);
-  assert.equal(firstFreeInPool(pool, "IPv4", usage, undefined, resting)?.value, 0x0a00_0002n);
-  resting.expire(200);
-  assert.equal(resting.size, 1);
-  assert.equal(firstFreeInPool(pool, "IPv4", usage, undefined, resting)?.value, 0x0a00_0002n);
-  // A resting address taken again is not offered as free.
-  usage.set("y", holder("ns/y"), [{ family: "IPv4", value: 0x0a00_0002n }]);
-  assert.equal(firstFreeInPool(pool, "IPv4", usage, undefined, resting)?.value, 0x0a00_0001n);
-  usage.set("z", holder("ns/z"), [{ family: "IPv4", value: 0x0a00_0001n }]);
-  assert.equal(firstFreeInPool(pool, "IPv4", usage, undefined, resting), undefined);
 });
 
 test("freeRuns lists exactly the free addresses, in declaration order", () => {

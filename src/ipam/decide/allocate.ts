@@ -50,10 +50,15 @@ export function allocate(context: DecisionContext, named: Pool | undefined): Dec
   const passes = optional.length > 0 ? [[...required, ...optional], required] : [required];
   const earlier = reusableGrant(context, candidates, passes);
   if (earlier !== undefined) return earlier;
+  const resting = view.resting;
+  const skipped =
+    resting === undefined
+      ? undefined
+      : (family: Family, value: bigint) => resting.keepsFrom(family, value, ref);
   for (const families of passes) {
     for (const pool of candidates) {
       const picked = families.map((family) =>
-        firstFreeInPool(pool, family, view.usage, holder, view.resting),
+        firstFreeInPool(pool, family, view.usage, holder, skipped),
       );
       if (picked.some((address) => address === undefined)) continue;
       const addresses = picked as IPAddress[];
@@ -65,10 +70,17 @@ export function allocate(context: DecisionContext, named: Pool | undefined): Dec
     "PoolExhausted",
     candidates.length === 0
       ? `${ref} asks for auto-assign, but no pool with autoAssign is open to it; name one with ${context.policy.reads.addressPool[0]}`
-      : `${ref} asks for auto-assign, but no free ${required.join(" + ")} address is left in pool${candidates.length > 1 ? "s" : ""} ${tried}`,
+      : `${ref} asks for auto-assign, but no free ${required.join(" + ")} address is left in pool${candidates.length > 1 ? "s" : ""} ${tried}${restingNote(context)}`,
     [],
     named,
   );
+}
+
+/** What a PoolExhausted message adds while released addresses rest: that a retry may succeed. */
+function restingNote(context: DecisionContext): string {
+  const resting = context.view.resting;
+  if (resting === undefined || resting.size === 0) return "";
+  return ` (besides ${resting.size} address${resting.size > 1 ? "es" : ""} released a moment ago, which rest until MetalLB has processed the release; retry in a few seconds)`;
 }
 
 /**

@@ -136,7 +136,7 @@ function findConflict(
   const others = view.usage.holdersOf(address.family, address.value);
   // The Service's sharing identity matters only against other holders, and most addresses
   // asked for have none.
-  if (others.length === 0) return undefined;
+  if (others.length === 0) return restingConflict(context, address, pool);
   const holder = holderOf(context.service, context.policy, ref);
   for (const other of others) {
     if (other.ref === holder.ref) continue;
@@ -172,4 +172,24 @@ function findConflict(
     }
   }
   return undefined;
+}
+
+/**
+ * An address no one holds that another Service released a moment ago: MetalLB may still hold it
+ * for that Service, so it is refused until its rest is over (ADR 0016).
+ */
+function restingConflict(
+  context: DecisionContext,
+  address: IPAddress,
+  pool: Pool,
+): Denial | undefined {
+  const { ref, view } = context;
+  const release = view.resting?.releaseOf(address.family, address.value);
+  if (release === undefined || release.ref === ref) return undefined;
+  return deny(
+    "AddressInUse",
+    `${ref} requests ${formatAddress(address)}, which ${release.ref} gave up a moment ago (pool "${pool.name}"); MetalLB may still hold it for ${release.ref} until it has processed the release, so it rests until ${new Date(release.until).toISOString()}; retry then, or take a free one; ${freeHint(pool, view.usage)}`,
+    [address],
+    pool,
+  );
 }
