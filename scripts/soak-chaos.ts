@@ -39,7 +39,7 @@ const report = await runChaos({
   metallb,
   stormMs: minutes * 60_000,
   log: (line) => process.stdout.write(`soak-chaos: ${line}\n`),
-  progressEveryMs: 60_000,
+  progressEveryMs: Number(process.env.SOAK_CHAOS_PROGRESS_MS ?? 60_000),
 });
 process.stdout.write(`${reportTable(report)}${violationDetails(report)}\n`);
 process.exit(Object.values(violations(report)).some((count) => count > 0) ? 1 : 0);

@@ -30,6 +30,7 @@ for (const { allocator, metallb } of MODES) {
           allocator,
           metallb,
           stormMs: STORM_MS,
+          progressEveryMs: 20_000,
           log: (line) => process.stderr.write(`nemesis ${allocator}: ${line}\n`),
         });
         process.stderr.write(`${reportTable(report)}${violationDetails(report)}\n`);

@@ -124,6 +124,8 @@ export interface Failures {
   liveServedLater: string[];
   /** Deleted before the end. */
   deleted: string[];
+  /** Of those, served what they asked for at some point before (MetalLB's retry got there). */
+  deletedServedBefore: string[];
   /** One message per Service, for the log. */
   messages: string[];
 }
@@ -143,12 +145,15 @@ export async function metallbFailures(
     const service = liveByUid.get(uid);
     return service !== undefined && servedAsAsked(service);
   });
+  const deleted = [...failed.keys()].filter((uid) => !liveByUid.has(uid));
+  const everServed = new Set(versions.filter(servedAsAsked).map((v) => v.uid));
   return {
     live: live.map((uid) => names.get(uid) ?? uid),
-    liveServedLater: servedLater.map((uid) => names.get(uid) ?? uid),
-    deleted: [...failed.keys()]
-      .filter((uid) => !liveByUid.has(uid))
+    deletedServedBefore: deleted
+      .filter((uid) => everServed.has(uid))
       .map((uid) => names.get(uid) ?? uid),
+    liveServedLater: servedLater.map((uid) => names.get(uid) ?? uid),
+    deleted: deleted.map((uid) => names.get(uid) ?? uid),
     messages: [...failed.values()],
   };
 }

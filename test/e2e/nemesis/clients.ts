@@ -12,7 +12,7 @@ import { stream } from "./random.ts";
 
 export type CreateKind = "auto" | "plain" | "explicit";
 
-/** How a create was answered. */
+/** How a request was answered. */
 export type Answer =
   | { outcome: "admitted" }
   /** Refused by the webhook: the reason code its message starts with. */
@@ -21,7 +21,7 @@ export type Answer =
   | { outcome: "failed calling webhook" }
   | { outcome: "HTTP 5xx"; status: number }
   | { outcome: "timeout" }
-  /** Anything else (the API server's own validation, a dropped connection): a test bug. */
+  /** Anything else: a test bug (see Load.unexplained). */
   | { outcome: "other"; detail: string };
 
 export interface Create {
@@ -34,12 +34,14 @@ export interface Create {
   answer: Answer;
 }
 
+export type Operation = "delete" | "relabel";
+
 export interface Load {
   readonly creates: readonly Create[];
-  deletes: number;
-  relabels: number;
-  /** Relabels and deletes that got neither a success nor a 404 (the Service gone already). */
-  otherFailures: string[];
+  /** How the deletes and relabels were answered ("admitted": done, or the Service gone already). */
+  readonly updates: Record<Operation, Map<string, number>>;
+  /** Answers that no fault explains (the API server's own refusals, a dropped connection): a test bug. */
+  readonly unexplained: string[];
 }
 
 export interface LoadOptions {
@@ -65,19 +67,27 @@ const DENIED = /denied the request: ([A-Za-z]+):/;
  * `finished` resolves then. `load` fills as they go.
  */
 export function runLoad(options: LoadOptions): { load: Load; finished: Promise<void> } {
-  const load: Load & { creates: Create[] } = {
-    creates: [],
-    deletes: 0,
-    relabels: 0,
-    otherFailures: [],
+  const load = {
+    creates: [] as Create[],
+    updates: { delete: new Map<string, number>(), relabel: new Map<string, number>() },
+    unexplained: [] as string[],
   };
   const path = `/api/v1/namespaces/${options.namespace}/services`;
   const client = async (index: number) => {
     const random = stream(options.seed, `client-${index}`);
     for (let n = 0; n < options.maxOperations && !options.signal.aborted; n++) {
       const live = [...options.history.live.values()];
+      // Deletes only once the pool is 80 % held, so it stays about full and every address the
+      // webhook admits is churned: refusals come back in a millisecond and admissions take
+      // longer, so deletes at a fixed share of the operations would keep the pool nearly empty.
       const operation =
-        live.length === 0 ? "create" : random.weighted({ create: 5, delete: 3, relabel: 2 });
+        live.length === 0
+          ? "create"
+          : random.weighted({
+              create: 5,
+              delete: live.length >= 0.8 * options.pool.length ? 4 : 0,
+              relabel: 2,
+            });
       if (operation === "create") {
         const kind = random.weighted<CreateKind>({ auto: 1, plain: 1, explicit: 1 });
         const name = `c${index}-${n}`;
@@ -87,42 +97,51 @@ export function runLoad(options: LoadOptions): { load: Load; finished: Promise<v
         );
         const poolHadFree = options.pool.some((ip) => !held.has(ip));
         const at = Date.now() - options.started;
-        const answer = await create(options.client, path, manifest(kind, name, address));
+        const answer = await send(options.client, "POST", path, manifest(kind, name, address));
         load.creates.push({ kind, name, at, poolHadFree, answer });
+        if (answer.outcome === "other") load.unexplained.push(`create ${name}: ${answer.detail}`);
         continue;
       }
-      const target = random.pick(live).name;
+      const target = `${path}/${random.pick(live).name}`;
       const answer =
         operation === "delete"
-          ? await options.client.send("DELETE", `${path}/${target}`).catch((err: Error) => err)
-          : await options.client
-              .send("PATCH", `${path}/${target}`, {
-                metadata: { labels: { generation: String(n) } },
-              })
-              .catch((err: Error) => err);
-      if (operation === "delete") load.deletes++;
-      else load.relabels++;
-      const ok = !(answer instanceof Error) && (answer.status < 300 || answer.status === 404);
-      if (!ok) {
-        const why =
-          answer instanceof Error ? answer.message : `HTTP ${answer.status} ${answer.body}`;
-        load.otherFailures.push(`${operation} ${target}: ${why.slice(0, 300)}`);
-      }
+          ? await send(options.client, "DELETE", target)
+          : await send(options.client, "PATCH", target, {
+              metadata: { labels: { generation: String(n) } },
+            });
+      const key = outcomeKey(answer);
+      const counts = load.updates[operation];
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+      if (answer.outcome === "other")
+        load.unexplained.push(`${operation} ${target}: ${answer.detail}`);
     }
   };
   const clients = Array.from({ length: options.clients }, (_, index) => client(index));
   return { load, finished: Promise.all(clients).then(() => {}) };
 }
 
-async function create(client: KubeClient, path: string, body: object): Promise<Answer> {
+/** "admitted", "refused NotReady", "failed calling webhook", ... */
+export function outcomeKey(answer: Answer): string {
+  return answer.outcome === "refused" ? `refused ${answer.reason}` : answer.outcome;
+}
+
+/** One request, its answer classified; a 404 (deleted by another client meanwhile) is fine. */
+async function send(
+  client: KubeClient,
+  method: string,
+  path: string,
+  body?: object,
+): Promise<Answer> {
   let answer: { status: number; body: string };
   try {
-    answer = await client.send("POST", path, body);
+    answer = await client.send(method, path, body);
   } catch (err) {
     if (err instanceof KubeTimeout) return { outcome: "timeout" };
     return { outcome: "other", detail: (err as Error).message };
   }
-  if (answer.status === 201) return { outcome: "admitted" };
+  if (answer.status < 300 || (method !== "POST" && answer.status === 404)) {
+    return { outcome: "admitted" };
+  }
   const message = statusMessage(answer.body);
   if (message.includes("failed calling webhook")) return { outcome: "failed calling webhook" };
   const denied = DENIED.exec(message);

@@ -1,7 +1,7 @@
 // What a nemesis run prints: the per-minute progress line of a long run, and the table at the
 // end; and the figure every check must bring to zero.
 
-import { answered, type Create, type Load } from "./clients.ts";
+import { type Answer, answered, type Create, type Load, outcomeKey } from "./clients.ts";
 import type { ChaosReport } from "./runner.ts";
 
 /** Each check's violations; the suite asserts every one is zero. */
@@ -15,8 +15,7 @@ export function violations(report: ChaosReport): Record<string, number> {
     "4. leaked claims after the grace": report.leaked.length,
     "5. pools --cluster problems": report.problems.length,
     "history incomplete": report.historyBroken === undefined ? 0 : 1,
-    "client errors (a test bug)":
-      otherAnswers(report.load.creates).length + report.load.otherFailures.length,
+    "unexplained answers (a test bug)": report.load.unexplained.length,
   };
 }
 
@@ -26,21 +25,22 @@ export function availability(creates: readonly Create[]): { answered: number; of
   return { answered: counted.filter((c) => answered(c.answer)).length, of: counted.length };
 }
 
-function otherAnswers(creates: readonly Create[]): string[] {
-  return creates.flatMap((c) =>
-    c.answer.outcome === "other" ? [`${c.name}: ${c.answer.detail}`] : [],
-  );
-}
-
-/** How each create was answered: "admitted", "refused NotReady", "failed calling webhook", ... */
-function outcomes(creates: readonly Create[]): Map<string, number> {
+function outcomes(answers: readonly Answer[]): Map<string, number> {
   const counts = new Map<string, number>();
-  for (const { answer } of creates) {
-    const key = answer.outcome === "refused" ? `refused ${answer.reason}` : answer.outcome;
+  for (const answer of answers) {
+    const key = outcomeKey(answer);
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
-  return new Map([...counts].sort(([a], [b]) => a.localeCompare(b)));
+  return counts;
 }
+
+/** `key: n` rows, sorted by key, indented under their heading. */
+function countRows(counts: ReadonlyMap<string, number>): [string, number][] {
+  return [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([key, n]) => [`  ${key}`, n]);
+}
+
+const total = (counts: ReadonlyMap<string, number>) =>
+  [...counts.values()].reduce((sum, n) => sum + n, 0);
 
 const percent = ({ answered: n, of }: { answered: number; of: number }) =>
   of === 0 ? "n/a" : `${((100 * n) / of).toFixed(1)} % (${n}/${of})`;
@@ -53,7 +53,7 @@ export function progressLine(
 ): string {
   const admitted = load.creates.filter((c) => c.answer.outcome === "admitted").length;
   const faultCount = [...faults.values()].reduce((sum, n) => sum + n, 0);
-  return `${Math.round(elapsedMs / 1000)} s: ${load.creates.length} creates (${admitted} admitted), ${load.deletes} deletes, ${load.relabels} relabels, ${faultCount} faults, ${live} Services live; availability ${percent(availability(load.creates))}`;
+  return `${Math.round(elapsedMs / 1000)} s: ${load.creates.length} creates (${admitted} admitted), ${total(load.updates.delete)} deletes, ${total(load.updates.relabel)} relabels, ${faultCount} faults, ${live} Services live; availability ${percent(availability(load.creates))}`;
 }
 
 /** The run's table: one `name | value` row each. */
@@ -64,14 +64,17 @@ export function reportTable(report: ChaosReport): string {
     ["allocator / MetalLB", `${options.allocator} / ${options.metallb}`],
     ["storm / clients", `${options.stormMs / 1000} s / ${options.clients}`],
     ["creates attempted", load.creates.length],
-    ...[...outcomes(load.creates)].map(([key, n]): [string, number] => [`  ${key}`, n]),
+    ...countRows(outcomes(load.creates.map((c) => c.answer))),
     [
       "  by kind (auto/plain/explicit)",
       ["auto", "plain", "explicit"]
         .map((k) => load.creates.filter((c) => c.kind === k).length)
         .join("/"),
     ],
-    ["deletes / relabels", `${load.deletes} / ${load.relabels}`],
+    ["deletes", total(load.updates.delete)],
+    ...countRows(load.updates.delete),
+    ["relabels", total(load.updates.relabel)],
+    ...countRows(load.updates.relabel),
     ["availability (pool had a free address)", percent(availability(load.creates))],
     ["auto-assigns admitted unmutated (ClusterIP)", report.unmutatedAutoAssigns],
     ...[...report.faults]
@@ -83,9 +86,11 @@ export function reportTable(report: ChaosReport): string {
       `${failures.live.length} / ${failures.deleted.length}`,
     ],
     ["  of the live, served as asked at the end", failures.liveServedLater.length],
+    ["  of the deleted, served as asked before", failures.deletedServedBefore.length],
     ["live LoadBalancers at the end", end.live.length],
     ["MetalLB caught up in", `${(end.waitedMs / 1000).toFixed(1)} s`],
     ["wall time", `${(report.wallMs / 1000).toFixed(0)} s`],
+    ["history and creates", report.historyFile],
   ];
   const width = Math.max(...rows.map(([name]) => name.length));
   return `${rows.map(([name, value]) => `${name.padEnd(width)} | ${value}`).join("\n")}\n`;
@@ -109,7 +114,7 @@ export function violationDetails(report: ChaosReport): string {
     ...few("AllocationFailed", report.failures.messages),
     ...few("leaked claims", report.leaked),
     ...few("pools problems", report.problems),
-    ...few("client errors", [...otherAnswers(report.load.creates), ...report.load.otherFailures]),
+    ...few("unexplained answers", report.load.unexplained),
     ...(report.historyBroken === undefined ? [] : [`history: ${report.historyBroken}`]),
   ].join("\n");
 }

@@ -4,6 +4,9 @@
 // (no faults, every replica thawed and running), the claim grace period, and the checks
 // (checks.ts). The npm-test suite (test/e2e/nemesis.test.ts) and `npm run soak:chaos` run this.
 
+import { writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { type MetalLBVersion, metallbAssets } from "../../../scripts/metallb-assets.ts";
 import {
   type ControlPlane,
@@ -58,6 +61,8 @@ export interface ChaosReport {
   /** Auto-assign Services admitted as they were (ClusterIP, no address): the mutation was skipped. */
   unmutatedAutoAssigns: number;
   wallMs: number;
+  /** The history and the creates as JSON, for a look at a run after it. */
+  historyFile: string;
 }
 
 const WEBHOOK_NAMESPACE = "lb-ip-guard";
@@ -157,7 +162,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         history.versions.filter((v) => v.autoAssign && v.type !== "LoadBalancer").map((v) => v.uid),
       ).size,
       wallMs: 0,
+      historyFile: join(tmpdir(), `lb-ip-guard-nemesis-${allocator}-${seed}.json`),
     };
+    await writeFile(
+      report.historyFile,
+      JSON.stringify({ versions: history.versions, creates: loadResult.creates }),
+    );
     report.wallMs = Date.now() - began;
     return report;
   } finally {
@@ -309,7 +319,7 @@ async function runNemesis(
 async function carryOut(fleet: Fleet, fault: Fault, random: Random): Promise<string> {
   const { kind } = fault;
   if (kind === "kill-all") {
-    for (const replica of [...fleet.replicas]) await fleet.replace(replica);
+    await Promise.all(fleet.replicas.map((replica) => fleet.replace(replica)));
     return kind;
   }
   const { target, fallback } = await targetOf(fleet, kind, random);
