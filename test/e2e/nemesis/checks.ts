@@ -158,26 +158,31 @@ export async function metallbFailures(
   };
 }
 
-/** Check 4: claim Leases whose address no live Service (of any namespace) asks for or is served. */
-export async function leakedClaims(cp: ControlPlane, claimsNamespace: string): Promise<string[]> {
+/** Check 4: the claim Leases there are, and those whose address no live Service holds. */
+export async function claimsAtEnd(
+  cp: ControlPlane,
+  claimsNamespace: string,
+): Promise<{ claims: number; leaked: string[] }> {
   const { stdout } = await cp.kubectl(["get", "services", "-A", "-o", "json"]);
   const { items } = JSON.parse(stdout) as { items: Parameters<typeof serviceVersion>[1][] };
   const held = new Set(
     items.map((item) => serviceVersion("LISTED", item)).flatMap((s) => [...s.asked, ...s.served]),
   );
-  return [...(await claimLeases(cp, claimsNamespace))]
+  const claims = await claimLeases(cp, claimsNamespace);
+  const leaked = [...claims]
     .filter(([, claim]) => !held.has(claim.address))
     .map(([name, claim]) => `${name} (for ${claim.holder})`);
+  return { claims: claims.size, leaked };
 }
 
 const CLI_MAIN = fileURLToPath(new URL("../../../src/cli/main.ts", import.meta.url));
 
-/** Check 5: the problems `lb-ip-guard pools --cluster --format json` reports. */
-export function poolProblems(
+/** Check 5: what `lb-ip-guard pools --cluster --format json` reports: held addresses, problems. */
+export function poolsReport(
   kubeconfigPath: string,
   claimsNamespace: string,
   metallbVersion: string,
-): Promise<string[]> {
+): Promise<{ held: number; problems: string[] }> {
   const args = [
     CLI_MAIN,
     "pools",
@@ -194,8 +199,14 @@ export function poolProblems(
         reject(new Error(`lb-ip-guard pools: ${err.message}: ${stderr.trim()}`));
         return;
       }
-      const report = JSON.parse(stdout) as { problems: { message: string }[] };
-      resolve(report.problems.map((problem) => problem.message));
+      const report = JSON.parse(stdout) as {
+        summary: { held: number };
+        problems: { message: string }[];
+      };
+      resolve({
+        held: report.summary.held,
+        problems: report.problems.map((problem) => problem.message),
+      });
     });
   });
 }

@@ -12,8 +12,8 @@ export function violations(report: ChaosReport): Record<string, number> {
     "2. live LoadBalancer not served what it asks": report.end.notServedAsAsked.length,
     "3. AllocationFailed on an admitted Service":
       report.failures.live.length + report.failures.deleted.length,
-    "4. leaked claims after the grace": report.leaked.length,
-    "5. pools --cluster problems": report.problems.length,
+    "4. leaked claims after the grace": report.claims.leaked.length,
+    "5. pools --cluster problems": report.pools.problems.length,
     "history incomplete": report.historyBroken === undefined ? 0 : 1,
     "unexplained answers (a test bug)": report.load.unexplained.length,
   };
@@ -42,6 +42,8 @@ function countRows(counts: ReadonlyMap<string, number>): [string, number][] {
 const total = (counts: ReadonlyMap<string, number>) =>
   [...counts.values()].reduce((sum, n) => sum + n, 0);
 
+const KINDS = ["auto", "plain", "explicit"] as const;
+
 const percent = ({ answered: n, of }: { answered: number; of: number }) =>
   of === 0 ? "n/a" : `${((100 * n) / of).toFixed(1)} % (${n}/${of})`;
 
@@ -59,6 +61,8 @@ export function progressLine(
 /** The run's table: one `name | value` row each. */
 export function reportTable(report: ChaosReport): string {
   const { options, load, end, failures } = report;
+  const failedNames = new Set([...failures.live, ...failures.deleted]);
+  const failed = load.creates.filter((c) => failedNames.has(c.name));
   const rows: [string, string | number][] = [
     ["seed", options.seed],
     ["allocator / MetalLB", `${options.allocator} / ${options.metallb}`],
@@ -87,7 +91,15 @@ export function reportTable(report: ChaosReport): string {
     ],
     ["  of the live, served as asked at the end", failures.liveServedLater.length],
     ["  of the deleted, served as asked before", failures.deletedServedBefore.length],
+    [
+      "  by kind (auto/plain/explicit)",
+      KINDS.map((kind) => failed.filter((c) => c.kind === kind).length).join("/"),
+    ],
     ["live LoadBalancers at the end", end.live.length],
+    [
+      "claims / addresses pools counts held at the end",
+      `${report.claims.claims} / ${report.pools.held}`,
+    ],
     ["MetalLB caught up in", `${(end.waitedMs / 1000).toFixed(1)} s`],
     ["wall time", `${(report.wallMs / 1000).toFixed(0)} s`],
     ["history and creates", report.historyFile],
@@ -112,8 +124,8 @@ export function violationDetails(report: ChaosReport): string {
     ...few("asking for nothing", report.end.askingNothing),
     ...few("not served as asked", report.end.notServedAsAsked),
     ...few("AllocationFailed", report.failures.messages),
-    ...few("leaked claims", report.leaked),
-    ...few("pools problems", report.problems),
+    ...few("leaked claims", report.claims.leaked),
+    ...few("pools problems", report.pools.problems),
     ...few("unexplained answers", report.load.unexplained),
     ...(report.historyBroken === undefined ? [] : [`history: ${report.historyBroken}`]),
   ].join("\n");

@@ -17,13 +17,13 @@ import {
 } from "../harness.ts";
 import { type AllocatorMode, allocatorHolder, type Replica, startReplica } from "../replicas.ts";
 import {
+  claimsAtEnd,
   type EndState,
   endState,
   type Failures,
-  leakedClaims,
   metallbFailures,
   type Overlap,
-  poolProblems,
+  poolsReport,
   replayOverlaps,
 } from "./checks.ts";
 import { type Load, runLoad } from "./clients.ts";
@@ -54,8 +54,8 @@ export interface ChaosReport {
   overlaps: Overlap[];
   end: EndState;
   failures: Failures;
-  leaked: string[];
-  problems: string[];
+  claims: { claims: number; leaked: string[] };
+  pools: { held: number; problems: string[] };
   /** Why the history cannot be trusted, if it cannot. */
   historyBroken: string | undefined;
   /** Auto-assign Services admitted as they were (ClusterIP, no address): the mutation was skipped. */
@@ -155,8 +155,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       overlaps: replayOverlaps(history.versions),
       end,
       failures,
-      leaked: await leakedClaims(cp, WEBHOOK_NAMESPACE),
-      problems: await poolProblems(cp.kubeconfigPath, WEBHOOK_NAMESPACE, options.metallb),
+      claims: await claimsAtEnd(cp, WEBHOOK_NAMESPACE),
+      pools: await poolsReport(cp.kubeconfigPath, WEBHOOK_NAMESPACE, options.metallb),
       historyBroken: history.broken,
       unmutatedAutoAssigns: new Set(
         history.versions.filter((v) => v.autoAssign && v.type !== "LoadBalancer").map((v) => v.uid),
@@ -324,7 +324,8 @@ async function carryOut(fleet: Fleet, fault: Fault, random: Random): Promise<str
   }
   const { target, fallback } = await targetOf(fleet, kind, random);
   if (kind.startsWith("kill")) await fleet.replace(target);
-  else if (!fleet.frozen.has(target)) {
+  else if (fleet.frozen.has(target)) return `${kind} (already frozen)`;
+  else {
     target.freeze();
     fleet.frozen.set(
       target,
