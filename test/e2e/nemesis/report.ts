@@ -25,8 +25,17 @@ export function availability(creates: readonly Create[]): { answered: number; of
   return { answered: counted.filter((c) => answered(c.answer)).length, of: counted.length };
 }
 
+/** The outcomes a create table always shows, zero or not: the webhook's failures among them. */
+const ALWAYS_SHOWN = [
+  "admitted",
+  "refused NotReady",
+  "failed calling webhook",
+  "HTTP 5xx",
+  "timeout",
+];
+
 function outcomes(answers: readonly Answer[]): Map<string, number> {
-  const counts = new Map<string, number>();
+  const counts = new Map<string, number>(ALWAYS_SHOWN.map((key) => [key, 0]));
   for (const answer of answers) {
     const key = outcomeKey(answer);
     counts.set(key, (counts.get(key) ?? 0) + 1);

@@ -73,8 +73,11 @@ const CALM_MS = 10_000;
 /** 10.70.0.0-10.70.0.47: 48 addresses. */
 const POOL_RANGE = "10.70.0.0-10.70.0.47";
 const POOL = Array.from({ length: 48 }, (_, i) => `10.70.0.${i}`);
-/** A create gets at most this many a second per client, however fast the answers come. */
-const MAX_OPERATIONS_PER_SECOND = 50;
+/**
+ * The clients' bound in count beside the one in time: at most this many operations each per
+ * second of storm and calm (they make about 15).
+ */
+const OPERATIONS_BOUND_PER_SECOND = 50;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -89,6 +92,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   });
   const client = await kubeClient(cp.kubeconfigPath);
   let fleet: Fleet | undefined;
+  let progress: NodeJS.Timeout | undefined;
   try {
     await setUpCluster(cp, options.metallb);
     const certificate = await generateServingCertificate();
@@ -111,11 +115,21 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       pool: POOL,
       clients: options.clients ?? 4,
       started,
-      maxOperations: Math.ceil(((options.stormMs + CALM_MS) / 1000) * MAX_OPERATIONS_PER_SECOND),
+      maxOperations: Math.ceil(((options.stormMs + CALM_MS) / 1000) * OPERATIONS_BOUND_PER_SECOND),
       signal: load.signal,
     });
-    const nemesis = runNemesis(current, schedule, started, storm.signal, stream(seed, "targets"));
-    const progress =
+    // Its error (a fresh replica that would not start) is thrown once the storm is over.
+    const nemesis = runNemesis(
+      current,
+      schedule,
+      started,
+      storm.signal,
+      stream(seed, "targets"),
+    ).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    progress =
       options.progressEveryMs === undefined
         ? undefined
         : setInterval(
@@ -127,7 +141,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           );
     await sleep(options.stormMs);
     storm.abort();
-    await nemesis;
+    const failed = await nemesis;
+    if (failed !== undefined) throw failed;
     await current.heal();
     log(
       `calm: ${CALM_MS / 1000} s, every replica running (${current.replicas.map((r) => r.name).join(", ")})`,
@@ -171,6 +186,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     report.wallMs = Date.now() - began;
     return report;
   } finally {
+    clearInterval(progress);
     client.close();
     await fleet?.stop();
     await cp.stop();
@@ -270,7 +286,7 @@ async function startFleet(
       while (fleet.replicas.length < REPLICAS) fleet.replicas.push(await start());
     },
     async stop() {
-      await fleet.heal().catch(() => {});
+      for (const timer of fleet.frozen.values()) clearTimeout(timer);
       await Promise.all(fleet.replicas.map((replica) => replica.kill()));
       await proxy.close();
     },
