@@ -1,6 +1,7 @@
 // `npm run soak:chaos -- --minutes N [--seed S] [--allocator elected|claims]
 // [--metallb v0.16.2|v0.11.0]`: the nemesis of test/e2e/nemesis.test.ts with a long storm, a
-// progress line a minute, and the same table at the end. Exit 1 when a check found a violation.
+// progress line a minute (SOAK_CHAOS_PROGRESS_MS for another period), and the same table at the
+// end. Exit 1 when a check found a violation.
 
 import { parseArgs } from "node:util";
 import { newSeed } from "../test/e2e/nemesis/random.ts";
