@@ -1,7 +1,7 @@
 // The storm's load: clients creating, deleting and relabelling Services as fast as the API server
 // answers, each with its own stream of choices from the seed. A create is one of
 // - auto: a ClusterIP Service with `lb-ip-guard.dev/auto-assign: "true"`;
-// - plain: a LoadBalancer asking for no address (lb-ip-guard must grant it one, ADR 0012);
+// - plain: a LoadBalancer asking for no address (lb-ip-guard must grant it one: "one allocator");
 // - explicit: a LoadBalancer asking for a random pool address in spec.loadBalancerIP.
 // Names are a per-run counter: a name never comes back, so MetalLB's work queue (keyed by name)
 // never mixes two Services. Deletes and relabels pick a live Service from the history.

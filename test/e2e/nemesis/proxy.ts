@@ -8,7 +8,7 @@
 // - frozen (SIGSTOP): nothing at first. The kernel still completes the handshakes of new
 //   connections and buffers their bytes, so a new connection to it, and every open one, hangs
 //   until the caller gives up (the API server: the webhook's 5 s timeout). Once two probes in a
-//   row have timed out (10-12 s after the freeze) it leaves the endpoints, and new connections
+//   row have timed out (9-14 s after the freeze) it leaves the endpoints, and new connections
 //   avoid it; open connections stay with it (conntrack keeps them), hanging. Thawed, it rejoins
 //   the endpoints at its next successful probe.
 // - killed (SIGKILL): its open connections are reset by the kernel, and the proxy closes the

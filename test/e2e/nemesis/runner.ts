@@ -106,7 +106,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const storm = new AbortController();
     const load = new AbortController();
     const schedule = faultSchedule(seed, allocator, options.stormMs);
-    log(`storm: ${options.stormMs / 1000} s, ${schedule.length} faults scheduled`);
+    const planned = schedule.map(
+      (f) => `${f.kind}@${f.at / 1000}s${f.freezeMs ? `/${f.freezeMs / 1000}s` : ""}`,
+    );
+    log(
+      `storm: ${options.stormMs / 1000} s, ${schedule.length} faults scheduled: ${planned.join(" ")}`,
+    );
     const { load: loadResult, finished } = runLoad({
       client,
       history,
