@@ -28,36 +28,26 @@ import {
   generateServingCertificate,
   metricSum,
   type RoundRobinProxy,
-  type ServingCertificate,
   startControlPlane,
   startRoundRobinProxy,
 } from "./harness.ts";
+import {
+  ALLOCATOR_LEASE,
+  type AllocatorMode,
+  allocatorHolder,
+  type ClaimLease,
+  claimLeases,
+  type Replica,
+  startReplica,
+} from "./replicas.ts";
 
 const NAMESPACE = "lb-ip-guard";
 const APPS = "team-ha";
 const GRACE = "10s";
-const CLAIM_SELECTOR = "app.kubernetes.io/managed-by=lb-ip-guard";
 const RACE_IP = "10.61.0.5";
 /** kubectl processes creating Services at once while the allocator is lost. */
 const HANDOVER_WORKERS = 2;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-interface Replica {
-  readonly name: string;
-  /** Its identity in the allocator election. */
-  readonly identity: string;
-  readonly port: number;
-  readonly metricsUrl: string;
-  readonly caPem: string;
-  /** Its JSON log records so far. */
-  readonly records: () => Promise<Record<string, unknown>[]>;
-  /** SIGSTOP: frozen mid-request, as a partitioned or stalled pod is. */
-  freeze(): void;
-  /** SIGCONT after a freeze. */
-  thaw(): void;
-  /** SIGKILL, and waits for the exit. */
-  kill(): Promise<void>;
-}
 
 interface Manifest {
   apiVersion: string;
@@ -71,42 +61,6 @@ process.on("exit", () => {
   for (const child of children) child.kill("SIGKILL");
 });
 
-/** The harness's real `serve` (torn down with the control plane), with claims on a short grace. */
-async function startReplica(
-  cp: ControlPlane,
-  name: string,
-  certificate: ServingCertificate,
-  allocator: "elected" | "claims",
-): Promise<Replica> {
-  const webhook = await cp.startWebhook({
-    namespace: NAMESPACE,
-    certificate,
-    args: [`--claim-grace=${GRACE}`, "--claim-interval=1s", `--allocator=${allocator}`],
-  });
-  const serving = (await webhook.records()).find((record) => record.allocator);
-  const identity =
-    allocator === "claims"
-      ? name
-      : (serving?.allocator as { elected?: string } | undefined)?.elected;
-  assert.ok(identity, `${name}: no allocator identity in its startup record`);
-  return {
-    name,
-    identity,
-    port: Number(new URL(webhook.url).port),
-    metricsUrl: webhook.metricsUrl,
-    caPem: webhook.caPem,
-    records: webhook.records,
-    freeze: () => process.kill(-webhook.pid, "SIGSTOP"),
-    thaw: () => process.kill(-webhook.pid, "SIGCONT"),
-    kill: async () => {
-      try {
-        process.kill(-webhook.pid, "SIGKILL");
-      } catch {}
-      await webhook.stop();
-    },
-  };
-}
-
 /**
  * Two replicas sharing one certificate, as a Deployment's pods share their Secret, behind the
  * round-robin proxy the webhook configurations name; resolves once the apiserver calls them.
@@ -114,11 +68,13 @@ async function startReplica(
 async function startPair(
   cp: ControlPlane,
   names: readonly [string, string],
-  allocator: "elected" | "claims",
+  allocator: AllocatorMode,
 ): Promise<{ replicas: Replica[]; proxy: RoundRobinProxy }> {
   const certificate = await generateServingCertificate();
   const replicas = await Promise.all(
-    names.map((name) => startReplica(cp, name, certificate, allocator)),
+    names.map((name) =>
+      startReplica(cp, { name, namespace: NAMESPACE, certificate, allocator, grace: GRACE }),
+    ),
   );
   const proxy = await startRoundRobinProxy(replicas.map((replica) => replica.port));
   await cp.registerWebhook(proxy.url, certificate.caPem);
@@ -199,20 +155,6 @@ async function askReplica(
     message,
     summary: `${name}: ${patched ? `granted by ${decidedBy}` : response.allowed ? "allowed unpatched" : message}`,
   };
-}
-
-/** The holder of the allocator Lease, as the apiserver has it. */
-async function allocatorHolder(cp: ControlPlane): Promise<string> {
-  const { stdout } = await cp.kubectl([
-    "get",
-    "lease",
-    "lb-ip-guard-allocator",
-    "-n",
-    NAMESPACE,
-    "-o",
-    "jsonpath={.spec.holderIdentity}",
-  ]);
-  return stdout.trim();
 }
 
 interface CreateResult {
@@ -315,39 +257,12 @@ async function heldAddresses(cp: ControlPlane): Promise<Map<string, string>> {
   return held;
 }
 
-interface LeaseItem {
-  metadata: { name: string; annotations?: Record<string, string> };
-  spec: { holderIdentity?: string };
-}
-
-/** Lease name → holder, for the claims. */
-async function claims(cp: ControlPlane): Promise<Map<string, { holder: string; address: string }>> {
-  const { stdout } = await cp.kubectl([
-    "get",
-    "leases",
-    "-n",
-    NAMESPACE,
-    "-l",
-    CLAIM_SELECTOR,
-    "-o",
-    "json",
-  ]);
-  const leases = new Map<string, { holder: string; address: string }>();
-  for (const item of (JSON.parse(stdout) as { items: LeaseItem[] }).items) {
-    leases.set(item.metadata.name, {
-      holder: item.metadata.annotations?.["lb-ip-guard.dev/holder"] ?? "",
-      address: item.metadata.annotations?.["lb-ip-guard.dev/address"] ?? "",
-    });
-  }
-  return leases;
-}
-
 const leaseOf = (ip: string) => `ip-${ip.replaceAll(".", "-")}`;
 
 /** Claims not backed by a Service holding their address, and held addresses without a claim. */
 function mismatch(
   held: Map<string, string>,
-  leases: Map<string, { holder: string; address: string }>,
+  leases: Map<string, ClaimLease>,
   others: ReadonlySet<string>,
 ): { leaked: string[]; unclaimed: string[] } {
   const leaked = [...leases]
@@ -468,12 +383,12 @@ await describeE2E("two replicas share address claims (Leases) through the real a
 
   it("adopts a Service older than the webhook, and collects a claim whose holder never appeared", async (t) => {
     const adopted = await eventually("a claim for default/legacy", async () => {
-      const lease = (await claims(cp)).get("ip-10-60-0-250");
+      const lease = (await claimLeases(cp, NAMESPACE)).get("ip-10-60-0-250");
       return lease?.holder === "default/legacy" ? lease : undefined;
     });
     foreign.add("ip-10-60-0-250");
     const collected = await eventually("the orphan claim collected", async () =>
-      (await claims(cp)).has("ip-10-60-0-249") ? undefined : true,
+      (await claimLeases(cp, NAMESPACE)).has("ip-10-60-0-249") ? undefined : true,
     );
     t.diagnostic(`adopted after ${adopted.ms} ms; orphan collected after ${collected.ms} ms`);
   });
@@ -507,7 +422,7 @@ await describeE2E("two replicas share address claims (Leases) through the real a
     const held = [...(await heldAddresses(cp))].filter(([, ip]) => ip === RACE_IP);
     assert.deepEqual(held, [[`${APPS}/${admitted[0]?.name}`, RACE_IP]]);
     const lease = await eventually("the winner's claim", async () => {
-      const found = (await claims(cp)).get(leaseOf(RACE_IP));
+      const found = (await claimLeases(cp, NAMESPACE)).get(leaseOf(RACE_IP));
       return found?.holder === `${APPS}/${admitted[0]?.name}` ? found : undefined;
     });
     assert.equal(lease.value.address, RACE_IP);
@@ -537,7 +452,7 @@ await describeE2E("two replicas share address claims (Leases) through the real a
     assert.equal(held.length, 50);
     assert.equal(distinct.size, 50);
     const leases = await eventually("50 claims", async () => {
-      const found = await claims(cp);
+      const found = await claimLeases(cp, NAMESPACE);
       const matching = held.filter(([ref, ip]) => found.get(leaseOf(ip))?.holder === ref);
       return matching.length === 50 ? found : undefined;
     });
@@ -589,7 +504,7 @@ await describeE2E("two replicas share address claims (Leases) through the real a
   });
 
   it("loans (ADR 0015): the follower grants a lent address without asking; frozen, its loan is refused to others until it lapsed, and woken it spends nothing stale", async (t) => {
-    const holder = await allocatorHolder(cp);
+    const holder = await allocatorHolder(cp, NAMESPACE);
     const [leader, follower] = holder === a.identity ? [a, b] : [b, a];
     const followerIndex = follower === a ? 0 : 1;
     const forwardedTo = async (name: string) =>
@@ -659,7 +574,7 @@ await describeE2E("two replicas share address claims (Leases) through the real a
   });
 
   it("the allocator frozen under load: the other replica takes over, no duplicate, and the woken one grants nothing itself", async (t) => {
-    const holder = await allocatorHolder(cp);
+    const holder = await allocatorHolder(cp, NAMESPACE);
     const [leader, follower] = holder === a.identity ? [a, b] : [b, a];
     assert.equal(leader.identity, holder, `the Lease names ${holder}, neither replica`);
     const leaderIndex = leader === a ? 0 : 1;
@@ -729,7 +644,7 @@ await describeE2E("two replicas share address claims (Leases) through the real a
       `${results.length} auto-assigns, ${HANDOVER_WORKERS} at a time; ${leader.name} (allocator) SIGSTOPped ${frozenAt - started} ms in; ${follower.name} granting ${takeover.ms} ms later; SIGCONT 3 s after that; ${results.length - refused.length} admitted (${admittedAfterWake} after the wake), ${refused.length} refused; ${newGrants.length} grants by ${follower.name} since the freeze; ${leader.name} after waking: ${wokenGrants.length} grants of its own, ${forwardedByWoken.length} reviews forwarded to ${follower.name}, asked directly: ${asked.map((answer) => answer.summary).join("; ")}; duplicates: ${duplicates.length}`,
     );
     assert.deepEqual(duplicates, []);
-    assert.equal(await allocatorHolder(cp), follower.identity);
+    assert.equal(await allocatorHolder(cp, NAMESPACE), follower.identity);
     assert.ok(newGrants.length > 0, `${follower.name} granted nothing after taking over`);
     assert.deepEqual(
       wokenGrants.map((r) => `${r.name} at ${r.time}`),
@@ -751,7 +666,7 @@ await describeE2E("two replicas share address claims (Leases) through the real a
 
   it("the follower frozen and SIGKILLed during a load of auto-assigns: no duplicate, no leaked claim after the grace period", async (t) => {
     // The follower: the allocator's own loss is the test above.
-    const victim = (await allocatorHolder(cp)) === a.identity ? b : a;
+    const victim = (await allocatorHolder(cp, NAMESPACE)) === a.identity ? b : a;
     const victimIndex = victim === a ? 0 : 1;
     const total = 60;
     const concurrency = 10;
@@ -787,13 +702,13 @@ await describeE2E("two replicas share address claims (Leases) through the real a
     const duplicates = [...byAddress].filter(([, refs]) => refs.length > 1);
     const admitted = results.filter((result) => result.code === 0).length;
     const refused = results.filter((result) => result.code !== 0);
-    const atEnd = mismatch(held, await claims(cp), foreign);
+    const atEnd = mismatch(held, await claimLeases(cp, NAMESPACE), foreign);
     const leakedAtEnd = atEnd.leaked.length;
 
     const converged = await eventually(
       "claims == held addresses",
       async () => {
-        const now = mismatch(await heldAddresses(cp), await claims(cp), foreign);
+        const now = mismatch(await heldAddresses(cp), await claimLeases(cp, NAMESPACE), foreign);
         return now.leaked.length === 0 && now.unclaimed.length === 0 ? now : undefined;
       },
       30_000,
@@ -848,7 +763,7 @@ await describeE2E("two replicas with --allocator claims: each claims before it a
     const refused = results.filter((result) => result.code !== 0);
     // Read at once: with claims before the answer, the winner's claim exists before its create
     // could return (the elected allocator writes none for a Service that appeared).
-    const leases = await claims(cp);
+    const leases = await claimLeases(cp, NAMESPACE);
     const lost = (
       await Promise.all(
         replicas.map((replica) =>
@@ -862,7 +777,7 @@ await describeE2E("two replicas with --allocator claims: each claims before it a
     assert.equal(admitted.length, 1, refused.map((r) => r.stderr).join("\n"));
     for (const failure of refused) assert.match(failure.stderr, /AddressInUse/);
     assert.equal(leases.get(leaseOf(RACE_IP))?.holder, `${APPS}/${admitted[0]?.name}`);
-    const election = await cp.kubectl(["get", "lease", "lb-ip-guard-allocator", "-n", NAMESPACE], {
+    const election = await cp.kubectl(["get", "lease", ALLOCATOR_LEASE, "-n", NAMESPACE], {
       allowFailure: true,
     });
     assert.match(election.stderr, /NotFound/, "no election in claims mode");
