@@ -47,8 +47,12 @@ describe("check on the MetalLB v0.11 Kubeflow example", { concurrency: true }, (
         "pool",
         "reason",
         "message",
+        "file",
+        "document",
+        "line",
       ]);
       assert.equal(typeof result.message, "string");
+      assert.equal(result.file, "examples/kubeflow-v0.11/dashboards.yaml");
     }
     const denied = find(report, "team-a/minio-copy");
     assert.match(denied.message, /kubeflow\/minio-service/);
