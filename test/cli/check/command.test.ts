@@ -36,7 +36,18 @@ describe("command line", { concurrency: true }, () => {
       cli(["check", KUBEFLOW, "--output", "a.sarif", "--format", "sarif"]),
       cli(["check", KUBEFLOW, "--format", "sarif", "--format", "json"]),
       cli(["check", KUBEFLOW, "--format", "sarif", "--output", "a", "--output", "b"]),
-      cli(["check", KUBEFLOW, "--format", "sarif", "--output", "a", "--format", "json", "--output", "a"]),
+      cli([
+        "check",
+        KUBEFLOW,
+        "--format",
+        "sarif",
+        "--output",
+        "a",
+        "--format",
+        "json",
+        "--output",
+        "a",
+      ]),
       cli(["check", KUBEFLOW, "--stdin-filename", "chart.yaml"]),
     ]);
     const expected = [

@@ -8,7 +8,9 @@ import { findingsOf } from "./findings.ts";
 
 export function formatGitHub(run: CheckRun): string {
   const lines = findingsOf(run).map(({ level, rule, ref, message, location }) => {
+    // In the order GitHub's own toolkit (@actions/core) writes them.
     const properties = [
+      ["title", `lb-ip-guard ${rule}: ${ref}`],
       ...(location === undefined
         ? []
         : [
@@ -16,7 +18,6 @@ export function formatGitHub(run: CheckRun): string {
             ["line", String(location.line)],
             ["col", String(location.column)],
           ]),
-      ["title", `lb-ip-guard ${rule}: ${ref}`],
     ]
       .map(([name, value]) => `${name}=${escapeProperty(value ?? "")}`)
       .join(",");

@@ -24,8 +24,8 @@ const RULES = [
   ...(Object.entries(REASON_HELP) as [AdmissionReason, ReasonHelp][]),
   [WARNING_RULE, WARNING_HELP] as const,
 ].map(([id, help]) => ({
+  // No `name`: SARIF wants it to differ from the id, and the code is the name users know.
   id,
-  name: id,
   shortDescription: { text: capitalised(plainText(help.meaning)) },
   fullDescription: {
     text: `${capitalised(plainText(help.meaning))}. Fix: ${plainText(help.fix)}.`,

@@ -52,10 +52,14 @@ const NOT_XML = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g;
 
 /**
  * Text content: markup characters as entities; a carriage return as a reference, or the parser
- * would make it a line feed.
+ * would make it a line feed, and so NEL and the LINE and PARAGRAPH SEPARATORs, which XML 1.1 parsers (and some 1.0
+ * ones) take for line ends too.
  */
 export function escapeText(text: string): string {
-  return allowed(text).replace(/[&<>\r]/g, (character) => ENTITIES[character] ?? character);
+  return allowed(text).replace(
+    /[&<>\r\u0085\u2028\u2029]/g,
+    (character) => ENTITIES[character] ?? character,
+  );
 }
 
 /**
@@ -63,7 +67,10 @@ export function escapeText(text: string): string {
  * references, since a parser normalises them to spaces in attributes.
  */
 export function escapeAttribute(text: string): string {
-  return allowed(text).replace(/[&<>"\t\n\r]/g, (character) => ENTITIES[character] ?? character);
+  return allowed(text).replace(
+    /[&<>"\t\n\r\u0085\u2028\u2029]/g,
+    (character) => ENTITIES[character] ?? character,
+  );
 }
 
 function allowed(text: string): string {
@@ -78,4 +85,7 @@ const ENTITIES: Readonly<Record<string, string>> = {
   "\t": "&#9;",
   "\n": "&#10;",
   "\r": "&#13;",
+  "\u0085": "&#133;",
+  "\u2028": "&#8232;",
+  "\u2029": "&#8233;",
 };
