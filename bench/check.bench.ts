@@ -164,7 +164,7 @@ async function main(): Promise<void> {
         const sample = await run(checkout, dir, extra);
         samples.get(name)?.push(sample);
         console.log(
-          `round ${round + 1} ${name.padEnd(16)} ${sample.seconds.toFixed(2)} s ${sample.maxRssMB.toFixed(0)} MB`,
+          `round ${round + 1} ${name.padEnd(16)} ${sample.seconds.toFixed(2)} s, CPU ${sample.cpuSeconds.toFixed(2)} s, ${sample.maxRssMB.toFixed(0)} MB`,
         );
       }
     }
