@@ -7,10 +7,10 @@
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import {
@@ -110,16 +110,19 @@ describe("check --format, --output pairs", () => {
 });
 
 describe("--format sarif", () => {
-  test("SARIF Multitool validates it: schema, SARIF rules and GitHub's ingestion rules, nothing to say", async () => {
+  /** The SARIF Multitool's findings on `file`: the schema, its SARIF rules, GitHub's ingestion rules. */
+  async function validateSarif(
+    file: string,
+  ): Promise<{ ruleId: string; level?: string; message: { id?: string; text?: string } }[]> {
     const require = createRequire(import.meta.url);
     const multitool = join(
       dirname(require.resolve("@microsoft/sarif-multitool-linux/package.json")),
       "Sarif.Multitool",
     );
-    const log = join(dir, "validation.sarif");
+    const log = join(dir, `${basename(file)}.validation`);
     await promisify(execFile)(multitool, [
       "validate",
-      join(dir, "sarif"),
+      file,
       "--output",
       log,
       "--log",
@@ -127,29 +130,21 @@ describe("--format sarif", () => {
       "--rule-kind",
       "Sarif;Ghas",
     ]);
-    const validation = JSON.parse(await readFile(log, "utf8"));
-    const findings = validation.runs[0].results.map(
-      (result: { ruleId: string; message: { id?: string; text?: string } }) =>
-        `${result.ruleId} ${result.message.id ?? result.message.text}`,
+    return JSON.parse(await readFile(log, "utf8")).runs[0].results;
+  }
+
+  test("SARIF Multitool validates it: schema, SARIF rules and GitHub's ingestion rules, nothing to say", async () => {
+    const findings = await validateSarif(join(dir, "sarif"));
+    assert.deepEqual(
+      findings.map((result) => `${result.ruleId} ${result.message.id ?? result.message.text}`),
+      [],
     );
-    assert.deepEqual(findings, []);
     // It did run its rules: a result without a location is what GitHub refuses.
     const broken = JSON.parse(written.sarif);
     delete broken.runs[0].results[0].locations;
-    const brokenFile = join(dir, "broken.sarif");
-    await import("node:fs/promises").then((fs) => fs.writeFile(brokenFile, JSON.stringify(broken)));
-    await promisify(execFile)(multitool, [
-      "validate",
-      brokenFile,
-      "--output",
-      log,
-      "--log",
-      "ForceOverwrite",
-      "--rule-kind",
-      "Sarif;Ghas",
-    ]);
-    const refused = JSON.parse(await readFile(log, "utf8")).runs[0].results;
-    assert.ok(refused.some((result: { level?: string }) => result.level === "error"));
+    await writeFile(join(dir, "broken.sarif"), JSON.stringify(broken));
+    const refused = await validateSarif(join(dir, "broken.sarif"));
+    assert.ok(refused.some((result) => result.level === "error"));
   });
 
   test("a rule per reason code with the README's help, errors for denials, warnings for warnings, a region each", () => {

@@ -96,60 +96,37 @@ spec:
 describe("check: where each result points", () => {
   test("multi-document YAML: the field decided on, else the document's first line", async () => {
     const { report } = await checkJson(["-", "--stdin-filename", "deploy/services.yaml"], MULTI);
-    const at = (ref: string) => {
-      const result = find(report, ref);
-      return [result.decision, result.reason, result.file, result.document, result.line];
-    };
-    const file = "deploy/services.yaml";
-    assert.deepEqual(at("a/spec-ip"), [
-      "allowed",
-      null,
-      file,
-      1,
-      lineOf(MULTI, "loadBalancerIP: 10.0.0.10"),
-    ]);
-    assert.deepEqual(at("a/dup"), [
-      "denied",
-      "AddressInUse",
-      file,
-      2,
-      lineOf(MULTI, "metallb.io/loadBalancerIPs: 10.0.0.10"),
-    ]);
-    // The entry that lies in a pool, not the list.
-    assert.deepEqual(at("a/ext"), [
-      "denied",
-      "ExternalIPInPool",
-      file,
-      3,
-      lineOf(MULTI, "- 10.0.0.11"),
-    ]);
-    // A refusal of the pool named points at the pool annotation, not the address.
-    assert.deepEqual(at("a/wrong-pool"), [
-      "denied",
-      "PoolNotFound",
-      file,
-      4,
-      lineOf(MULTI, "address-pool: nope"),
-    ]);
     const plain = MULTI.split("\n").findIndex(
       (line, index, lines) => line === "apiVersion: v1" && lines[index + 3] === "  name: plain",
     );
-    assert.deepEqual(at("a/plain"), ["allowed", null, file, 5, plain + 1]);
-    assert.deepEqual(at("a/auto"), [
-      "assigned",
-      null,
-      file,
-      6,
-      lineOf(MULTI, "lb-ip-guard.dev/auto-assign"),
-    ]);
-    // A block scalar: the key's line, where the value starts below it.
-    assert.deepEqual(at("a/key"), [
-      "allowed",
-      null,
-      file,
-      7,
-      lineOf(MULTI, "metallb.universe.tf/loadBalancerIPs: |"),
-    ]);
+    // Per Service: decision, reason, document, line.
+    const expected: [string, string, string | null, number, number][] = [
+      ["a/spec-ip", "allowed", null, 1, lineOf(MULTI, "loadBalancerIP: 10.0.0.10")],
+      [
+        "a/dup",
+        "denied",
+        "AddressInUse",
+        2,
+        lineOf(MULTI, "metallb.io/loadBalancerIPs: 10.0.0.10"),
+      ],
+      // The entry that lies in a pool, not the list.
+      ["a/ext", "denied", "ExternalIPInPool", 3, lineOf(MULTI, "- 10.0.0.11")],
+      // A refusal of the pool named points at the pool annotation, not the address.
+      ["a/wrong-pool", "denied", "PoolNotFound", 4, lineOf(MULTI, "address-pool: nope")],
+      // No field decided on: the document's first line, below its comment.
+      ["a/plain", "allowed", null, 5, plain + 1],
+      ["a/auto", "assigned", null, 6, lineOf(MULTI, "lb-ip-guard.dev/auto-assign")],
+      // A block scalar: the key's line, where the value starts below it.
+      ["a/key", "allowed", null, 7, lineOf(MULTI, "metallb.universe.tf/loadBalancerIPs: |")],
+    ];
+    assert.deepEqual(
+      expected.map(([ref]) => {
+        const result = find(report, ref);
+        return [ref, result.decision, result.reason, result.document, result.line];
+      }),
+      expected,
+    );
+    assert.ok(report.results.every((result) => result.file === "deploy/services.yaml"));
   });
 
   test("the key the guarded release ignores is the line of an IgnoredAnnotation", async () => {
