@@ -277,6 +277,7 @@ async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
       report: reportOf(decided, locations),
       serviceWarnings: decided.map((entry) => entry.verdict.warnings),
       locations,
+      ratchet: decided.map((entry) => entry.verdict.ratchet),
     },
     warnings,
     assigned: options.assign ? applyAssignments(manifests, decided) : "",

@@ -54,6 +54,8 @@ export interface CheckRun {
   readonly serviceWarnings: readonly (readonly string[])[];
   /** Per result: where it points (undefined for a Service of the cluster or --existing). */
   readonly locations: readonly (Location | undefined)[];
+  /** Per result: the refusal it was admitted under by the ratchet (its message is the warning). */
+  readonly ratchet: readonly (ReasonCode | undefined)[];
 }
 
 /** The report of decided Services; without `locations` (convert --check) every file is null. */

@@ -22,7 +22,7 @@ import { Ajv } from "ajv";
 import { parse as parseTestResults } from "test-results-parser";
 import { escapeData, escapeProperty } from "../../../src/cli/check/formats/github.ts";
 import { REASON_HELP } from "../../../src/cli/check/reasons.ts";
-import { cli, LAN, type Report, service, yaml } from "./helpers.ts";
+import { cli, configMap, LAN, type Report, service, yaml } from "./helpers.ts";
 
 const FILE = "manifests/team.yaml";
 
@@ -275,6 +275,39 @@ describe("--format junit", () => {
       parsed.suites.map((suite) => suite.name),
       ["cluster"],
     );
+  });
+});
+
+describe("an update admitted under the ratchet", () => {
+  test("is a warning under the rule of the refusal it was spared, in SARIF, annotations and Code Quality", async () => {
+    // minio holds 10.0.0.11, and the pool has shrunk to 10.0.0.10: relabelling it is admitted.
+    const minio = (labels: Record<string, string>) =>
+      service("kubeflow/minio-service", { loadBalancerIP: "10.0.0.11" }, {}, labels);
+    await writeFile(join(dir, "existing.yaml"), yaml(minio({})));
+    const shrunk = configMap("- name: lan\n  protocol: layer2\n  addresses:\n  - 10.0.0.10/32");
+    await writeFile(join(dir, "shrunk.yaml"), yaml(shrunk));
+    const args = [
+      "check",
+      "-",
+      "--pools",
+      join(dir, "shrunk.yaml"),
+      "--existing",
+      join(dir, "existing.yaml"),
+    ];
+    const [github, sarif, gitlab] = await Promise.all(
+      ["github", "sarif", "gitlab"].map((format) =>
+        cli([...args, "--format", format], yaml(minio({ tier: "storage" }))),
+      ),
+    );
+    for (const run of [github, sarif, gitlab]) assert.equal(run?.code, 0, run?.stderr);
+    assert.match(
+      github?.stdout ?? "",
+      /^::warning title=lb-ip-guard NotInAnyPool%3A kubeflow\/minio-service,file=<stdin>,line=\d+,col=\d+::kubeflow\/minio-service: NotInAnyPool: /m,
+    );
+    const [result] = JSON.parse(sarif?.stdout ?? "").runs[0].results;
+    assert.deepEqual([result.ruleId, result.level], ["NotInAnyPool", "warning"]);
+    const [issue] = JSON.parse(gitlab?.stdout ?? "");
+    assert.deepEqual([issue.check_name, issue.severity], ["NotInAnyPool", "minor"]);
   });
 });
 

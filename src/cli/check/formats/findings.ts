@@ -1,5 +1,6 @@
 // What the CI formats report: the problems of a run, one per denial (an error) and one per
-// admission warning (a warning), each with the rule it breaks and where it points. Allowed and
+// admission warning (a warning; an update admitted under the ratchet warns under the rule of the
+// refusal it was spared), each with the rule it breaks and where it points. Allowed and
 // assigned Services without warnings are no finding (JUnit, which lists every Service, reads the
 // run itself).
 
@@ -25,7 +26,7 @@ export interface Finding {
   readonly fingerprint: string;
 }
 
-export function findingsOf({ report, serviceWarnings, locations }: CheckRun): Finding[] {
+export function findingsOf({ report, serviceWarnings, locations, ratchet }: CheckRun): Finding[] {
   return report.results.flatMap((result, index) => {
     const ref = `${result.namespace}/${result.name}`;
     const location = locations[index];
@@ -41,6 +42,9 @@ export function findingsOf({ report, serviceWarnings, locations }: CheckRun): Fi
     const warnings = (serviceWarnings[index] ?? []).map((warning) =>
       finding("warning", WARNING_RULE, `${ref}: ${warning}`),
     );
+    const spared = ratchet[index];
+    if (spared !== undefined)
+      return [finding("warning", spared, `${ref}: ${result.message}`), ...warnings];
     return result.reason === null
       ? warnings
       : [finding("error", result.reason, result.message), ...warnings];
