@@ -63,13 +63,8 @@ spec:
   type: LoadBalancer
   loadBalancerIP: 10.0.0.12
 ---
-apiVersion: v1
-kind: Service
-metadata:
-  name: plain
-  namespace: a
-spec:
-  type: ClusterIP
+# Nothing to decide on, in flow style.
+{apiVersion: v1, kind: Service, metadata: {name: plain, namespace: a}, spec: {type: ClusterIP}}
 ---
 apiVersion: v1
 kind: Service
@@ -96,9 +91,6 @@ spec:
 describe("check: where each result points", () => {
   test("multi-document YAML: the field decided on, else the document's first line", async () => {
     const { report } = await checkJson(["-", "--stdin-filename", "deploy/services.yaml"], MULTI);
-    const plain = MULTI.split("\n").findIndex(
-      (line, index, lines) => line === "apiVersion: v1" && lines[index + 3] === "  name: plain",
-    );
     // Per Service: decision, reason, document, line.
     const expected: [string, string, string | null, number, number][] = [
       ["a/spec-ip", "allowed", null, 1, lineOf(MULTI, "loadBalancerIP: 10.0.0.10")],
@@ -113,8 +105,8 @@ describe("check: where each result points", () => {
       ["a/ext", "denied", "ExternalIPInPool", 3, lineOf(MULTI, "- 10.0.0.11")],
       // A refusal of the pool named points at the pool annotation, not the address.
       ["a/wrong-pool", "denied", "PoolNotFound", 4, lineOf(MULTI, "address-pool: nope")],
-      // No field decided on: the document's first line, below its comment.
-      ["a/plain", "allowed", null, 5, plain + 1],
+      // No field decided on: the object's first line, below its comment.
+      ["a/plain", "allowed", null, 5, lineOf(MULTI, "name: plain")],
       ["a/auto", "assigned", null, 6, lineOf(MULTI, "lb-ip-guard.dev/auto-assign")],
       // A block scalar: the key's line, where the value starts below it.
       ["a/key", "allowed", null, 7, lineOf(MULTI, "metallb.universe.tf/loadBalancerIPs: |")],
