@@ -16,27 +16,26 @@ const TROUBLESHOOTING = `${HOME}#troubleshooting-reason-codes`;
 const WARNING_HELP: ReasonHelp = {
   meaning:
     "the webhook admits the Service and `kubectl apply` prints a warning: a key the guarded release deprecates, an address retained for another Service, MetalLB serving something else",
-  fix: "read the warning; it names what to change, and nothing is refused until it is",
+  fix: "read the warning, which names what to change; the Service is admitted as it is",
 };
 
 /** Rules in a fixed order (the reason codes as the README lists them, then the warning). */
 const RULES = [
   ...(Object.entries(REASON_HELP) as [AdmissionReason, ReasonHelp][]),
   [WARNING_RULE, WARNING_HELP] as const,
-].map(([id, help]) => ({
-  // No `name`: SARIF wants it to differ from the id, and the code is the name users know.
-  id,
-  shortDescription: { text: capitalised(plainText(help.meaning)) },
-  fullDescription: {
-    text: `${capitalised(plainText(help.meaning))}. Fix: ${plainText(help.fix)}.`,
-  },
-  help: {
-    text: `${capitalised(plainText(help.meaning))}. Fix: ${plainText(help.fix)}.`,
-    markdown: `**${id}**: ${help.meaning}.\n\n**Fix**: ${help.fix}.`,
-  },
-  helpUri: TROUBLESHOOTING,
-  defaultConfiguration: { level: id === WARNING_RULE ? "warning" : "error" },
-}));
+].map(([id, help]) => {
+  const meaning = capitalised(plainText(help.meaning));
+  const full = `${meaning}. Fix: ${plainText(help.fix)}.`;
+  return {
+    // No `name`: SARIF wants it to differ from the id, and the code is the name users know.
+    id,
+    shortDescription: { text: meaning },
+    fullDescription: { text: full },
+    help: { text: full, markdown: `**${id}**: ${help.meaning}.\n\n**Fix**: ${help.fix}.` },
+    helpUri: TROUBLESHOOTING,
+    defaultConfiguration: { level: id === WARNING_RULE ? "warning" : "error" },
+  };
+});
 
 const RULE_INDEX = new Map(RULES.map((rule, index) => [rule.id, index]));
 
@@ -71,8 +70,8 @@ export function formatSarif(run: CheckRun): string {
 
 /**
  * A result's place. A manifest's file is a relative URI (each segment percent-encoded), resolved
- * against the checkout (`%SRCROOT%`), as code scanning expects; a Service of the cluster has no
- * file and points at its own logical name, still with a region.
+ * against the checkout (`%SRCROOT%`), as code scanning expects; a Service of the cluster (an
+ * audit) has no file: it points at the artifact `cluster`, line 1, as every result needs a region.
  */
 function physicalLocation(location: Location | undefined) {
   if (location === undefined) {
