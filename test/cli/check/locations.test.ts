@@ -86,6 +86,17 @@ metadata:
       10.0.0.13
 spec:
   type: LoadBalancer
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: both
+  namespace: a
+  annotations:
+    metallb.io/loadBalancerIPs: 10.0.0.14
+spec:
+  type: LoadBalancer
+  loadBalancerIP: 10.0.0.14
 `;
 
 describe("check: where each result points", () => {
@@ -110,6 +121,14 @@ describe("check: where each result points", () => {
       ["a/auto", "assigned", null, 6, lineOf(MULTI, "lb-ip-guard.dev/auto-assign")],
       // A block scalar: the key's line, where the value starts below it.
       ["a/key", "allowed", null, 7, lineOf(MULTI, "metallb.universe.tf/loadBalancerIPs: |")],
+      // Both fields: the annotation, the one MetalLB asks to keep.
+      [
+        "a/both",
+        "denied",
+        "ConflictingFields",
+        8,
+        lineOf(MULTI, "metallb.io/loadBalancerIPs: 10.0.0.14"),
+      ],
     ];
     assert.deepEqual(
       expected.map(([ref]) => {
