@@ -290,7 +290,7 @@ async function locationsOf(
   policy: Policy,
   stdinName: string | undefined,
 ): Promise<Location[]> {
-  const names = new FileNames(stdinName ?? STDIN_NAME);
+  const names = new FileNames(stdinName === undefined ? STDIN_NAME : undefined);
   const origins = new Origins(stdinName ?? STDIN_NAME, stdinName !== undefined);
   const locations: Location[] = [];
   for (const { manifest, service, verdict } of decided) {

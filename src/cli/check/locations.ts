@@ -85,21 +85,21 @@ function externalIndex(service: ServiceObject, address: IPAddress | undefined): 
 
 /**
  * Turns loaded file names into the names results carry: relative to the current folder, each
- * worked out once (20,000 Services of one file ask for one name 20,000 times). stdin keeps the
- * name it was given.
+ * worked out once (20,000 Services of one file ask for one name 20,000 times). A stdin named by
+ * --stdin-filename is a path like any other; an unnamed one keeps its name, `<stdin>`.
  */
 export class FileNames {
   readonly #names = new Map<string, string>();
-  readonly #stdinName: string;
+  readonly #unnamedStdin: string | undefined;
 
-  constructor(stdinName: string) {
-    this.#stdinName = stdinName;
+  constructor(unnamedStdin: string | undefined) {
+    this.#unnamedStdin = unnamedStdin;
   }
 
   of(file: string): string {
     let name = this.#names.get(file);
     if (name === undefined) {
-      name = file === this.#stdinName ? file : relative(process.cwd(), file) || file;
+      name = file === this.#unnamedStdin ? file : relative(process.cwd(), file) || file;
       this.#names.set(file, name);
     }
     return name;

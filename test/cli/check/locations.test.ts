@@ -198,11 +198,16 @@ describe("check: where each result points", () => {
   });
 
   test("files relative to the current folder, however named; an audit's Services have none", async () => {
-    const [relativeRun, absoluteRun, audit] = await Promise.all([
+    const [relativeRun, absoluteRun, audit, namedStdin] = await Promise.all([
       checkJson([relative(root, KUBEFLOW)]),
       checkJson([KUBEFLOW]),
       checkJson(["--existing", KUBEFLOW_DASHBOARDS, "--pools", KUBEFLOW_POOLS]),
+      checkJson(
+        ["-", "--pools", KUBEFLOW_POOLS, "--stdin-filename", join(root, "charts/web")],
+        MULTI,
+      ),
     ]);
+    assert.ok(namedStdin.report.results.every((result) => result.file === "charts/web"));
     const places = (report: typeof relativeRun.report) =>
       report.results.map((result) => [result.file, result.document, result.line]);
     assert.deepEqual(places(absoluteRun.report), places(relativeRun.report));
