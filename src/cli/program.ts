@@ -1,11 +1,11 @@
 // The lb-ip-guard command line, for both of its entry points (main.ts, and kubectl-plugin.ts for
 // `kubectl lb-ip-guard`): a table of subcommands. To add one, import its runner and add a row.
 
-import { readFileSync } from "node:fs";
 import { CHECK_SUMMARY, CHECK_USAGE, type CheckIO, EXIT, runCheck } from "./check/command.ts";
 import { CONVERT_SUMMARY, CONVERT_USAGE, runConvert } from "./convert/command.ts";
 import { POOLS_SUMMARY, POOLS_USAGE, runPools } from "./pools/command.ts";
 import { runServe, SERVE_SUMMARY, SERVE_USAGE } from "./serve.ts";
+import { packageVersion } from "./version.ts";
 
 interface Command {
   /** One line for the command list. */
@@ -62,12 +62,6 @@ denied; convert --check, a decision differs; pools, a problem found; serve, serv
 `;
 }
 
-function version(): string {
-  // package.json is two levels up from both src/cli/main.ts and dist/cli/main.js.
-  const manifest = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
-  return String(manifest.version);
-}
-
 async function main(argv: readonly string[], invocation: Invocation): Promise<number> {
   const io: CheckIO = {
     stdout: (text) => process.stdout.write(text),
@@ -86,7 +80,7 @@ async function main(argv: readonly string[], invocation: Invocation): Promise<nu
     return EXIT.ok;
   }
   if (first === "--version") {
-    io.stdout(`${version()}\n`);
+    io.stdout(`${packageVersion()}\n`);
     return EXIT.ok;
   }
   if (first.startsWith("-")) {

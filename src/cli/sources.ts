@@ -38,6 +38,8 @@ export function parseSourceArgs<Flags extends ParseArgsOptionsConfig>(
     args: [...args],
     strict: true,
     allowPositionals: true,
+    // In order, for flags that pair up (check's --format and --output).
+    tokens: true,
     options: { ...SOURCE_FLAGS, ...flags, help: { type: "boolean", short: "h" } } as const,
   });
 }
@@ -216,8 +218,12 @@ export async function loadSources(
   sources: Sources,
   readStdin: (() => Promise<string>) | undefined,
   allocation: Policy["allocation"],
+  stdinName?: string,
 ): Promise<LoadedSources> {
-  const loader = new ManifestLoader(readStdin === undefined ? {} : { readStdin });
+  const loader = new ManifestLoader({
+    ...(readStdin !== undefined && { readStdin }),
+    ...(stdinName !== undefined && { stdinName }),
+  });
   // --pools first, then the manifests: a manifest's copy of a pool source is the newer one.
   const poolObjects = await loadPoolSources(loader, sources.pools);
   const existingObjects = await loader.load(sources.existing);

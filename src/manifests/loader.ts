@@ -5,7 +5,14 @@
 
 import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { type Document, isCollection, parseAllDocuments, stringify, visit } from "yaml";
+import {
+  type Document,
+  isCollection,
+  LineCounter,
+  parseAllDocuments,
+  stringify,
+  visit,
+} from "yaml";
 import { isRecord } from "../base/objects.ts";
 import { oneLine } from "../base/text.ts";
 
@@ -39,6 +46,8 @@ export interface SourceDocument {
   readonly yaml: Document.Parsed;
   /** The document's text as written, comments and `---` included. */
   readonly text: string;
+  /** Line starts of the whole file: the yaml nodes' ranges are offsets into it. */
+  readonly lines: LineCounter;
 }
 
 /** One Kubernetes object (a document, or an item of a List document). */
@@ -54,6 +63,8 @@ export interface ManifestObject {
 export interface LoadOptions {
   /** Reads standard input; injectable for tests. Called at most once. */
   readonly readStdin?: () => Promise<string>;
+  /** What stdin is called in locations and messages (`check --stdin-filename`). */
+  readonly stdinName?: string;
 }
 
 /**
@@ -62,10 +73,12 @@ export interface LoadOptions {
  */
 export class ManifestLoader {
   readonly #readStdin: () => Promise<string>;
+  readonly #stdinName: string;
   #stdinUsed = false;
 
   constructor(options: LoadOptions = {}) {
     this.#readStdin = options.readStdin ?? readStdin;
+    this.#stdinName = options.stdinName ?? STDIN_NAME;
   }
 
   /** Every object of every path, in order: paths as given, directory entries sorted. */
@@ -78,16 +91,20 @@ export class ManifestLoader {
   async loadPath(path: string): Promise<ManifestObject[]> {
     if (path === "-") {
       if (this.#stdinUsed) {
-        throw new ManifestError(STDIN_NAME, undefined, "stdin (-) can be read only once");
+        throw new ManifestError(this.#stdinName, undefined, "stdin (-) can be read only once");
       }
       this.#stdinUsed = true;
       let text: string;
       try {
         text = await this.#readStdin();
       } catch (error) {
-        throw new ManifestError(STDIN_NAME, undefined, `cannot read: ${describeIOError(error)}`);
+        throw new ManifestError(
+          this.#stdinName,
+          undefined,
+          `cannot read: ${describeIOError(error)}`,
+        );
       }
-      return parseManifests(text, STDIN_NAME);
+      return parseManifests(text, this.#stdinName);
     }
     const files = await manifestFiles(path);
     const objects: ManifestObject[] = [];
@@ -152,7 +169,9 @@ async function walk(directory: string, found: string[], visited: Set<string>): P
  */
 export function parseManifests(text: string, file: string): ManifestObject[] {
   const objects: ManifestObject[] = [];
-  const documents = parseAllDocuments(text, { prettyErrors: true });
+  // Counted while lexing, so that a result can name the line of the field it is about.
+  const lines = new LineCounter();
+  const documents = parseAllDocuments(text, { prettyErrors: true, lineCounter: lines });
   // Each document's text runs to the end of its node range, from where the previous one ended
   // (so the first keeps its leading comments).
   let previousEnd = 0;
@@ -175,7 +194,7 @@ export function parseManifests(text: string, file: string): ManifestObject[] {
       throw new ManifestError(file, document, `cannot be read: ${(error as Error).message}`);
     }
     if (value === null || value === undefined) return;
-    const source: SourceDocument = { file, document, yaml, text: written };
+    const source: SourceDocument = { file, document, yaml, text: written, lines };
     flatten(value, source, [], objects);
   });
   return objects;

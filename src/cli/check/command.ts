@@ -7,6 +7,7 @@
 
 import type { Policy } from "../../ipam/decide.ts";
 import type { ServiceObject } from "../../ipam/service.ts";
+import { STDIN_NAME } from "../../manifests/loader.ts";
 import {
   type LoadedSources,
   loadSources,
@@ -14,12 +15,18 @@ import {
   runWithSources,
   type Sources,
   sourcesOf,
+  writeOutput,
 } from "../sources.ts";
+import { formatGitHub } from "./formats/github.ts";
+import { formatGitLab } from "./formats/gitlab.ts";
+import { formatJUnit } from "./formats/junit.ts";
+import { formatSarif } from "./formats/sarif.ts";
 import { asService, refOf } from "./input.ts";
+import { decisionField, FileNames, type Location, locate, Origins } from "./locations.ts";
 import { Replay } from "./replay.ts";
 import {
   applyAssignments,
-  type CheckReport,
+  type CheckRun,
   type DecidedService,
   formatText,
   reportOf,
@@ -29,7 +36,8 @@ export const CHECK_SUMMARY = "check Service manifests against MetalLB pools, off
 
 export const CHECK_USAGE = `Usage: lb-ip-guard check [PATH|-]... [--pools FILE]... [--existing FILE]...
                          [--cluster [--kubeconfig FILE] [--context NAME]]
-                         [--format text|json] [--assign] [--load-balancer-class NAME]
+                         [--format text|json|sarif|junit|github|gitlab [--output FILE]]...
+                         [--stdin-filename NAME] [--assign] [--load-balancer-class NAME]
                          [--metallb-version VERSION] [--allocate all|annotated]
 
 Decides every Service in the manifests as the admission webhook would, in input order, through
@@ -61,10 +69,31 @@ Inputs:
   --kubeconfig FILE         the cluster for --cluster (default: $KUBECONFIG, ~/.kube/config,
                             in-cluster)
   --context NAME            the kubeconfig context for --cluster (default: its current one)
+  --stdin-filename NAME     the name stdin (-) has in results and messages (default <stdin>),
+                            e.g. the chart or kustomization it was rendered from. Rendered with
+                            kustomize's originAnnotations, a Service points at the file it came
+                            from, read relative to NAME's folder (NAME itself when a folder; the
+                            current folder without --stdin-filename)
 
 Options:
-  --format text|json        text (default): one line per Service and a summary;
-                            json: one object {summary, results}
+  --format FORMAT           what the report is written as (default text), repeatable, each with
+                            its own --output; at most one without:
+                              text    one line per Service, its file:line, then a summary
+                              json    one object {summary, results}
+                              sarif   SARIF 2.1.0 for code scanning (github/codeql-action/
+                                      upload-sarif): a rule per reason code, denials errors,
+                                      warnings warnings
+                              junit   JUnit XML: a test suite per file, a test case per Service,
+                                      a failure per denial
+                              github  GitHub Actions workflow commands (::error file=...,line=...)
+                                      that annotate the pull request at the offending line
+                              gitlab  a GitLab Code Quality report (artifacts:reports:codequality)
+                            Each result points at its file (relative to the current folder), its
+                            document and the line of the field decided on (the address asked
+                            for, the externalIPs entry, the pool annotation), else the object's
+                            first line. The exit status is the same in every format
+  --output FILE             write the --format just before it to FILE instead of stdout:
+                              --format sarif --output check.sarif --format text
   --assign                  print the manifests (the PATHs' documents, in order) with the
                             assignments applied, as YAML on stdout, and the report on stderr:
                               lb-ip-guard check --assign DIR | kubectl apply -f -
@@ -91,9 +120,9 @@ PATHs and --existing files, plus kubernetes.io/metadata.name, which Kubernetes s
 Namespace. Services without a namespace are in "default".
 
 Text output, one line per Service:
-  <decision> <namespace>/<name> <ips|-> [<pool>] <Reason>: <message>
-(no reason for allowed and assigned), then a summary line. Locations in messages are FILE#N,
-N counting the YAML documents of FILE from 1.
+  <decision> <namespace>/<name> <ips|-> [<pool>] <Reason>: <message> (<file>:<line>)
+(no reason for allowed and assigned; no file:line for a Service of the cluster), then a summary
+line. Locations in messages are FILE#N, N counting the YAML documents of FILE from 1.
 
 Exit status: 0 nothing denied, 1 something denied, 2 usage or input error.
 `;
@@ -107,11 +136,27 @@ export interface CheckIO {
 
 export const EXIT = { ok: 0, denied: 1, usage: 2 } as const;
 
-type Format = "text" | "json";
+const FORMATS = {
+  text: formatText,
+  json: ({ report }: CheckRun) => `${JSON.stringify(report, null, 2)}\n`,
+  sarif: formatSarif,
+  junit: formatJUnit,
+  github: formatGitHub,
+  gitlab: formatGitLab,
+} as const satisfies Record<string, (run: CheckRun) => string>;
+
+type Format = keyof typeof FORMATS;
+
+/** One report to write: a format, and its file (undefined: stdout, or stderr with --assign). */
+interface Output {
+  readonly format: Format;
+  file: string | undefined;
+}
 
 interface CheckOptions {
   readonly sources: Sources;
-  readonly format: Format;
+  readonly outputs: readonly Output[];
+  readonly stdinName: string | undefined;
   readonly assign: boolean;
   readonly allocation: Policy["allocation"];
 }
@@ -124,50 +169,82 @@ export function runCheck(args: readonly string[], io: CheckIO): Promise<number> 
     parseCheckArgs,
     async (options) => {
       const outcome = await check(options, io);
-      const reportText =
-        options.format === "json"
-          ? `${JSON.stringify(outcome.report, null, 2)}\n`
-          : formatText(outcome.report, outcome.serviceWarnings);
       for (const warning of outcome.warnings) io.stderr(`lb-ip-guard check: warning: ${warning}\n`);
-      const denied = outcome.report.summary.denied > 0;
-      if (options.assign) {
-        io.stderr(reportText);
-        if (!denied) io.stdout(outcome.assigned);
-      } else {
-        io.stdout(reportText);
+      const denied = outcome.run.report.summary.denied > 0;
+      // With --assign stdout carries the manifests: the report without a file goes to stderr.
+      const console = options.assign ? { ...io, stdout: io.stderr } : io;
+      for (const { format, file } of options.outputs) {
+        await writeOutput(file, FORMATS[format](outcome.run), console);
       }
+      if (options.assign && !denied) io.stdout(outcome.assigned);
       return denied ? EXIT.denied : EXIT.ok;
     },
   );
 }
 
 function parseCheckArgs(args: readonly string[]): CheckOptions | "help" {
-  const { values, positionals } = parseSourceArgs(args, {
-    format: { type: "string" },
+  const { values, positionals, tokens } = parseSourceArgs(args, {
+    format: { type: "string", multiple: true },
+    output: { type: "string", multiple: true },
+    "stdin-filename": { type: "string" },
     assign: { type: "boolean" },
     allocate: { type: "string" },
   });
   if (values.help) return "help";
-  const format = values.format ?? "text";
-  if (format !== "text" && format !== "json") {
-    throw new Error(`--format must be text or json, not ${JSON.stringify(format)}`);
-  }
   const sources = sourcesOf(values, positionals);
   if (positionals.length === 0 && values.assign === true) {
     throw new Error("--assign writes the manifests it is given: name files or directories, or -");
   }
+  const stdinName = values["stdin-filename"];
+  if (stdinName === "") throw new Error("--stdin-filename needs a name");
+  if (stdinName !== undefined && !positionals.includes("-")) {
+    throw new Error("--stdin-filename names stdin: give - among the PATHs");
+  }
   return {
     sources,
-    format,
+    outputs: outputsOf(tokens),
+    stdinName,
     assign: values.assign ?? false,
     allocation: allocationOption(values.allocate),
   };
 }
 
+/**
+ * --format and --output in the order given: each --output writes the --format just before it.
+ * Two reports cannot share stdout (they would interleave) nor one file.
+ */
+function outputsOf(tokens: readonly { kind: string; name?: string; value?: string | undefined }[]) {
+  const outputs: Output[] = [];
+  for (const token of tokens) {
+    if (token.kind !== "option") continue;
+    const value = token.value ?? "";
+    if (token.name === "format") {
+      if (!Object.hasOwn(FORMATS, value)) {
+        throw new Error(
+          `--format must be one of ${Object.keys(FORMATS).join(", ")}, not ${JSON.stringify(value)}`,
+        );
+      }
+      outputs.push({ format: value as Format, file: undefined });
+    } else if (token.name === "output") {
+      const last = outputs.at(-1);
+      if (value === "") throw new Error("--output needs a file name");
+      if (last === undefined || last.file !== undefined) {
+        throw new Error(`--output ${value}: give the --format it writes just before it`);
+      }
+      if (outputs.some((output) => output.file === value)) {
+        throw new Error(`--output ${value} is given twice`);
+      }
+      last.file = value;
+    }
+  }
+  if (outputs.filter((output) => output.file === undefined).length > 1) {
+    throw new Error("only one --format can go to stdout: give the others --output FILE");
+  }
+  return outputs.length > 0 ? outputs : [{ format: "text" as const, file: undefined }];
+}
+
 interface Outcome {
-  readonly report: CheckReport;
-  /** Per result: what the webhook would return as admission warnings (text format only). */
-  readonly serviceWarnings: readonly (readonly string[])[];
+  readonly run: CheckRun;
   /** Notes about the input as a whole (stderr, in every format). */
   readonly warnings: readonly string[];
   /** The manifests with the assignments applied (`--assign`). */
@@ -176,7 +253,7 @@ interface Outcome {
 
 async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
   const { policy, poolSet, namespaceLabels, existingObjects, manifests, audit, warnings } =
-    await loadSources(options.sources, io.readStdin, options.allocation);
+    await loadSources(options.sources, io.readStdin, options.allocation, options.stdinName);
 
   const decided = decideServices({
     poolSet,
@@ -192,12 +269,36 @@ async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
       "no address pools found: pass --pools FILE or include the MetalLB ConfigMap or IPAddressPools among the manifests",
     );
   }
+  const locations = audit
+    ? decided.map(() => undefined)
+    : await locationsOf(decided, policy, options.stdinName);
   return {
-    report: reportOf(decided),
-    serviceWarnings: decided.map((entry) => entry.verdict.warnings),
+    run: {
+      report: reportOf(decided, locations),
+      serviceWarnings: decided.map((entry) => entry.verdict.warnings),
+      locations,
+      ratchet: decided.map((entry) => entry.verdict.ratchet),
+    },
     warnings,
     assigned: options.assign ? applyAssignments(manifests, decided) : "",
   };
+}
+
+/** Where each decided manifest Service points: its origin file when kustomize recorded one. */
+async function locationsOf(
+  decided: readonly DecidedService[],
+  policy: Policy,
+  stdinName: string | undefined,
+): Promise<Location[]> {
+  const names = new FileNames(stdinName === undefined ? STDIN_NAME : undefined);
+  const origins = new Origins(stdinName ?? STDIN_NAME, stdinName !== undefined);
+  const locations: Location[] = [];
+  for (const { manifest, service, verdict } of decided) {
+    const field = decisionField(service, verdict, policy.reads);
+    const origin = origins.has(manifest) ? await origins.of(manifest) : undefined;
+    locations.push(locate(origin ?? manifest, field, names));
+  }
+  return locations;
 }
 
 /** What a replay of Services needs: the loaded sources, less their notes. */

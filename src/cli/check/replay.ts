@@ -39,6 +39,8 @@ export interface Verdict {
   readonly warnings: readonly string[];
   /** The mutating webhook's patch (what `--assign` writes). */
   readonly patch: readonly PatchOperation[];
+  /** Admitted under the ratchet: the refusal the stored Service meets too (the message warns). */
+  readonly ratchet?: ReasonCode;
 }
 
 export interface ReplayOptions {
@@ -207,6 +209,7 @@ function verdictOf(
       message: warnings[0] ?? decided.message,
       warnings: warnings.slice(1),
       patch,
+      ratchet: decided.reason,
     };
   }
   return {

@@ -11,6 +11,7 @@ import {
   type SourceDocument,
   serializeDocuments,
 } from "../../manifests/loader.ts";
+import type { Location } from "./locations.ts";
 import type { Verdict } from "./replay.ts";
 
 export interface DecidedService {
@@ -28,6 +29,12 @@ export interface CheckResult {
   readonly pool: string | null;
   readonly reason: ReasonCode | null;
   readonly message: string;
+  /** Relative to the current folder (or the --stdin-filename); null for a Service of the cluster. */
+  readonly file: string | null;
+  /** 0-based index of the document in `file`. */
+  readonly document: number | null;
+  /** 1-based: the line of the field the decision is about, else the object's first line. */
+  readonly line: number | null;
 }
 
 export interface CheckReport {
@@ -40,9 +47,25 @@ export interface CheckReport {
   readonly results: readonly CheckResult[];
 }
 
-export function reportOf(decided: readonly DecidedService[]): CheckReport {
-  const results = decided.map(({ service, verdict }): CheckResult => {
+/** One run of `check`, everything each format is written from; the arrays are parallel. */
+export interface CheckRun {
+  readonly report: CheckReport;
+  /** Per result: what the webhook would return as admission warnings. */
+  readonly serviceWarnings: readonly (readonly string[])[];
+  /** Per result: where it points (undefined for a Service of the cluster or --existing). */
+  readonly locations: readonly (Location | undefined)[];
+  /** Per result: the refusal it was admitted under by the ratchet (its message is the warning). */
+  readonly ratchet: readonly (ReasonCode | undefined)[];
+}
+
+/** The report of decided Services; without `locations` (convert --check) every file is null. */
+export function reportOf(
+  decided: readonly DecidedService[],
+  locations: readonly (Location | undefined)[] = [],
+): CheckReport {
+  const results = decided.map(({ service, verdict }, index): CheckResult => {
     const metadata = service.metadata;
+    const location = locations[index];
     return {
       namespace: metadata?.namespace ?? "default",
       name: metadata?.name || `${metadata?.generateName ?? ""}<generated>`,
@@ -51,6 +74,9 @@ export function reportOf(decided: readonly DecidedService[]): CheckReport {
       pool: verdict.pool ?? null,
       reason: verdict.reason ?? null,
       message: verdict.message,
+      file: location?.file ?? null,
+      document: location?.document ?? null,
+      line: location?.line ?? null,
     };
   });
   const count = (kind: Verdict["kind"]) =>
@@ -66,10 +92,8 @@ export function reportOf(decided: readonly DecidedService[]): CheckReport {
   };
 }
 
-export function formatText(
-  report: CheckReport,
-  serviceWarnings: readonly (readonly string[])[],
-): string {
+/** One line per Service, its location at the end (`file:line`), warnings below; a summary. */
+export function formatText({ report, serviceWarnings }: CheckRun): string {
   const lines = report.results.flatMap((result, index) => {
     const ref = `${result.namespace}/${result.name}`;
     const ips = result.ips.length > 0 ? result.ips.join(",") : "-";
@@ -77,8 +101,9 @@ export function formatText(
     const reason = result.reason === null ? "" : ` ${result.reason}:`;
     // The message starts with the Service's ref, already on the line.
     const message = result.message.replace(new RegExp(`^${escapeRegExp(ref)}:? `), "");
+    const where = result.file === null ? "" : ` (${result.file}:${result.line})`;
     return [
-      `${result.decision.padEnd(8)} ${ref} ${ips}${pool}${reason} ${message}`,
+      `${result.decision.padEnd(8)} ${ref} ${ips}${pool}${reason} ${message}${where}`,
       ...(serviceWarnings[index] ?? []).map((warning) => `         warning: ${warning}`),
     ];
   });

@@ -33,16 +33,37 @@ describe("command line", { concurrency: true }, () => {
       cli(["check"]),
       cli(["check", "-", "--existing", "-"]),
       cli(["check", "--existing", KUBEFLOW_DASHBOARDS, "--assign"]),
+      cli(["check", KUBEFLOW, "--output", "a.sarif", "--format", "sarif"]),
+      cli(["check", KUBEFLOW, "--format", "sarif", "--format", "json"]),
+      cli(["check", KUBEFLOW, "--format", "sarif", "--output", "a", "--output", "b"]),
+      cli([
+        "check",
+        KUBEFLOW,
+        "--format",
+        "sarif",
+        "--output",
+        "a",
+        "--format",
+        "json",
+        "--output",
+        "a",
+      ]),
+      cli(["check", KUBEFLOW, "--stdin-filename", "chart.yaml"]),
     ]);
     const expected = [
       /unknown command 'frobnicate'/,
       /unknown option '--frobnicate'/,
       /unknown option '--frobnicate'/,
-      /--format must be text or json/,
+      /--format must be one of text, json, sarif, junit, github, gitlab, not "yaml"/,
       /'--format' needs a value/,
       /no manifests given/,
       /stdin \(-\) can be read only once/,
       /--assign writes the manifests it is given/,
+      /--output a\.sarif: give the --format it writes just before it/,
+      /only one --format can go to stdout/,
+      /--output b: give the --format it writes just before it/,
+      /--output a is given twice/,
+      /--stdin-filename names stdin: give - among the PATHs/,
     ];
     runs.forEach((run, index) => {
       assert.equal(run.code, 2, run.stderr);

@@ -3,6 +3,9 @@
 // Subtests run concurrently: each is a separate process.
 
 import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { parseAllDocuments } from "yaml";
 import {
@@ -47,8 +50,12 @@ describe("check on the MetalLB v0.11 Kubeflow example", { concurrency: true }, (
         "pool",
         "reason",
         "message",
+        "file",
+        "document",
+        "line",
       ]);
       assert.equal(typeof result.message, "string");
+      assert.equal(result.file, "examples/kubeflow-v0.11/dashboards.yaml");
     }
     const denied = find(report, "team-a/minio-copy");
     assert.match(denied.message, /kubeflow\/minio-service/);
@@ -167,5 +174,45 @@ describe("check on the IPAddressPool example", { concurrency: true }, () => {
     assert.equal(code, 0);
     assert.deepEqual(report.summary, { services: 7, allowed: 7, assigned: 0, denied: 0 });
     assert.deepEqual(find(report, "checkout/web").ips, ["192.168.40.2"]);
+  });
+});
+
+describe("the README's In CI run", () => {
+  test("its annotations and SARIF result are what check writes on the Kubeflow example", async () => {
+    const readme = await readFile(new URL("../../../README.md", import.meta.url), "utf8");
+    const block =
+      /```console\n\$ lb-ip-guard check examples\/kubeflow-v0\.11 ([^\n]*) \\\n {4}([^\n]*)\n([\s\S]*?)\$ echo \$\?\n(\d)\n\$ jq [^\n]*\n([^\n]*)\n```/.exec(
+        readme,
+      );
+    assert.ok(block !== null, "README: the In CI console block");
+    const [, first = "", second = "", annotations = "", status = "", sarifRow = ""] = block;
+    const dir = await mkdtemp(join(tmpdir(), "lb-ip-guard-readme-"));
+    try {
+      const args = `${first} ${second}`
+        .split(" ")
+        .map((arg) => (arg === "lb-ip-guard.sarif" ? join(dir, arg) : arg));
+      const run = await cli(["check", KUBEFLOW, ...args]);
+      assert.equal(run.code, Number(status));
+      assert.equal(run.stdout, annotations);
+      const sarif = JSON.parse(await readFile(join(dir, "lb-ip-guard.sarif"), "utf8"));
+      const rows = sarif.runs[0].results.map(
+        (result: {
+          ruleId: string;
+          level: string;
+          locations: {
+            physicalLocation: { artifactLocation: { uri: string }; region: { startLine: number } };
+          }[];
+        }) =>
+          JSON.stringify([
+            result.ruleId,
+            result.level,
+            result.locations[0]?.physicalLocation.artifactLocation.uri,
+            result.locations[0]?.physicalLocation.region.startLine,
+          ]),
+      );
+      assert.deepEqual(rows, [sarifRow]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -52,6 +52,9 @@ export interface Result {
   pool: string | null;
   reason: string | null;
   message: string;
+  file: string | null;
+  document: number | null;
+  line: number | null;
 }
 
 export interface Report {
