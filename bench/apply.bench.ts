@@ -1,8 +1,8 @@
 /**
  * What a user feels: Service CREATE latency on the e2e control plane (real etcd and
  * kube-apiserver, test/e2e/harness.ts), with lb-ip-guard in cluster mode (the elected allocator,
- * ADR 0012) as the e2e suites run it, beside a CEL ValidatingAdmissionPolicy and a create no
- * admission touches.
+ * ADR 0012, or with LB_IP_GUARD_BENCH_ALLOCATOR=claims the default, claims before the answer,
+ * ADR 0005 and 0017), beside a CEL ValidatingAdmissionPolicy and a create no admission touches.
  *
  *   npm run bench:apply           (LB_IP_GUARD_BENCH_CREATES=300 for more creates per mode)
  *
@@ -30,7 +30,8 @@
  *     class" shows). All three replicas share one certificate and one namespace, as one
  *     Deployment's pods do; the first is started alone, so it is the elected allocator, and the
  *     two behind the proxy are followers: every grant of the x2 modes is forwarded to it over the
- *     peer port, the worst case (with two replicas about half the grants are).
+ *     peer port, the worst case (with two replicas about half the grants are). With claims, each
+ *     replica grants and claims what it is sent.
  * Latencies are whole requests as the client sees them (request written to response read).
  * Targets (issue 14) are printed ok/MISSED; a missed target still exits 0 (a benchmark reports),
  * a broken run (a create refused, a mode not doing what it should) exits 1.
@@ -56,6 +57,11 @@ import {
 } from "../test/e2e/harness.ts";
 
 const CREATES = Number(process.env.LB_IP_GUARD_BENCH_CREATES ?? 150);
+const ALLOCATOR = process.env.LB_IP_GUARD_BENCH_ALLOCATOR ?? "elected";
+if (ALLOCATOR !== "elected" && ALLOCATOR !== "claims") {
+  console.error(`bench:apply: LB_IP_GUARD_BENCH_ALLOCATOR is elected or claims, not ${ALLOCATOR}`);
+  process.exit(2);
+}
 const WARMUP = 10;
 const POOL = "10.70.0.0/16";
 /** Explicit addresses count up from here, above where auto-assign (lowest first) reaches. */
@@ -553,10 +559,11 @@ async function main(): Promise<void> {
     });
     // The first replica alone: it takes the allocator Lease before the others start.
     const certificate = await generateServingCertificate();
-    const one = await cp.startWebhook({ certificate });
+    const args = [`--allocator=${ALLOCATOR}`];
+    const one = await cp.startWebhook({ certificate, args });
     const [a, b] = await Promise.all([
-      cp.startWebhook({ certificate }),
-      cp.startWebhook({ certificate }),
+      cp.startWebhook({ certificate, args }),
+      cp.startWebhook({ certificate, args }),
     ]);
     const proxy = await startRoundRobinProxy([a, b].map((w) => Number(new URL(w.url).port)));
     const bareTls = await generateServingCertificate();

@@ -168,7 +168,7 @@ describe("the chart's options", () => {
 
   it("networkPolicy: the API servers on the webhook port, Prometheus on the metrics port, the replicas on the peer port, and no default source", async (t) => {
     if (!need(t, helm)) return;
-    const objects = await render(...withApiServers);
+    const objects = await render(...withApiServers, "allocator=elected");
     const policy = find(objects, "NetworkPolicy", "lb-ip-guard", NAMESPACE);
     const labels = podLabels(objects);
     for (const [label, value] of Object.entries(policy.spec.podSelector.matchLabels)) {
@@ -204,7 +204,7 @@ describe("the chart's options", () => {
     );
   });
 
-  it("allocator: elected gets the peer port, its address and its rule where peerPort says; claims none of them", async (t) => {
+  it("allocator: elected gets its flag, the peer port, its address and its rule where peerPort says; claims, the default, none of them", async (t) => {
     if (!need(t, helm)) return;
     const advertised = (objects: Obj[]) =>
       container(objects).env.find((e: Obj) => e.name === "LB_IP_GUARD_ADVERTISE_ADDRESS");
@@ -213,19 +213,17 @@ describe("the chart's options", () => {
         rule.ports.map((p: Obj) => p.port),
       );
 
-    const moved = await render(...withApiServers, "peerPort=9444");
+    const moved = await render(...withApiServers, "allocator=elected", "peerPort=9444");
+    assert.ok(container(moved).args.includes("--allocator=elected"));
     assert.ok(container(moved).args.includes("--peer-port=9444"));
     assert.equal(containerPorts(moved).peer, 9444);
     assert.equal(advertised(moved)?.valueFrom.fieldRef.fieldPath, "status.podIP");
     assert.deepEqual(ruledPorts(moved), [8443, 9090, 9444]);
 
-    // Every replica grants on its own, claiming in etcd: nothing listens on a peer port.
-    const claims = await render(...withApiServers, "allocator=claims", "peerPort=9444");
-    assert.deepEqual(container(claims).args, [
-      "serve",
-      "--namespace=$(POD_NAMESPACE)",
-      "--allocator=claims",
-    ]);
+    // The default: every replica grants on its own, claiming in etcd; nothing listens on a peer
+    // port, and the flag's default needs no flag.
+    const claims = await render(...withApiServers, "peerPort=9444");
+    assert.deepEqual(container(claims).args, ["serve", "--namespace=$(POD_NAMESPACE)"]);
     assert.deepEqual(Object.keys(containerPorts(claims)), ["https", "metrics"]);
     assert.equal(advertised(claims), undefined);
     assert.deepEqual(ruledPorts(claims), [8443, 9090]);

@@ -144,20 +144,12 @@ function checkDeployment(objs: Obj[], render: string): void {
     `${render}: POD_NAMESPACE`,
   );
 
-  // The elected allocator's address, as the other replicas dial it: the pod's own.
+  // The default allocator claims in etcd (ADR 0017): no replica dials another.
   const advertised = (c.env as Obj[]).find((e) => e.name === "LB_IP_GUARD_ADVERTISE_ADDRESS");
-  assert.equal(
-    advertised?.valueFrom?.fieldRef?.fieldPath,
-    "status.podIP",
-    `${render}: LB_IP_GUARD_ADVERTISE_ADDRESS`,
-  );
+  assert.equal(advertised, undefined, `${render}: LB_IP_GUARD_ADVERTISE_ADDRESS`);
 
   const ports = new Map<string, number>((c.ports as Obj[]).map((p) => [p.name, p.containerPort]));
-  assert.deepEqual(
-    Object.fromEntries(ports),
-    { https: 8443, metrics: 9090, peer: 8444 },
-    `${render}: ports`,
-  );
+  assert.deepEqual(Object.fromEntries(ports), { https: 8443, metrics: 9090 }, `${render}: ports`);
   const portOf = (p: number | string) => (typeof p === "number" ? p : ports.get(p));
   for (const [probe, path] of [
     ["livenessProbe", "/healthz"],
@@ -353,6 +345,7 @@ describe("deploy/: kustomize base and Helm chart", () => {
       "loadBalancerClass=metallb.io/metallb",
       "metallbVersion=v0.12.1",
       "allocate=annotated",
+      "allocator=elected",
       "peerPort=9444",
       "failurePolicy.mutating=Fail",
       "failurePolicy.validating=Ignore",
@@ -385,6 +378,7 @@ describe("deploy/: kustomize base and Helm chart", () => {
       "--load-balancer-class=metallb.io/metallb",
       "--metallb-version=v0.12.1",
       "--allocate=annotated",
+      "--allocator=elected",
       "--peer-port=9444",
       "--tls-cert=/etc/lb-ip-guard/tls/tls.crt",
       "--tls-key=/etc/lb-ip-guard/tls/tls.key",
@@ -431,8 +425,9 @@ describe("deploy/: kustomize base and Helm chart", () => {
       "allocate=some",
       "allocator=leader",
       "peerPort=0",
-      "peerPort=8443",
-      "peerPort=9090",
+      // Only the elected allocator listens on the peer port.
+      "peerPort=8443,allocator=elected",
+      "peerPort=9090,allocator=elected",
     ]) {
       await assert.rejects(
         run(h, ["template", "x", chartDir, "--set", bad]),

@@ -114,7 +114,8 @@ patches:
 }
 
 /**
- * Every option of the chart on, and the peer port off its default, as `--set` values
+ * Every option of the chart on, the elected allocator with its peer port off its default, as
+ * `--set` values
  * (values.yaml documents each).
  */
 export const EVERY_CHART_OPTION: readonly string[] = [
@@ -125,5 +126,6 @@ export const EVERY_CHART_OPTION: readonly string[] = [
   "networkPolicy.enabled=true",
   `networkPolicy.apiServerCIDRs={${OVERLAY_API_SERVER_CIDR}}`,
   "clientAuth.caSecret=apiserver-client-ca",
+  "allocator=elected",
   "peerPort=9444",
 ];
