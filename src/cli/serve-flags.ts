@@ -10,6 +10,7 @@ import { parseMetalLBVersion } from "../ipam/metallb-version.ts";
 import { fail, ok, type Result } from "../ipam/result.ts";
 import {
   ALLOCATOR_MODES,
+  DEFAULT_ALLOCATOR,
   LOG_FORMATS,
   LOG_LEVELS,
   type LogFormat,
@@ -357,7 +358,7 @@ export const SERVE_FLAGS: readonly ServeFlag[] = [
       name: "allocator",
       key: "allocator",
       read: oneOf(ALLOCATOR_MODES),
-      default: "claims",
+      default: DEFAULT_ALLOCATOR,
       arg: "MODE",
       help: [
         "who grants addresses when several replicas run: claims (every",

@@ -62,6 +62,8 @@ export interface ServeConfig {
 
 export const ALLOCATOR_MODES = ["elected", "claims"] as const;
 export type AllocatorMode = (typeof ALLOCATOR_MODES)[number];
+/** Claims before the answer: a frozen or lost replica costs only its own reviews (ADR 0017). */
+export const DEFAULT_ALLOCATOR: AllocatorMode = "claims";
 
 /**
  * `--ip-target annotation` for a release that reads no address annotation, said in one line:

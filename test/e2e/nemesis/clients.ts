@@ -188,3 +188,8 @@ export function answered(answer: Answer): boolean {
     answer.outcome === "admitted" || (answer.outcome === "refused" && answer.reason !== "NotReady")
   );
 }
+
+/** Whether the API server got an answer from a replica for every webhook call of the create. */
+export function reachedReplica(answer: Answer): boolean {
+  return answer.outcome !== "failed calling webhook" && answer.outcome !== "timeout";
+}

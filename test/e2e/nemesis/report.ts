@@ -1,7 +1,14 @@
 // What a nemesis run prints: the per-minute progress line of a long run, and the table at the
 // end; and the figure every check must bring to zero.
 
-import { type Answer, answered, type Create, type Load, outcomeKey } from "./clients.ts";
+import {
+  type Answer,
+  answered,
+  type Create,
+  type Load,
+  outcomeKey,
+  reachedReplica,
+} from "./clients.ts";
 import type { ChaosReport } from "./runner.ts";
 
 /** Each check's violations; the suite asserts every one is zero. */
@@ -23,6 +30,15 @@ export function violations(report: ChaosReport): Record<string, number> {
 export function availability(creates: readonly Create[]): { answered: number; of: number } {
   const counted = creates.filter((c) => c.poolHadFree);
   return { answered: counted.filter((c) => answered(c.answer)).length, of: counted.length };
+}
+
+/**
+ * availability() of the creates whose webhook calls all reached a running replica: a call the
+ * proxy sent to a frozen or dead one fails however lb-ip-guard is built (ADR 0017), so this is
+ * the share its design answers, the figure the 99 % target is held to.
+ */
+export function designAvailability(creates: readonly Create[]): { answered: number; of: number } {
+  return availability(creates.filter((c) => reachedReplica(c.answer)));
 }
 
 /** The outcomes a create table always shows, zero or not: the webhook's failures among them. */
@@ -89,6 +105,7 @@ export function reportTable(report: ChaosReport): string {
     ["relabels", total(load.updates.relabel)],
     ...countRows(load.updates.relabel),
     ["availability (pool had a free address)", percent(availability(load.creates))],
+    ["  of creates that reached a running replica", percent(designAvailability(load.creates))],
     ["auto-assigns admitted unmutated (ClusterIP)", report.unmutatedAutoAssigns],
     ...[...report.faults]
       .sort(([a], [b]) => a.localeCompare(b))
