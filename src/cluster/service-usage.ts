@@ -19,6 +19,12 @@ import { type Holder, retained, UsageIndex } from "../ipam/usage.ts";
  * has processed the release before it handles a Service granted the address.
  */
 export const RELEASE_REST_MS = 15_000;
+/**
+ * For how much of the rest other Services' explicit requests are refused: 5 s less, more than
+ * the expiry timer's period (2 s) plus the skew between two replicas' watches, so that a grant
+ * one replica makes as its rest ends is never refused by another's validating call.
+ */
+export const RELEASE_REFUSAL_MS = 10_000;
 
 interface ClaimEntry {
   readonly holder: Holder;
@@ -93,7 +99,8 @@ export class ServiceUsage {
   }
 
   #rest(ref: string, released: readonly IPAddress[], now: number): readonly IPAddress[] {
-    for (const address of released) this.resting.rest(address, ref, now + RELEASE_REST_MS);
+    const ends = { refusals: now + RELEASE_REFUSAL_MS, rest: now + RELEASE_REST_MS };
+    for (const address of released) this.resting.rest(address, ref, ends);
     return released;
   }
 
@@ -168,8 +175,8 @@ export class ServiceUsage {
   }
 
   /**
-   * Drops holds older than the TTL and unconfirmed foreign claims, and ends the rest of addresses
-   * released RELEASE_REST_MS ago or longer; returns how many holds.
+   * Drops holds older than the TTL and unconfirmed foreign claims, and ends the refusals and rests
+   * of released addresses that are due; returns how many holds.
    */
   expire(now: number): number {
     for (const [owner, { expiry }] of this.#claims) {

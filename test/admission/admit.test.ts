@@ -570,10 +570,12 @@ describe("a replace with the manifest a Service was auto-assigned from", () => {
 });
 
 describe("released addresses rest (ADR 0016)", () => {
-  /** A context where `released` (address → the Service that gave it up) rest until 60 s. */
+  /** A context where `released` (address → the Service that gave it up) are refused until 60 s. */
   function restingContext(released: Record<string, string>, usage = new UsageIndex()) {
     const resting = new RestingAddresses();
-    for (const [ip, ref] of Object.entries(released)) resting.rest(address(ip), ref, 60_000);
+    for (const [ip, ref] of Object.entries(released)) {
+      resting.rest(address(ip), ref, { refusals: 60_000, rest: 90_000 });
+    }
     const ctx = context({ usage });
     return { ...ctx, view: { ...ctx.view, resting } };
   }
@@ -608,7 +610,10 @@ describe("released addresses rest (ADR 0016)", () => {
       "AddressInUse",
       403,
     );
-    assert.match(message, /team-a\/old gave up a moment ago.*rests until 1970-01-01T00:01:00.000Z/);
+    assert.match(
+      message,
+      /team-a\/old gave up a moment ago.*refused to others until 1970-01-01T00:01:00.000Z/,
+    );
     const back = run("validate", review(service("old", { ip: "192.168.35.100" })), ctx);
     assert.equal(back.response.allowed, true);
   });

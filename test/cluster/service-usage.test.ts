@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { RELEASE_REST_MS, ServiceUsage } from "../../src/cluster/service-usage.ts";
+import {
+  RELEASE_REFUSAL_MS,
+  RELEASE_REST_MS,
+  ServiceUsage,
+} from "../../src/cluster/service-usage.ts";
 import { holderOf, policyFor } from "../../src/ipam/decide.ts";
 import type { ServiceObject } from "../../src/ipam/service.ts";
 import { address } from "../ipam/fixtures.ts";
@@ -144,7 +148,7 @@ describe("ServiceUsage", () => {
     const usage = new ServiceUsage(policy, 1000);
     const resting = (text: string) => {
       const { family, value } = address(text);
-      return usage.resting.releaseOf(family, value) !== undefined;
+      return usage.resting.keepsFrom(family, value, "default/someone-else");
     };
     usage.upsert(service("moved", "10.0.0.1"), 0);
     usage.upsert(service("deleted", "10.0.0.2"), 0);
@@ -164,12 +168,16 @@ describe("ServiceUsage", () => {
     assert.equal(usage.expire(3000), 1);
     assert.deepEqual(holdersOf(usage, "10.0.0.4"), []);
     assert.equal(resting("10.0.0.4"), false);
-    assert.deepEqual(usage.resting.releaseOf("IPv4", address("10.0.0.1").value), {
-      ref: "default/moved",
-      until: 1000 + RELEASE_REST_MS,
-    });
+    const moved = usage.resting.refusalOf("IPv4", address("10.0.0.1").value);
+    assert.deepEqual(
+      [moved?.ref, moved?.refusedUntil],
+      ["default/moved", 1000 + RELEASE_REFUSAL_MS],
+    );
+    usage.expire(1000 + RELEASE_REFUSAL_MS);
+    assert.equal(usage.resting.refusalOf("IPv4", address("10.0.0.1").value), undefined);
+    assert.equal(resting("10.0.0.1"), true, "refused no more, still resting");
     assert.equal(
-      usage.resting.releaseOf("IPv4", address("10.0.0.3").value)?.ref,
+      usage.resting.refusalOf("IPv4", address("10.0.0.3").value)?.ref,
       "default/vanished",
     );
     usage.expire(2000 + RELEASE_REST_MS);

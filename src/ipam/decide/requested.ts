@@ -184,11 +184,11 @@ function restingConflict(
   pool: Pool,
 ): Denial | undefined {
   const { ref, view } = context;
-  const release = view.resting?.releaseOf(address.family, address.value);
+  const release = view.resting?.refusalOf(address.family, address.value);
   if (release === undefined || release.ref === ref) return undefined;
   return deny(
     "AddressInUse",
-    `${ref} requests ${formatAddress(address)}, which ${release.ref} gave up a moment ago (pool "${pool.name}"); MetalLB may still hold it for ${release.ref} until it has processed the release, so it rests until ${new Date(release.until).toISOString()}; retry then, or take a free one; ${freeHint(pool, view.usage)}`,
+    `${ref} requests ${formatAddress(address)}, which ${release.ref} gave up a moment ago (pool "${pool.name}"); MetalLB may still hold it for ${release.ref} until it has processed the release, so it is refused to others until ${new Date(release.refusedUntil).toISOString()}; retry then, or take a free one; ${freeHint(pool, view.usage)}`,
     [address],
     pool,
   );
