@@ -394,13 +394,31 @@ await describeE2E("two replicas share address claims (Leases) through the real a
   });
 
   it("100 parallel creates of one address: exactly one admitted, one claim", async (t) => {
-    const results = await createAll(
+    const first = await createAll(
       cp,
       kubectl,
       Array.from({ length: 100 }, (_, i) => explicit(`race-${i}`, RACE_IP)),
     );
-    const started = results.started;
+    const started = first.started;
     const seconds = (Date.now() - started) / 1000;
+    // NotReady says "retry in a few seconds", and a client does: on a starved machine the
+    // allocator may miss a renewal under the burst and refuse everything for a moment (the cost
+    // ADR 0017 weighs). The race is over what the creates end with.
+    let results: CreateResult[] = first;
+    let retried = 0;
+    for (let round = 0; round < 3; round++) {
+      const again = results.filter((r) => /NotReady/.test(r.stderr));
+      if (again.length === 0) break;
+      retried += again.length;
+      await sleep(3000);
+      const names = new Set(again.map((r) => r.name));
+      const rerun = await createAll(
+        cp,
+        kubectl,
+        [...names].map((name) => explicit(name, RACE_IP)),
+      );
+      results = [...results.filter((r) => !names.has(r.name)), ...rerun];
+    }
     const admitted = results.filter((result) => result.code === 0);
     const refused = results.filter((result) => result.code !== 0);
     const inUse = refused.filter((result) => /AddressInUse/.test(result.stderr));
@@ -408,7 +426,7 @@ await describeE2E("two replicas share address claims (Leases) through the real a
       (await metricSum(a.metricsUrl, /^lb_ip_guard_claims_total\{result="lost"\}/)) +
       (await metricSum(b.metricsUrl, /^lb_ip_guard_claims_total\{result="lost"\}/));
     t.diagnostic(
-      `100 creates of ${RACE_IP} in ${seconds.toFixed(1)} s: ${admitted.length} admitted, ${refused.length} refused (${inUse.length} AddressInUse), ${lost} claim(s) lost at the arbiter; proxy connections a/b: ${proxy.served.join("/")}; ${await reviews(a, started)}; ${await reviews(b, started)}`,
+      `100 creates of ${RACE_IP} in ${seconds.toFixed(1)} s: ${admitted.length} admitted, ${refused.length} refused (${inUse.length} AddressInUse), ${retried} retried after NotReady, ${lost} claim(s) lost at the arbiter; proxy connections a/b: ${proxy.served.join("/")}; ${await reviews(a, started)}; ${await reviews(b, started)}`,
     );
     assert.equal(admitted.length, 1, refused.map((r) => r.stderr).join("\n"));
     assert.equal(
