@@ -13,13 +13,13 @@
 import type { Family, IPAddress } from "./address.ts";
 
 /** Who released a resting address, and until when (ms since the epoch) it is refused to others. */
-export interface Release {
+interface Release {
   readonly ref: string;
   readonly refusedUntil: number;
 }
 
 /** When a rest's two parts end, ms since the epoch; `refusals` comes no later than `rest`. */
-export interface RestEnds {
+interface RestEnds {
   /** Other Services' explicit requests for the address are refused until then. */
   readonly refusals: number;
   /** Allocations skip the address until then. */

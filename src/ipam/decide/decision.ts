@@ -63,7 +63,7 @@ export type Assignment = Extract<Decision, { kind: "assigned" }>;
 export interface ClusterView {
   readonly pools: PoolSet;
   readonly usage: UsageIndex;
-  /** Addresses released a moment ago, skipped while a pool has others (cluster mode only). */
+  /** Addresses released a moment ago, which no other Service gets yet (cluster mode only). */
   readonly resting?: RestingAddresses;
   namespaceLabels(namespace: string): Labels;
 }

@@ -176,7 +176,7 @@ function findConflict(
 
 /**
  * An address no one holds that another Service released a moment ago: MetalLB may still hold it
- * for that Service, so it is refused until its rest is over (ADR 0016).
+ * for that Service, so it is refused for the first part of its rest (ADR 0016).
  */
 function restingConflict(
   context: DecisionContext,
