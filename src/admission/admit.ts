@@ -7,12 +7,14 @@ import {
   type Denial,
   decide,
   decideInScope,
+  decideReservation,
   holderOf,
   holdingsOf,
   isInScope,
   type Policy,
   type ReasonCode,
 } from "../ipam/decide.ts";
+import { RESERVATION_GROUP, RESERVATION_KIND, reservationSpecOf } from "../ipam/reservations.ts";
 import {
   type AddressRequest,
   addressRequest,
@@ -61,6 +63,13 @@ export function admit(
   context: AdmissionContext,
 ): AdmissionOutcome {
   const service = request.object as ServiceObject | undefined;
+  if (
+    request.kind.group === RESERVATION_GROUP &&
+    request.kind.kind === RESERVATION_KIND &&
+    (request.subResource ?? "") === ""
+  ) {
+    return webhook === "validate" ? admitReservation(request, context) : skipped(request);
+  }
   const isServiceWrite =
     request.kind.group === "" &&
     request.kind.kind === "Service" &&
@@ -147,6 +156,30 @@ function admitStatusWrite(
   const stored = storedService(request);
   const refusal = checkStatusWrite(scoped, stored, context.view, context.policy, ref);
   return refusal === undefined ? allow(request, ref, "allowed", []) : refuse(request, ref, refusal);
+}
+
+/**
+ * A write of an AddressReservation: decided by the same rules as a grant (decideReservation),
+ * refused while the state is not synced, as a grant would be.
+ */
+function admitReservation(request: AdmissionRequest, context: AdmissionContext): AdmissionOutcome {
+  if (request.operation !== "CREATE" && request.operation !== "UPDATE") return skipped(request);
+  if (request.object === undefined || request.object === null) return skipped(request);
+  const spec = reservationSpecOf(request.object, request.namespace ?? "default");
+  const named = { ...spec, name: spec.name || (request.name ?? "") };
+  const ref = `${named.namespace}/${named.name}`;
+  if (!context.ready) {
+    return deny(
+      request,
+      ref,
+      "NotReady",
+      `AddressReservation ${ref}: lb-ip-guard has not synced pools and Services yet; retry in a few seconds`,
+      403,
+    );
+  }
+  const decision = decideReservation(named, context.view);
+  if (decision.kind === "denied") return refuse(request, ref, decision);
+  return { ...allow(request, ref, "allowed", decision.warnings), decided: decision };
 }
 
 /** The stored Service of an UPDATE, trusted only when it is the same namespace and name. */

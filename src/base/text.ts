@@ -38,3 +38,8 @@ export function quoted(text: string, max = 64): string {
     ? `${JSON.stringify(text.slice(0, max))}… (${text.length} characters)`
     : JSON.stringify(text);
 }
+
+/** A time for messages: ISO 8601 to the second, as kubectl shows times. */
+export function isoTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+}

@@ -10,6 +10,7 @@ import { type Grant, HoldBook, holdKey } from "../admission/holds.ts";
 import { type IPAddress, sameAddress } from "../ipam/address.ts";
 import { forgetService, type Policy, recordService, usageEntriesOf } from "../ipam/decide.ts";
 import { RestingAddresses } from "../ipam/resting.ts";
+import { RetainedAddresses } from "../ipam/retained.ts";
 import { type ServiceObject, serviceRef } from "../ipam/service.ts";
 import { type Holder, retained, UsageIndex } from "../ipam/usage.ts";
 
@@ -42,6 +43,8 @@ export class ServiceUsage {
   #index = new UsageIndex();
   /** Addresses Services gave up lately (see resting.ts). */
   readonly resting = new RestingAddresses();
+  /** Addresses retained for the Services that gave them up (from the claims; retained.ts). */
+  readonly retained = new RetainedAddresses();
 
   constructor(policy: Policy, holdTtlMs: number) {
     this.#policy = policy;

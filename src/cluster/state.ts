@@ -16,6 +16,7 @@ import { formatPoolConfigError } from "../ipam/config/errors.ts";
 import type { ClusterView, Policy } from "../ipam/decide.ts";
 import type { Labels } from "../ipam/labels.ts";
 import type { Pool } from "../ipam/pool.ts";
+import { ReservationIndex } from "../ipam/reservations.ts";
 import { type ServiceObject, serviceRef } from "../ipam/service.ts";
 import {
   ElectedAllocator,
@@ -116,6 +117,7 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
   const expireIntervalMs = options.expireIntervalMs ?? 2000;
 
   const usage = new ServiceUsage(options.policy, options.holdTtlMs);
+  const reservations = new ReservationIndex();
   let namespaceLabels = new Map<string, Labels>();
   let poolsShown = "";
   const pools = new PoolSources({
@@ -311,10 +313,12 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
                 const pool = pools.poolSet.pools.find((each) => each.name === name);
                 return pool === undefined
                   ? undefined
-                  : firstFreeInPool(pool, family, usage.index, undefined, (each, value) =>
-                      // Lent ahead for a Service not known yet: no resting address.
-                      usage.resting.keepsFrom(each, value, undefined),
-                    );
+                  : firstFreeInPool(pool, family, usage.index, undefined, {
+                      // Lent ahead for a Service not known yet: no resting, retained or
+                      // reserved address.
+                      sets: (each) => [usage.retained.values(each), reservations.values(each)],
+                      skipped: (each, value) => usage.resting.keepsFrom(each, value, undefined),
+                    });
               },
               // A spent loan reported after its Service appeared needs no hold: the Service
               // holds its addresses itself, and a hold would outlive it if it went at once. (A
@@ -388,6 +392,8 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
         pools: pools.poolSet,
         usage: usage.index,
         resting: usage.resting,
+        retained: usage.retained,
+        reservations,
         // Kubernetes (1.21+) labels every Namespace with its own name; a Namespace created a
         // moment ago may not be in the cache yet, but that label is certain.
         namespaceLabels: (namespace) => ({

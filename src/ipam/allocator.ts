@@ -1,31 +1,44 @@
 import type { Family, IPAddress } from "./address.ts";
 import { isUsableAddress, type Pool } from "./pool.ts";
 import { type AddressRange, rangeContains } from "./range.ts";
+import type { SortedBigIntSet } from "./sorted-set.ts";
 import { type Holder, mayShare, type UsageIndex } from "./usage.ts";
 
-/** Addresses the allocator must not hand out although no one holds them (resting ones). */
-type Skipped = (family: Family, value: bigint) => boolean;
+/** Addresses the allocator must not hand out although no one holds them. */
+export interface Avoided {
+  /** Whole sets, per family (retained and reserved addresses): each run of them is one hop. */
+  readonly sets?: (family: Family) => readonly SortedBigIntSet[];
+  /** Single addresses, asked one by one (resting ones, a handful at any time). */
+  readonly skipped?: (family: Family, value: bigint) => boolean;
+}
 
 /**
- * The lowest free address of a range that is not skipped, or undefined. Each step is a
- * logarithmic query on the used set; with avoidBuggyIPs a step may land on .255/.0 and hop over
- * it, and a step may land on a skipped address, so the loop runs at most a few times per /24
- * boundary crossed plus once per skipped address, never once per address.
+ * The lowest free address of a range that is not avoided, or undefined. Each step is a
+ * logarithmic query on the used set and the avoided sets; with avoidBuggyIPs a step may land on
+ * .255/.0 and hop over it, and a step may land on a skipped address, so the loop runs at most a
+ * few times per /24 boundary crossed, per run of avoided addresses, and per skipped address,
+ * never once per address.
  */
 function firstFreeInRange(
   pool: Pool,
   range: AddressRange,
   usage: UsageIndex,
-  skipped?: Skipped,
+  avoided?: Avoided,
 ): bigint | undefined {
   const used = usage.used(range.family);
+  const sets = avoided?.sets?.(range.family) ?? [];
   let candidate = range.first;
   while (candidate <= range.last) {
     candidate = used.firstAbsentFrom(candidate);
+    const past = pastAvoided(candidate, sets);
+    if (past !== candidate) {
+      candidate = past;
+      continue;
+    }
     if (candidate > range.last) return undefined;
     if (
       isUsableAddress(pool, range.family, candidate) &&
-      skipped?.(range.family, candidate) !== true
+      avoided?.skipped?.(range.family, candidate) !== true
     )
       return candidate;
     candidate += 1n;
@@ -33,25 +46,33 @@ function firstFreeInRange(
   return undefined;
 }
 
+/** `candidate`, or the first value after the run of one avoided set that holds it. */
+function pastAvoided(candidate: bigint, sets: readonly SortedBigIntSet[]): bigint {
+  for (const set of sets) {
+    if (set.has(candidate)) return set.firstAbsentFrom(candidate);
+  }
+  return candidate;
+}
+
 /**
  * The next address of one family in a pool for `holder`: ranges in declaration order, in each the
  * lowest that is free or, when the holder has a sharing key, already held by Services it may
  * share with. MetalLB's own pick (getFreeIPsFromPool with checkSharing) takes the first of either
  * kind, so the second Service of a TCP/UDP pair with one sharing key lands on the first's address.
- * Addresses `skipped` says no to are passed over (resting.ts says why).
+ * Addresses `avoided` names are passed over (resting.ts, retained.ts and reservations.ts say why).
  */
 export function firstFreeInPool(
   pool: Pool,
   family: Family,
   usage: UsageIndex,
   holder?: Holder,
-  skipped?: Skipped,
+  avoided?: Avoided,
 ): IPAddress | undefined {
   const shareable =
     holder === undefined || holder.sharingKey === "" ? [] : usage.shareableWith(holder, family);
   for (const range of pool.ranges) {
     if (range.family !== family) continue;
-    const free = firstFreeInRange(pool, range, usage, skipped);
+    const free = firstFreeInRange(pool, range, usage, avoided);
     const shared = shareable.find(
       (value) =>
         range.first <= value && value <= range.last && isUsableAddress(pool, family, value),

@@ -48,6 +48,8 @@ export {
   usageEntriesOf,
 } from "./decide/holdings.ts";
 export { allocatesFor, isInScope, type Policy, policyFor } from "./decide/policy.ts";
+export { namespaceAddresses, parseQuota, QUOTA_ANNOTATION } from "./decide/quota.ts";
+export { decideReservation } from "./decide/reservation.ts";
 export { checkStatusWrite } from "./decide/status.ts";
 export { checkExternalIPs };
 

@@ -59,6 +59,8 @@ export class UsageIndex {
   readonly #bySharingKey = new Map<string, Set<string>>();
   /** Owners by the ref of their holder: an admission finds what was granted to its Service before. */
   readonly #byRef = new Map<string, Set<string>>();
+  /** Owners by the namespace of their holder: quotas count what a namespace holds. */
+  readonly #byNamespace = new Map<string, Set<string>>();
   // Keyed by the BigInt itself: Map compares BigInts by value, and hashing one is far cheaper
   // than building a string key (an IPv6 address costs ~0.5 µs to stringify).
   readonly #claims: Record<Family, Map<bigint, Claim[]>> = { IPv4: new Map(), IPv6: new Map() };
@@ -107,6 +109,21 @@ export class UsageIndex {
   #forgetHolder(owner: string, holder: Holder): void {
     forget(this.#bySharingKey, holder.sharingKey, owner);
     forget(this.#byRef, holder.ref, owner);
+    forget(this.#byNamespace, namespaceOf(holder.ref), owner);
+  }
+
+  /**
+   * The distinct addresses held in one namespace (by its Services, their in-flight grants and
+   * claims), except what is held for the Service `except`, as `family value` keys.
+   */
+  heldInNamespace(namespace: string, except: string): Map<string, IPAddress> {
+    const held = new Map<string, IPAddress>();
+    for (const owner of this.#byNamespace.get(namespace) ?? []) {
+      const entry = this.#owners.get(owner);
+      if (entry === undefined || entry.holder.ref === except) continue;
+      for (const address of entry.addresses) held.set(addressKey(address), address);
+    }
+    return held;
   }
 
   /** Whether owners other than the Service `ref` itself hold for it (see grantedBefore). */
@@ -202,12 +219,24 @@ export class UsageIndex {
     this.#owners.set(owner, { holder, addresses: unique });
     if (holder.sharingKey !== "") remember(this.#bySharingKey, holder.sharingKey, owner);
     remember(this.#byRef, holder.ref, owner);
+    remember(this.#byNamespace, namespaceOf(holder.ref), owner);
     for (const { family, value } of unique) {
       const claims = this.#claims[family].get(value);
       if (claims === undefined) this.#claims[family].set(value, [{ owner, holder }]);
       else claims.push({ owner, holder });
     }
   }
+}
+
+/** The namespace of a `namespace/name` ref. */
+export function namespaceOf(ref: string): string {
+  const slash = ref.indexOf("/");
+  return slash < 0 ? "" : ref.slice(0, slash);
+}
+
+/** A key that tells addresses apart across families, for sets of addresses. */
+export function addressKey(address: IPAddress): string {
+  return `${address.family} ${address.value}`;
 }
 
 function remember(owners: Map<string, Set<string>>, key: string, owner: string): void {

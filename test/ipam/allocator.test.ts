@@ -84,9 +84,11 @@ test("with addresses to skip (resting ones): the lowest free one not skipped, as
         const expected = modelAddresses(pool, family).find(
           (value) => !used.includes(value) && !skipped.has(value),
         );
-        const picked = firstFreeInPool(pool, family, usage, undefined, (f, value) => {
-          assert.equal(f, family);
-          return skipped.has(value);
+        const picked = firstFreeInPool(pool, family, usage, undefined, {
+          skipped: (f, value) => {
+            assert.equal(f, family);
+            return skipped.has(value);
+          },
         });
         assert.equal(picked?.value, expected);
       },

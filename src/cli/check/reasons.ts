@@ -64,6 +64,16 @@ export const REASON_HELP: Readonly<Record<AdmissionReason, ReasonHelp>> = {
       "a MetalLB key that the guarded MetalLB release does not read (it would serve the Service as if the key were absent)",
     fix: "use the key the message names (`spec.loadBalancerIP` on v0.11), or upgrade MetalLB",
   },
+  AddressReserved: {
+    meaning:
+      "an `AddressReservation` reserves the address for another namespace, or for another Service of this one",
+    fix: "take a free address (the message lists them), or have the reservation's owner change or delete it",
+  },
+  QuotaExceeded: {
+    meaning:
+      "the grant or reservation would take the namespace past its `lb-ip-guard.dev/address-quota`",
+    fix: "free an address of the namespace (delete a Service or reservation), share one, or raise the quota on the Namespace",
+  },
   NotReady: {
     meaning:
       "the webhook has not synced pools and Services yet, or could not claim the address through the API: it refuses rather than guesses",

@@ -4,7 +4,9 @@
 import { formatAddressList, type IPAddress } from "../address.ts";
 import type { Labels } from "../labels.ts";
 import type { Pool, PoolSet, ServiceIdentity } from "../pool.ts";
+import type { ReservationIndex } from "../reservations.ts";
 import type { RestingAddresses } from "../resting.ts";
+import type { RetainedAddresses } from "../retained.ts";
 import type { AddressRequest, ServiceObject } from "../service.ts";
 import type { UsageIndex } from "../usage.ts";
 import type { Policy } from "./policy.ts";
@@ -22,7 +24,9 @@ export type ReasonCode =
   | "SharingConflict"
   | "PoolExhausted"
   | "IgnoredAnnotation"
-  | "ExternalIPInPool";
+  | "ExternalIPInPool"
+  | "AddressReserved"
+  | "QuotaExceeded";
 
 /**
  * What the core answers. An allowance or assignment carries the request it read of the Service
@@ -38,6 +42,8 @@ export type Decision =
       readonly warnings: readonly string[];
       /** Undefined when the Service is out of scope: nothing of it was read. */
       readonly request: AddressRequest | undefined;
+      /** Whose the addresses were, when they were retained or reserved (Events name it). */
+      readonly origin?: string | undefined;
     }
   | {
       /** The Service gets `addresses` written and becomes a LoadBalancer (the mutation). */
@@ -47,6 +53,7 @@ export type Decision =
       readonly message: string;
       readonly warnings: readonly string[];
       readonly request: AddressRequest;
+      readonly origin?: string | undefined;
     }
   | {
       readonly kind: "denied";
@@ -59,13 +66,21 @@ export type Decision =
 export type Denial = Extract<Decision, { kind: "denied" }>;
 export type Assignment = Extract<Decision, { kind: "assigned" }>;
 
-/** What the decision reads of the cluster: pools, who holds what, namespace labels. */
+/**
+ * What the decision reads of the cluster: pools, who holds what, namespace labels, and the
+ * address lifecycle (design.md): resting, retained and reserved addresses, namespace quotas.
+ */
 export interface ClusterView {
   readonly pools: PoolSet;
   readonly usage: UsageIndex;
   /** Addresses released a moment ago, which no other Service gets yet (cluster mode only). */
   readonly resting?: RestingAddresses;
+  /** Addresses kept for the Service that gave them up (`--retain`). */
+  readonly retained?: RetainedAddresses;
+  readonly reservations?: ReservationIndex;
   namespaceLabels(namespace: string): Labels;
+  /** The Namespace's `lb-ip-guard.dev/address-quota`, when it has a valid one. */
+  quotaOf?(namespace: string): number | undefined;
 }
 
 /** One Service being decided, and what it is decided against. */
@@ -102,6 +117,8 @@ export class GrantDecision<Kind extends "allowed" | "assigned"> {
   readonly pool: string;
   readonly warnings: readonly string[];
   readonly request: AddressRequest;
+  /** Where the addresses come from, when not simply free: "retained for ... since ...". */
+  readonly origin: string | undefined;
   readonly #ref: string;
   readonly #verb: string;
 
@@ -111,17 +128,21 @@ export class GrantDecision<Kind extends "allowed" | "assigned"> {
     verb: string,
     addresses: readonly IPAddress[],
     pool: string,
+    origin?: { readonly note: string; readonly warnings?: readonly string[] },
   ) {
     this.kind = kind;
     this.#ref = context.ref;
     this.#verb = verb;
     this.addresses = addresses;
     this.pool = pool;
-    this.warnings = context.warnings;
+    this.origin = origin?.note;
+    this.warnings =
+      origin?.warnings === undefined ? context.warnings : [...context.warnings, ...origin.warnings];
     this.request = context.request;
   }
 
   get message(): string {
-    return `${this.#ref} ${this.#verb} ${formatAddressList(this.addresses)} from pool "${this.pool}"`;
+    const origin = this.origin === undefined ? "" : ` (${this.origin})`;
+    return `${this.#ref} ${this.#verb} ${formatAddressList(this.addresses)} from pool "${this.pool}"${origin}`;
   }
 }

@@ -1,16 +1,18 @@
 // A Service that asks for addresses (or that MetalLB already serves): each address parsed, of the
 // right families, in one pool that admits the Service, and free or shareable under MetalLB's rules.
 
-import { cut, quoted } from "../../base/text.ts";
+import { cut, isoTime, quoted } from "../../base/text.ts";
 import {
   formatAddress,
   formatAddressList,
   type IPAddress,
   isBuggyIPv4,
   parseAddress,
+  sameAddress,
 } from "../address.ts";
 import { describePool, type Pool, poolAllowsService } from "../pool.ts";
 import { rangeContains } from "../range.ts";
+import { reservationAdmits, reservationRef } from "../reservations.ts";
 import { declaredFamilies, isDualStack, isLoadBalancer } from "../service.ts";
 import {
   type Decision,
@@ -21,6 +23,7 @@ import {
 } from "./decision.ts";
 import { holderOf } from "./holdings.ts";
 import { freeHint, notAllowed, poolsHint } from "./messages.ts";
+import { quotaDenial } from "./quota.ts";
 
 /**
  * The addresses a Service asks for (`where` says in which field), or those MetalLB already serves
@@ -89,13 +92,64 @@ export function checkRequested(
     );
   }
   if (!poolAllowsService(pool, context.identity)) return notAllowed(context, pool, addresses);
+  // What the Service holds already (an UPDATE's stored object, what MetalLB serves it) stays
+  // its own, whatever was reserved or how full its namespace is since: nothing held is moved.
+  const own = view.usage.addressesOf(ref);
   for (const address of addresses) {
-    const conflict = findConflict(context, address, pool);
+    const conflict =
+      findConflict(context, address, pool) ?? reservedConflict(context, address, pool, own);
     if (conflict !== undefined) return conflict;
   }
+  const overQuota = quotaDenial(view, ref, addresses, own, { service: ref });
+  if (overQuota !== undefined) return { ...overQuota, pool: pool.name };
+  const notes = retainedNotes(context, addresses);
+  const origin = notes.length === 0 ? undefined : { note: notes.join("; "), warnings: notes };
   return isLoadBalancer(context.service)
-    ? new GrantDecision("allowed", context, "may use", addresses, pool.name)
-    : new GrantDecision("assigned", context, "becomes a LoadBalancer with", addresses, pool.name);
+    ? new GrantDecision("allowed", context, "may use", addresses, pool.name, origin)
+    : new GrantDecision(
+        "assigned",
+        context,
+        "becomes a LoadBalancer with",
+        addresses,
+        pool.name,
+        origin,
+      );
+}
+
+/** An address reserved for another namespace or Service, which the Service does not hold yet. */
+function reservedConflict(
+  context: DecisionContext,
+  address: IPAddress,
+  pool: Pool,
+  own: readonly IPAddress[],
+): Denial | undefined {
+  const { ref, view } = context;
+  const reservation = view.reservations?.reservationOf(address.family, address.value);
+  if (reservation === undefined || reservationAdmits(reservation, ref)) return undefined;
+  if (own.some((held) => sameAddress(held, address))) return undefined;
+  const forWhom =
+    reservation.serviceName === undefined
+      ? `the Services of namespace ${reservation.namespace}`
+      : `${reservation.namespace}/${reservation.serviceName}`;
+  return deny(
+    "AddressReserved",
+    `${ref} requests ${formatAddress(address)}, which AddressReservation ${reservationRef(reservation)} reserves for ${forWhom} (pool "${pool.name}"); take a free one: ${freeHint(pool, view.usage)}`,
+    [address],
+    pool,
+  );
+}
+
+/** Warnings for addresses retained for another Service: admitted, and that one loses them. */
+function retainedNotes(context: DecisionContext, addresses: readonly IPAddress[]): string[] {
+  const retained = context.view.retained;
+  if (retained === undefined || retained.size === 0) return [];
+  return addresses.flatMap((address) => {
+    const retention = retained.retentionOf(address.family, address.value);
+    if (retention === undefined || retention.ref === context.ref) return [];
+    return [
+      `${formatAddress(address)} is retained for ${retention.ref} until ${isoTime(retention.until)} (it gave the address up at ${isoTime(retention.since)}); ${context.ref} takes it, and ${retention.ref} gets another address when it is created again`,
+    ];
+  });
 }
 
 function familyMismatch(
