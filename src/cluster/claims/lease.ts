@@ -22,6 +22,9 @@ const CLAIM_ANNOTATION = {
   ports: "lb-ip-guard.dev/ports",
   backendKey: "lb-ip-guard.dev/backend-key",
   claimedBy: "lb-ip-guard.dev/claimed-by",
+  /** Set once the holder gave the address up: the claim then retains it (design.md). */
+  retainedSince: "lb-ip-guard.dev/retained-since",
+  retainedUntil: "lb-ip-guard.dev/retained-until",
 } as const;
 
 /**
@@ -60,6 +63,11 @@ export interface Claim {
   readonly acquiredAt: number;
   /** When the claim was last written: the latest of renewTime, acquireTime, creation (ms). */
   readonly writtenAt: number;
+  /**
+   * Present once the holder gave the address up: the claim no longer holds the address, it
+   * retains it for the holder's namespace and name (retained.ts) until `until`.
+   */
+  readonly retention?: { readonly since: number; readonly until: number };
 }
 
 /** Reads a claim from a Lease; undefined when the Lease is not a well-formed claim. */
@@ -81,6 +89,9 @@ export function parseClaim(lease: KubeObject): Claim | undefined {
     .map(time)
     .find((value) => !Number.isNaN(value));
   const ports = text(CLAIM_ANNOTATION.ports) ?? "";
+  const since = time(text(CLAIM_ANNOTATION.retainedSince));
+  const until = time(text(CLAIM_ANNOTATION.retainedUntil));
+  const retained = !Number.isNaN(since) && !Number.isNaN(until);
   return {
     name,
     resourceVersion: typeof metadata.resourceVersion === "string" ? metadata.resourceVersion : "",
@@ -95,8 +106,23 @@ export function parseClaim(lease: KubeObject): Claim | undefined {
     claimedBy: text(CLAIM_ANNOTATION.claimedBy) ?? "",
     acquiredAt: acquired ?? 0,
     writtenAt: times.length > 0 ? Math.max(...times) : 0,
+    ...(retained && { retention: { since, until } }),
   };
 }
+
+/** The annotations that turn a claim into a retention, for a write (or a merge patch). */
+export function retentionAnnotations(since: number, until: number): Record<string, string> {
+  return {
+    [CLAIM_ANNOTATION.retainedSince]: new Date(since).toISOString(),
+    [CLAIM_ANNOTATION.retainedUntil]: new Date(until).toISOString(),
+  };
+}
+
+/** The retention annotations' keys: a holder's new claim of the address drops them. */
+export const RETENTION_KEYS: readonly string[] = [
+  CLAIM_ANNOTATION.retainedSince,
+  CLAIM_ANNOTATION.retainedUntil,
+];
 
 /** The annotations a claim carries for `holder`. */
 function claimAnnotations(
