@@ -5,6 +5,7 @@ import { type Family, isBuggyIPv4 } from "../../src/ipam/address.ts";
 import { firstFreeInPool, freeRuns, usedInPool } from "../../src/ipam/allocator.ts";
 import type { Pool } from "../../src/ipam/pool.ts";
 import type { AddressRange } from "../../src/ipam/range.ts";
+import { SortedBigIntSet } from "../../src/ipam/sorted-set.ts";
 import { UsageIndex } from "../../src/ipam/usage.ts";
 
 const holder = (ref: string) => ({ ref, sharingKey: "", ports: [], backendKey: "Cluster" });
@@ -89,6 +90,32 @@ test("with addresses to skip (resting ones): the lowest free one not skipped, as
             assert.equal(f, family);
             return skipped.has(value);
           },
+        });
+        assert.equal(picked?.value, expected);
+      },
+    ),
+    { numRuns: 400 },
+  );
+});
+
+test("with sets to avoid (retained and reserved ones) and addresses to skip: what a brute-force walk picks", () => {
+  fc.assert(
+    fc.property(
+      arbitraryPool,
+      fc.array(fc.array(fc.nat(40), { maxLength: 20 }), { maxLength: 3 }),
+      fc.array(fc.nat(40), { maxLength: 5 }),
+      ({ pool, family, used }, setOffsets, skippedOffsets) => {
+        const usage = indexOf(family, used);
+        const at = (offsets: number[]) => offsets.map((offset) => BASES[family] + BigInt(offset));
+        const sets = setOffsets.map((offsets) => SortedBigIntSet.from(at(offsets)));
+        const skipped = new Set(at(skippedOffsets));
+        const expected = modelAddresses(pool, family).find(
+          (value) =>
+            !used.includes(value) && !skipped.has(value) && !sets.some((set) => set.has(value)),
+        );
+        const picked = firstFreeInPool(pool, family, usage, undefined, {
+          sets: () => sets,
+          skipped: (_, value) => skipped.has(value),
         });
         assert.equal(picked?.value, expected);
       },

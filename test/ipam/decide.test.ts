@@ -14,40 +14,10 @@ import {
 import { type Pool, PoolSet } from "../../src/ipam/pool.ts";
 import type { ServiceObject } from "../../src/ipam/service.ts";
 import { UsageIndex } from "../../src/ipam/usage.ts";
-import { allocation, policyOfRelease, pool } from "./fixtures.ts";
+import { allocation, policyOfRelease, pool, type Spec, service } from "./fixtures.ts";
 
 const defaultPolicy = policyFor();
 const autoAssign = { "lb-ip-guard.dev/auto-assign": "true" };
-
-interface Spec {
-  type?: string;
-  ip?: string;
-  annotations?: Record<string, string>;
-  labels?: Record<string, string>;
-  ports?: { protocol?: string; port: number }[];
-  ipFamilies?: string[];
-  ipFamilyPolicy?: string;
-  externalTrafficPolicy?: string;
-  selector?: Record<string, string>;
-  loadBalancerClass?: string;
-}
-
-function service(ref: string, spec: Spec = {}): ServiceObject {
-  const [namespace, name] = ref.split("/");
-  return {
-    metadata: { namespace, name, annotations: spec.annotations ?? {}, labels: spec.labels ?? {} },
-    spec: {
-      type: spec.type ?? "LoadBalancer",
-      ...(spec.ip !== undefined && { loadBalancerIP: spec.ip }),
-      ports: spec.ports ?? [{ port: 80 }],
-      ...(spec.ipFamilies && { ipFamilies: spec.ipFamilies }),
-      ...(spec.ipFamilyPolicy && { ipFamilyPolicy: spec.ipFamilyPolicy }),
-      ...(spec.externalTrafficPolicy && { externalTrafficPolicy: spec.externalTrafficPolicy }),
-      ...(spec.selector && { selector: spec.selector }),
-      ...(spec.loadBalancerClass && { loadBalancerClass: spec.loadBalancerClass }),
-    },
-  };
-}
 
 /** A cluster where admitted Services are recorded, as check and the webhook do. */
 function cluster(

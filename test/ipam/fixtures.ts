@@ -7,6 +7,7 @@ import { type Policy, policyFor } from "../../src/ipam/decide.ts";
 import { parseMetalLBVersion } from "../../src/ipam/metallb-version.ts";
 import type { Pool, ServiceAllocation } from "../../src/ipam/pool.ts";
 import { type AddressRange, parseAddressBlock } from "../../src/ipam/range.ts";
+import type { ServiceObject } from "../../src/ipam/service.ts";
 
 /** An address from its text; a text that does not parse fails the test. */
 export function address(text: string): IPAddress {
@@ -52,4 +53,36 @@ export function policyOfRelease(text: string): Policy {
   const parsed = parseMetalLBVersion(text);
   assert.ok(parsed.ok, text);
   return policyFor({ release: parsed.value });
+}
+
+/** What the tests vary of a Service; the rest is a one-port LoadBalancer. */
+export interface Spec {
+  type?: string;
+  ip?: string;
+  annotations?: Record<string, string>;
+  labels?: Record<string, string>;
+  ports?: { protocol?: string; port: number }[];
+  ipFamilies?: string[];
+  ipFamilyPolicy?: string;
+  externalTrafficPolicy?: string;
+  selector?: Record<string, string>;
+  loadBalancerClass?: string;
+}
+
+/** A Service `namespace/name` of `spec`. */
+export function service(ref: string, spec: Spec = {}): ServiceObject {
+  const [namespace, name] = ref.split("/");
+  return {
+    metadata: { namespace, name, annotations: spec.annotations ?? {}, labels: spec.labels ?? {} },
+    spec: {
+      type: spec.type ?? "LoadBalancer",
+      ...(spec.ip !== undefined && { loadBalancerIP: spec.ip }),
+      ports: spec.ports ?? [{ port: 80 }],
+      ...(spec.ipFamilies && { ipFamilies: spec.ipFamilies }),
+      ...(spec.ipFamilyPolicy && { ipFamilyPolicy: spec.ipFamilyPolicy }),
+      ...(spec.externalTrafficPolicy && { externalTrafficPolicy: spec.externalTrafficPolicy }),
+      ...(spec.selector && { selector: spec.selector }),
+      ...(spec.loadBalancerClass && { loadBalancerClass: spec.loadBalancerClass }),
+    },
+  };
 }
