@@ -7,7 +7,7 @@
 import { asRecord } from "../base/objects.ts";
 import type { Family, IPAddress } from "./address.ts";
 import { SortedBigIntSet } from "./sorted-set.ts";
-import { namespaceOf } from "./usage.ts";
+import { namespaceOf, type UsageIndex } from "./usage.ts";
 
 export const RESERVATION_GROUP = "lb-ip-guard.dev";
 export const RESERVATION_KIND = "AddressReservation";
@@ -153,4 +153,27 @@ export class ReservationIndex {
   get size(): number {
     return this.#byRef.size;
   }
+}
+
+/**
+ * Who holds a reservation's addresses, for its status: a Service it is for, when one holds any
+ * of them; else any other holder (one that got in past the webhook); undefined when no one does.
+ * Every holder is listed, in name order, for the message.
+ */
+export function reservationHolder(
+  reservation: Reservation,
+  usage: UsageIndex,
+):
+  | { readonly ref: string; readonly admitted: boolean; readonly all: readonly string[] }
+  | undefined {
+  const all = [
+    ...new Set(
+      reservation.addresses.flatMap((address) =>
+        usage.holdersOf(address.family, address.value).map((holder) => holder.ref),
+      ),
+    ),
+  ].sort();
+  const ref = all.find((each) => reservationAdmits(reservation, each)) ?? all[0];
+  if (ref === undefined) return undefined;
+  return { ref, admitted: reservationAdmits(reservation, ref), all };
 }
