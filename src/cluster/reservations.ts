@@ -5,8 +5,9 @@
 
 import type { Logger } from "pino";
 import { asRecord } from "../base/objects.ts";
-import { formatAddressList, type IPAddress, parseAddress } from "../ipam/address.ts";
+import { formatAddressList } from "../ipam/address.ts";
 import {
+  parseReservation,
   type Reservation,
   type ReservationIndex,
   reservationHolder,
@@ -104,25 +105,21 @@ export class ClusterReservations {
     const ref = reservationRef(spec);
     const metadata = asRecord(object.metadata);
     const generation = typeof metadata.generation === "number" ? metadata.generation : 0;
-    const addresses: IPAddress[] = [];
-    for (const text of spec.addresses) {
-      const parsed = parseAddress(text);
-      if (parsed.ok) addresses.push(parsed.value);
-      else {
-        // Only an object written while the webhook was not called gets here: it reserves nothing.
-        if (!this.#refused.has(`${ref}@${generation}`)) {
-          this.#refused.add(`${ref}@${generation}`);
-          this.#options.logger.warn(
-            { reservation: ref },
-            `AddressReservation ${ref} ignored: ${parsed.error} (in spec.addresses)`,
-          );
-        }
-        this.#options.index.delete(spec.namespace, spec.name);
-        this.#known.delete(ref);
-        return;
+    const parsed = parseReservation(spec);
+    if (!parsed.ok) {
+      // Only an object written while the webhook was not called gets here: it reserves nothing.
+      if (!this.#refused.has(`${ref}@${generation}`)) {
+        this.#refused.add(`${ref}@${generation}`);
+        this.#options.logger.warn(
+          { reservation: ref },
+          `AddressReservation ${ref} ignored: ${parsed.error} (in spec.addresses)`,
+        );
       }
+      this.#options.index.delete(spec.namespace, spec.name);
+      this.#known.delete(ref);
+      return;
     }
-    const reservation: Reservation = { ...spec, addresses };
+    const reservation = parsed.value;
     this.#options.index.put(reservation);
     this.#known.set(ref, {
       reservation,

@@ -5,7 +5,8 @@
 // objects come from a watch or from files.
 
 import { asRecord } from "../base/objects.ts";
-import type { Family, IPAddress } from "./address.ts";
+import { type Family, type IPAddress, parseAddress } from "./address.ts";
+import { fail, ok, type Result } from "./result.ts";
 import { SortedBigIntSet } from "./sorted-set.ts";
 import { namespaceOf, type UsageIndex } from "./usage.ts";
 
@@ -54,6 +55,20 @@ export function reservationSpecOf(object: unknown, fallbackNamespace: string): R
     addresses,
     serviceName: serviceName === "" ? undefined : serviceName,
   };
+}
+
+/**
+ * The reservation a spec makes, or why it makes none: the first address that does not parse.
+ * Only an object written while the webhook was not called can fail here.
+ */
+export function parseReservation(spec: ReservationSpec): Result<Reservation> {
+  const addresses: IPAddress[] = [];
+  for (const text of spec.addresses) {
+    const parsed = parseAddress(text);
+    if (!parsed.ok) return fail(parsed.error);
+    addresses.push(parsed.value);
+  }
+  return addresses.length === 0 ? fail("no spec.addresses") : ok({ ...spec, addresses });
 }
 
 /** `namespace/name` of a reservation, as messages name it. */
