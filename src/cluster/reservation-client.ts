@@ -105,5 +105,5 @@ export async function createReservation(
 /** The webhook's own words (reason code first), without the API server's wrapping. */
 function refusalOf(message: string): string {
   const denied = /admission webhook "[^"]+" denied the request: (.*)$/s.exec(message)?.[1];
-  return (denied ?? message.replace(/^POST \S+: /, "")).replace(/\s*\n\s*/g, " ");
+  return (denied ?? message.replace(/^POST \S+: \d{3} /, "")).replace(/\s*\n\s*/g, " ");
 }

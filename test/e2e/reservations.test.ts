@@ -241,10 +241,10 @@ for (const release of ["v0.16.2", "v0.11.0"] as const) {
         assert.equal(other.code, 1);
         assert.match(
           other.stderr,
-          /^lb-ip-guard reserve: AddressReservation team-b\/10\.70\.0\.1 refused: AddressReserved: .*team-a\/big[^\n]*\n$/,
+          /^lb-ip-guard reserve: refused: AddressReserved: AddressReservation team-b\/10\.70\.0\.1 reserves 10\.70\.0\.1, which AddressReservation team-a\/big reserves already[^\n]*\n$/,
         );
         const next = await cli("--next", "--pool", "small", "-n", "team-b", "--dry-run");
-        assert.equal(next.code, 0, next.stderr);
+        assert.deepEqual([next.code, next.stderr], [0, ""]);
         assert.match(
           next.stdout,
           /team-b\/10\.70\.0\.2 admitted \(server dry run, not written\): 10\.70\.0\.2/,
@@ -288,6 +288,10 @@ for (const release of ["v0.16.2", "v0.11.0"] as const) {
         // The dry runs wrote nothing.
         const { stdout } = await cp.kubectl(["get", "lbres", "-A", "-o", "name"]);
         assert.equal(stdout.trim().split("\n").length, 2, stdout);
+        // One already there: the API server's refusal, one line, exit 1.
+        const again = await cli("192.168.35.101", "-n", "team-a", "--name", "big");
+        assert.equal(again.code, 1);
+        assert.match(again.stderr, /^lb-ip-guard reserve: refused: .*"big" already exists\n$/);
       });
 
       it("counts the reserved addresses per pool, and MetalLB serves every admitted Service exactly its address", async () => {

@@ -180,7 +180,8 @@ async function reserve(options: ReserveOptions, io: CheckIO): Promise<number> {
   );
   const ref = reservationRef({ namespace, name });
   if (outcome.kind === "refused") {
-    io.stderr(`lb-ip-guard reserve: AddressReservation ${ref} refused: ${outcome.message}\n`);
+    // The webhook's message names the reservation; the API server's own refusals do too.
+    io.stderr(`lb-ip-guard reserve: refused: ${outcome.message}\n`);
     return EXIT.refused;
   }
   const forWhom =
@@ -215,7 +216,13 @@ async function nextFree(
     undefined,
     "all",
   );
-  for (const warning of loaded.warnings) io.stderr(`lb-ip-guard reserve: warning: ${warning}\n`);
+  // A release not known makes every MetalLB key count as asking for an address: the pick passes
+  // over more, never less, and the webhook decides with the release it knows. Not worth a word.
+  for (const warning of loaded.warnings.filter(
+    (each) => !each.startsWith("MetalLB release unknown"),
+  )) {
+    io.stderr(`lb-ip-guard reserve: warning: ${warning}\n`);
+  }
   const pool = loaded.poolSet.pools.find((each) => each.name === options.pool);
   if (pool === undefined) {
     const names = loaded.poolSet.pools.map((each) => each.name).join(", ") || "none";
