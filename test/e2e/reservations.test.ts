@@ -1,5 +1,6 @@
 // AddressReservations on the real kube-apiserver, with the real MetalLB controller (v0.16.2 on
-// IPAddressPools, v0.11.0 on the legacy ConfigMap) beside `lb-ip-guard serve`:
+// IPAddressPools, v0.11.0 on the legacy ConfigMap) beside `lb-ip-guard serve` (the elected
+// allocator, and claims):
 // - the webhook turns ready on a cluster without the CRD, and picks the CRD up once installed;
 // - `kubectl apply` of a reservation is admitted, or refused AddressReserved, AddressInUse (another
 //   namespace's address) and NotInAnyPool by validate-reservations.lb-ip-guard.dev;
@@ -42,12 +43,21 @@ import {
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 const MAIN = join(repoRoot, "src/cli/main.ts");
+const PLUGIN = join(repoRoot, "src/cli/kubectl-plugin.ts");
 const RESERVATION_CRD = join(repoRoot, "deploy/crds/addressreservations.lb-ip-guard.dev.yaml");
 const NAMESPACES = ["metallb-system", "team-a", "team-b", "team-c"];
 const POOL_ANNOTATION = "metallb.universe.tf/address-pool";
 /** Pool `small`: 21 addresses, named by annotation only (auto-assign off). */
 const SMALL = "10.70.0.1-10.70.0.21";
 const PARALLEL = 20;
+/**
+ * Both ways status.holder is written (ADR 0018 notes): by the elected allocator alone, and with
+ * claims by every replica, conditionally.
+ */
+const ALLOCATOR: Record<MetalLBRelease, "elected" | "claims"> = {
+  "v0.16.2": "elected",
+  "v0.11.0": "claims",
+};
 
 /** The pools of both releases: `default` (the example's range) and `small`. */
 function pools(release: MetalLBRelease): Manifest[] {
@@ -107,7 +117,7 @@ async function createAll(
 
 for (const release of ["v0.16.2", "v0.11.0"] as const) {
   await describeE2E(
-    `AddressReservations, with MetalLB ${release} beside the webhook`,
+    `AddressReservations, with MetalLB ${release} beside the webhook (--allocator ${ALLOCATOR[release]})`,
     { metallb: [release] },
     () => {
       let cp: ControlPlane;
@@ -115,13 +125,15 @@ for (const release of ["v0.16.2", "v0.11.0"] as const) {
       /** The webhook's log lines, by message. */
       const messages = async () =>
         (await webhook.records()).map((record) => String(record.msg ?? ""));
-      const cli = (...args: string[]): Promise<ChildOutput> =>
+      /** `lb-ip-guard reserve` on this cluster (or, with `entry`, `kubectl lb-ip-guard reserve`). */
+      const run = (entry: string, args: string[]): Promise<ChildOutput> =>
         outputOf(
-          spawn(process.execPath, [MAIN, "reserve", "--kubeconfig", cp.kubeconfigPath, ...args], {
+          spawn(process.execPath, [entry, "reserve", "--kubeconfig", cp.kubeconfigPath, ...args], {
             env: { ...process.env, NODE_TEST_CONTEXT: "" },
             stdio: ["ignore", "pipe", "pipe"],
           }),
         );
+      const cli = (...args: string[]): Promise<ChildOutput> => run(MAIN, args);
       const apply = (object: unknown) =>
         cp.kubectl(["apply", "-f", "-"], { stdin: JSON.stringify(object), allowFailure: true });
       const statusOf = async (namespace: string, name: string): Promise<ReservationStatus> => {
@@ -145,7 +157,9 @@ for (const release of ["v0.16.2", "v0.11.0"] as const) {
         await applyNamespaces(cp, NAMESPACES);
         await cp.kubectl(["apply", "-f", "-"], { stdin: stdin(...pools(release)) });
         // No AddressReservation CRD yet: the webhook must turn ready all the same.
-        webhook = await cp.startWebhook({ args: [`--metallb-version=${release}`] });
+        webhook = await cp.startWebhook({
+          args: [`--metallb-version=${release}`, `--allocator=${ALLOCATOR[release]}`],
+        });
         await webhook.register();
       });
       after(async () => {
@@ -243,7 +257,8 @@ for (const release of ["v0.16.2", "v0.11.0"] as const) {
           other.stderr,
           /^lb-ip-guard reserve: refused: AddressReserved: AddressReservation team-b\/10\.70\.0\.1 reserves 10\.70\.0\.1, which AddressReservation team-a\/big reserves already[^\n]*\n$/,
         );
-        const next = await cli("--next", "--pool", "small", "-n", "team-b", "--dry-run");
+        // As a kubectl plugin, the same command.
+        const next = await run(PLUGIN, ["--next", "--pool", "small", "-n", "team-b", "--dry-run"]);
         assert.deepEqual([next.code, next.stderr], [0, ""]);
         assert.match(
           next.stdout,
