@@ -10,6 +10,7 @@ import { type ClusterView, decide, holderOf, policyFor } from "../../src/ipam/de
 import { PoolSet } from "../../src/ipam/pool.ts";
 import {
   isReservationObject,
+  parseReservation,
   type Reservation,
   ReservationIndex,
   reservationHolder,
@@ -95,6 +96,18 @@ describe("reservationSpecOf and isReservationObject", () => {
       addresses: ["192.168.35.104"],
       serviceName: undefined,
     });
+  });
+});
+
+describe("parseReservation (what the watch and reserve put in the index)", () => {
+  it("parses every address, and names the first that does not parse", () => {
+    const parsed = parseReservation(spec("team-a/dual", ["10.30.0.1", "fd00:30::1"]));
+    assert.ok(parsed.ok);
+    assert.deepEqual(texts(parsed.value.addresses), ["10.30.0.1", "fd00:30::1"]);
+    const bad = parseReservation(spec("team-a/bad", ["10.30.0.1", "10.30.0"]));
+    assert.ok(!bad.ok);
+    assert.match(bad.error, /10\.30\.0/);
+    assert.equal(parseReservation(spec("team-a/none", [])).ok, false);
   });
 });
 
