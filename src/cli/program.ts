@@ -4,6 +4,7 @@
 import { CHECK_SUMMARY, CHECK_USAGE, type CheckIO, EXIT, runCheck } from "./check/command.ts";
 import { CONVERT_SUMMARY, CONVERT_USAGE, runConvert } from "./convert/command.ts";
 import { POOLS_SUMMARY, POOLS_USAGE, runPools } from "./pools/command.ts";
+import { RESERVE_SUMMARY, RESERVE_USAGE, runReserve } from "./reserve/command.ts";
 import { runServe, SERVE_SUMMARY, SERVE_USAGE } from "./serve.ts";
 import { packageVersion } from "./version.ts";
 
@@ -20,6 +21,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   check: { summary: CHECK_SUMMARY, usage: CHECK_USAGE, run: runCheck },
   convert: { summary: CONVERT_SUMMARY, usage: CONVERT_USAGE, run: runConvert },
   pools: { summary: POOLS_SUMMARY, usage: POOLS_USAGE, run: runPools },
+  reserve: { summary: RESERVE_SUMMARY, usage: RESERVE_USAGE, run: runReserve },
   serve: { summary: SERVE_SUMMARY, usage: SERVE_USAGE, run: runServe },
 };
 
@@ -57,8 +59,8 @@ Options:
   --version      print the version
 
 Exit status: 0 ok, 2 usage or input error; 1 is the command's own: check, something
-denied; convert --check, a decision differs; pools, a problem found; serve, serving failed
-(${invocation.name} help COMMAND).
+denied; convert --check, a decision differs; pools, a problem found; reserve, refused; serve,
+serving failed (${invocation.name} help COMMAND).
 `;
 }
 

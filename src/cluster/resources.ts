@@ -1,5 +1,6 @@
-// The four collections lb-ip-guard reads, for the long-running watches and the one-shot snapshot
-// alike. IPAddressPools and the ConfigMap are read in MetalLB's namespace only, as MetalLB does.
+// The collections lb-ip-guard reads, for the long-running watches and the one-shot snapshot
+// alike. IPAddressPools and the ConfigMap are read in MetalLB's namespace only, as MetalLB does;
+// AddressReservations in every namespace.
 
 export interface Resource {
   /** For logs and messages. */
@@ -15,6 +16,7 @@ export interface ClusterResources {
   readonly configMap: Resource;
   readonly ipAddressPools: Resource;
   readonly namespaces: Resource;
+  readonly reservations: Resource;
 }
 
 export function clusterResources(metallbNamespace: string): ClusterResources {
@@ -32,5 +34,11 @@ export function clusterResources(metallbNamespace: string): ClusterResources {
       optional: true,
     },
     namespaces: { name: "Namespaces", path: "/api/v1/namespaces" },
+    // Optional: a cluster whose CRD is not (yet) installed has none, and is not kept unready.
+    reservations: {
+      name: "AddressReservations (lb-ip-guard.dev/v1alpha1)",
+      path: "/apis/lb-ip-guard.dev/v1alpha1/addressreservations",
+      optional: true,
+    },
   };
 }

@@ -1,7 +1,7 @@
 // Cluster state for `lb-ip-guard serve`: the pure core's pools, usage index and in-flight holds,
 // kept in step with the API server by list+watch loops (Services, the legacy MetalLB ConfigMap,
-// IPAddressPools, Namespaces, and with claims on, the address claims: Leases in the webhook's
-// namespace). See docs/decisions/0002-readiness-and-stale-state.md for what happens when a watch
+// IPAddressPools, Namespaces, AddressReservations, and with claims on, the address claims: Leases
+// in the webhook's namespace). See docs/decisions/0002-readiness-and-stale-state.md for what happens when a watch
 // stays broken, and 0005-address-claims-with-leases.md for the claims.
 
 import type { Logger } from "pino";
@@ -38,6 +38,7 @@ import {
   type ReflectorOptions,
   type RetryOptions,
 } from "./reflector.ts";
+import { ClusterReservations } from "./reservations.ts";
 import { clusterResources, type Resource } from "./resources.ts";
 import { ServiceUsage } from "./service-usage.ts";
 
@@ -91,7 +92,10 @@ export interface ElectedConfig {
 }
 
 export interface ClusterState extends AdmissionState {
-  /** True once all four collections were listed; it stays true (see ADR 0002). */
+  /**
+   * True once every collection was listed (AddressReservations count as listed while their CRD is
+   * not installed); it stays true (see ADR 0002).
+   */
   readonly ready: boolean;
   /** The collections whose list/watch is failing right now, with the last error (for /readyz). */
   readonly failing: readonly { readonly resource: string; readonly error: string }[];
@@ -162,9 +166,22 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
 
   let claims: { readonly claimer: Claimer; readonly repair: ClaimRepair } | undefined;
   const events = new GrantEvents(client, logger);
+  // status.holder of each reservation, from one writer: the elected allocator, or with claims
+  // every replica (the writes are conditional and skip what is already so).
+  const reserved = new ClusterReservations({
+    client,
+    index: reservations,
+    usage: () => usage.index,
+    writes: () => isReady() && (elected === undefined || elected.election.leading()),
+    logger,
+  });
   const services = reflector(resources.services, {
-    replace: (items) => usage.replaceAll(items as readonly ServiceObject[], Date.now()),
+    replace: (items) => {
+      usage.replaceAll(items as readonly ServiceObject[], Date.now());
+      reserved.changed();
+    },
     apply: (type, object) => {
+      reserved.changed();
       const service = object as ServiceObject;
       // With an elected allocator the replica that granted is the one holding the grant (its
       // claim may come after the Service); read before the Service's arrival releases the hold.
@@ -231,7 +248,11 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
       else namespaceLabels.set(nameOf(object), labelsOf(object));
     },
   });
-  const reflectors = [services, configMap, ipAddressPools, namespaces].filter(
+  const reservationWatch = reflector(resources.reservations, {
+    replace: (items) => reserved.replace(items),
+    apply: (type, object) => reserved.apply(type, object),
+  });
+  const reflectors = [services, configMap, ipAddressPools, namespaces, reservationWatch].filter(
     (each): each is Reflector => each !== undefined,
   );
   let leases: Reflector | undefined;
@@ -358,6 +379,7 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
   for (const each of reflectors) each.start();
   elected?.election.start();
   claims?.repair.start();
+  reserved.start();
   logger.info(
     {
       server: client.server,
@@ -421,6 +443,7 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
       await elected?.port.flush();
       await elected?.election.stop();
       clearInterval(timer);
+      await reserved.stop();
       await claims?.repair.stop();
       await Promise.all(reflectors.map((each) => each.stop()));
     },

@@ -5,9 +5,10 @@
 // objects come from a watch or from files.
 
 import { asRecord } from "../base/objects.ts";
-import type { Family, IPAddress } from "./address.ts";
+import { type Family, type IPAddress, parseAddress } from "./address.ts";
+import { fail, ok, type Result } from "./result.ts";
 import { SortedBigIntSet } from "./sorted-set.ts";
-import { namespaceOf } from "./usage.ts";
+import { namespaceOf, type UsageIndex } from "./usage.ts";
 
 export const RESERVATION_GROUP = "lb-ip-guard.dev";
 export const RESERVATION_KIND = "AddressReservation";
@@ -54,6 +55,20 @@ export function reservationSpecOf(object: unknown, fallbackNamespace: string): R
     addresses,
     serviceName: serviceName === "" ? undefined : serviceName,
   };
+}
+
+/**
+ * The reservation a spec makes, or why it makes none: the first address that does not parse.
+ * Only an object written while the webhook was not called can fail here.
+ */
+export function parseReservation(spec: ReservationSpec): Result<Reservation> {
+  const addresses: IPAddress[] = [];
+  for (const text of spec.addresses) {
+    const parsed = parseAddress(text);
+    if (!parsed.ok) return fail(parsed.error);
+    addresses.push(parsed.value);
+  }
+  return addresses.length === 0 ? fail("no spec.addresses") : ok({ ...spec, addresses });
 }
 
 /** `namespace/name` of a reservation, as messages name it. */
@@ -153,4 +168,27 @@ export class ReservationIndex {
   get size(): number {
     return this.#byRef.size;
   }
+}
+
+/**
+ * Who holds a reservation's addresses, for its status: a Service it is for, when one holds any
+ * of them; else any other holder (one that got in past the webhook); undefined when no one does.
+ * Every holder is listed, in name order, for the message.
+ */
+export function reservationHolder(
+  reservation: Reservation,
+  usage: UsageIndex,
+):
+  | { readonly ref: string; readonly admitted: boolean; readonly all: readonly string[] }
+  | undefined {
+  const all = [
+    ...new Set(
+      reservation.addresses.flatMap((address) =>
+        usage.holdersOf(address.family, address.value).map((holder) => holder.ref),
+      ),
+    ),
+  ].sort();
+  const ref = all.find((each) => reservationAdmits(reservation, each)) ?? all[0];
+  if (ref === undefined) return undefined;
+  return { ref, admitted: reservationAdmits(reservation, ref), all };
 }

@@ -6,7 +6,12 @@ import type { AddressInfo } from "node:net";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { inspectCertificate } from "../certs/inspect.ts";
 import type { ClusterView } from "../ipam/decide.ts";
-import { type PoolUtilisation, poolUtilisation } from "../ipam/utilisation.ts";
+import {
+  type PoolSetAside,
+  type PoolUtilisation,
+  poolSetAside,
+  poolUtilisation,
+} from "../ipam/utilisation.ts";
 import type { ProbeAnswer } from "./probes.ts";
 
 /** Label value for "no reason" (allowed, assigned, skipped): explicit, so it can be selected. */
@@ -71,11 +76,12 @@ export class Metrics {
       registers,
     });
     // Capacity and usage are two metrics, not one with a state label: a sum over a metric must
-    // mean something (Prometheus' naming practice), and free is capacity - used in a query.
-    const utilisationGauge = (
+    // mean something (Prometheus' naming practice), and free is capacity - used in a query. So
+    // are the retained and the reserved addresses: free for no one but whom they are kept for.
+    const poolGauge = (
       name: string,
       help: string,
-      value: (entry: PoolUtilisation) => bigint,
+      rows: (view: ClusterView) => Iterable<{ pool: string; family: string; value: number }>,
     ) =>
       new Gauge({
         name,
@@ -86,21 +92,39 @@ export class Metrics {
           this.reset();
           const view = options.view();
           if (view === undefined) return;
-          for (const entry of poolUtilisation(view.pools, view.usage)) {
-            // Prometheus values are doubles: an IPv6 /64 (2^64) is shown as the nearest one.
-            this.set({ pool: entry.pool, family: entry.family }, Number(value(entry)));
-          }
+          for (const { pool, family, value } of rows(view)) this.set({ pool, family }, value);
         },
       });
-    utilisationGauge(
+    // Prometheus values are doubles: an IPv6 /64 (2^64) is shown as the nearest one.
+    const utilisation = (value: (entry: PoolUtilisation) => bigint) => (view: ClusterView) =>
+      poolUtilisation(view.pools, view.usage).map((entry) => ({
+        ...entry,
+        value: Number(value(entry)),
+      }));
+    const setAside = (value: (entry: PoolSetAside) => number) => (view: ClusterView) =>
+      poolSetAside(view.pools, view.retained, view.reservations).map((entry) => ({
+        ...entry,
+        value: value(entry),
+      }));
+    poolGauge(
       "lb_ip_guard_pool_capacity_addresses",
       "Usable addresses of each pool and family (avoidBuggyIPs left out)",
-      (entry) => entry.total,
+      utilisation((entry) => entry.total),
     );
-    utilisationGauge(
+    poolGauge(
       "lb_ip_guard_pool_used_addresses",
       "Addresses of each pool and family that Services request, were assigned or hold",
-      (entry) => entry.used,
+      utilisation((entry) => entry.used),
+    );
+    poolGauge(
+      "lb_ip_guard_pool_retained_addresses",
+      "Addresses of each pool and family retained for the Service that gave them up (--retain): other Services get them only when nothing else is free",
+      setAside((entry) => entry.retained),
+    );
+    poolGauge(
+      "lb_ip_guard_pool_reserved_addresses",
+      "Addresses of each pool and family that an AddressReservation sets aside for a namespace or Service (held by it or not)",
+      setAside((entry) => entry.reserved),
     );
     new Gauge({
       name: "lb_ip_guard_allocator",

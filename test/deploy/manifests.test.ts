@@ -205,16 +205,25 @@ describe("deploy/: kustomize base and Helm chart", () => {
       );
     }
     if (helm.path) {
-      const out = await run(helm.path, ["template", "lb-ip-guard", chartDir, "-n", "lb-ip-guard"]);
+      // With its crds/: what `helm install` creates first.
+      const out = await run(helm.path, [
+        "template",
+        "lb-ip-guard",
+        chartDir,
+        "-n",
+        "lb-ip-guard",
+        "--include-crds",
+      ]);
       chart = parseDocs(out, "helm template");
     }
   });
 
-  it("the base holds the webhook's objects and no CRD", (t) => {
+  it("the base holds the webhook's objects and its own CRD, not MetalLB's", (t) => {
     if (!need(t, kubectl)) return;
     assert.deepEqual(base.map(key).sort(), [
       "ClusterRole//lb-ip-guard",
       "ClusterRoleBinding//lb-ip-guard",
+      "CustomResourceDefinition//addressreservations.lb-ip-guard.dev",
       "Deployment/lb-ip-guard/lb-ip-guard",
       "MutatingWebhookConfiguration//lb-ip-guard",
       "Namespace//lb-ip-guard",
@@ -235,6 +244,28 @@ describe("deploy/: kustomize base and Helm chart", () => {
     assert.deepEqual(chart.map(key).sort(), expected.sort());
   });
 
+  it("the chart's crds/ holds the base's AddressReservation CRD, byte for byte", async (t) => {
+    if (!need(t, kubectl, helm)) return;
+    const file = "addressreservations.lb-ip-guard.dev.yaml";
+    const [shipped, copy] = await Promise.all([
+      readFile(join(deployDir, "crds", file), "utf8"),
+      readFile(join(chartDir, "crds", file), "utf8"),
+    ]);
+    assert.equal(copy, shipped, `deploy/helm/lb-ip-guard/crds/${file} differs from deploy/crds/`);
+    const crd = find(base, "CustomResourceDefinition", "addressreservations.lb-ip-guard.dev");
+    assert.deepEqual(find(chart, "CustomResourceDefinition", crd.metadata.name).spec, crd.spec);
+    assert.equal(crd.spec.scope, "Namespaced");
+    const [version] = crd.spec.versions;
+    assert.equal(version.name, "v1alpha1");
+    assert.deepEqual(version.subresources, { status: {} }, "status is a subresource");
+    const addresses = version.schema.openAPIV3Schema.properties.spec.properties.addresses;
+    assert.deepEqual([addresses.minItems, addresses.maxItems], [1, 2]);
+    assert.deepEqual(
+      version.additionalPrinterColumns.map((c: Obj) => c.jsonPath),
+      [".spec.addresses", ".spec.serviceName", ".status.holder", ".metadata.creationTimestamp"],
+    );
+  });
+
   it("webhook configurations agree, and match deploy/webhooks.yaml as written", async (t) => {
     if (!need(t, kubectl, helm)) return;
     const file = parseDocs(
@@ -249,6 +280,20 @@ describe("deploy/: kustomize base and Helm chart", () => {
     const [validate] = webhooks(base, "ValidatingWebhookConfiguration");
     assert.equal(mutate?.failurePolicy, "Ignore", "mutation fails open (docs/decisions/0003)");
     assert.equal(validate?.failurePolicy, "Fail", "validation fails closed (docs/decisions/0003)");
+    const reservations = webhooks(base, "ValidatingWebhookConfiguration").find(
+      (w) => w.name === "validate-reservations.lb-ip-guard.dev",
+    );
+    assert.deepEqual(reservations?.rules, [
+      {
+        apiGroups: ["lb-ip-guard.dev"],
+        apiVersions: ["v1alpha1"],
+        operations: ["CREATE", "UPDATE"],
+        resources: ["addressreservations"],
+        scope: "Namespaced",
+      },
+    ]);
+    assert.equal(reservations?.failurePolicy, "Fail", "reservations fail closed too");
+    assert.equal(reservations?.namespaceSelector, undefined, "in every namespace");
     for (const w of [mutate, validate]) {
       assert.deepEqual(w?.clientConfig?.service?.namespace, "lb-ip-guard");
       assert.equal(w?.clientConfig?.service?.name, "lb-ip-guard");
@@ -269,6 +314,17 @@ describe("deploy/: kustomize base and Helm chart", () => {
         { apiGroups: [""], resources: ["services", "namespaces"], verbs: ["list", "watch"] },
         { apiGroups: [""], resources: ["events"], verbs: ["create"] },
         { apiGroups: ["metallb.io"], resources: ["ipaddresspools"], verbs: ["list", "watch"] },
+        // Reservations read; of them only status (the holder) written.
+        {
+          apiGroups: ["lb-ip-guard.dev"],
+          resources: ["addressreservations"],
+          verbs: ["get", "list", "watch"],
+        },
+        {
+          apiGroups: ["lb-ip-guard.dev"],
+          resources: ["addressreservations/status"],
+          verbs: ["update", "patch"],
+        },
         {
           apiGroups: ["admissionregistration.k8s.io"],
           resources: ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"],

@@ -265,8 +265,8 @@ await describeE2E("certificate bootstrap and rotation against a real API server"
     const [portA, portB] = [await freePort(), await freePort()];
     // Registered first, with no caBundle: the webhook fills it in.
     await cp.registerWebhook(`https://127.0.0.1:${portA}`);
-    // Three entries: mutate, validate and validate-status (ADR 0011).
-    assert.deepEqual(await caBundles(), ["", "", ""]);
+    // Four entries: mutate, validate, validate-status (ADR 0011) and validate-reservations.
+    assert.deepEqual(await caBundles(), ["", "", "", ""]);
     const started = Date.now();
     const [a, b] = await Promise.all([
       startReplica("replica-a", portA),

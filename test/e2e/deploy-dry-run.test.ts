@@ -71,6 +71,7 @@ await describeE2E(
       const manifests = (await cp.kubectl(["kustomize", "deploy/"])).stdout;
       const lines = await dryRun(cp, manifests);
       assertApplied(lines, [
+        "customresourcedefinition.apiextensions.k8s.io/addressreservations.lb-ip-guard.dev",
         "deployment.apps/lb-ip-guard",
         "mutatingwebhookconfiguration.admissionregistration.k8s.io/lb-ip-guard",
         "validatingwebhookconfiguration.admissionregistration.k8s.io/lb-ip-guard",
@@ -111,7 +112,8 @@ await describeE2E(
     it("accepts the Helm chart's default render, and the render with every option on", async () => {
       const helm = await helmBinary();
       const chart = ["template", "lb-ip-guard", "deploy/helm/lb-ip-guard", "-n", "lb-ip-guard"];
-      assertApplied(await dryRun(cp, await render(helm, chart)), [
+      assertApplied(await dryRun(cp, await render(helm, [...chart, "--include-crds"])), [
+        "customresourcedefinition.apiextensions.k8s.io/addressreservations.lb-ip-guard.dev",
         "deployment.apps/lb-ip-guard",
         "validatingwebhookconfiguration.admissionregistration.k8s.io/lb-ip-guard",
       ]);

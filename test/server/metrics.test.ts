@@ -2,8 +2,13 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { ReservationIndex } from "../../src/ipam/reservations.ts";
+import { RetainedAddresses } from "../../src/ipam/retained.ts";
+import { UsageIndex } from "../../src/ipam/usage.ts";
 import { closeServer, createMetricsServer, listen, Metrics } from "../../src/server/metrics.ts";
 import { HEALTHY, type ProbeSources, readiness } from "../../src/server/probes.ts";
+import { poolSet } from "../admission/fixtures.ts";
+import { address } from "../ipam/fixtures.ts";
 import { harness } from "./helpers.ts";
 
 describe("metrics port", () => {
@@ -69,5 +74,47 @@ describe("metrics port", () => {
     assert.equal(await sample(), 'lb_ip_guard_allocator{mode="elected"} 0');
     allocating = undefined;
     assert.equal(await sample(), undefined);
+  });
+
+  it("counts the retained and the reserved addresses of each pool and family, zeros included", async () => {
+    const retained = new RetainedAddresses();
+    retained.retain(address("192.168.35.101"), { ref: "kubeflow/ui", since: 1, until: 2 });
+    const reservations = ReservationIndex.from([
+      {
+        namespace: "team-a",
+        name: "web",
+        addresses: [address("192.168.35.104")],
+        serviceName: undefined,
+      },
+      {
+        namespace: "team-a",
+        name: "dual",
+        addresses: [address("10.30.0.1"), address("fd00:30::1")],
+        serviceName: undefined,
+      },
+    ]);
+    const metrics = new Metrics({
+      view: () => ({
+        pools: poolSet(),
+        usage: new UsageIndex(),
+        retained,
+        reservations,
+        namespaceLabels: () => ({}),
+      }),
+      processMetrics: false,
+    });
+    const samples = (await metrics.text())
+      .split("\n")
+      .filter((line) => /^lb_ip_guard_pool_(retained|reserved)_addresses\{/.test(line));
+    assert.deepEqual(samples.sort(), [
+      'lb_ip_guard_pool_reserved_addresses{pool="default",family="IPv4"} 1',
+      'lb_ip_guard_pool_reserved_addresses{pool="dual",family="IPv4"} 1',
+      'lb_ip_guard_pool_reserved_addresses{pool="dual",family="IPv6"} 1',
+      'lb_ip_guard_pool_reserved_addresses{pool="reserved",family="IPv4"} 0',
+      'lb_ip_guard_pool_retained_addresses{pool="default",family="IPv4"} 1',
+      'lb_ip_guard_pool_retained_addresses{pool="dual",family="IPv4"} 0',
+      'lb_ip_guard_pool_retained_addresses{pool="dual",family="IPv6"} 0',
+      'lb_ip_guard_pool_retained_addresses{pool="reserved",family="IPv4"} 0',
+    ]);
   });
 });
