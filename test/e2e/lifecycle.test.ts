@@ -20,6 +20,7 @@ import assert from "node:assert/strict";
 import { Agent } from "node:https";
 import { after, before, it } from "node:test";
 import { type MetalLBVersion, metallbAssets } from "../../scripts/metallb-assets.ts";
+import { review } from "../admission/fixtures.ts";
 import { httpsCall } from "../server/helpers.ts";
 import {
   type ControlPlane,
@@ -135,6 +136,17 @@ for (const release of ["v0.16.2", "v0.11.0"] as const satisfies readonly MetalLB
           () => Promise.resolve({ code: 0, stdout: proxy.endpoints().join(), stderr: "" }),
           (result) => replicas.every((replica) => result.stdout.split(",").includes(replica.name)),
         );
+      };
+
+      /** Annotates the Namespace; the replicas' Namespace watches bring it well within a second. */
+      const setQuota = async (namespace: string, quota: number) => {
+        await cp.kubectl([
+          "annotate",
+          "namespace",
+          namespace,
+          `lb-ip-guard.dev/address-quota=${quota}`,
+        ]);
+        await sleep(1000);
       };
 
       before(async () => {
@@ -261,14 +273,7 @@ for (const release of ["v0.16.2", "v0.11.0"] as const satisfies readonly MetalLB
       });
 
       it(`a quota of ${QUOTA} against ${QUOTA_CREATES} parallel creates over both replicas: exactly ${QUOTA} admitted`, async (t) => {
-        await cp.kubectl([
-          "annotate",
-          "namespace",
-          QUOTA_NAMESPACE,
-          `lb-ip-guard.dev/address-quota=${QUOTA}`,
-        ]);
-        // Both replicas' Namespace watches have the annotation: a dry run on each is refused.
-        await sleep(1000);
+        await setQuota(QUOTA_NAMESPACE, QUOTA);
         const manifests = Array.from({ length: QUOTA_CREATES }, (_, index) =>
           loadBalancer(QUOTA_NAMESPACE, `quota-${index}`, undefined),
         );
@@ -309,35 +314,12 @@ for (const release of ["v0.16.2", "v0.11.0"] as const satisfies readonly MetalLB
       });
 
       it(`a quota of ${RACE_QUOTA} against ${2 * RACE_REVIEWS} reviews of distinct addresses sent to both replicas at once: exactly ${RACE_QUOTA} granted`, async (t) => {
-        await cp.kubectl([
-          "annotate",
-          "namespace",
-          RACE_NAMESPACE,
-          `lb-ip-guard.dev/address-quota=${RACE_QUOTA}`,
-        ]);
-        await sleep(1000);
-        const review = (name: string, ip: string, dryRun: boolean) =>
-          JSON.stringify({
-            apiVersion: "admission.k8s.io/v1",
-            kind: "AdmissionReview",
-            request: {
-              uid: `race-${name}`,
-              kind: { group: "", version: "v1", kind: "Service" },
-              resource: { group: "", version: "v1", resource: "services" },
-              operation: "CREATE",
-              namespace: RACE_NAMESPACE,
-              name,
-              object: {
-                ...loadBalancer(RACE_NAMESPACE, name, ip),
-                metadata: {
-                  name,
-                  namespace: RACE_NAMESPACE,
-                  annotations: { "metallb.universe.tf/address-pool": RACE_POOL.name },
-                },
-              },
-              dryRun,
-            },
-          });
+        await setQuota(RACE_NAMESPACE, RACE_QUOTA);
+        const reviewOf = (name: string, ip: string, dryRun: boolean) => {
+          const object = loadBalancer(RACE_NAMESPACE, name, ip);
+          object.metadata.annotations = { "metallb.universe.tf/address-pool": RACE_POOL.name };
+          return JSON.stringify(review(object, { dryRun }));
+        };
         // Connections opened first (dry runs grant nothing), then every review sent on them at
         // once, the two replicas' interleaved: a TLS handshake each would spread them out.
         const agents = replicas.map(() => new Agent({ keepAlive: true, maxSockets: RACE_REVIEWS }));
@@ -346,7 +328,7 @@ for (const release of ["v0.16.2", "v0.11.0"] as const satisfies readonly MetalLB
           const ip = `10.62.0.${index * RACE_REVIEWS + each}`;
           return httpsCall(`https://127.0.0.1:${replica.port}/validate`, replica.caPem, {
             method: "POST",
-            body: review(`${replica.name}-${each}`, ip, dryRun),
+            body: reviewOf(`${replica.name}-${each}`, ip, dryRun),
             headers: { "content-type": "application/json" },
             client: cp.webhookClient,
             agent: agents[index] as Agent,
@@ -359,7 +341,7 @@ for (const release of ["v0.16.2", "v0.11.0"] as const satisfies readonly MetalLB
               const { response } = JSON.parse(answer.body) as {
                 response: { allowed: boolean; patch?: string; status?: { message?: string } };
               };
-              return { replica: replica.name, uid: `${replica.name}-${each}`, ...response };
+              return { replica: replica.name, ...response, name: `${replica.name}-${each}` };
             }),
           ).flat();
         await Promise.all(calls(true));
@@ -382,7 +364,7 @@ for (const release of ["v0.16.2", "v0.11.0"] as const satisfies readonly MetalLB
           granted.length,
           RACE_QUOTA,
           answers
-            .map((answer) => `${answer.uid}: ${answer.status?.message ?? "granted"}`)
+            .map((answer) => `${answer.name}: ${answer.status?.message ?? "granted"}`)
             .join("\n"),
         );
         for (const answer of refused)
