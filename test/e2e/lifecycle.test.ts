@@ -32,7 +32,7 @@ import {
 import { kubeClient } from "./nemesis/kube.ts";
 import { type EndpointsProxy, startEndpointsProxy } from "./nemesis/proxy.ts";
 import { stream } from "./nemesis/random.ts";
-import { type Replica, startReplica } from "./replicas.ts";
+import { claimLeases, type Replica, startReplica } from "./replicas.ts";
 import {
   applyNamespaces,
   assertNoAllocationFailures,
@@ -73,28 +73,13 @@ function dashboards(): Manifest[] {
 }
 const refOf = (manifest: Manifest) => `${manifest.metadata.namespace}/${manifest.metadata.name}`;
 
-/** The claims as the Leases have them: address → holder, and whether it is a retention. */
+/** The claims as the Leases have them, retentions included: address → holder, retained. */
 async function claims(
   cp: ControlPlane,
 ): Promise<Map<string, { holder: string; retained: boolean }>> {
-  const { stdout } = await cp.kubectl(["get", "leases", "-n", NAMESPACE, "-o", "json"]);
-  const items = (JSON.parse(stdout) as { items: Manifest[] }).items;
+  const leases = await claimLeases(cp, NAMESPACE, { retentions: true });
   return new Map(
-    items.flatMap((item) => {
-      const annotations = item.metadata.annotations ?? {};
-      const address = annotations["lb-ip-guard.dev/address"];
-      return address === undefined
-        ? []
-        : [
-            [
-              address,
-              {
-                holder: annotations["lb-ip-guard.dev/holder"] ?? "",
-                retained: annotations["lb-ip-guard.dev/retained-until"] !== undefined,
-              },
-            ] as const,
-          ];
-    }),
+    [...leases.values()].map(({ address, holder, retained }) => [address, { holder, retained }]),
   );
 }
 
