@@ -242,6 +242,7 @@ function mutate(
           addresses: decision.addresses,
           pool: decision.pool,
           assigned: true,
+          ...(decision.origin !== undefined && { origin: decision.origin }),
         }
       : undefined;
   return {
@@ -296,6 +297,7 @@ function validate(
           addresses: decision.addresses,
           ...(decision.pool !== undefined && { pool: decision.pool }),
           ...(keeps(stored, decision.addresses, policy) && { kept: true }),
+          ...(decision.origin !== undefined && { origin: decision.origin }),
         }
       : undefined;
   return { ...allow(request, ref, "allowed", decision.warnings), grant, decided: decision };

@@ -237,6 +237,9 @@ async function claimed(
     claims.release(grant);
     const ref = grant.ref;
     const addresses = formatAddressList(grant.addresses);
+    if (result.kind === "refused") {
+      return { ...denial(request, ref, result.reason, result.message), lostClaims: lost };
+    }
     if (result.kind === "error") {
       // Fail closed: an address whose claim could not be made is not granted (ADR 0005).
       return {

@@ -12,6 +12,8 @@ export interface Grant {
   readonly kept?: boolean;
   /** The mutation's pick of the next free addresses, not addresses the Service asked for. */
   readonly assigned?: boolean;
+  /** Whose the addresses were, when retained or reserved (the decision's origin; Events name it). */
+  readonly origin?: string;
 }
 
 /** The usage owner under which a grant's hold is recorded. */

@@ -117,4 +117,9 @@ export type ClaimResult =
       readonly address: IPAddress;
     }
   /** The arbiter could not be asked or did not answer: nothing is claimed. */
-  | { readonly kind: "error"; readonly message: string };
+  | { readonly kind: "error"; readonly message: string }
+  /**
+   * The claims stand but a rule settled across replicas refuses the grant (a quota that grants
+   * of other replicas filled first): nothing is claimed.
+   */
+  | { readonly kind: "refused"; readonly reason: "QuotaExceeded"; readonly message: string };

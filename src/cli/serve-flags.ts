@@ -410,6 +410,17 @@ export const SERVE_FLAGS: readonly ServeFlag[] = [
       arg: "DURATION",
       help: ["how often claims are collected and adopted (default 10s)"],
     }),
+    row({
+      name: "retain",
+      key: "retainMs",
+      read: duration(0),
+      default: 86_400_000,
+      arg: "DURATION",
+      help: [
+        "how long a released address stays retained for the Service that",
+        "gave it up, kept in its claim (default 24h; 0: off)",
+      ],
+    }),
   ]),
 ];
 

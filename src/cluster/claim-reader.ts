@@ -16,6 +16,8 @@ export async function readClaims(
   const { items } = await client.list(path, { labelSelector: CLAIM_SELECTOR });
   return items.flatMap((lease) => {
     const claim = parseClaim(lease);
-    return claim === undefined ? [] : [{ address: claim.address, holder: claim.holder }];
+    // A retention holds nothing (ADR 0018): its Service is gone, and its address is not pending.
+    if (claim === undefined || claim.retention !== undefined) return [];
+    return [{ address: claim.address, holder: claim.holder }];
   });
 }

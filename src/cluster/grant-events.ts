@@ -21,7 +21,7 @@ import type { KubeObject } from "./reflector.ts";
 const COMPONENT = "lb-ip-guard";
 
 /** Who was granted an address, by which replica, from which pool: a claim, or a hold's grant. */
-export type GrantRecord = Pick<Claim, "pool" | "claimedBy"> & {
+export type GrantRecord = Pick<Claim, "pool" | "claimedBy" | "origin"> & {
   readonly holder: { readonly ref: string };
 };
 
@@ -54,8 +54,10 @@ export function grantEvent(
   if (!ours) return undefined;
   const assignedFrom = (service as ServiceObject).metadata?.annotations?.[ANNOTATION.assignedFrom];
   const pool = assignedFrom ?? claims.find((claim) => claim?.pool !== "")?.pool ?? "";
+  // A returned or taken-over address says whose it was: "192.168.35.104, retained for ...".
+  const origin = claims.find((claim) => claim?.origin !== undefined)?.origin;
   const listed = addresses.map(formatAddress).join(", ");
-  const from = pool === "" ? "" : ` from pool "${pool}"`;
+  const from = `${origin === undefined ? "" : `, ${origin}${pool === "" ? "" : ","}`}${pool === "" ? "" : ` from pool "${pool}"`}`;
   const time = new Date(now).toISOString();
   const digest = createHash("sha256").update(`${uid}/${listed}`).digest("hex").slice(0, 16);
   return {

@@ -10,7 +10,7 @@ import { type Grant, HoldBook, holdKey } from "../admission/holds.ts";
 import { type IPAddress, sameAddress } from "../ipam/address.ts";
 import { forgetService, type Policy, recordService, usageEntriesOf } from "../ipam/decide.ts";
 import { RestingAddresses } from "../ipam/resting.ts";
-import { RetainedAddresses } from "../ipam/retained.ts";
+import { RetainedAddresses, type Retention } from "../ipam/retained.ts";
 import { type ServiceObject, serviceRef } from "../ipam/service.ts";
 import { type Holder, retained, UsageIndex } from "../ipam/usage.ts";
 
@@ -101,17 +101,18 @@ export class ServiceUsage {
     return this.#rest(ref, before, now);
   }
 
-  #rest(ref: string, released: readonly IPAddress[], now: number): readonly IPAddress[] {
-    const ends = { refusals: now + RELEASE_REFUSAL_MS, rest: now + RELEASE_REST_MS };
+  #rest(ref: string, released: readonly IPAddress[], since: number): readonly IPAddress[] {
+    const ends = { refusals: since + RELEASE_REFUSAL_MS, rest: since + RELEASE_REST_MS };
     for (const address of released) this.resting.rest(address, ref, ends);
     return released;
   }
 
   /**
    * Every Service after a (re)list at `now`. An address in use before and free after was given up
-   * by a Service while the watch was away: it rests from `now`, as it would have from its event.
+   * by a Service while the watch was away: it rests from `now`, as it would have from its event,
+   * and is returned by Service, for its claim to retain it.
    */
-  replaceAll(services: Iterable<ServiceObject>, now: number): void {
+  replaceAll(services: Iterable<ServiceObject>, now: number): Map<string, IPAddress[]> {
     const refs: string[] = [];
     const next = UsageIndex.from(
       (function* (policy) {
@@ -127,10 +128,13 @@ export class ServiceUsage {
     for (const [owner, { holder, addresses }] of this.#claims) next.set(owner, holder, addresses);
     const previous = this.#index;
     this.#index = next;
-    for (const [, holder, addresses] of previous.entries()) {
+    const released = new Map<string, IPAddress[]>();
+    for (const [owner, holder, addresses] of previous.entries()) {
       const gone = addresses.filter((address) => !next.used(address.family).has(address.value));
       this.#rest(holder.ref, gone, now);
+      if (owner === holder.ref && gone.length > 0) released.set(owner, gone);
     }
+    return released;
   }
 
   hold(grant: Grant, now: number): void {
@@ -151,6 +155,32 @@ export class ServiceUsage {
   deleteClaim(owner: string): void {
     if (!this.#claims.delete(owner)) return;
     this.#index.delete(owner);
+  }
+
+  /**
+   * A claim from the claims watch that retains its address for a Service that gave it up: no
+   * holding (it leaves the index), a retention. Seen less than a rest after its release (by a
+   * replica that starts, or relists, then), the address rests as it would have from the release.
+   */
+  putRetention(owner: string, address: IPAddress, retention: Retention, now: number): void {
+    this.deleteClaim(owner);
+    this.retained.retain(address, retention);
+    const resting = this.resting.keepsFrom(address.family, address.value, undefined);
+    if (!resting && now - retention.since < RELEASE_REST_MS) {
+      this.#rest(retention.ref, [address], retention.since);
+    }
+  }
+
+  /** Every retention after a (re)list of the claims watch, in place of those before. */
+  replaceRetentions(
+    retentions: Iterable<readonly [owner: string, address: IPAddress, retention: Retention]>,
+    now: number,
+  ): void {
+    const before = [...this.retained.entries()].map(([address]) => address);
+    for (const address of before) this.retained.drop(address);
+    for (const [owner, address, retention] of retentions) {
+      this.putRetention(owner, address, retention, now);
+    }
   }
 
   /** Every claim after a (re)list of the claims watch. */
@@ -179,13 +209,16 @@ export class ServiceUsage {
 
   /**
    * Drops holds older than the TTL and unconfirmed foreign claims, and ends the refusals and rests
-   * of released addresses that are due; returns how many holds.
+   * of released addresses and the retentions that are due (their Leases go at the repair's next
+   * pass); returns how many holds.
    */
   expire(now: number): number {
     for (const [owner, { expiry }] of this.#claims) {
       if (expiry !== undefined && expiry <= now) this.deleteClaim(owner);
     }
     this.resting.expire(now);
+    const ended = [...this.retained.entries()].filter(([, { until }]) => until <= now);
+    for (const [address] of ended) this.retained.drop(address);
     return this.#holds.expire(now);
   }
 }

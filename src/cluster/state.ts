@@ -13,11 +13,13 @@ import { asRecord } from "../base/objects.ts";
 import { type IPAddress, sameAddress } from "../ipam/address.ts";
 import { firstFreeInPool } from "../ipam/allocator.ts";
 import { formatPoolConfigError } from "../ipam/config/errors.ts";
+import { parseQuota, QUOTA_ANNOTATION } from "../ipam/decide/quota.ts";
 import type { ClusterView, Policy } from "../ipam/decide.ts";
 import type { Labels } from "../ipam/labels.ts";
 import type { Pool } from "../ipam/pool.ts";
 import { ReservationIndex } from "../ipam/reservations.ts";
 import { type ServiceObject, serviceRef } from "../ipam/service.ts";
+import { namespaceOf } from "../ipam/usage.ts";
 import {
   ElectedAllocator,
   type Forwarder,
@@ -70,6 +72,8 @@ export interface ClaimsConfig {
   readonly graceMs: number;
   /** How often claims are collected and Services without one adopted; default 10 s. */
   readonly intervalMs?: number;
+  /** How long a released address's claim retains it for its Service (`--retain`); 0: off. */
+  readonly retainMs?: number;
   readonly onClaim?: (result: ClaimMetric) => void;
   readonly onCollected?: (count: number) => void;
   /**
@@ -123,6 +127,7 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
   const usage = new ServiceUsage(options.policy, options.holdTtlMs);
   const reservations = new ReservationIndex();
   let namespaceLabels = new Map<string, Labels>();
+  let quotas = new Map<string, number>();
   let poolsShown = "";
   const pools = new PoolSources({
     staticPools: options.staticPools,
@@ -177,7 +182,9 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
   });
   const services = reflector(resources.services, {
     replace: (items) => {
-      usage.replaceAll(items as readonly ServiceObject[], Date.now());
+      const now = Date.now();
+      const released = usage.replaceAll(items as readonly ServiceObject[], now);
+      for (const [ref, addresses] of released) claims?.repair.serviceReleased(ref, addresses, now);
       reserved.changed();
     },
     apply: (type, object) => {
@@ -203,7 +210,12 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
           held === undefined
             ? claimer.claimNamed(leaseName(address))
             : held.addresses.some((each) => sameAddress(each, address))
-              ? { holder: { ref: held.ref }, claimedBy: claimer.identity, pool: held.pool ?? "" }
+              ? {
+                  holder: { ref: held.ref },
+                  claimedBy: claimer.identity,
+                  pool: held.pool ?? "",
+                  ...(held.origin !== undefined && { origin: held.origin }),
+                }
               : undefined;
         const event = grantEvent(object, options.policy, grantOf, claimer.identity, Date.now());
         if (event !== undefined) void events.record(event);
@@ -242,10 +254,19 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
   const namespaces = reflector(resources.namespaces, {
     replace: (items) => {
       namespaceLabels = new Map(items.map((item) => [nameOf(item), labelsOf(item)]));
+      quotas = new Map(
+        items.flatMap((item) => {
+          const quota = quotaOfNamespace(item);
+          return quota === undefined ? [] : [[nameOf(item), quota] as const];
+        }),
+      );
     },
     apply: (type, object) => {
+      const quota = type === "DELETED" ? undefined : quotaOfNamespace(object);
       if (type === "DELETED") namespaceLabels.delete(nameOf(object));
       else namespaceLabels.set(nameOf(object), labelsOf(object));
+      if (quota === undefined) quotas.delete(nameOf(object));
+      else quotas.set(nameOf(object), quota);
     },
   });
   const reservationWatch = reflector(resources.reservations, {
@@ -280,6 +301,22 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
       logger,
       ...(config.onClaim !== undefined && { onClaim: config.onClaim }),
       ...onCollected,
+      ...(config.retainMs !== undefined && { retainMs: config.retainMs }),
+      // The elected allocator serializes grants itself; claims written after its answers are
+      // no place to refuse one.
+      ...(config.elected === undefined && {
+        quotaOf: (namespace: string) => {
+          const quota = quotas.get(namespace);
+          if (quota === undefined) return undefined;
+          const beside = [...usage.index.entries()].flatMap(([owner, holder, addresses]) =>
+            owner === holder.ref && namespaceOf(owner) === namespace ? addresses : [],
+          );
+          for (const reservation of reservations.inNamespace(namespace)) {
+            beside.push(...reservation.addresses);
+          }
+          return { quota, beside };
+        },
+      }),
     });
     const repair = new ClaimRepair({
       claimer,
@@ -329,6 +366,12 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
             exchange,
             recall,
             nudge,
+            borrows: (grant) =>
+              !quotas.has(namespaceOf(grant.ref)) &&
+              reservations.inNamespace(namespaceOf(grant.ref)).length === 0 &&
+              grant.addresses.every(
+                (address) => usage.retained.retainedFor(grant.ref, address.family).length === 0,
+              ),
             state: {
               lowestFree: (name, family) => {
                 const pool = pools.poolSet.pools.find((each) => each.name === name);
@@ -416,6 +459,7 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
         resting: usage.resting,
         retained: usage.retained,
         reservations,
+        quotaOf: (namespace) => quotas.get(namespace),
         // Kubernetes (1.21+) labels every Namespace with its own name; a Namespace created a
         // moment ago may not be in the cache yet, but that label is certain.
         namespaceLabels: (namespace) => ({
@@ -457,6 +501,11 @@ function metadataOf(object: KubeObject): Record<string, unknown> {
 function nameOf(object: KubeObject): string {
   const name = metadataOf(object).name;
   return typeof name === "string" ? name : "";
+}
+
+/** A Namespace's address quota (`lb-ip-guard.dev/address-quota`), when it sets a valid one. */
+function quotaOfNamespace(object: KubeObject): number | undefined {
+  return parseQuota(asRecord(metadataOf(object).annotations)[QUOTA_ANNOTATION]);
 }
 
 function labelsOf(object: KubeObject): Labels {

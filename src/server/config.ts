@@ -52,6 +52,8 @@ export interface ServeConfig {
   readonly caTrustDelayMs: number;
   readonly claimGraceMs: number;
   readonly claimIntervalMs: number;
+  /** How long a released address stays retained for its Service (`--retain`; 0: off). */
+  readonly retainMs: number;
   /** Who grants addresses on a cluster: one elected replica (ADR 0012) or each replica, claiming first (ADR 0005). */
   readonly allocator: AllocatorMode;
   /** The port the elected allocator takes forwarded grants on (mutual TLS, replicas only). */

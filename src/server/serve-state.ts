@@ -96,6 +96,7 @@ export async function startServeState(
         namespace,
         graceMs: config.claimGraceMs,
         intervalMs: config.claimIntervalMs,
+        retainMs: config.retainMs,
         onClaim: (result) => counts.claim(result),
         onCollected: (count) => counts.collected(count),
         ...(elected !== undefined && { elected }),

@@ -98,6 +98,13 @@ describe("serve flags and environment", () => {
     );
   });
 
+  it("reads --retain as a duration, 24h by default and 0 to turn retention off", async () => {
+    assert.equal((await serveConfig([])).retainMs, 86_400_000);
+    assert.equal((await serveConfig(["--retain", "0"])).retainMs, 0);
+    assert.equal((await serveConfig([], { LB_IP_GUARD_RETAIN: "2h30m" })).retainMs, 9_000_000);
+    assert.match(await serveRefusal(["--retain", "a day"]), /--retain must be a duration/);
+  });
+
   it("refuses a MetalLB release that is no release number, an unknown --allocate, and an annotation target the release cannot read", async () => {
     assert.match(
       await serveRefusal(["--metallb-version", "latest"]),

@@ -62,6 +62,25 @@ describe("grantEvent", () => {
     assert.equal(asRecord(event?.metadata).namespace, "team-a");
   });
 
+  it("a returned or taken-over address names whose it was", () => {
+    const origin = "retained for team-a/web since 2026-11-29T12:00:00.000Z";
+    const claimOf = (ip: IPAddress) => {
+      const claim = claimsBy("pod-1")(ip);
+      return claim === undefined ? undefined : { ...claim, origin };
+    };
+    const event = grantEvent(
+      service("10.0.0.7", { assignedFrom: "lan" }),
+      policy,
+      claimOf,
+      "pod-1",
+      NOW,
+    );
+    assert.equal(event?.message, `lb-ip-guard assigned 10.0.0.7, ${origin}, from pool "lan"`);
+    // The same grant without it is the same Event (replicas agree on its name).
+    const plain = grantEvent(service("10.0.0.7"), policy, claimsBy("pod-1"), "pod-1", NOW);
+    assert.deepEqual(asRecord(event?.metadata).name, asRecord(plain?.metadata).name);
+  });
+
   it("an address the Service asked for: AddressGranted, with the pool its claim names", () => {
     const event = grantEvent(service("10.0.0.7"), policy, claimsBy("pod-1", "edge"), "pod-1", NOW);
     assert.equal(event?.reason, "AddressGranted");

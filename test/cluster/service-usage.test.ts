@@ -209,6 +209,46 @@ describe("ServiceUsage", () => {
     assert.deepEqual(holdersOf(usage, "10.0.0.5"), ["default/other"], "confirmed: kept");
   });
 
+  test("a relist returns what Services gave up while the watch was away, for their claims to retain", () => {
+    const usage = new ServiceUsage(policy, 30_000);
+    usage.replaceAll([service("web", "10.0.0.20"), service("api", "10.0.0.21")], 0);
+    const released = usage.replaceAll([service("api", "10.0.0.21")], 1000);
+    assert.deepEqual(
+      [...released].map(([ref, addresses]) => [ref, addresses.map((each) => each.value)]),
+      [["default/web", [address("10.0.0.20").value]]],
+    );
+  });
+
+  test("a retention is no holding; seen within a rest of its release it rests from then; it ends", () => {
+    const usage = new ServiceUsage(policy, 30_000);
+    const since = 100_000;
+    usage.putClaim("claim:ip-10-0-0-22", grant("web", "10.0.0.22").holder, [address("10.0.0.22")]);
+    const retention = { ref: "default/web", since, until: since + 60_000 };
+    usage.putRetention("claim:ip-10-0-0-22", address("10.0.0.22"), retention, since + 1000);
+    assert.deepEqual(holdersOf(usage, "10.0.0.22"), []);
+    const { family, value } = address("10.0.0.22");
+    assert.equal(usage.retained.retentionOf(family, value)?.ref, "default/web");
+    assert.equal(usage.resting.keepsFrom(family, value, "default/other"), true);
+    usage.expire(since + RELEASE_REST_MS);
+    assert.equal(
+      usage.resting.keepsFrom(family, value, "default/other"),
+      false,
+      "rested from since",
+    );
+    // A replica that starts long after the release: retained, not resting.
+    const later = new ServiceUsage(policy, 30_000);
+    later.replaceRetentions(
+      [["claim:ip-10-0-0-22", address("10.0.0.22"), retention]],
+      since + RELEASE_REST_MS,
+    );
+    assert.equal(later.retained.size, 1);
+    assert.equal(later.resting.keepsFrom(family, value, undefined), false);
+    later.replaceRetentions([], since + RELEASE_REST_MS);
+    assert.equal(later.retained.size, 0, "a relist without it drops it");
+    usage.expire(since + 60_000);
+    assert.equal(usage.retained.size, 0, "ended");
+  });
+
   test("release ends a hold; isHeldBy sees the Service and its hold", () => {
     const usage = new ServiceUsage(policy, 30_000);
     usage.hold(grant("web", "10.0.0.6"), 0);

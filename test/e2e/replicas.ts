@@ -103,16 +103,22 @@ export interface ClaimLease {
   /** `namespace/name` of the Service the claim is for. */
   holder: string;
   address: string;
+  /** A retention: the holder gave the address up, and the claim keeps it for it (ADR 0018). */
+  retained: boolean;
 }
 
 interface LeaseItem {
   metadata: { name: string; annotations?: Record<string, string> };
 }
 
-/** Lease name → what it claims, for every claim in the webhook's namespace. */
+/**
+ * Lease name → what it claims, for every claim in the webhook's namespace that holds its address;
+ * with `retentions`, the claims that retain one for a Service gone (ADR 0018) too.
+ */
 export async function claimLeases(
   cp: ControlPlane,
   namespace: string,
+  options: { readonly retentions?: boolean } = {},
 ): Promise<Map<string, ClaimLease>> {
   const { stdout } = await cp.kubectl([
     "get",
@@ -126,9 +132,12 @@ export async function claimLeases(
   ]);
   const leases = new Map<string, ClaimLease>();
   for (const item of (JSON.parse(stdout) as { items: LeaseItem[] }).items) {
+    const retained = item.metadata.annotations?.["lb-ip-guard.dev/retained-until"] !== undefined;
+    if (retained && options.retentions !== true) continue;
     leases.set(item.metadata.name, {
       holder: item.metadata.annotations?.["lb-ip-guard.dev/holder"] ?? "",
       address: item.metadata.annotations?.["lb-ip-guard.dev/address"] ?? "",
+      retained,
     });
   }
   return leases;

@@ -59,6 +59,12 @@ export interface LoanOptions {
   /** Tells the follower at `endpoint` to exchange now (a lower address came free); no answer. */
   readonly nudge: (endpoint: string) => void;
   readonly state: LedgerState;
+  /**
+   * Whether a follower may grant this from a loan; else it forwards. A loan is decided on this
+   * replica's view, which may lag the allocator's: a grant whose decision rests on more than the
+   * lowest free address (a quota, a retention, a reservation) is the allocator's to serialize.
+   */
+  readonly borrows?: (grant: Grant) => boolean;
 }
 
 /** What a replica answers of loans on its peer port: exchanges, recalls and nudges. */
@@ -165,7 +171,7 @@ export class ElectedAllocator implements AllocatorPort {
     const loans = this.#loans;
     if (loans !== undefined) {
       this.#lastGrantAt = this.#now();
-      if (loans.purse.spend(grant, holder.identity)) {
+      if (loans.options.borrows?.(grant) !== false && loans.purse.spend(grant, holder.identity)) {
         // Lent by the allocator ahead: the grant is its, reported at the next exchange.
         const granted = grant.addresses.map(formatAddress);
         this.#relay(grant.ref, granted, holder.identity);

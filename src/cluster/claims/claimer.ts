@@ -10,9 +10,10 @@ import type { Logger } from "pino";
 import type { Grant } from "../../admission/holds.ts";
 import type { ClaimPort, ClaimResult } from "../../admission/ports.ts";
 import { asRecord } from "../../base/objects.ts";
+import { isoTime } from "../../base/text.ts";
 import { formatAddress, type IPAddress } from "../../ipam/address.ts";
 import type { PoolSet } from "../../ipam/pool.ts";
-import { type Holder, mayShare } from "../../ipam/usage.ts";
+import { addressKey, type Holder, mayShare, namespaceOf } from "../../ipam/usage.ts";
 import { describeError, KubeApiError, type KubeClient } from "../kube.ts";
 import type { KubeObject } from "../reflector.ts";
 import type { ServiceUsage } from "../service-usage.ts";
@@ -23,9 +24,11 @@ import {
   collectReason,
   type HolderView,
   leaseName,
+  namespaceClaimSelector,
   parseClaim,
   RELEASE_MARGIN_MS,
   renewedLease,
+  retainedLease,
 } from "./lease.ts";
 
 /**
@@ -59,11 +62,22 @@ export interface ClaimerOptions {
   readonly identity?: string;
   readonly onClaim?: (result: ClaimMetric) => void;
   readonly onCollected?: (count: number) => void;
+  /** How long a released address's claim retains it for its holder (`--retain`); 0: off. */
+  readonly retainMs?: number;
+  /**
+   * The address quota of a namespace, when it has one, and what it holds apart from claims
+   * (addresses its Services hold without a claim, and its reservations), from this replica's
+   * view: a grant there is checked against its namespace's claims after they are made.
+   */
+  readonly quotaOf?: (
+    namespace: string,
+  ) => { readonly quota: number; readonly beside: readonly IPAddress[] } | undefined;
 }
 
 type AddressClaim =
   | { readonly kind: "created"; readonly name: string; readonly resourceVersion: string }
-  | { readonly kind: "existing" }
+  /** `placed`: a retention its holder took back, which counts against a quota as new. */
+  | { readonly kind: "existing"; readonly placed?: string }
   | { readonly kind: "lost"; readonly claim: Claim }
   | { readonly kind: "error"; readonly message: string };
 
@@ -109,17 +123,30 @@ export class Claimer implements ClaimPort {
 
   // ----- the claims watch ----------------------------------------------------------------------
 
-  /** Every Lease after a (re)list. */
+  /**
+   * Every Lease after a (re)list. Claims hold their addresses in the usage index; retentions
+   * go to the retained addresses instead (and rest, when their release was a moment ago).
+   */
   replace(items: readonly KubeObject[]): void {
     this.#cache.clear();
     for (const item of items) {
       const claim = parseClaim(item);
       if (claim !== undefined) this.#cache.set(claim.name, claim);
     }
-    this.#options.usage.replaceClaims(
-      [...this.#cache.values()].map(
-        (claim) => [claimOwner(claim.name), claim.holder, [claim.address]] as const,
+    const claims = [...this.#cache.values()];
+    const { usage } = this.#options;
+    usage.replaceClaims(
+      claims
+        .filter((claim) => claim.retention === undefined)
+        .map((claim) => [claimOwner(claim.name), claim.holder, [claim.address]] as const),
+    );
+    usage.replaceRetentions(
+      claims.flatMap(({ name, address, holder, retention }) =>
+        retention === undefined
+          ? []
+          : [[claimOwner(name), address, { ref: holder.ref, ...retention }] as const],
       ),
+      Date.now(),
     );
   }
 
@@ -127,13 +154,21 @@ export class Claimer implements ClaimPort {
     const claim = parseClaim(object);
     const name = asRecord(object.metadata).name;
     if (typeof name !== "string") return;
+    const { usage } = this.#options;
+    const before = this.#cache.get(name);
+    if (before?.retention !== undefined) usage.retained.drop(before.address);
     if (type === "DELETED" || claim === undefined) {
       this.#cache.delete(name);
-      this.#options.usage.deleteClaim(claimOwner(name));
+      usage.deleteClaim(claimOwner(name));
       return;
     }
     this.#cache.set(name, claim);
-    this.#options.usage.putClaim(claimOwner(name), claim.holder, [claim.address]);
+    if (claim.retention !== undefined) {
+      const retention = { ref: claim.holder.ref, ...claim.retention };
+      usage.putRetention(claimOwner(name), claim.address, retention, Date.now());
+      return;
+    }
+    usage.putClaim(claimOwner(name), claim.holder, [claim.address]);
     // A claim written again by its holder after a release is current: forget the release.
     const key = releaseKey(claim.holder.ref, name);
     const released = this.#released.get(key);
@@ -163,14 +198,19 @@ export class Claimer implements ClaimPort {
 
   async #claim(grant: Grant, signal: AbortSignal): Promise<ClaimResult> {
     const created: { name: string; resourceVersion: string }[] = [];
+    const placed: string[] = [];
     for (const address of grant.addresses) {
       const result = await this.#claimAddress(address, grant, signal);
       this.#options.onClaim?.(result.kind === "created" ? "claimed" : result.kind);
       if (result.kind === "created") {
         created.push(result);
+        placed.push(result.name);
         continue;
       }
-      if (result.kind === "existing") continue;
+      if (result.kind === "existing") {
+        if (result.placed !== undefined) placed.push(result.placed);
+        continue;
+      }
       // All or nothing: what this attempt created goes again (a dual-stack grant's first family).
       await Promise.all(created.map((each) => this.delete(each.name, each.resourceVersion)));
       if (result.kind === "error") return result;
@@ -190,7 +230,56 @@ export class Claimer implements ClaimPort {
         address,
       };
     }
-    return { kind: "claimed" };
+    const beyond = placed.length === 0 ? undefined : await this.#beyondQuota(grant, placed, signal);
+    if (beyond === undefined) return { kind: "claimed" };
+    await Promise.all(created.map((each) => this.delete(each.name, each.resourceVersion)));
+    return beyond;
+  }
+
+  /**
+   * Two replicas granting in one namespace at once each decided on a view without the other's
+   * claim: the quota is settled on the namespace's claims as etcd has them (a quorum list),
+   * ordered by the revision that created each. A grant any of whose new claims falls past the
+   * quota is refused (and its new claims go again); the ones before it stand. Every replica
+   * orders the same claims the same way, and a claim created after a list comes after every
+   * claim in it, so of the grants racing for the last addresses, exactly as many stand as fit.
+   */
+  async #beyondQuota(
+    grant: Grant,
+    placed: readonly string[],
+    signal: AbortSignal,
+  ): Promise<ClaimResult | undefined> {
+    const namespace = namespaceOf(grant.ref);
+    const quota = this.#options.quotaOf?.(namespace);
+    if (quota === undefined) return undefined;
+    let listed: readonly Claim[];
+    try {
+      const list = await this.#options.client.list(this.#path, {
+        labelSelector: namespaceClaimSelector(namespace),
+        signal,
+      });
+      listed = list.items.flatMap((item) => parseClaim(item) ?? []);
+    } catch (error) {
+      return {
+        kind: "error",
+        message: `cannot count the claims of ${namespace}: ${describeError(error)}`,
+      };
+    }
+    const claims = listed
+      .filter(
+        (claim) => claim.retention === undefined && namespaceOf(claim.holder.ref) === namespace,
+      )
+      .sort((a, b) => compareRevisions(a.createdRevision, b.createdRevision));
+    const claimed = new Set(claims.map((claim) => addressKey(claim.address)));
+    let count = new Set(quota.beside.map(addressKey).filter((key) => !claimed.has(key))).size;
+    for (const claim of claims) {
+      count += 1;
+      if (count <= quota.quota || !placed.includes(claim.name)) continue;
+      const message = `${grant.ref} would take ${formatAddress(claim.address)}, but namespace ${namespace} may hold ${quota.quota} address${quota.quota === 1 ? "" : "es"} and other grants there claimed the last of them first; free one, or raise the quota on the Namespace`;
+      this.#options.logger.info({ service: grant.ref, namespace }, message);
+      return { kind: "refused", reason: "QuotaExceeded", message };
+    }
+    return undefined;
   }
 
   release(grant: Grant): void {
@@ -216,13 +305,19 @@ export class Claimer implements ClaimPort {
     // An UPDATE of a Service that holds the address in etcd right now: a claim of it that the
     // watch shows stands (nothing collects the claim of a holder that holds its address).
     const standing = this.#cache.get(name);
-    if (grant.kept === true && standing !== undefined && sameClaim(standing, grant.holder, pool)) {
+    if (
+      grant.kept === true &&
+      standing !== undefined &&
+      standing.retention === undefined &&
+      sameClaim(standing, grant.holder, pool)
+    ) {
       return { kind: "existing" };
     }
+    let origin = grant.origin;
     try {
       for (let round = 0; round < ROUNDS; round += 1) {
         try {
-          const made = await this.create(address, grant.holder, pool, signal);
+          const made = await this.create(address, grant.holder, pool, signal, origin);
           this.#wrote(name, grant.holder, pool);
           return {
             kind: "created",
@@ -234,10 +329,11 @@ export class Claimer implements ClaimPort {
         }
         // Another holder's claim the watch already brought: lost, without reading it again (a
         // stale view can only make this a needless loss, never a shared address). Our own, one
-        // to share, or one to take over is read first.
+        // to share, or one to take over (a retention among them) is read first.
         const cached = this.#cache.get(name);
         if (
           cached !== undefined &&
+          cached.retention === undefined &&
           cached.holder.ref !== grant.ref &&
           !mayShare(grant.holder, cached.holder) &&
           this.staleReason(cached, Date.now()) === undefined
@@ -262,34 +358,42 @@ export class Claimer implements ClaimPort {
           // Ours (a reinvocation, the validating call after the mutating one, a re-apply, a
           // retried create). An older claim is renewed, which also makes any collection based on
           // it fail its resourceVersion precondition; one whose grace is over is granted anew;
-          // one whose sharing data changed is rewritten.
-          const regranted = Date.now() - claim.acquiredAt > this.#options.graceMs;
+          // one whose sharing data changed is rewritten. A retention is taken back: a grant anew.
+          const regranted =
+            claim.retention !== undefined || Date.now() - claim.acquiredAt > this.#options.graceMs;
           const stale =
             regranted ||
             Date.now() - claim.writtenAt > TOUCH_AFTER_MS ||
             !sameClaim(claim, grant.holder, pool);
           if (!stale) return { kind: "existing" };
-          const touched = await this.#touch(
-            current,
-            address,
-            grant.holder,
-            pool,
-            signal,
+          const origin = grant.origin ?? retainedOrigin(claim);
+          const touched = await this.#touch(current, address, grant.holder, pool, signal, {
             regranted,
-          );
+            origin,
+          });
           if (touched) {
             this.#wrote(name, grant.holder, pool);
-            return { kind: "existing" };
+            return claim.retention === undefined
+              ? { kind: "existing" }
+              : { kind: "existing", placed: name };
           }
           continue; // changed or deleted meanwhile: look again
         }
-        if (mayShare(grant.holder, claim.holder)) return { kind: "existing" };
-        const reason = this.staleReason(claim, Date.now());
+        if (claim.retention === undefined && mayShare(grant.holder, claim.holder)) {
+          return { kind: "existing" };
+        }
+        // Another Service's retention: the decision gave its address away (an explicit request,
+        // warned, or the one retained longest in a pool with nothing else free).
+        const reason =
+          claim.retention === undefined
+            ? this.staleReason(claim, Date.now())
+            : `retained for ${claim.holder.ref} until ${isoTime(claim.retention.until)}`;
         if (reason === undefined) return { kind: "lost", claim };
         logger.info(
           { lease: name, holder: claim.holder.ref, service: grant.ref },
           `claim ${name} of ${claim.holder.ref} is stale (${reason}); taking it over for ${grant.ref}`,
         );
+        origin ??= retainedOrigin(claim);
         if (await this.delete(name, claim.resourceVersion)) this.#options.onCollected?.(1);
       }
       return { kind: "error", message: `the claim ${name} kept changing; gave up` };
@@ -311,7 +415,12 @@ export class Claimer implements ClaimPort {
     const written = this.#written.get(name);
     if (written !== undefined && now - written.at < TOUCH_AFTER_MS && same(written)) return true;
     const cached = this.#cache.get(name);
-    return cached !== undefined && now - cached.writtenAt < TOUCH_AFTER_MS && same(cached);
+    return (
+      cached !== undefined &&
+      cached.retention === undefined &&
+      now - cached.writtenAt < TOUCH_AFTER_MS &&
+      same(cached)
+    );
   }
 
   #wrote(name: string, holder: Holder, pool: string): void {
@@ -332,9 +441,10 @@ export class Claimer implements ClaimPort {
     holder: Holder,
     pool: string,
     signal: AbortSignal,
-    regranted: boolean,
+    grant: { readonly regranted: boolean; readonly origin: string | undefined },
   ): Promise<boolean> {
-    const updated = renewedLease(current, this.#lease(address, holder, pool), regranted);
+    const fresh = this.#lease(address, holder, pool, grant.origin);
+    const updated = renewedLease(current, fresh, grant.regranted);
     try {
       const name = String(asRecord(current.metadata).name);
       await this.#options.client.request("PUT", `${this.#path}/${name}`, { body: updated, signal });
@@ -342,6 +452,35 @@ export class Claimer implements ClaimPort {
     } catch (error) {
       if (status(error) === 409 || status(error) === 404) return false;
       throw error;
+    }
+  }
+
+  /** Whether a holder's release keeps its address retained (`--retain` is not 0). */
+  get retaining(): boolean {
+    return (this.#options.retainMs ?? 0) > 0;
+  }
+
+  /**
+   * Rewrites a claim whose holder gave its address up as a retention from `since` (for
+   * `--retain`), if it is still at its resourceVersion; true when this call did (a 409: another
+   * replica did, or the holder claimed it again).
+   */
+  async retain(claim: Claim, since: number): Promise<boolean> {
+    const until = since + (this.#options.retainMs ?? 0);
+    try {
+      const current = await this.#options.client.request("GET", `${this.#path}/${claim.name}`);
+      if (asRecord(current.metadata).resourceVersion !== claim.resourceVersion) return false;
+      await this.#options.client.request("PUT", `${this.#path}/${claim.name}`, {
+        body: retainedLease(current, since, until),
+      });
+      return true;
+    } catch (error) {
+      if (status(error) === 409 || status(error) === 404) return false;
+      this.#options.logger.warn(
+        { lease: claim.name, error: describeError(error) },
+        `cannot retain claim ${claim.name}: ${describeError(error)}`,
+      );
+      return false;
     }
   }
 
@@ -401,6 +540,11 @@ export class Claimer implements ClaimPort {
     return collectReason(claim, this.#view(), now, this.#options.graceMs);
   }
 
+  /** When this process saw the holder of `claim` give its address up, if it did. */
+  releasedAt(claim: Claim): number | undefined {
+    return this.#released.get(releaseKey(claim.holder.ref, claim.name));
+  }
+
   /** The Services watch saw `ref` give up the address of the Lease `lease` at `now`. */
   noteReleased(ref: string, lease: string, now: number): void {
     this.#released.set(releaseKey(ref, lease), now);
@@ -419,14 +563,16 @@ export class Claimer implements ClaimPort {
     holder: Holder,
     pool: string,
     signal?: AbortSignal,
+    origin?: string,
   ): Promise<Record<string, unknown>> {
-    const lease = this.#lease(address, holder, pool);
+    const lease = this.#lease(address, holder, pool, origin);
     return this.#options.client.request("POST", this.#path, { body: lease, signal });
   }
 
   /** The claim Lease of `address` for `holder`, written now by this replica. */
-  #lease(address: IPAddress, holder: Holder, pool: string): KubeObject {
-    return claimLease(this.#options.namespace, address, holder, pool, Date.now(), this.#identity);
+  #lease(address: IPAddress, holder: Holder, pool: string, origin?: string): KubeObject {
+    const { namespace } = this.#options;
+    return claimLease(namespace, address, holder, pool, Date.now(), this.#identity, origin);
   }
 }
 
@@ -438,6 +584,22 @@ function sameClaim(claim: { holder: Holder; pool: string }, holder: Holder, pool
 }
 
 const releaseKey = (ref: string, lease: string) => `${ref}\n${lease}`;
+
+/** What a grant Event says of an address taken from a retention (back, or over). */
+function retainedOrigin(claim: Claim): string | undefined {
+  return claim.retention === undefined
+    ? undefined
+    : `retained for ${claim.holder.ref} since ${isoTime(claim.retention.since)}`;
+}
+
+/** resourceVersions as etcd writes them (revisions, as integers); else as text. */
+function compareRevisions(a: string, b: string): number {
+  if (/^\d+$/.test(a) && /^\d+$/.test(b)) {
+    const [x, y] = [BigInt(a), BigInt(b)];
+    return x < y ? -1 : x > y ? 1 : 0;
+  }
+  return a < b ? -1 : a > b ? 1 : 0;
+}
 
 function status(error: unknown): number | undefined {
   return error instanceof KubeApiError ? error.status : undefined;

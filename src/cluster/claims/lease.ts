@@ -12,6 +12,12 @@ const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
 const MANAGED_BY = "lb-ip-guard";
 /** Selects the claims among the namespace's Leases (others, e.g. a leader election, are not). */
 export const CLAIM_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+/** The namespace of a claim's holder, so that a quota's count lists only that namespace's. */
+const NAMESPACE_LABEL = "lb-ip-guard.dev/service-namespace";
+
+/** Selects the claims of Services of `namespace`. */
+export const namespaceClaimSelector = (namespace: string): string =>
+  `${CLAIM_SELECTOR},${NAMESPACE_LABEL}=${namespace}`;
 
 /** What a claim records, so that any replica can apply MetalLB's sharing rules to it. */
 const CLAIM_ANNOTATION = {
@@ -25,6 +31,13 @@ const CLAIM_ANNOTATION = {
   /** Set once the holder gave the address up: the claim then retains it (design.md). */
   retainedSince: "lb-ip-guard.dev/retained-since",
   retainedUntil: "lb-ip-guard.dev/retained-until",
+  /** Why the holder got the address, when not simply free: the grant Event names it. */
+  origin: "lb-ip-guard.dev/origin",
+  /**
+   * The resourceVersion the claim was created at, kept once a renewal changes resourceVersion:
+   * quotas order a namespace's claims by it (claimer.ts).
+   */
+  createdAt: "lb-ip-guard.dev/created-revision",
 } as const;
 
 /**
@@ -68,6 +81,9 @@ export interface Claim {
    * retains it for the holder's namespace and name (retained.ts) until `until`.
    */
   readonly retention?: { readonly since: number; readonly until: number };
+  readonly origin?: string;
+  /** The resourceVersion it was created at (its place in its namespace's quota). */
+  readonly createdRevision: string;
 }
 
 /** Reads a claim from a Lease; undefined when the Lease is not a well-formed claim. */
@@ -92,9 +108,13 @@ export function parseClaim(lease: KubeObject): Claim | undefined {
   const since = time(text(CLAIM_ANNOTATION.retainedSince));
   const until = time(text(CLAIM_ANNOTATION.retainedUntil));
   const retained = !Number.isNaN(since) && !Number.isNaN(until);
+  const resourceVersion =
+    typeof metadata.resourceVersion === "string" ? metadata.resourceVersion : "";
+  const origin = text(CLAIM_ANNOTATION.origin);
   return {
     name,
-    resourceVersion: typeof metadata.resourceVersion === "string" ? metadata.resourceVersion : "",
+    resourceVersion,
+    createdRevision: text(CLAIM_ANNOTATION.createdAt) ?? resourceVersion,
     address: parsed.value,
     holder: {
       ref,
@@ -107,6 +127,7 @@ export function parseClaim(lease: KubeObject): Claim | undefined {
     acquiredAt: acquired ?? 0,
     writtenAt: times.length > 0 ? Math.max(...times) : 0,
     ...(retained && { retention: { since, until } }),
+    ...(origin !== undefined && { origin }),
   };
 }
 
@@ -124,14 +145,31 @@ export const RETENTION_KEYS: readonly string[] = [
   CLAIM_ANNOTATION.retainedUntil,
 ];
 
+/**
+ * `current` (a claim Lease as read) turned into a retention from `since` until `until`; the
+ * write is guarded by the resourceVersion it keeps.
+ */
+export function retainedLease(current: KubeObject, since: number, until: number): KubeObject {
+  const metadata = asRecord(current.metadata);
+  return {
+    ...current,
+    metadata: {
+      ...metadata,
+      annotations: { ...asRecord(metadata.annotations), ...retentionAnnotations(since, until) },
+    },
+  };
+}
+
 /** The annotations a claim carries for `holder`. */
 function claimAnnotations(
   address: IPAddress,
   holder: Holder,
   pool: string,
   claimedBy: string,
+  origin: string | undefined,
 ): Record<string, string> {
   return {
+    ...(origin !== undefined && { [CLAIM_ANNOTATION.origin]: origin }),
     [CLAIM_ANNOTATION.address]: formatAddress(address),
     [CLAIM_ANNOTATION.holder]: holder.ref,
     [CLAIM_ANNOTATION.pool]: pool,
@@ -150,16 +188,18 @@ export function claimLease(
   pool: string,
   now: number,
   claimedBy: string,
+  origin?: string,
 ): KubeObject {
   const time = microTime(now);
+  const serviceNamespace = holder.ref.slice(0, holder.ref.indexOf("/"));
   return {
     apiVersion: "coordination.k8s.io/v1",
     kind: "Lease",
     metadata: {
       name: leaseName(address),
       namespace,
-      labels: { [MANAGED_BY_LABEL]: MANAGED_BY },
-      annotations: claimAnnotations(address, holder, pool, claimedBy),
+      labels: { [MANAGED_BY_LABEL]: MANAGED_BY, [NAMESPACE_LABEL]: serviceNamespace },
+      annotations: claimAnnotations(address, holder, pool, claimedBy, origin),
     },
     spec: { holderIdentity: holder.ref, acquireTime: time, renewTime: time },
   };
@@ -176,7 +216,9 @@ export const ADMISSION_TAIL_MS = 10_000;
  * `current` (a claim Lease as read) written again for its holder at the time of `fresh` (its
  * claimLease of now): annotations, holder and renewTime from `fresh`, and acquireTime too when
  * the earlier grant's grace was over (`regranted`: a grant anew). Everything else is kept (the
- * resourceVersion the write is guarded by, other annotations). A renewal never moves
+ * resourceVersion the write is guarded by, other annotations), but a retention (the holder takes
+ * its address back) and, for a grant anew, the place in the quota order (it is a new claim
+ * then; its place is this write's). A renewal never moves
  * acquireTime: the grace counts from the first grant, however often the holder's admissions
  * repeat, so a Service that never appears loses its claim at most {@link ADMISSION_TAIL_MS}
  * after its grace.
@@ -189,14 +231,21 @@ export function renewedLease(
   const metadata = asRecord(current.metadata);
   const spec = asRecord(current.spec);
   const renewed = asRecord(fresh.spec);
+  const annotations: Record<string, unknown> = {
+    ...asRecord(metadata.annotations),
+    ...asRecord(asRecord(fresh.metadata).annotations),
+  };
+  for (const key of RETENTION_KEYS) delete annotations[key];
+  if (regranted) delete annotations[CLAIM_ANNOTATION.createdAt];
+  else if (annotations[CLAIM_ANNOTATION.createdAt] === undefined) {
+    annotations[CLAIM_ANNOTATION.createdAt] = metadata.resourceVersion;
+  }
   return {
     ...current,
     metadata: {
       ...metadata,
-      annotations: {
-        ...asRecord(metadata.annotations),
-        ...asRecord(asRecord(fresh.metadata).annotations),
-      },
+      labels: { ...asRecord(metadata.labels), ...asRecord(asRecord(fresh.metadata).labels) },
+      annotations,
     },
     spec: {
       ...spec,
@@ -220,7 +269,7 @@ export interface HolderView {
  * is kept. Otherwise it goes once the grace period since its first grant is over (its admission
  * was refused later, its Service is gone, or it never existed) and its last renewal is
  * {@link ADMISSION_TAIL_MS} old, or at once when the holder was seen giving the address up after
- * the claim was written.
+ * the claim was written. A retention holds nothing: it goes when it ends.
  */
 export function collectReason(
   claim: Claim,
@@ -229,6 +278,11 @@ export function collectReason(
   graceMs: number,
 ): string | undefined {
   const { ref } = claim.holder;
+  if (claim.retention !== undefined) {
+    return now < claim.retention.until
+      ? undefined
+      : `the retention of ${formatAddress(claim.address)} for ${ref} ended`;
+  }
   if (view.holds(ref, claim.address)) return undefined;
   const released = view.releasedAt(ref, claim.name);
   if (released !== undefined && released - claim.writtenAt > RELEASE_MARGIN_MS) {

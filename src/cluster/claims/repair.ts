@@ -2,7 +2,9 @@
 // every interval, while the caches are current, claims whose holder does not hold the address
 // are collected (deleted, guarded by their resourceVersion), and every address a Service holds
 // without a claim is adopted (its claim created). A Service seen giving its address up frees its
-// claim at once. The rule of when a claim is stale is lease.ts's collectReason.
+// claim at once, or with `--retain` turns it into a retention of the address for the Service
+// (ADR 0018), deleted when the retention ends. The rule of when a claim is stale is lease.ts's
+// collectReason.
 // See docs/decisions/0005-address-claims-with-leases.md.
 
 import { formatAddress, type IPAddress } from "../../ipam/address.ts";
@@ -13,6 +15,8 @@ import { type Claim, leaseName } from "./lease.ts";
 
 /** Adoptions in flight at once during a collection pass. */
 const ADOPT_CONCURRENCY = 4;
+/** Time for the take-over of a retention by a Service that holds its address. */
+const TAKE_OVER_TIMEOUT_MS = 4000;
 
 /** The claimer's settings the repair shares, the claimer itself, and how often it runs. */
 export interface ClaimRepairOptions
@@ -51,9 +55,21 @@ export class ClaimRepair {
   }
 
   async #collect(claim: Claim, now: number): Promise<boolean> {
-    const reason = this.#options.claimer.staleReason(claim, now);
+    const { claimer } = this.#options;
+    const reason = claimer.staleReason(claim, now);
     if (reason === undefined) return false;
-    if (!(await this.#options.claimer.delete(claim.name, claim.resourceVersion))) return false;
+    // A holder seen giving the address up keeps it retained; a claim whose Service never
+    // appeared (or went while no replica watched) goes.
+    const released = claim.retention === undefined ? claimer.releasedAt(claim) : undefined;
+    if (released !== undefined && claimer.retaining) {
+      if (!(await claimer.retain(claim, released))) return false;
+      this.#options.logger.info(
+        { lease: claim.name, holder: claim.holder.ref, address: formatAddress(claim.address) },
+        `claim ${claim.name} retains ${formatAddress(claim.address)} for ${claim.holder.ref}: ${reason}`,
+      );
+      return true;
+    }
+    if (!(await claimer.delete(claim.name, claim.resourceVersion))) return false;
     this.#options.logger.info(
       { lease: claim.name, holder: claim.holder.ref, address: formatAddress(claim.address) },
       `claim ${claim.name} collected: ${reason}`,
@@ -84,15 +100,25 @@ export class ClaimRepair {
     // replica (or an admission) was first, which is as good.
     const pools = this.#options.pools();
     const missing: { address: IPAddress; holder: Holder }[] = [];
+    const retained: { address: IPAddress; holder: Holder }[] = [];
     const seen = new Set<string>();
     for (const [owner, holder, addresses] of this.#options.usage.index.entries()) {
       if (owner !== holder.ref) continue; // holds and claims, not Services
       for (const address of addresses) {
         const name = leaseName(address);
-        if (claimer.claimNamed(name) !== undefined || seen.has(name)) continue;
+        if (seen.has(name)) continue;
         seen.add(name);
-        missing.push({ address, holder });
+        const claim = claimer.claimNamed(name);
+        if (claim === undefined) missing.push({ address, holder });
+        else if (claim.retention !== undefined) retained.push({ address, holder });
       }
+    }
+    // A Service that holds a retained address (its grant's claim came after it, or was lost):
+    // the retention is taken back or over as an admission would, and the claim is its.
+    for (const { address, holder } of retained) {
+      if (this.#stopped) return;
+      const grant = { ref: holder.ref, holder, addresses: [address] };
+      await claimer.claim(grant, AbortSignal.timeout(TAKE_OVER_TIMEOUT_MS));
     }
     let adopted = 0;
     const next = async (): Promise<void> => {

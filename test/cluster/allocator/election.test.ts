@@ -388,6 +388,8 @@ describe("ElectedAllocator routes grants", () => {
         recall: async () => assert.fail("a follower recalls nothing"),
         nudge: () => assert.fail("a follower nudges nobody"),
         state: ledgerState,
+        // A grant in a quota namespace is the allocator's to serialize, never a loan's.
+        borrows: (grant) => !grant.ref.startsWith("team-quota/"),
       },
     );
     try {
@@ -396,6 +398,11 @@ describe("ElectedAllocator routes grants", () => {
       assert.equal(first.kind, "forward");
       if (first.kind === "forward") await first.forward("mutate", request);
       await appears("team-a/web");
+      assert.equal(
+        follower.route(inPool("team-quota/api", "192.168.35.101"), false).kind,
+        "forward",
+        "not granted from the loan",
+      );
       // The next Service's decision here is the lent address: granted without asking.
       const api = inPool("team-a/api", "192.168.35.101");
       assert.deepEqual(follower.route(api, false), { kind: "relayed", allocator: "a" });

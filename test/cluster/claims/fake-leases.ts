@@ -3,7 +3,7 @@
 // switched off, a claimer and its repair on it, and grants, holders and Services to claim for.
 
 import { pino } from "pino";
-import { Claimer } from "../../../src/cluster/claims/claimer.ts";
+import { Claimer, type ClaimerOptions } from "../../../src/cluster/claims/claimer.ts";
 import { claimLease } from "../../../src/cluster/claims/lease.ts";
 import { ClaimRepair } from "../../../src/cluster/claims/repair.ts";
 import { KubeApiError, type KubeClient } from "../../../src/cluster/kube.ts";
@@ -113,6 +113,28 @@ export class FakeLeases {
     return clone(stored);
   }
 
+  /** A list (a quorum read) of the Leases whose labels match every `key=value` of the selector. */
+  list(_path: string, options: { labelSelector?: string } = {}): Promise<{ items: KubeObject[] }> {
+    this.calls.push("LIST /");
+    const wanted = (options.labelSelector ?? "").split(",").filter((each) => each !== "");
+    const items = [...this.leases.values()].filter((lease) => {
+      const labels = ((lease.metadata as Record<string, unknown>).labels ?? {}) as Record<
+        string,
+        string
+      >;
+      return wanted.every((each) => {
+        const [key = "", value] = each.split("=");
+        return labels[key] === value;
+      });
+    });
+    return Promise.resolve({ items: items.map(clone) });
+  }
+
+  annotationsOf(name: string): Record<string, string> {
+    return ((this.leases.get(name)?.metadata as Record<string, unknown> | undefined)?.annotations ??
+      {}) as Record<string, string>;
+  }
+
   holderOf(name: string): string | undefined {
     const annotations = (this.leases.get(name)?.metadata as Record<string, unknown> | undefined)
       ?.annotations as Record<string, string> | undefined;
@@ -120,8 +142,19 @@ export class FakeLeases {
   }
 }
 
-export function setup(options: { graceMs?: number; canCollect?: boolean; watch?: boolean } = {}) {
-  const api = new FakeLeases();
+export function setup(
+  options: {
+    graceMs?: number;
+    canCollect?: boolean;
+    watch?: boolean;
+    retainMs?: number;
+    /** Another replica on the same Lease API. */
+    api?: FakeLeases;
+    quotaOf?: ClaimerOptions["quotaOf"];
+    identity?: string;
+  } = {},
+) {
+  const api = options.api ?? new FakeLeases();
   const usage = new ServiceUsage(policy, 30_000);
   const events: string[] = [];
   const canCollect = () => options.canCollect ?? true;
@@ -135,9 +168,11 @@ export function setup(options: { graceMs?: number; canCollect?: boolean; watch?:
     graceMs: options.graceMs ?? 60_000,
     canCollect,
     logger,
-    identity: "replica-test",
+    identity: options.identity ?? "replica-test",
     onClaim: (result) => events.push(result),
     onCollected,
+    ...(options.retainMs !== undefined && { retainMs: options.retainMs }),
+    ...(options.quotaOf !== undefined && { quotaOf: options.quotaOf }),
   });
   const repair = new ClaimRepair({
     claimer,

@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { asRecord } from "../../../src/base/objects.ts";
 import {
   ADMISSION_TAIL_MS,
   type Claim,
@@ -12,7 +13,9 @@ import {
   leaseName,
   parseClaim,
   RELEASE_MARGIN_MS,
+  RETENTION_KEYS,
   renewedLease,
+  retainedLease,
 } from "../../../src/cluster/claims/lease.ts";
 import { address, holder, NAMESPACE } from "./fake-leases.ts";
 
@@ -42,7 +45,10 @@ describe("Lease names and contents", () => {
     assert.deepEqual(lease.metadata, {
       name: "ip-10-0-0-7",
       namespace: NAMESPACE,
-      labels: { "app.kubernetes.io/managed-by": "lb-ip-guard" },
+      labels: {
+        "app.kubernetes.io/managed-by": "lb-ip-guard",
+        "lb-ip-guard.dev/service-namespace": "team-a",
+      },
       annotations: {
         "lb-ip-guard.dev/address": "10.0.0.7",
         "lb-ip-guard.dev/holder": "team-a/dns",
@@ -85,6 +91,28 @@ describe("Lease names and contents", () => {
     assert.equal(regranted?.acquiredAt, first + 50_000);
   });
 
+  it("a retention is read back, and a renewal for its holder drops it and takes a new quota place", () => {
+    const lease = {
+      ...claimLease(NAMESPACE, address("10.0.0.7"), holder("a/b"), "lan", 0, "pod-1"),
+    };
+    (lease.metadata as Record<string, unknown>).resourceVersion = "41";
+    const since = Date.UTC(2026, 0, 2);
+    const retained = retainedLease(lease, since, since + 3_600_000);
+    assert.deepEqual(parseClaim(retained)?.retention, { since, until: since + 3_600_000 });
+    assert.equal(parseClaim(retained)?.createdRevision, "41");
+    const fresh = claimLease(NAMESPACE, address("10.0.0.7"), holder("a/b"), "lan", since, "pod-2");
+    const taken = renewedLease(retained, fresh, true);
+    assert.equal(parseClaim(taken)?.retention, undefined);
+    const annotations = asRecord(asRecord(taken.metadata).annotations);
+    for (const key of RETENTION_KEYS) assert.equal(annotations[key], undefined);
+    // A plain renewal keeps the place the claim was created at, which its write would move.
+    const renewed = renewedLease(lease, fresh, false);
+    assert.equal(
+      asRecord(asRecord(renewed.metadata).annotations)["lb-ip-guard.dev/created-revision"],
+      "41",
+    );
+  });
+
   it("ignores Leases that are not well-formed claims", () => {
     assert.equal(parseClaim({ metadata: { name: "leader" } }), undefined);
     const lease = claimLease(NAMESPACE, address("10.0.0.7"), holder("a/b"), "", 0, "x");
@@ -97,6 +125,7 @@ describe("collectReason", () => {
   const claim: Claim = {
     name: "ip-10-0-0-7",
     resourceVersion: "1",
+    createdRevision: "1",
     address: address("10.0.0.7"),
     holder: holder("team-a/web"),
     pool: "",
@@ -143,5 +172,14 @@ describe("collectReason", () => {
     );
     // Released right around the claim's write: it may be a newer admission of the same name.
     assert.equal(collectReason(claim, view(false, 1_000_500), 1_000_600, 60_000), undefined);
+  });
+
+  it("keeps a retention, held by no one, past every grace, and collects it once it ends", () => {
+    const retention = { ...claim, retention: { since: 1_000_000, until: 5_000_000 } };
+    assert.equal(collectReason(retention, view(false, 2_000_000), 4_999_999, 1000), undefined);
+    assert.match(
+      collectReason(retention, view(false), 5_000_000, 1000) ?? "",
+      /the retention of 10\.0\.0\.7 for team-a\/web ended/,
+    );
   });
 });

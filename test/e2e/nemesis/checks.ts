@@ -5,7 +5,8 @@
 //    MetalLB serves it exactly that;
 // 3. no AllocationFailed Event from MetalLB on any Service of the history (every one of them was
 //    admitted);
-// 4. no claim Lease, after the grace period, for an address no live Service holds;
+// 4. no claim Lease, after the grace period, for an address no live Service holds (a retention,
+//    ADR 0018, holds none: it keeps the address of a Service gone, and is no leak);
 // 5. `lb-ip-guard pools --cluster` finds no problem.
 
 import { execFile } from "node:child_process";
