@@ -1,6 +1,6 @@
 // The cluster's AddressReservations: the watch's handlers that feed the pure core's
 // ReservationIndex, and the status of each (status.holder: which Service holds its address),
-// written only when it changes. See docs/decisions/0018-reservations-notes.md for who writes it
+// written only when it changes. See docs/decisions/0018-address-lifecycle.md for who writes it
 // and what a cluster without the CRD gets.
 
 import type { Logger } from "pino";
