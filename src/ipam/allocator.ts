@@ -107,16 +107,31 @@ export function earlierGrantInPool(
   return undefined;
 }
 
-/** Up to `limit` runs of free addresses of a pool, for messages that say what would be accepted. */
-export function freeRuns(pool: Pool, usage: UsageIndex, limit: number): readonly AddressRange[] {
+/**
+ * Up to `limit` runs of free addresses of a pool, for messages that say what would be accepted:
+ * neither used nor in one of the `avoided` sets (retained and reserved addresses are not free to
+ * just anyone).
+ */
+export function freeRuns(
+  pool: Pool,
+  usage: UsageIndex,
+  limit: number,
+  avoided?: Pick<Avoided, "sets">,
+): readonly AddressRange[] {
   const runs: AddressRange[] = [];
   for (const range of pool.ranges) {
-    const used = usage.used(range.family);
+    const blocking = [usage.used(range.family), ...(avoided?.sets?.(range.family) ?? [])];
     let from = range.first;
     while (runs.length < limit && from <= range.last) {
-      const first = firstFreeInRange(pool, { ...range, first: from }, usage);
+      const first = firstFreeInRange(pool, { ...range, first: from }, usage, avoided);
       if (first === undefined) break;
-      const nextUsed = used.firstMemberFrom(first);
+      const nextUsed = blocking
+        .map((set) => set.firstMemberFrom(first))
+        .reduce<bigint | undefined>(
+          (lowest, value) =>
+            value === undefined || (lowest !== undefined && lowest <= value) ? lowest : value,
+          undefined,
+        );
       let last = nextUsed === undefined || nextUsed > range.last ? range.last : nextUsed - 1n;
       if (pool.avoidBuggyIPs && range.family === "IPv4") last = lastBeforeBuggy(first, last);
       runs.push({ family: range.family, first, last });

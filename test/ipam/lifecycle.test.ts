@@ -198,6 +198,8 @@ describe("reservations", () => {
       message,
       /AddressReservation kubeflow\/dashboard reserves for kubeflow\/centraldashboard/,
     );
+    // The hint passes over the reserved address (and the one held).
+    assert.match(message, /free in pool "default": 192\.168\.35\.102-192\.168\.35\.110$/);
     refusal(w.admit(service("kubeflow/other-2", { ip: "192.168.35.100" })), "AddressReserved");
     const granted = w.admit(service("kubeflow/centraldashboard"));
     assert.deepEqual(ips(granted), ["192.168.35.100"]);

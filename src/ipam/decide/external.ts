@@ -35,7 +35,7 @@ export function checkExternalIPs(
     if (pool !== undefined) {
       return deny(
         "ExternalIPInPool",
-        `${ref} lists ${shown} in spec.externalIPs, which lies in pool "${pool.name}": a pool's addresses are MetalLB's to hand out; ask for it as a LoadBalancer (spec.loadBalancerIP or the address annotation), or use an address outside every pool; ${freeHint(pool, view.usage)}`,
+        `${ref} lists ${shown} in spec.externalIPs, which lies in pool "${pool.name}": a pool's addresses are MetalLB's to hand out; ask for it as a LoadBalancer (spec.loadBalancerIP or the address annotation), or use an address outside every pool; ${freeHint(pool, view)}`,
         [address],
         pool,
       );

@@ -8,8 +8,7 @@ import { formatMetalLBVersion, type ReleaseReads } from "../metallb-version.ts";
 import { describePool, type Pool, type PoolSet } from "../pool.ts";
 import { formatRange } from "../range.ts";
 import { ANNOTATION, annotations, type ServiceObject } from "../service.ts";
-import type { UsageIndex } from "../usage.ts";
-import { type DecisionContext, type Denial, deny } from "./decision.ts";
+import { type ClusterView, type DecisionContext, type Denial, deny } from "./decision.ts";
 
 /** The refusal of a pool whose serviceAllocation does not admit the Service: what it admits. */
 export function notAllowed(
@@ -75,9 +74,18 @@ export function releaseName(keys: ReleaseReads): string {
   return keys.version === undefined ? "MetalLB" : `MetalLB ${formatMetalLBVersion(keys.version)}`;
 }
 
-/** Up to three runs of free addresses of the pool, for a refusal to point at what would do. */
-export function freeHint(pool: Pool, usage: UsageIndex): string {
-  const runs = freeRuns(pool, usage, 4);
+/**
+ * Up to three runs of free addresses of the pool, for a refusal to point at what would do:
+ * retained and reserved addresses are passed over, as allocations pass over them.
+ */
+export function freeHint(pool: Pool, view: ClusterView): string {
+  const { retained, reservations } = view;
+  const runs = freeRuns(pool, view.usage, 4, {
+    sets: (family) => [
+      ...(retained === undefined ? [] : [retained.values(family)]),
+      ...(reservations === undefined ? [] : [reservations.values(family)]),
+    ],
+  });
   if (runs.length === 0) return `pool "${pool.name}" has no free address`;
   const more = runs.length === 4 ? ", ..." : "";
   return `free in pool "${pool.name}": ${runs.slice(0, 3).map(formatRange).join(", ")}${more}`;

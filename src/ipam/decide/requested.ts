@@ -64,7 +64,7 @@ export function checkRequested(
     if (!pool.ranges.some((range) => rangeContains(range, address.family, address.value))) {
       return deny(
         "PoolMismatch",
-        `${ref} requests ${formatAddress(address)}, which is not in the pool it names: ${describePool(pool)}; ${freeHint(pool, view.usage)}`,
+        `${ref} requests ${formatAddress(address)}, which is not in the pool it names: ${describePool(pool)}; ${freeHint(pool, view)}`,
         addresses,
         pool,
       );
@@ -73,7 +73,7 @@ export function checkRequested(
     if (pool.avoidBuggyIPs && address.family === "IPv4" && isBuggyIPv4(address.value)) {
       return deny(
         named === undefined ? "NotInAnyPool" : "PoolMismatch",
-        `${ref} requests ${formatAddress(address)}, which pool "${pool.name}" never hands out: it has avoidBuggyIPs, so MetalLB skips addresses ending in .0 and .255; ${freeHint(pool, view.usage)}`,
+        `${ref} requests ${formatAddress(address)}, which pool "${pool.name}" never hands out: it has avoidBuggyIPs, so MetalLB skips addresses ending in .0 and .255; ${freeHint(pool, view)}`,
         addresses,
         pool,
       );
@@ -133,7 +133,7 @@ function reservedConflict(
       : `${reservation.namespace}/${reservation.serviceName}`;
   return deny(
     "AddressReserved",
-    `${ref} requests ${formatAddress(address)}, which AddressReservation ${reservationRef(reservation)} reserves for ${forWhom} (pool "${pool.name}"); take a free one: ${freeHint(pool, view.usage)}`,
+    `${ref} requests ${formatAddress(address)}, which AddressReservation ${reservationRef(reservation)} reserves for ${forWhom} (pool "${pool.name}"); take a free one: ${freeHint(pool, view)}`,
     [address],
     pool,
   );
@@ -202,7 +202,7 @@ function findConflict(
           : `to share it, set ${context.policy.reads.allowSharedIP[0]}: ${quoted(other.sharingKey)} (the key ${other.ref} uses)`;
       return deny(
         "AddressInUse",
-        `${held}; ${sharing}; ${freeHint(pool, view.usage)}`,
+        `${held}; ${sharing}; ${freeHint(pool, view)}`,
         [address],
         pool,
       );
@@ -242,7 +242,7 @@ function restingConflict(
   if (release === undefined || release.ref === ref) return undefined;
   return deny(
     "AddressInUse",
-    `${ref} requests ${formatAddress(address)}, which ${release.ref} gave up a moment ago (pool "${pool.name}"); MetalLB may still hold it for ${release.ref} until it has processed the release, so it is refused to others until ${new Date(release.refusedUntil).toISOString()}; retry then, or take a free one; ${freeHint(pool, view.usage)}`,
+    `${ref} requests ${formatAddress(address)}, which ${release.ref} gave up a moment ago (pool "${pool.name}"); MetalLB may still hold it for ${release.ref} until it has processed the release, so it is refused to others until ${new Date(release.refusedUntil).toISOString()}; retry then, or take a free one; ${freeHint(pool, view)}`,
     [address],
     pool,
   );

@@ -64,7 +64,7 @@ export function decideReservation(spec: ReservationSpec, view: ClusterView): Dec
     if (foreign !== undefined) {
       return deny(
         "AddressInUse",
-        `${what} reserves ${formatAddress(address)}, which ${foreign.ref} of another namespace holds (pool "${pool.name}"); ${freeHint(pool, view.usage)}`,
+        `${what} reserves ${formatAddress(address)}, which ${foreign.ref} of another namespace holds (pool "${pool.name}"); ${freeHint(pool, view)}`,
         [address],
         pool,
       );
@@ -73,7 +73,7 @@ export function decideReservation(spec: ReservationSpec, view: ClusterView): Dec
     if (other !== undefined && reservationRef(other) !== ref) {
       return deny(
         "AddressReserved",
-        `${what} reserves ${formatAddress(address)}, which AddressReservation ${reservationRef(other)} reserves already (pool "${pool.name}"); ${freeHint(pool, view.usage)}`,
+        `${what} reserves ${formatAddress(address)}, which AddressReservation ${reservationRef(other)} reserves already (pool "${pool.name}"); ${freeHint(pool, view)}`,
         [address],
         pool,
       );
