@@ -30,9 +30,12 @@ export const POOLS_USAGE = `Usage: lb-ip-guard pools [PATH|-]... [--pools FILE].
 Shows every address pool: its ranges, size, addresses used and free, the share used and its
 serviceAllocation; every held address with its holders (the Services MetalLB serves it to, the
 Services that request it, and with --cluster the address claims still pending), their sharing
-key and ports; the free ranges; and the problems: a Service that requests an address another
-holds and may not share (MetalLB leaves it <pending>), an address held outside every pool, a
-claim whose Service does not exist.
+key and ports; the free ranges; the addresses kept for someone: retained for the Service that
+gave them up (for whom, until when), reserved by an AddressReservation (for whom, who holds it);
+each namespace's use against its lb-ip-guard.dev/address-quota; and the problems: a Service that
+requests an address another holds and may not share (MetalLB leaves it <pending>), an address
+held outside every pool, a claim whose Service does not exist, a reserved address held by a
+Service it is not reserved for.
 
 Inputs (as for check; see lb-ip-guard check --help):
   PATH                      manifests: their Services count as applied, each replacing the
@@ -134,5 +137,5 @@ async function mapPools(options: PoolsOptions, io: CheckIO) {
     warnings,
   );
   const claims = lifecycle.claims.map(({ address, holder }) => ({ address, holder }));
-  return { report: reportOf(poolMap(poolSet, services, claims)), warnings };
+  return { report: reportOf(poolMap(poolSet, services, claims, lifecycle)), warnings };
 }
