@@ -5,7 +5,9 @@
 // created. Here: the arguments and the run; the input in ./input.ts, the replay through the
 // webhook's admission path in ./replay.ts, the report and --assign in ./report.ts.
 
-import type { Policy } from "../../ipam/decide.ts";
+import type { Claim } from "../../cluster/claims/lease.ts";
+import { sameAddress } from "../../ipam/address.ts";
+import { type Policy, usageEntriesOf } from "../../ipam/decide.ts";
 import { isReservationObject, reservationSpecOf } from "../../ipam/reservations.ts";
 import type { ServiceObject } from "../../ipam/service.ts";
 import { STDIN_NAME } from "../../manifests/loader.ts";
@@ -67,8 +69,8 @@ Inputs:
                             Also AddressReservations (kubectl get addressreservations -A) and
                             the webhook's claim Leases (kubectl get leases -n lb-ip-guard
                             -l app.kubernetes.io/managed-by=lb-ip-guard): a retained claim keeps
-                            its address for its Service; a pending one holds it for a Service
-                            not among the existing ones
+                            its address for its Service; a pending one holds its address
+                            unless its Service is there and holds the address itself
   --cluster                 read pools (ConfigMap metallb-system/config, IPAddressPools),
                             Services, Namespaces, AddressReservations (none without the CRD)
                             and the webhook's claim Leases from the live cluster, read-only (it
@@ -337,12 +339,12 @@ export function decideServices(input: ServicesToDecide): Decided[] {
   // Services already in the cluster: last copy of a namespace/name wins. An audit decides them
   // one by one instead.
   const existing = new Map<string, ServiceObject>();
-  const present = new Set<string>();
+  const present = new Map<string, ServiceObject>();
   for (const manifest of existingObjects) {
     const service = asService(manifest);
     if (service === undefined) continue;
     const ref = refOf(service, manifest);
-    present.add(ref);
+    present.set(ref, service);
     if (!audit) existing.set(ref, service);
   }
   const lifecycle = lifecycleOf(
@@ -352,18 +354,25 @@ export function decideServices(input: ServicesToDecide): Decided[] {
     input.now ?? Date.now(),
     input.warnings ?? [],
   );
+  // A pending claim holds its address for its Service, as in the webhook (a grant whose Service
+  // is not stored yet, or was refused, until the claim expires), unless that Service is there
+  // and holds the address itself: then the claim is settled, and goes when the Service gives
+  // the address up, as the webhook frees it.
+  const holds = (claim: Claim) => {
+    const service = present.get(claim.holder.ref);
+    return (
+      service === undefined ||
+      !usageEntriesOf(service, policy, claim.holder.ref).some(([, , addresses]) =>
+        addresses.some((address) => sameAddress(address, claim.address)),
+      )
+    );
+  };
   const replay = new Replay({
     pools: poolSet,
     namespaceLabels,
     policy,
     existing,
-    lifecycle: {
-      ...lifecycle,
-      // A Service there holds its own addresses; a claim of one that is not holds its address
-      // for it, as in the webhook (a grant whose Service is not stored yet, or a refused one's
-      // until the claim expires).
-      claims: lifecycle.claims.filter((claim) => !present.has(claim.holder.ref)),
-    },
+    lifecycle: { ...lifecycle, claims: lifecycle.claims.filter(holds) },
   });
   const decided: Decided[] = [];
   for (const manifest of manifests) {

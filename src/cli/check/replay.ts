@@ -64,9 +64,8 @@ export interface ReplayOptions {
   /** The Services already in the cluster, by `namespace/name`. */
   readonly existing: ReadonlyMap<string, ServiceObject>;
   /**
-   * Retentions, reservations and quotas; `claims` are the pending ones that hold an address
-   * (those of a Service not among the existing ones: a Service holds its own addresses). The
-   * replay drops a retention whose address it grants, as the webhook's claim of it does.
+   * Retentions, reservations and quotas; `claims` are the pending ones that hold their address.
+   * The replay drops a retention whose address it grants, as the webhook's claim of it does.
    */
   readonly lifecycle?: Lifecycle;
 }
