@@ -5,9 +5,7 @@
 // created. Here: the arguments and the run; the input in ./input.ts, the replay through the
 // webhook's admission path in ./replay.ts, the report and --assign in ./report.ts.
 
-import type { Claim } from "../../cluster/claims/lease.ts";
-import { sameAddress } from "../../ipam/address.ts";
-import { type Policy, usageEntriesOf } from "../../ipam/decide.ts";
+import type { Policy } from "../../ipam/decide.ts";
 import { isReservationObject, reservationSpecOf } from "../../ipam/reservations.ts";
 import type { ServiceObject } from "../../ipam/service.ts";
 import { STDIN_NAME } from "../../manifests/loader.ts";
@@ -69,8 +67,8 @@ Inputs:
                             Also AddressReservations (kubectl get addressreservations -A) and
                             the webhook's claim Leases (kubectl get leases -n lb-ip-guard
                             -l app.kubernetes.io/managed-by=lb-ip-guard): a retained claim keeps
-                            its address for its Service; a pending one holds its address
-                            unless its Service is there and holds the address itself
+                            its address for its Service; any other holds its address for its
+                            Service until that Service gives the address up
   --cluster                 read pools (ConfigMap metallb-system/config, IPAddressPools),
                             Services, Namespaces, AddressReservations (none without the CRD)
                             and the webhook's claim Leases from the live cluster, read-only (it
@@ -339,13 +337,9 @@ export function decideServices(input: ServicesToDecide): Decided[] {
   // Services already in the cluster: last copy of a namespace/name wins. An audit decides them
   // one by one instead.
   const existing = new Map<string, ServiceObject>();
-  const present = new Map<string, ServiceObject>();
-  for (const manifest of existingObjects) {
+  for (const manifest of audit ? [] : existingObjects) {
     const service = asService(manifest);
-    if (service === undefined) continue;
-    const ref = refOf(service, manifest);
-    present.set(ref, service);
-    if (!audit) existing.set(ref, service);
+    if (service !== undefined) existing.set(refOf(service, manifest), service);
   }
   const lifecycle = lifecycleOf(
     audit
@@ -354,25 +348,12 @@ export function decideServices(input: ServicesToDecide): Decided[] {
     input.now ?? Date.now(),
     input.warnings ?? [],
   );
-  // A pending claim holds its address for its Service, as in the webhook (a grant whose Service
-  // is not stored yet, or was refused, until the claim expires), unless that Service is there
-  // and holds the address itself: then the claim is settled, and goes when the Service gives
-  // the address up, as the webhook frees it.
-  const holds = (claim: Claim) => {
-    const service = present.get(claim.holder.ref);
-    return (
-      service === undefined ||
-      !usageEntriesOf(service, policy, claim.holder.ref).some(([, , addresses]) =>
-        addresses.some((address) => sameAddress(address, claim.address)),
-      )
-    );
-  };
   const replay = new Replay({
     pools: poolSet,
     namespaceLabels,
     policy,
     existing,
-    lifecycle: { ...lifecycle, claims: lifecycle.claims.filter(holds) },
+    lifecycle,
   });
   const decided: Decided[] = [];
   for (const manifest of manifests) {

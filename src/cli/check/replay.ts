@@ -64,8 +64,9 @@ export interface ReplayOptions {
   /** The Services already in the cluster, by `namespace/name`. */
   readonly existing: ReadonlyMap<string, ServiceObject>;
   /**
-   * Retentions, reservations and quotas; `claims` are the pending ones that hold their address.
-   * The replay drops a retention whose address it grants, as the webhook's claim of it does.
+   * Retentions, reservations, quotas, and the claims that hold an address for their Service.
+   * The replay drops a retention whose address it grants, as the webhook's claim of it does, and
+   * a claim whose Service gives its address up, as the webhook frees it then.
    */
   readonly lifecycle?: Lifecycle;
 }
@@ -81,6 +82,8 @@ export class Replay {
   readonly #policy: Policy;
   readonly #retained: RetainedAddresses;
   readonly #reservations: ReservationIndex;
+  /** The claims holding an address: owner (in the usage index) by holder ref. */
+  readonly #claims = new Map<string, string[]>();
   #reviews = 0;
 
   constructor(options: ReplayOptions) {
@@ -93,6 +96,10 @@ export class Replay {
         (claim) => [claimOwner(claim.name), claim.holder, [claim.address]] as const,
       ),
     ]);
+    for (const claim of lifecycle?.claims ?? []) {
+      const owners = this.#claims.get(claim.holder.ref) ?? [];
+      this.#claims.set(claim.holder.ref, [...owners, claimOwner(claim.name)]);
+    }
     this.#retained = lifecycle?.retained ?? new RetainedAddresses();
     this.#reservations = ReservationIndex.from(lifecycle?.reservations ?? []);
     const quotas = lifecycle?.quotas;
@@ -204,11 +211,29 @@ export class Replay {
       // Stored as the API server stores an update: the status stays what it was.
       const kept = withStoredStatus(patched, stored);
       const ref = `${namespace}/${name}`;
+      const before = this.#usage.addressesOf(ref);
       this.#stored.set(ref, kept);
       recordService(this.#usage, kept, this.#policy, ref);
       for (const address of verdict.addresses) this.#retained.drop(address);
+      this.#freeClaims(ref, before);
     }
     return verdict;
+  }
+
+  /** Frees the claims of the addresses `ref` held (`before`) and holds no longer. */
+  #freeClaims(ref: string, before: readonly IPAddress[]): void {
+    const owners = this.#claims.get(ref);
+    if (owners === undefined) return;
+    const after = this.#usage.addressesOf(ref);
+    const among = (list: readonly IPAddress[], address: IPAddress) =>
+      list.some((each) => sameAddress(each, address));
+    const kept = owners.filter((owner) => {
+      const [claimed] = this.#usage.addressesOf(owner);
+      const released = claimed !== undefined && among(before, claimed) && !among(after, claimed);
+      if (released) this.#usage.delete(owner);
+      return !released;
+    });
+    this.#claims.set(ref, kept);
   }
 }
 
