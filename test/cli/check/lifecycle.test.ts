@@ -179,6 +179,17 @@ describe("check: the address lifecycle", { concurrency: true }, () => {
     );
   });
 
+  test("a Namespace among the manifests brings its quota, as applying it first would", async () => {
+    const { report } = await checkJson(
+      ["-"],
+      yaml(LAN, namespace("team-q", "1"), service("team-q/a"), service("team-q/b")),
+    );
+    assert.deepEqual(
+      report.results.map((result) => result.reason),
+      [null, "QuotaExceeded"],
+    );
+  });
+
   test("the ratchet: an UPDATE adding no address is never refused for quota, one adding an address is", async () => {
     // The namespace holds 3 with a quota of 1 (lowered since, or written past the webhook).
     const flags = await existing(

@@ -130,6 +130,17 @@ const EXAMPLES: Scenario[] = [
       { kind: "service", ref: "b/s0", ip: null, auto: false },
     ],
   },
+  {
+    // A claim freed when its Service moves off the address, which another then takes.
+    quotas: [null, null],
+    services: [{ ref: "a/s2", ip: "10.0.0.13", served: false }],
+    leases: [{ ip: "10.0.0.13", ref: "a/s2", retention: "none" }],
+    reservations: [],
+    manifests: [
+      { kind: "service", ref: "a/s2", ip: "10.0.0.14", auto: false },
+      { kind: "service", ref: "b/s2", ip: "10.0.0.13", auto: false },
+    ],
+  },
 ];
 
 /** The scenario as documents: what is in the cluster, and the manifests in order. */
