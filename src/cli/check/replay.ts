@@ -211,19 +211,22 @@ export class Replay {
       // Stored as the API server stores an update: the status stays what it was.
       const kept = withStoredStatus(patched, stored);
       const ref = `${namespace}/${name}`;
-      const before = this.#usage.addressesOf(ref);
+      // A run without claims or retentions (most of them) pays nothing for them here.
+      const claimed = this.#claims.has(ref);
+      const before = claimed ? this.#usage.addressesOf(ref) : [];
       this.#stored.set(ref, kept);
       recordService(this.#usage, kept, this.#policy, ref);
-      for (const address of verdict.addresses) this.#retained.drop(address);
-      this.#freeClaims(ref, before);
+      if (this.#retained.size > 0) {
+        for (const address of verdict.addresses) this.#retained.drop(address);
+      }
+      if (claimed) this.#freeClaims(ref, before);
     }
     return verdict;
   }
 
   /** Frees the claims of the addresses `ref` held (`before`) and holds no longer. */
   #freeClaims(ref: string, before: readonly IPAddress[]): void {
-    const owners = this.#claims.get(ref);
-    if (owners === undefined) return;
+    const owners = this.#claims.get(ref) ?? [];
     const after = this.#usage.addressesOf(ref);
     const among = (list: readonly IPAddress[], address: IPAddress) =>
       list.some((each) => sameAddress(each, address));
