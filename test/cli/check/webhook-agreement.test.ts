@@ -141,6 +141,18 @@ const EXAMPLES: Scenario[] = [
       { kind: "service", ref: "b/s2", ip: "10.0.0.13", auto: false },
     ],
   },
+  {
+    // A retained address taken by another Service is no longer retained once it moves off.
+    quotas: [null, null],
+    services: [],
+    leases: [{ ip: "10.0.0.11", ref: "a/s0", retention: "running" }],
+    reservations: [],
+    manifests: [
+      { kind: "service", ref: "b/s1", ip: "10.0.0.11", auto: false },
+      { kind: "service", ref: "b/s1", ip: "10.0.0.12", auto: false },
+      { kind: "service", ref: "a/s0", ip: null, auto: false },
+    ],
+  },
 ];
 
 /** The scenario as documents: what is in the cluster, and the manifests in order. */
