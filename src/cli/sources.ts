@@ -4,11 +4,17 @@
 
 import { writeFile } from "node:fs/promises";
 import { type ParseArgsOptionsConfig, parseArgs } from "node:util";
+import { isDnsLabel } from "../base/k8s-names.ts";
 import { type Policy, policyFor } from "../ipam/decide.ts";
 import type { Labels } from "../ipam/labels.ts";
 import { type MetalLBVersion, parseMetalLBVersion } from "../ipam/metallb-version.ts";
 import type { PoolSet } from "../ipam/pool.ts";
-import { ManifestError, ManifestLoader, type ManifestObject } from "../manifests/loader.ts";
+import {
+  ManifestError,
+  ManifestLoader,
+  type ManifestObject,
+  parseManifests,
+} from "../manifests/loader.ts";
 import {
   auditOrder,
   clusterObjects,
@@ -29,6 +35,14 @@ const SOURCE_FLAGS = {
   "metallb-version": { type: "string" },
 } as const satisfies ParseArgsOptionsConfig;
 
+/** The flag of the commands that read the webhook's claim Leases with --cluster. */
+export const CLAIMS_NAMESPACE_FLAG = {
+  "claims-namespace": { type: "string" },
+} as const satisfies ParseArgsOptionsConfig;
+
+/** Where the webhook keeps its claims unless told: the namespace deploy/ installs it in. */
+const DEFAULT_CLAIMS_NAMESPACE = "lb-ip-guard";
+
 /** A command's arguments: the shared flags, its own, and -h/--help; positionals are PATHs. */
 export function parseSourceArgs<Flags extends ParseArgsOptionsConfig>(
   args: readonly string[],
@@ -48,6 +62,8 @@ export function parseSourceArgs<Flags extends ParseArgsOptionsConfig>(
 export interface ClusterTarget {
   readonly kubeconfig?: string;
   readonly context?: string;
+  /** The webhook's namespace, where its claim Leases are (retentions and pending claims). */
+  readonly claimsNamespace: string;
 }
 
 export interface Sources {
@@ -68,6 +84,7 @@ interface SourceValues {
   readonly context?: string | undefined;
   readonly "load-balancer-class"?: string | undefined;
   readonly "metallb-version"?: string | undefined;
+  readonly "claims-namespace"?: string | undefined;
 }
 
 /** The shared flags' values, checked; throws an Error whose message is the usage problem. */
@@ -102,10 +119,20 @@ function clusterTarget(values: SourceValues): ClusterTarget | undefined {
     if (given === "")
       throw new Error(`--${flag} needs a ${flag === "context" ? "name" : "file name"}`);
   }
+  const claimsNamespace = values["claims-namespace"];
+  if (claimsNamespace !== undefined && !values.cluster) {
+    throw new Error("--claims-namespace needs --cluster");
+  }
+  if (claimsNamespace !== undefined && !isDnsLabel(claimsNamespace)) {
+    throw new Error(
+      `--claims-namespace must be a namespace name, not ${JSON.stringify(claimsNamespace)}`,
+    );
+  }
   if (!values.cluster) return undefined;
   return {
     ...(values.kubeconfig !== undefined && { kubeconfig: values.kubeconfig }),
     ...(values.context !== undefined && { context: values.context }),
+    claimsNamespace: claimsNamespace ?? DEFAULT_CLAIMS_NAMESPACE,
   };
 }
 
@@ -205,7 +232,10 @@ export interface LoadedSources {
   readonly policy: Policy;
   readonly poolSet: PoolSet;
   readonly namespaceLabels: (namespace: string) => Labels;
-  /** The Services (and Namespaces) already in the cluster: --cluster's, then --existing's. */
+  /**
+   * The objects already in the cluster: --cluster's (Namespaces, Services, AddressReservations,
+   * the claim Leases), then --existing's.
+   */
   readonly existingObjects: readonly ManifestObject[];
   /** No PATH: the existing objects in audit order. Otherwise the PATHs' objects, in order. */
   readonly manifests: readonly ManifestObject[];
@@ -231,8 +261,10 @@ export async function loadSources(
   let release = sources.metallbVersion;
   if (sources.cluster !== undefined) {
     const cluster = await clusterObjects(sources.cluster);
+    const lifecycle = await clusterLifecycle(sources.cluster, cluster.file);
     poolObjects.unshift(...cluster.pools);
-    existingObjects.unshift(...cluster.existing);
+    existingObjects.unshift(...cluster.existing, ...lifecycle.objects);
+    warnings.push(...lifecycle.warnings);
     if (release === undefined) {
       release = cluster.release.version;
       if (cluster.release.version === undefined) {
@@ -260,6 +292,17 @@ export async function loadSources(
   };
 }
 
+/** The claim Leases and AddressReservations of the cluster, as manifests of it. */
+async function clusterLifecycle(target: ClusterTarget, file: string) {
+  // Loaded only here: an offline run never pays for the Kubernetes client.
+  const { readLifecycleObjects } = await import("../cluster/claim-reader.ts");
+  const { objects, warnings } = await readLifecycleObjects(target, target.claimsNamespace);
+  return {
+    objects: parseManifests(JSON.stringify({ kind: "List", items: objects }), file),
+    warnings,
+  };
+}
+
 /** The labels of each Namespace among `objects`, as the API server gives them. */
 export function namespaceLabelsOf(
   objects: readonly ManifestObject[],
@@ -267,7 +310,7 @@ export function namespaceLabelsOf(
   const namespaces = collectNamespaces(objects);
   // Kubernetes (1.21+) labels every Namespace with its own name, overriding any other value.
   return (namespace) => ({
-    ...namespaces.get(namespace),
+    ...namespaces.get(namespace)?.labels,
     "kubernetes.io/metadata.name": namespace,
   });
 }

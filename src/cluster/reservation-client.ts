@@ -1,11 +1,8 @@
-// What `lb-ip-guard reserve` asks of the cluster: the reservations and retentions that the next
-// free address must pass over (read once, read-only), and the create of one AddressReservation,
-// which the webhook admits or refuses like any other write of one.
+// What `lb-ip-guard reserve` asks of the cluster beside what `check --cluster` reads: the
+// namespace of the current context, and the create of one AddressReservation, which the webhook
+// admits or refuses like any other write of one.
 
-import { parseReservation, ReservationIndex, reservationSpecOf } from "../ipam/reservations.ts";
-import { RetainedAddresses } from "../ipam/retained.ts";
-import { CLAIM_SELECTOR, type Claim, parseClaim } from "./claims/lease.ts";
-import { describeError, KubeApiError, KubeClient, loadKubeConfig } from "./kube.ts";
+import { KubeApiError, KubeClient, loadKubeConfig } from "./kube.ts";
 import { clusterResources } from "./resources.ts";
 
 export interface ReserveTarget {
@@ -18,48 +15,6 @@ export function contextNamespace(target: ReserveTarget): string | undefined {
   const config = loadKubeConfig(target.kubeconfig, target.context);
   const namespace = config.getContextObject(config.getCurrentContext())?.namespace;
   return namespace === undefined || namespace === "" ? undefined : namespace;
-}
-
-/** What is set aside already: every reservation, the retentions, and the pending claims. */
-export interface SetAside {
-  readonly reservations: ReservationIndex;
-  readonly retained: RetainedAddresses;
-  /** Claims that retain nothing: addresses granted to Services that may not exist yet. */
-  readonly claimed: readonly Pick<Claim, "name" | "address" | "holder">[];
-  /** Why the retentions could not be read (the claims namespace is not readable), if so. */
-  readonly warning: string | undefined;
-}
-
-/** Throws KubeConfigError, or KubeApiError when the reservations cannot be listed. */
-export async function readSetAside(
-  target: ReserveTarget,
-  claimsNamespace: string,
-): Promise<SetAside> {
-  const client = new KubeClient(loadKubeConfig(target.kubeconfig, target.context));
-  const { items } = await client.list(clusterResources("").reservations.path);
-  // As the webhook's watch has them: one whose addresses do not parse reserves nothing.
-  const reservations = ReservationIndex.from(
-    items.flatMap((item) => {
-      const parsed = parseReservation(reservationSpecOf(item, ""));
-      return parsed.ok ? [parsed.value] : [];
-    }),
-  );
-  const retained = new RetainedAddresses();
-  const claimed: Claim[] = [];
-  const path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(claimsNamespace)}/leases`;
-  try {
-    const leases = await client.list(path, { labelSelector: CLAIM_SELECTOR });
-    for (const lease of leases.items) {
-      const claim = parseClaim(lease);
-      if (claim === undefined) continue;
-      if (claim.retention === undefined) claimed.push(claim);
-      else retained.retain(claim.address, { ref: claim.holder.ref, ...claim.retention });
-    }
-    return { reservations, retained, claimed, warning: undefined };
-  } catch (error) {
-    const warning = `address claims in namespace ${claimsNamespace} not read (retained addresses are not passed over): ${describeError(error)}`;
-    return { reservations, retained, claimed, warning };
-  }
 }
 
 export type CreateOutcome =

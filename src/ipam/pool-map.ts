@@ -1,7 +1,8 @@
 // The address space as a person wants to see it (`lb-ip-guard pools`): every pool with its size,
-// use and free ranges, every held address with all its holders, and what is wrong. Pure. Costs
-// grow with the number of holders and ranges, never with the size of a pool: free ranges are the
-// gaps between sorted held addresses, so an IPv6 /64 costs what a /24 costs.
+// use and free ranges, every held address with all its holders, the addresses kept for someone
+// (retained, reserved), each quota'd namespace's use, and what is wrong. Pure. Costs grow with
+// the number of holders, kept addresses and ranges, never with the size of a pool: free ranges
+// are the gaps between sorted taken addresses, so an IPv6 /64 costs what a /24 costs.
 
 import {
   FAMILIES,
@@ -15,8 +16,10 @@ import { externalHoldingsOf, holderOf, isInScope, type Policy } from "./decide.t
 import type { LabelSelector } from "./labels.ts";
 import { isUsableAddress, type Pool, type PoolSet, type ServiceAllocation } from "./pool.ts";
 import { type AddressRange, rangeSize } from "./range.ts";
+import { type Reservation, reservationAdmits, reservationRef } from "./reservations.ts";
+import { RetainedAddresses, type Retention } from "./retained.ts";
 import { addressRequest, isLoadBalancer, type ServiceObject, statusAddresses } from "./service.ts";
-import { type Holder, mayShare } from "./usage.ts";
+import { addressKey, type Holder, mayShare, namespaceOf } from "./usage.ts";
 import { usableCount } from "./utilisation.ts";
 
 /** How a holder holds an address. */
@@ -56,6 +59,34 @@ export interface HeldAddress {
   readonly state: HeldState;
   /** Status holders first, then requests, externalIPs and pending claims; each in input order. */
   readonly holders: readonly AddressHolder[];
+  /** The AddressReservation of the address, when it has one. */
+  readonly reservation?: Reservation;
+}
+
+/** What the lifecycle keeps (design.md, "Address lifecycle"), as read from the cluster or files. */
+export interface KeptAddresses {
+  /** Running retentions (expired ones left out by the caller). */
+  readonly retained: RetainedAddresses;
+  readonly reservations: readonly Reservation[];
+  /** Each Namespace's `lb-ip-guard.dev/address-quota`. */
+  readonly quotas: ReadonlyMap<string, number>;
+}
+
+/**
+ * An address nobody holds that the allocator keeps for someone: `reserved` (an
+ * AddressReservation; a retention of it is then moot) or `retained` (for the Service that gave
+ * it up, until `retention.until`).
+ */
+export type KeptAddress =
+  | { readonly state: "reserved"; readonly address: IPAddress; readonly reservation: Reservation }
+  | { readonly state: "retained"; readonly address: IPAddress; readonly retention: Retention };
+
+/** A namespace with a quota: the distinct pool addresses it holds or has reserved. */
+export interface NamespaceUse {
+  readonly namespace: string;
+  readonly quota: number;
+  /** Ascending, IPv4 first. */
+  readonly addresses: readonly IPAddress[];
 }
 
 export interface MappedPool {
@@ -65,14 +96,22 @@ export interface MappedPool {
   /** The addresses it hands out: `size` without .0 and .255 under avoidBuggyIPs. */
   readonly usable: bigint;
   readonly used: number;
-  /** Usable addresses nobody holds. */
+  /** Usable addresses nobody holds and nobody has kept (retained or reserved). */
   readonly free: bigint;
   /** `used / usable`, 0 for a pool without usable addresses. */
   readonly shareUsed: number;
   /** Ascending. */
   readonly held: readonly HeldAddress[];
+  /** Ascending: the pool's addresses kept for someone and held by no one. */
+  readonly kept: readonly KeptAddress[];
+  /** Ascending: every reserved address of the pool, and who holds it (nobody yet: none). */
+  readonly reserved: readonly {
+    readonly address: IPAddress;
+    readonly reservation: Reservation;
+    readonly heldBy: readonly string[];
+  }[];
   /**
-   * Runs of usable addresses nobody holds, in range declaration order. Under avoidBuggyIPs a run
+   * Runs of free usable addresses, in range declaration order. Under avoidBuggyIPs a run
    * neither starts nor ends on .0 or .255, but may span one: cutting every /24 would make the
    * list grow with the pool.
    */
@@ -93,12 +132,21 @@ export type MapProblem =
       readonly address: IPAddress;
       readonly refs: readonly string[];
     }
-  | { readonly kind: "claim-without-service"; readonly address: IPAddress; readonly ref: string };
+  | { readonly kind: "claim-without-service"; readonly address: IPAddress; readonly ref: string }
+  | {
+      /** Held by a Service the reservation is not for (held before it, or past the webhook). */
+      readonly kind: "reserved-held-elsewhere";
+      readonly address: IPAddress;
+      readonly reservation: Reservation;
+      readonly heldBy: string;
+    };
 
 export interface PoolMap {
   readonly pools: readonly MappedPool[];
   /** Held addresses that lie in no pool, ascending. */
   readonly outside: readonly HeldAddress[];
+  /** The namespaces with a quota, by name. */
+  readonly namespaces: readonly NamespaceUse[];
   readonly problems: readonly MapProblem[];
 }
 
@@ -143,12 +191,13 @@ const VIA_RANK: Readonly<Record<HoldVia, number>> = {
 
 /**
  * The map of `pools` given the Services (in the order they would have been admitted, as
- * `check`'s audit orders them) and the claims read from the cluster (none offline).
+ * `check`'s audit orders them), the pending claims, and what the lifecycle keeps.
  */
 export function poolMap(
   pools: PoolSet,
   services: readonly MappedService[],
   claims: readonly ClaimRecord[],
+  kept: KeptAddresses = { retained: new RetainedAddresses(), reservations: [], quotas: new Map() },
 ): PoolMap {
   const byAddress: Record<Family, Map<bigint, Claimant[]>> = { IPv4: new Map(), IPv6: new Map() };
   const add = (address: IPAddress, holder: Holder, via: HoldVia, order: number) => {
@@ -189,16 +238,18 @@ export function poolMap(
     add(claim.address, claim.holder, "claim", order);
   });
 
+  const reserved = reservationsByAddress(kept.reservations);
   const perPool = new Map<Pool, HeldAddress[]>(pools.pools.map((pool) => [pool, []]));
   const outside: HeldAddress[] = [];
   for (const family of FAMILIES) {
-    const values = [...byAddress[family].keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const values = [...byAddress[family].keys()].sort(compareValues);
     for (const value of values) {
       const address = { family, value };
       const claimants = (byAddress[family].get(value) as Claimant[]).sort(
         (a, b) => a.rank - b.rank,
       );
-      const held = judge(address, claimants, byRef, problems);
+      const reservation = reserved[family].get(value);
+      const held = judge(address, claimants, byRef, problems, reservation);
       const pool = pools.poolOf(family, value);
       if (pool === undefined) {
         outside.push(held);
@@ -212,11 +263,104 @@ export function poolMap(
       } else perPool.get(pool)?.push(held);
     }
   }
+  const keptPerPool = keptInPools(pools, kept.retained, reserved, byAddress);
+  const mapped = pools.pools.map((pool) =>
+    mapPool(pool, perPool.get(pool) ?? [], keptPerPool.get(pool) ?? []),
+  );
   return {
-    pools: pools.pools.map((pool) => mapPool(pool, perPool.get(pool) ?? [])),
+    pools: mapped,
     outside,
+    namespaces: namespaceUse(mapped, kept.quotas),
     problems: problems.sort(problemOrder),
   };
+}
+
+const compareValues = (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** The reserved addresses; one reserved twice (past the webhook) keeps its first reservation. */
+function reservationsByAddress(
+  reservations: readonly Reservation[],
+): Record<Family, Map<bigint, Reservation>> {
+  const byAddress: Record<Family, Map<bigint, Reservation>> = { IPv4: new Map(), IPv6: new Map() };
+  for (const reservation of reservations) {
+    for (const { family, value } of reservation.addresses) {
+      if (!byAddress[family].has(value)) byAddress[family].set(value, reservation);
+    }
+  }
+  return byAddress;
+}
+
+/**
+ * Each pool's kept addresses nobody holds, ascending: reserved ones, then retained ones not
+ * reserved. A retained or reserved address outside every pool keeps nothing: no allocation
+ * reaches it.
+ */
+function keptInPools(
+  pools: PoolSet,
+  retained: RetainedAddresses,
+  reserved: Record<Family, Map<bigint, Reservation>>,
+  held: Record<Family, Map<bigint, unknown>>,
+): Map<Pool, KeptAddress[]> {
+  const found: KeptAddress[] = [];
+  for (const family of FAMILIES) {
+    for (const [value, reservation] of reserved[family]) {
+      if (!held[family].has(value)) {
+        found.push({ state: "reserved", address: { family, value }, reservation });
+      }
+    }
+  }
+  for (const [address, retention] of retained.entries()) {
+    const { family, value } = address;
+    if (!held[family].has(value) && !reserved[family].has(value)) {
+      found.push({ state: "retained", address, retention });
+    }
+  }
+  const perPool = new Map<Pool, KeptAddress[]>();
+  for (const entry of found.sort((a, b) => compareAddresses(a.address, b.address))) {
+    const pool = pools.poolOf(entry.address.family, entry.address.value);
+    if (pool === undefined) continue;
+    const list = perPool.get(pool);
+    if (list === undefined) perPool.set(pool, [entry]);
+    else list.push(entry);
+  }
+  return perPool;
+}
+
+function compareAddresses(a: IPAddress, b: IPAddress): number {
+  if (a.family !== b.family) return a.family === "IPv4" ? -1 : 1;
+  return compareValues(a.value, b.value);
+}
+
+/**
+ * What each namespace with a quota counts against it, as the webhook counts (quota.ts): the
+ * distinct pool addresses its Services hold, however they hold them, and its reservations'.
+ */
+function namespaceUse(
+  pools: readonly MappedPool[],
+  quotas: ReadonlyMap<string, number>,
+): NamespaceUse[] {
+  if (quotas.size === 0) return [];
+  const counted = new Map<string, Map<string, IPAddress>>(
+    [...quotas.keys()].map((namespace) => [namespace, new Map()]),
+  );
+  const count = (namespace: string, address: IPAddress) =>
+    counted.get(namespace)?.set(addressKey(address), address);
+  for (const pool of pools) {
+    for (const entry of pool.held) {
+      for (const holder of entry.holders) count(namespaceOf(holder.ref), entry.address);
+      if (entry.reservation !== undefined) count(entry.reservation.namespace, entry.address);
+    }
+    for (const entry of pool.kept) {
+      if (entry.state === "reserved") count(entry.reservation.namespace, entry.address);
+    }
+  }
+  return [...counted]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([namespace, addresses]) => ({
+      namespace,
+      quota: quotas.get(namespace) ?? 0,
+      addresses: [...addresses.values()].sort(compareAddresses),
+    }));
 }
 
 function holdsAddress(service: MappedService, address: IPAddress): boolean {
@@ -236,6 +380,7 @@ function judge(
   claimants: readonly Claimant[],
   byRef: ReadonlyMap<string, MappedService>,
   problems: MapProblem[],
+  reservation: Reservation | undefined,
 ): HeldAddress {
   const accepted: Claimant[] = [];
   let conflicting = false;
@@ -265,6 +410,18 @@ function judge(
       !service.requested.some((other) => sameAddress(other, address))
     );
   });
+  const stranger =
+    reservation === undefined
+      ? undefined
+      : accepted.find((claimant) => !reservationAdmits(reservation, claimant.holder.ref));
+  if (reservation !== undefined && stranger !== undefined) {
+    problems.push({
+      kind: "reserved-held-elsewhere",
+      address,
+      reservation,
+      heldBy: stranger.holder.ref,
+    });
+  }
   const state: HeldState = conflicting
     ? "conflicting"
     : askedElsewhere
@@ -281,19 +438,29 @@ function judge(
       sharingKey: holder.sharingKey,
       ports: holder.ports,
     })),
+    ...(reservation !== undefined && { reservation }),
   };
 }
 
-function mapPool(pool: Pool, held: readonly HeldAddress[]): MappedPool {
+function mapPool(
+  pool: Pool,
+  held: readonly HeldAddress[],
+  kept: readonly KeptAddress[],
+): MappedPool {
   let size = 0n;
   let usable = 0n;
-  let heldUsable = 0n;
+  let takenUsable = 0n;
   for (const family of FAMILIES) usable += usableCount(pool, family);
   for (const range of pool.ranges) size += rangeSize(range);
-  for (const entry of held) {
-    if (isUsableAddress(pool, entry.address.family, entry.address.value)) heldUsable += 1n;
+  // Both ascending and disjoint: their merge is what no allocation takes freely.
+  const taken =
+    kept.length === 0
+      ? held
+      : [...held, ...kept].sort((a, b) => compareAddresses(a.address, b.address));
+  for (const entry of taken) {
+    if (isUsableAddress(pool, entry.address.family, entry.address.value)) takenUsable += 1n;
   }
-  const free = usable - heldUsable;
+  const free = usable - takenUsable;
   return {
     pool,
     size,
@@ -302,17 +469,27 @@ function mapPool(pool: Pool, held: readonly HeldAddress[]): MappedPool {
     free,
     shareUsed: usable === 0n ? 0 : Number((BigInt(held.length) * 1_000_000n) / usable) / 1_000_000,
     held,
+    kept,
+    reserved: taken.flatMap((entry) => {
+      const reservation = "reservation" in entry ? entry.reservation : undefined;
+      if (reservation === undefined) return [];
+      const heldBy = "holders" in entry ? entry.holders.map(({ ref }) => ref) : [];
+      return [{ address: entry.address, reservation, heldBy }];
+    }),
     freeRanges: pool.ranges.flatMap((range) =>
-      freeRunsOf(range, held).flatMap((run) => withoutAvoidedEnds(pool, run)),
+      freeRunsOf(range, taken).flatMap((run) => withoutAvoidedEnds(pool, run)),
     ),
   };
 }
 
-/** The runs of `range` that no held address (ascending) falls in: a walk over the held ones. */
-export function freeRunsOf(range: AddressRange, held: readonly HeldAddress[]): AddressRange[] {
+/** The runs of `range` that no taken address (ascending) falls in: a walk over the taken ones. */
+function freeRunsOf(
+  range: AddressRange,
+  taken: readonly { readonly address: IPAddress }[],
+): AddressRange[] {
   const runs: AddressRange[] = [];
   let next = range.first;
-  for (const { address } of held) {
+  for (const { address } of taken) {
     if (address.family !== range.family || address.value < next) continue;
     if (address.value > range.last) break;
     if (address.value > next)
@@ -332,8 +509,7 @@ function withoutAvoidedEnds(pool: Pool, run: AddressRange): AddressRange[] {
 }
 
 function problemOrder(a: MapProblem, b: MapProblem): number {
-  if (a.address.family !== b.address.family) return a.address.family === "IPv4" ? -1 : 1;
-  return a.address.value < b.address.value ? -1 : a.address.value > b.address.value ? 1 : 0;
+  return compareAddresses(a.address, b.address);
 }
 
 /** `serviceAllocation` on one line: `priority 10, namespaces [a, b], services app=web`. */
@@ -363,6 +539,13 @@ function describeSelector(selector: LabelSelector): string {
   return terms.length > 0 ? `{${terms.join(",")}}` : "{}";
 }
 
+/** Whom a reservation is for: `team-a/web`, or `namespace team-a`. */
+export function reservedFor(reservation: Reservation): string {
+  return reservation.serviceName === undefined
+    ? `namespace ${reservation.namespace}`
+    : `${reservation.namespace}/${reservation.serviceName}`;
+}
+
 /** A problem on one line, for the text report and the page alike. */
 export function describeProblem(problem: MapProblem): string {
   const address = formatAddress(problem.address);
@@ -371,6 +554,8 @@ export function describeProblem(problem: MapProblem): string {
       return `${address} is held outside every pool by ${problem.refs.join(", ")}`;
     case "claim-without-service":
       return `${address} is claimed for ${problem.ref}, which does not exist (a refused or deleted Service; the claim expires)`;
+    case "reserved-held-elsewhere":
+      return `${address} is reserved by AddressReservation ${reservationRef(problem.reservation)} for ${reservedFor(problem.reservation)}, but ${problem.heldBy} holds it (it is never moved: free it, or change the reservation)`;
     case "address-taken": {
       const how = {
         request: `requests ${address}, which ${problem.heldBy} holds and does not share with it: it stays <pending>`,

@@ -9,7 +9,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
 import type { Page } from "playwright-core";
-import { cli, configMap, KUBEFLOW, yaml } from "../cli/check/helpers.ts";
+import {
+  claim,
+  cli,
+  configMap,
+  KUBEFLOW,
+  namespace,
+  reservation,
+  yaml,
+} from "../cli/check/helpers.ts";
 import {
   type Browser,
   cell,
@@ -105,7 +113,7 @@ await describeBrowser("the pool map in headless Chromium", () => {
     await page.locator("#search").press("Enter");
     assert.equal(
       await page.locator("#search-status").textContent(),
-      "1 address held by a Service matching “minio-copy”",
+      "1 address held or kept for a name matching “minio-copy”",
     );
     assert.equal(
       await cell(page, "192.168.35.101").evaluate((node) => node.classList.contains("hit")),
@@ -123,6 +131,106 @@ await describeBrowser("the pool map in headless Chromium", () => {
     await page.locator("#search").fill("nobody");
     await page.locator("#search").press("Enter");
     assert.equal(await page.locator(".hit").count(), 0);
+  });
+
+  it("retained and reserved cells: their own colours, in the legend, named on hover and on focus", async () => {
+    const until = Date.parse("2099-01-02T03:04:05Z");
+    const input = join(dir, "lifecycle.yaml");
+    await writeFile(
+      input,
+      yaml(
+        configMap("- name: lan\n  protocol: layer2\n  addresses:\n  - 10.0.0.0/29"),
+        namespace("team-a", "3"),
+        `apiVersion: v1
+kind: Service
+metadata:
+  name: intruder
+  namespace: team-b
+spec:
+  type: LoadBalancer
+  loadBalancerIP: 10.0.0.4
+  ports:
+  - port: 80`,
+        claim("10.0.0.2", "team-a/web", { since: Date.parse("2026-01-01T00:00:00Z"), until }),
+        reservation("team-a/db", ["10.0.0.3"], "db"),
+        reservation("team-a/any", ["10.0.0.4"]),
+      ),
+    );
+    await open(page, await poolMapPage(dir, "lifecycle", [input]));
+    assert.deepEqual(await stateCounts(page), { f: 5, h: 1, r: 1, v: 1 });
+    assert.equal(await cell(page, "10.0.0.2").getAttribute("class"), "r");
+    assert.equal(await cell(page, "10.0.0.3").getAttribute("class"), "v");
+    // Reserved but held by another: held, and a problem.
+    assert.equal(await cell(page, "10.0.0.4").getAttribute("class"), "h");
+    const legend = page.locator("#legend");
+    assert.match((await legend.textContent()) ?? "", /retained \(1\).*reserved \(1\)/);
+    const swatch = async (state: string) =>
+      legend
+        .locator(`[data-state="${state}"] .swatch`)
+        .evaluate((node) => node.ownerDocument.defaultView?.getComputedStyle(node).backgroundColor);
+    const colours = await Promise.all(["f", "h", "s", "e", "c", "r", "v"].map(swatch));
+    assert.equal(new Set(colours).size, colours.length, `a colour per state: ${colours.join(" ")}`);
+    assert.equal(
+      await cell(page, "10.0.0.2").evaluate(
+        (node) => node.ownerDocument.defaultView?.getComputedStyle(node).backgroundColor,
+      ),
+      await swatch("r"),
+      "a retained cell has the legend's colour",
+    );
+
+    await cell(page, "10.0.0.2").hover();
+    assert.equal(
+      await page.locator(".info").textContent(),
+      "10.0.0.2: retained for team-a/web until 2099-01-02T03:04:05Z (since 2026-01-01T00:00:00Z)",
+    );
+    assert.equal(
+      await cell(page, "10.0.0.2").getAttribute("title"),
+      await page.locator(".info").textContent(),
+    );
+    await cell(page, "10.0.0.3").hover();
+    assert.equal(
+      await page.locator(".info").textContent(),
+      "10.0.0.3: reserved by AddressReservation team-a/db for team-a/db",
+    );
+    await cell(page, "10.0.0.4").hover();
+    assert.equal(
+      await page.locator(".info").textContent(),
+      "10.0.0.4: held by team-b/intruder (request, TCP/80); reserved by AddressReservation team-a/any for namespace team-a",
+    );
+    // Keyboard: from the reserved cell, left to the retained one.
+    await cell(page, "10.0.0.3").click();
+    await page.keyboard.press("ArrowLeft");
+    assert.match(
+      (await page.evaluate<string | null>('document.activeElement?.getAttribute("aria-label")')) ??
+        "",
+      /^10\.0\.0\.2: retained for team-a\/web until /,
+    );
+    // Listed under the grid, and found by the search by whom they are kept for.
+    const keptRows = page.locator('section[data-pool="lan"] tr[data-address]');
+    assert.deepEqual(await keptRows.evaluateAll((rows) => rows.map((row) => row.textContent)), [
+      "10.0.0.4 heldteam-b/intruder (request, TCP/80)",
+      "10.0.0.2 retainedretained for team-a/web until 2099-01-02T03:04:05Z (since 2026-01-01T00:00:00Z)",
+      "10.0.0.3 reservedreserved by AddressReservation team-a/db for team-a/db",
+    ]);
+    await page.locator("#search").fill("team-a/web");
+    await page.locator("#search").press("Enter");
+    assert.equal(
+      await page.locator("#search-status").textContent(),
+      "1 address held or kept for a name matching “team-a/web”",
+    );
+    assert.equal(
+      await cell(page, "10.0.0.2").evaluate((node) => node.classList.contains("hit")),
+      true,
+    );
+    assert.match(
+      (await page.locator(".quotas").textContent()) ?? "",
+      /team-a3210\.0\.0\.3, 10\.0\.0\.4/,
+    );
+    assert.match(
+      (await page.locator(".problems").textContent()) ?? "",
+      /10\.0\.0\.4 is reserved by AddressReservation team-a\/any for namespace team-a, but team-b\/intruder holds it/,
+    );
+    await page.screenshot({ path: join(dir, "lifecycle.png"), fullPage: true });
   });
 
   it("strings from manifests stay text: a hostile sharing key runs nothing", async () => {

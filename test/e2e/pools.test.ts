@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import { type ChildOutput, outputOf } from "../../scripts/child-output.ts";
 import { k8sAssets } from "../../scripts/k8s-assets.ts";
 import type { PoolsReport } from "../../src/cli/pools/report.ts";
-import { claimLease } from "../../src/cluster/claims/lease.ts";
+import { claimLease, retentionAnnotations } from "../../src/cluster/claims/lease.ts";
 import { parseAddress } from "../../src/ipam/address.ts";
 import { browserSkipReason, cell, launchBrowser, open, stateCounts } from "../browser/browser.ts";
 import { type ControlPlane, describeE2E, startControlPlane } from "./harness.ts";
@@ -111,6 +111,16 @@ await describeE2E("lb-ip-guard pools on a live cluster, and as a kubectl plugin"
     };
     await apply(claim("192.168.50.20", "team-b/old"));
     await apply(claim("192.168.50.21", "team-b/gone"));
+    // The claim of an address team-a/gone-web gave up, retaining it (no AddressReservation CRD
+    // is installed: reading none is no error).
+    const retained = claim("192.168.50.30", "team-a/gone-web");
+    Object.assign((retained.metadata as { annotations: object }).annotations, {
+      ...retentionAnnotations(
+        Date.parse("2026-12-07T06:00:00Z"),
+        Date.parse("2099-01-01T00:00:00Z"),
+      ),
+    });
+    await apply(retained);
   });
   after(async () => {
     // The folder stays: it holds the page, its screenshot and the plugin's output.
@@ -125,7 +135,8 @@ await describeE2E("lb-ip-guard pools on a live cluster, and as a kubectl plugin"
       report.pools.map((pool) => [pool.name, pool.size, pool.usable, pool.used, pool.free]),
       [
         ["default", "8", "8", 1, "7"],
-        ["lan", "256", "254", 4, "250"],
+        // 192.168.50.30 is retained: not free.
+        ["lan", "256", "254", 4, "249"],
       ],
     );
     const lan = report.pools[1];
@@ -147,6 +158,49 @@ await describeE2E("lb-ip-guard pools on a live cluster, and as a kubectl plugin"
       [
         "team-b/copy requests 192.168.50.10, which team-a/web holds and does not share with it: it stays <pending>",
         "192.168.50.21 is claimed for team-b/gone, which does not exist (a refused or deleted Service; the claim expires)",
+      ],
+    );
+    assert.deepEqual(lan?.retained, [
+      {
+        address: "192.168.50.30",
+        for: "team-a/gone-web",
+        since: "2026-12-07T06:00:00Z",
+        until: "2099-01-01T00:00:00Z",
+      },
+    ]);
+    assert.doesNotMatch(result.stderr, /AddressReservation/, "no CRD: no reservations, no warning");
+  });
+
+  it("check --cluster reads the claims: the retained address goes back to its Service, a claimed one is held", async () => {
+    const manifests = join(dir, "recreated.yaml");
+    await writeFile(
+      manifests,
+      [lb("gone-web", "team-a", ""), lb("copy-of-old", "team-a", "192.168.50.20")]
+        .map((object) => {
+          const { loadBalancerIP: _, ...spec } = object.spec;
+          return JSON.stringify(object.spec.loadBalancerIP === "" ? { ...object, spec } : object);
+        })
+        .join("\n---\n"),
+    );
+    const result = await run(process.execPath, [
+      MAIN,
+      "check",
+      manifests,
+      "--cluster",
+      "--kubeconfig",
+      cp.kubeconfigPath,
+      "--format",
+      "json",
+    ]);
+    assert.equal(result.code, 1, result.stderr);
+    const { results } = JSON.parse(result.stdout) as {
+      results: { name: string; decision: string; ips: string[]; reason: string | null }[];
+    };
+    assert.deepEqual(
+      results.map((each) => [each.name, each.decision, each.ips, each.reason]),
+      [
+        ["gone-web", "assigned", ["192.168.50.30"], null],
+        ["copy-of-old", "denied", ["192.168.50.20"], "AddressInUse"],
       ],
     );
   });
@@ -173,7 +227,7 @@ await describeE2E("lb-ip-guard pools on a live cluster, and as a kubectl plugin"
     const lines = pools.stdout.split("\n");
     assert.match(lines[0] ?? "", /^NAME\s+SIZE\s+USED\s+FREE\s+USED%\s+AUTO-ASSIGN\s+ALLOCATION$/);
     assert.match(lines[1] ?? "", /^default\s+8\s+1\s+7\s+13%\s+true\s+any Service$/);
-    assert.match(lines[2] ?? "", /^lan\s+256\s+4\s+250\s+2%\s+true\s+any Service$/);
+    assert.match(lines[2] ?? "", /^lan\s+256\s+4\s+249\s+2%\s+true\s+any Service$/);
     assert.match(pools.stdout, /192\.168\.50\.10\s+conflicting\s+team-a\/web\s+status/);
     assert.match(
       pools.stdout,
@@ -219,7 +273,7 @@ await describeE2E("lb-ip-guard pools on a live cluster, and as a kubectl plugin"
       const page = await browser.context.newPage();
       await open(page, file);
       // lan: a /24 with .0 and .255 avoided; default: 8 cells of another /24.
-      assert.deepEqual(await stateCounts(page), { a: 2, c: 1, f: 250 + 7, h: 3, s: 1 });
+      assert.deepEqual(await stateCounts(page), { a: 2, c: 1, f: 249 + 7, h: 3, r: 1, s: 1 });
       assert.equal(await cell(page, "192.168.50.53").getAttribute("class"), "s");
       await cell(page, "192.168.50.21").hover();
       assert.equal(

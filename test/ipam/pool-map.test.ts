@@ -13,6 +13,8 @@ import {
   poolMap,
 } from "../../src/ipam/pool-map.ts";
 import { formatRange } from "../../src/ipam/range.ts";
+import type { Reservation } from "../../src/ipam/reservations.ts";
+import { RetainedAddresses } from "../../src/ipam/retained.ts";
 import type { Holder } from "../../src/ipam/usage.ts";
 import { address, allocation, pool } from "./fixtures.ts";
 
@@ -34,6 +36,23 @@ function service(
 }
 
 const lan = pool("lan", ["192.0.2.0/28"]);
+
+function reservation(ref: string, addresses: string[], serviceName?: string): Reservation {
+  const [namespace = "", name = ""] = ref.split("/");
+  return { namespace, name, addresses: addresses.map(address), serviceName };
+}
+
+/** What the lifecycle keeps: `retained` as [address, for whom], reservations, quotas. */
+function kept(
+  retained: [string, string][],
+  reservations: Reservation[] = [],
+  quotas: Record<string, number> = {},
+) {
+  const index = new RetainedAddresses();
+  for (const [text, ref] of retained)
+    index.retain(address(text), { ref, since: 1000, until: 2000 });
+  return { retained: index, reservations, quotas: new Map(Object.entries(quotas)) };
+}
 
 /** The held addresses of the first pool as `address state holder/via,...` lines. */
 function heldLines(map: ReturnType<typeof poolMap>, index = 0): string[] {
@@ -248,7 +267,99 @@ describe("poolMap", () => {
     ]);
   });
 
-  it("every address of a small pool is held, free or avoided, exactly once (property)", () => {
+  it("retained and reserved addresses nobody holds are kept, not free; held ones are held", () => {
+    const map = poolMap(
+      new PoolSet([lan]),
+      [service("a/db", { requested: ["192.0.2.3"] })],
+      [],
+      kept(
+        [
+          ["192.0.2.1", "a/web"],
+          ["192.0.2.2", "a/api"],
+          ["192.0.2.9", "a/gone"],
+        ],
+        [reservation("a/db", ["192.0.2.3"], "db"), reservation("a/any", ["192.0.2.2"])],
+      ),
+    );
+    const [mapped] = map.pools;
+    assert.deepEqual(
+      mapped?.kept.map((entry) => `${formatAddress(entry.address)} ${entry.state}`),
+      // .2 is retained and reserved: the reservation is what keeps it.
+      ["192.0.2.1 retained", "192.0.2.2 reserved", "192.0.2.9 retained"],
+    );
+    assert.deepEqual(heldLines(map), ["192.0.2.3 held a/db/request"]);
+    assert.deepEqual(
+      mapped?.reserved.map((entry) => [formatAddress(entry.address), entry.heldBy]),
+      [
+        ["192.0.2.2", []],
+        ["192.0.2.3", ["a/db"]],
+      ],
+    );
+    assert.equal(mapped?.used, 1);
+    assert.equal(mapped?.free, 12n);
+    assert.deepEqual(mapped?.freeRanges.map(formatRange), [
+      "192.0.2.0",
+      "192.0.2.4-192.0.2.8",
+      "192.0.2.10-192.0.2.15",
+    ]);
+    assert.deepEqual(map.problems, []);
+  });
+
+  it("a reserved address held by a Service it is not for is a problem naming both", () => {
+    const map = poolMap(
+      new PoolSet([lan]),
+      [
+        service("a/other", { served: ["192.0.2.4"] }),
+        service("b/web", { requested: ["192.0.2.5"] }),
+      ],
+      [],
+      kept([], [reservation("a/db", ["192.0.2.4"], "db"), reservation("a/any", ["192.0.2.5"])]),
+    );
+    assert.deepEqual(
+      map.problems.map((problem) => [problem.kind, formatAddress(problem.address)]),
+      [
+        ["reserved-held-elsewhere", "192.0.2.4"],
+        ["reserved-held-elsewhere", "192.0.2.5"],
+      ],
+    );
+    assert.equal(
+      describeProblem(map.problems[0] as (typeof map.problems)[number]),
+      "192.0.2.4 is reserved by AddressReservation a/db for a/db, but a/other holds it (it is never moved: free it, or change the reservation)",
+    );
+    assert.match(
+      describeProblem(map.problems[1] as (typeof map.problems)[number]),
+      /for namespace a, but b\/web holds it/,
+    );
+  });
+
+  it("a namespace's use against its quota: distinct pool addresses held or reserved, shared ones once", () => {
+    const map = poolMap(
+      new PoolSet([lan]),
+      [
+        service("q/a", { requested: ["192.0.2.1"] }, { key: "k", ports: ["TCP/80"] }),
+        service("q/b", { requested: ["192.0.2.1"] }, { key: "k", ports: ["TCP/81"] }),
+        service("q/c", { served: ["192.0.2.2"] }),
+        // Outside every pool: no quota counts it.
+        service("q/d", { requested: ["198.51.100.1"] }),
+        service("other/x", { requested: ["192.0.2.3"] }),
+      ],
+      [],
+      kept([["192.0.2.8", "q/gone"]], [reservation("q/r", ["192.0.2.7"])], { q: 2, empty: 1 }),
+    );
+    assert.deepEqual(
+      map.namespaces.map((entry) => [
+        entry.namespace,
+        entry.quota,
+        entry.addresses.map(formatAddress),
+      ]),
+      [
+        ["empty", 1, []],
+        ["q", 2, ["192.0.2.1", "192.0.2.2", "192.0.2.7"]],
+      ],
+    );
+  });
+
+  it("every address of a small pool is held, kept, free or avoided, exactly once (property)", () => {
     fc.assert(
       fc.property(
         fc.array(fc.tuple(fc.nat(60), fc.nat(12)), { minLength: 1, maxLength: 3 }),
@@ -256,7 +367,8 @@ describe("poolMap", () => {
         fc.array(fc.tuple(fc.nat(5), fc.nat(330), fc.constantFrom("status", "request")), {
           maxLength: 20,
         }),
-        (spans, avoidBuggyIPs, holdings) => {
+        fc.array(fc.tuple(fc.nat(330), fc.constantFrom("retained", "reserved")), { maxLength: 8 }),
+        (spans, avoidBuggyIPs, holdings, keeps) => {
           // Non-overlapping ranges around 192.0.2.255 so that .255 and .0 occur: span i at 100 * i.
           const base = 0xc00002c0;
           const ranges = spans.map(([start, length], i) => ({
@@ -272,14 +384,34 @@ describe("poolMap", () => {
               via === "status" ? { served: [address] } : { requested: [address] },
             );
           });
-          const map = poolMap(new PoolSet([tested]), services, []);
+          const text = (offset: number) =>
+            formatAddress({ family: "IPv4", value: BigInt(base + offset) });
+          const lifecycle = kept(
+            keeps.filter(([, how]) => how === "retained").map(([offset]) => [text(offset), "ns/x"]),
+            keeps
+              .filter(([, how]) => how === "reserved")
+              .map(([offset], i) => reservation(`ns/r${i}`, [text(offset)])),
+          );
+          const map = poolMap(new PoolSet([tested]), services, [], lifecycle);
           const [mapped] = map.pools;
           assert.ok(mapped !== undefined);
           const held = new Set(mapped.held.map((entry) => entry.address.value));
+          const keptValues = new Set(mapped.kept.map((entry) => entry.address.value));
+          assert.equal(keptValues.size, mapped.kept.length, "an address kept twice");
+          const inRanges = (value: bigint) =>
+            ranges.some((range) => range.first <= value && value <= range.last);
+          // Kept: exactly the retained or reserved addresses of the pool that nobody holds.
+          assert.deepEqual(
+            [...keptValues].sort(),
+            [...new Set(keeps.map(([offset]) => BigInt(base + offset)))]
+              .filter((value) => inRanges(value) && !held.has(value))
+              .sort(),
+          );
           const free = new Set<bigint>();
           for (const run of mapped.freeRanges) {
             for (let value = run.first; value <= run.last; value++) {
               assert.ok(!held.has(value), `free and held: ${value}`);
+              assert.ok(!keptValues.has(value), `free and kept: ${value}`);
               free.add(value);
             }
           }
@@ -289,7 +421,7 @@ describe("poolMap", () => {
             for (let value = range.first; value <= range.last; value++) {
               const avoided = avoidBuggyIPs && isBuggyIPv4(value);
               if (!avoided) usable++;
-              if (held.has(value)) {
+              if (held.has(value) || keptValues.has(value)) {
                 if (!avoided) heldUsable++;
                 continue;
               }

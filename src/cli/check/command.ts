@@ -6,9 +6,11 @@
 // webhook's admission path in ./replay.ts, the report and --assign in ./report.ts.
 
 import type { Policy } from "../../ipam/decide.ts";
+import { isReservationObject, reservationSpecOf } from "../../ipam/reservations.ts";
 import type { ServiceObject } from "../../ipam/service.ts";
 import { STDIN_NAME } from "../../manifests/loader.ts";
 import {
+  CLAIMS_NAMESPACE_FLAG,
   type LoadedSources,
   loadSources,
   parseSourceArgs,
@@ -22,20 +24,15 @@ import { formatGitLab } from "./formats/gitlab.ts";
 import { formatJUnit } from "./formats/junit.ts";
 import { formatSarif } from "./formats/sarif.ts";
 import { asService, refOf } from "./input.ts";
+import { lifecycleOf } from "./lifecycle.ts";
 import { decisionField, FileNames, type Location, locate, Origins } from "./locations.ts";
 import { Replay } from "./replay.ts";
-import {
-  applyAssignments,
-  type CheckRun,
-  type DecidedService,
-  formatText,
-  reportOf,
-} from "./report.ts";
+import { applyAssignments, type CheckRun, type Decided, formatText, reportOf } from "./report.ts";
 
 export const CHECK_SUMMARY = "check Service manifests against MetalLB pools, offline (for CI)";
 
 export const CHECK_USAGE = `Usage: lb-ip-guard check [PATH|-]... [--pools FILE]... [--existing FILE]...
-                         [--cluster [--kubeconfig FILE] [--context NAME]]
+                         [--cluster [--kubeconfig FILE] [--context NAME] [--claims-namespace NS]]
                          [--format text|json|sarif|junit|github|gitlab [--output FILE]]...
                          [--stdin-filename NAME] [--assign] [--load-balancer-class NAME]
                          [--metallb-version VERSION] [--allocate all|annotated]
@@ -47,6 +44,10 @@ already in the cluster, and the Services before it in the manifests (two manifes
 one address: the second is denied). Services that get an address from lb-ip-guard (the
 lb-ip-guard.dev/auto-assign: "true" annotation, and LoadBalancer Services that request none)
 get the address they would receive (decision "assigned"), and later Services see it as used.
+The address lifecycle is decided as the webhook decides it: addresses retained for a Service
+that gave them up (the webhook's claim Leases; a retention that has ended by now is dropped),
+AddressReservations, and the lb-ip-guard.dev/address-quota of Namespaces. An AddressReservation
+among the manifests is admitted by the webhook's rules too (a result with "kind").
 
 Inputs:
   PATH                      a YAML/JSON file (multi-document, kind: List and *List flattened),
@@ -62,13 +63,21 @@ Inputs:
                             given twice (same kind and name) counts once, the PATHs' copy winning
   --existing FILE           Services (and Namespaces) already in the cluster, e.g. the output of
                             kubectl get svc,ns -A -o yaml (repeatable). A manifest Service with
-                            the same namespace/name is an update: it replaces the existing one
+                            the same namespace/name is an update: it replaces the existing one.
+                            Also AddressReservations (kubectl get addressreservations -A) and
+                            the webhook's claim Leases (kubectl get leases -n lb-ip-guard
+                            -l app.kubernetes.io/managed-by=lb-ip-guard): a retained claim keeps
+                            its address for its Service; any other holds its address for its
+                            Service until that Service gives the address up
   --cluster                 read pools (ConfigMap metallb-system/config, IPAddressPools),
-                            Services and Namespaces from the live cluster, read-only (it claims
-                            nothing); --pools and --existing add to them
+                            Services, Namespaces, AddressReservations (none without the CRD)
+                            and the webhook's claim Leases from the live cluster, read-only (it
+                            claims nothing); --pools and --existing add to them
   --kubeconfig FILE         the cluster for --cluster (default: $KUBECONFIG, ~/.kube/config,
                             in-cluster)
   --context NAME            the kubeconfig context for --cluster (default: its current one)
+  --claims-namespace NS     the webhook's namespace, where --cluster reads its claim Leases
+                            (default lb-ip-guard, where deploy/ installs it)
   --stdin-filename NAME     the name stdin (-) has in results and messages (default <stdin>),
                             e.g. the chart or kustomization it was rendered from. Rendered with
                             kustomize's originAnnotations, a Service points at the file it came
@@ -184,6 +193,7 @@ export function runCheck(args: readonly string[], io: CheckIO): Promise<number> 
 
 function parseCheckArgs(args: readonly string[]): CheckOptions | "help" {
   const { values, positionals, tokens } = parseSourceArgs(args, {
+    ...CLAIMS_NAMESPACE_FLAG,
     format: { type: "string", multiple: true },
     output: { type: "string", multiple: true },
     "stdin-filename": { type: "string" },
@@ -262,6 +272,8 @@ async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
     existingObjects,
     manifests,
     audit,
+    now: Date.now(),
+    warnings,
   });
 
   if (poolSet.size === 0 && decided.some(({ verdict }) => verdict.addresses.length > 0)) {
@@ -286,26 +298,41 @@ async function check(options: CheckOptions, io: CheckIO): Promise<Outcome> {
 
 /** Where each decided manifest Service points: its origin file when kustomize recorded one. */
 async function locationsOf(
-  decided: readonly DecidedService[],
+  decided: readonly Decided[],
   policy: Policy,
   stdinName: string | undefined,
 ): Promise<Location[]> {
   const names = new FileNames(stdinName === undefined ? STDIN_NAME : undefined);
   const origins = new Origins(stdinName ?? STDIN_NAME, stdinName !== undefined);
   const locations: Location[] = [];
-  for (const { manifest, service, verdict } of decided) {
-    const field = decisionField(service, verdict, policy.reads);
+  for (const entry of decided) {
+    const { manifest, verdict } = entry;
+    const field =
+      "service" in entry
+        ? decisionField(entry.service, verdict, policy.reads)
+        : ["spec", "addresses"];
     const origin = origins.has(manifest) ? await origins.of(manifest) : undefined;
     locations.push(locate(origin ?? manifest, field, names));
   }
   return locations;
 }
 
-/** What a replay of Services needs: the loaded sources, less their notes. */
-export type ServicesToDecide = Omit<LoadedSources, "warnings">;
+/**
+ * What a replay of Services needs: the loaded sources, less their notes; the time a retention
+ * must outlast (default now) and where notes on the lifecycle's objects go (default nowhere).
+ */
+export type ServicesToDecide = Omit<LoadedSources, "warnings"> & {
+  readonly now?: number;
+  readonly warnings?: string[];
+};
 
-/** Every Service of the manifests through one Replay: what the webhook would answer, in order. */
-export function decideServices(input: ServicesToDecide): DecidedService[] {
+/**
+ * Every Service and AddressReservation of the manifests through one Replay: what the webhook
+ * would answer, in order. The reservations, Namespaces and claim Leases already there (and the
+ * manifests' Namespaces and Leases) are the lifecycle it decides against; an audit decides the
+ * Services already there and counts their reservations as made.
+ */
+export function decideServices(input: ServicesToDecide): Decided[] {
   const { poolSet, policy, namespaceLabels, existingObjects, manifests, audit } = input;
   // Services already in the cluster: last copy of a namespace/name wins. An audit decides them
   // one by one instead.
@@ -314,9 +341,28 @@ export function decideServices(input: ServicesToDecide): DecidedService[] {
     const service = asService(manifest);
     if (service !== undefined) existing.set(refOf(service, manifest), service);
   }
-  const replay = new Replay({ pools: poolSet, namespaceLabels, policy, existing });
-  const decided: DecidedService[] = [];
+  const lifecycle = lifecycleOf(
+    audit
+      ? existingObjects
+      : [...existingObjects, ...manifests.filter((each) => !isReservationObject(each.object))],
+    input.now ?? Date.now(),
+    input.warnings ?? [],
+  );
+  const replay = new Replay({
+    pools: poolSet,
+    namespaceLabels,
+    policy,
+    existing,
+    lifecycle,
+  });
+  const decided: Decided[] = [];
   for (const manifest of manifests) {
+    if (!audit && isReservationObject(manifest.object)) {
+      const reservation = reservationSpecOf(manifest.object, "default");
+      const verdict = replay.admitReservation(manifest.object, reservation);
+      decided.push({ manifest, reservation, verdict });
+      continue;
+    }
     const service = asService(manifest);
     if (service === undefined) continue;
     const verdict = audit

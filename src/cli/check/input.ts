@@ -70,6 +70,7 @@ export async function clusterObjects(options: {
     pools: parseManifests(asList(snapshot.pools), file),
     existing: parseManifests(asList(snapshot.existing), file),
     release: snapshot.release,
+    file,
   };
 }
 
@@ -142,8 +143,16 @@ export function collectPools(
   return merged.poolSet;
 }
 
-export function collectNamespaces(objects: readonly ManifestObject[]): ReadonlyMap<string, Labels> {
-  const namespaces = new Map<string, Labels>();
+/** What the decisions read of a Namespace: its labels (namespaceSelectors), its annotations (quota). */
+export interface NamespaceInfo {
+  readonly labels: Labels;
+  readonly annotations: Readonly<Record<string, string>>;
+}
+
+export function collectNamespaces(
+  objects: readonly ManifestObject[],
+): ReadonlyMap<string, NamespaceInfo> {
+  const namespaces = new Map<string, NamespaceInfo>();
   for (const manifest of objects) {
     const { object } = manifest;
     if (object.kind !== "Namespace" || !isCoreV1(object.apiVersion)) continue;
@@ -152,7 +161,10 @@ export function collectNamespaces(objects: readonly ManifestObject[]): ReadonlyM
     if (typeof name !== "string" || name === "") {
       throw inputError(manifest, "Namespace without metadata.name");
     }
-    namespaces.set(name, stringMap(metadata?.labels, "metadata.labels", manifest) ?? {});
+    namespaces.set(name, {
+      labels: stringMap(metadata?.labels, "metadata.labels", manifest) ?? {},
+      annotations: stringMap(metadata?.annotations, "metadata.annotations", manifest) ?? {},
+    });
   }
   return namespaces;
 }

@@ -1,7 +1,10 @@
 // The replay behind `check`: each Service goes through the webhook's own admission path, as the
 // API server would send it (the mutating webhook, its patch applied, then the validating one; an
 // UPDATE with the stored object when the Service already exists), so CI and `kubectl apply`
-// cannot disagree. What is admitted is recorded, as the webhook's watch would record it.
+// cannot disagree. What is admitted is recorded, as the webhook's watch would record it. The
+// view holds what the webhook's holds of the address lifecycle too: retained addresses,
+// reservations (an admitted AddressReservation of the manifests joins them), quotas, and the
+// pending claims that hold an address.
 
 import {
   type AdmissionContext,
@@ -11,6 +14,8 @@ import {
 } from "../../admission/admit.ts";
 import { applyPatch, type PatchOperation } from "../../admission/patch.ts";
 import type { AdmissionRequest } from "../../admission/review.ts";
+import { asRecord } from "../../base/objects.ts";
+import { claimOwner } from "../../cluster/claims/lease.ts";
 import { formatAddressList, type IPAddress, sameAddress } from "../../ipam/address.ts";
 import {
   type ClusterView,
@@ -25,8 +30,17 @@ import {
 } from "../../ipam/decide.ts";
 import type { Labels } from "../../ipam/labels.ts";
 import type { PoolSet } from "../../ipam/pool.ts";
+import {
+  RESERVATION_API_VERSION,
+  RESERVATION_GROUP,
+  RESERVATION_KIND,
+  ReservationIndex,
+  type ReservationSpec,
+} from "../../ipam/reservations.ts";
+import { RetainedAddresses } from "../../ipam/retained.ts";
 import type { ServiceObject } from "../../ipam/service.ts";
 import { UsageIndex } from "../../ipam/usage.ts";
+import type { Lifecycle } from "./lifecycle.ts";
 
 /** What `check` reports of one Service. */
 export interface Verdict {
@@ -49,6 +63,12 @@ export interface ReplayOptions {
   readonly policy: Policy;
   /** The Services already in the cluster, by `namespace/name`. */
   readonly existing: ReadonlyMap<string, ServiceObject>;
+  /**
+   * Retentions, reservations, quotas, and the claims that hold an address for their Service.
+   * The replay drops a retention whose address it grants, as the webhook's claim of it does, and
+   * a claim whose Service gives its address up, as the webhook frees it then.
+   */
+  readonly lifecycle?: Lifecycle;
 }
 
 /**
@@ -60,21 +80,65 @@ export class Replay {
   readonly #usage: UsageIndex;
   readonly #context: AdmissionContext;
   readonly #policy: Policy;
+  readonly #retained: RetainedAddresses;
+  readonly #reservations: ReservationIndex;
+  /** The claims holding an address: owner (in the usage index) by holder ref. */
+  readonly #claims = new Map<string, string[]>();
   #reviews = 0;
 
   constructor(options: ReplayOptions) {
-    const { policy } = options;
+    const { policy, lifecycle } = options;
     this.#policy = policy;
     this.#stored = new Map(options.existing);
-    this.#usage = UsageIndex.from(
-      [...this.#stored].flatMap(([ref, service]) => usageEntriesOf(service, policy, ref)),
-    );
+    this.#usage = UsageIndex.from([
+      ...[...this.#stored].flatMap(([ref, service]) => usageEntriesOf(service, policy, ref)),
+      ...(lifecycle?.claims ?? []).map(
+        (claim) => [claimOwner(claim.name), claim.holder, [claim.address]] as const,
+      ),
+    ]);
+    for (const claim of lifecycle?.claims ?? []) {
+      const owners = this.#claims.get(claim.holder.ref) ?? [];
+      this.#claims.set(claim.holder.ref, [...owners, claimOwner(claim.name)]);
+    }
+    this.#retained = lifecycle?.retained ?? new RetainedAddresses();
+    this.#reservations = ReservationIndex.from(lifecycle?.reservations ?? []);
+    const quotas = lifecycle?.quotas;
     const view: ClusterView = {
       pools: options.pools,
       usage: this.#usage,
+      retained: this.#retained,
+      reservations: this.#reservations,
       namespaceLabels: options.namespaceLabels,
+      // Without a quota anywhere, no grant pays for counting what its namespace holds.
+      ...(quotas !== undefined &&
+        quotas.size > 0 && { quotaOf: (namespace: string) => quotas.get(namespace) }),
     };
     this.#context = { view, ready: true, policy, ipTarget: "spec" };
+  }
+
+  /**
+   * Admits an AddressReservation of the manifests, as the validating webhook admits its CREATE
+   * (or UPDATE, when one of that name is known); admitted, it reserves for the next ones.
+   */
+  admitReservation(object: Record<string, unknown>, spec: ReservationSpec): Verdict {
+    const known = this.#reservations.named(spec.namespace, spec.name);
+    const request: AdmissionRequest = {
+      uid: `check-${++this.#reviews}`,
+      kind: {
+        group: RESERVATION_GROUP,
+        version: RESERVATION_API_VERSION.split("/")[1] ?? "",
+        kind: RESERVATION_KIND,
+      },
+      operation: known === undefined ? "CREATE" : "UPDATE",
+      namespace: spec.namespace,
+      name: spec.name,
+      object: { ...object, metadata: { ...asRecord(object.metadata), namespace: spec.namespace } },
+    };
+    const outcome = admit("validate", request, this.#context);
+    const verdict = verdictOf(outcome, outcome, [], () => "");
+    if (verdict.kind !== "denied")
+      this.#reservations.put({ ...spec, addresses: verdict.addresses });
+    return verdict;
   }
 
   /**
@@ -147,10 +211,32 @@ export class Replay {
       // Stored as the API server stores an update: the status stays what it was.
       const kept = withStoredStatus(patched, stored);
       const ref = `${namespace}/${name}`;
+      // A run without claims or retentions (most of them) pays nothing for them here.
+      const claimed = this.#claims.has(ref);
+      const before = claimed ? this.#usage.addressesOf(ref) : [];
       this.#stored.set(ref, kept);
       recordService(this.#usage, kept, this.#policy, ref);
+      if (this.#retained.size > 0) {
+        for (const address of verdict.addresses) this.#retained.drop(address);
+      }
+      if (claimed) this.#freeClaims(ref, before);
     }
     return verdict;
+  }
+
+  /** Frees the claims of the addresses `ref` held (`before`) and holds no longer. */
+  #freeClaims(ref: string, before: readonly IPAddress[]): void {
+    const owners = this.#claims.get(ref) ?? [];
+    const after = this.#usage.addressesOf(ref);
+    const among = (list: readonly IPAddress[], address: IPAddress) =>
+      list.some((each) => sameAddress(each, address));
+    const kept = owners.filter((owner) => {
+      const [claimed] = this.#usage.addressesOf(owner);
+      const released = claimed !== undefined && among(before, claimed) && !among(after, claimed);
+      if (released) this.#usage.delete(owner);
+      return !released;
+    });
+    this.#claims.set(ref, kept);
   }
 }
 

@@ -1,9 +1,10 @@
-// The report of `lb-ip-guard check`: one result per Service (the JSON of the contract, or a text
-// line each and a summary), and for --assign the manifests with every assignment written into
-// the document it came from.
+// The report of `lb-ip-guard check`: one result per Service, and per AddressReservation of the
+// manifests (the JSON of the contract, or a text line each and a summary), and for --assign the
+// manifests with every assignment written into the document it came from.
 
 import { formatAddress } from "../../ipam/address.ts";
 import type { ReasonCode } from "../../ipam/decide.ts";
+import { RESERVATION_KIND, type ReservationSpec } from "../../ipam/reservations.ts";
 import type { ServiceObject } from "../../ipam/service.ts";
 import {
   ManifestError,
@@ -20,8 +21,21 @@ export interface DecidedService {
   readonly verdict: Verdict;
 }
 
-/** A JSON result of the contract: one per Service, in input order. */
+/** An AddressReservation of the manifests, admitted by the webhook's rules. */
+export interface DecidedReservation {
+  readonly manifest: ManifestObject;
+  readonly reservation: ReservationSpec;
+  readonly verdict: Verdict;
+}
+
+export type Decided = DecidedService | DecidedReservation;
+
+/**
+ * A JSON result of the contract: one per Service, in input order. A result of another object
+ * (an AddressReservation) says its `kind`; a Service's has none, as in the contract.
+ */
 export interface CheckResult {
+  readonly kind?: typeof RESERVATION_KIND;
   readonly namespace: string;
   readonly name: string;
   readonly decision: Verdict["kind"];
@@ -43,6 +57,8 @@ export interface CheckReport {
     readonly allowed: number;
     readonly assigned: number;
     readonly denied: number;
+    /** Present when the manifests hold any: allowed and denied count them too. */
+    readonly reservations?: number;
   };
   readonly results: readonly CheckResult[];
 }
@@ -60,15 +76,24 @@ export interface CheckRun {
 
 /** The report of decided Services; without `locations` (convert --check) every file is null. */
 export function reportOf(
-  decided: readonly DecidedService[],
+  decided: readonly Decided[],
   locations: readonly (Location | undefined)[] = [],
 ): CheckReport {
-  const results = decided.map(({ service, verdict }, index): CheckResult => {
-    const metadata = service.metadata;
+  const results = decided.map((entry, index): CheckResult => {
+    const { verdict } = entry;
     const location = locations[index];
+    const metadata = "service" in entry ? entry.service.metadata : undefined;
     return {
-      namespace: metadata?.namespace ?? "default",
-      name: metadata?.name || `${metadata?.generateName ?? ""}<generated>`,
+      ...("reservation" in entry
+        ? {
+            kind: RESERVATION_KIND,
+            namespace: entry.reservation.namespace,
+            name: entry.reservation.name,
+          }
+        : {
+            namespace: metadata?.namespace ?? "default",
+            name: metadata?.name || `${metadata?.generateName ?? ""}<generated>`,
+          }),
       decision: verdict.kind,
       ips: verdict.addresses.map(formatAddress),
       pool: verdict.pool ?? null,
@@ -81,21 +106,29 @@ export function reportOf(
   });
   const count = (kind: Verdict["kind"]) =>
     results.filter((result) => result.decision === kind).length;
+  const reservations = results.filter((result) => result.kind !== undefined).length;
   return {
     summary: {
-      services: results.length,
+      services: results.length - reservations,
       allowed: count("allowed"),
       assigned: count("assigned"),
       denied: count("denied"),
+      ...(reservations > 0 && { reservations }),
     },
     results,
   };
 }
 
+/** How a result names its object: `team-a/web`, `AddressReservation team-a/db`. */
+export function resultRef(result: CheckResult): string {
+  const ref = `${result.namespace}/${result.name}`;
+  return result.kind === undefined ? ref : `${result.kind} ${ref}`;
+}
+
 /** One line per Service, its location at the end (`file:line`), warnings below; a summary. */
 export function formatText({ report, serviceWarnings }: CheckRun): string {
   const lines = report.results.flatMap((result, index) => {
-    const ref = `${result.namespace}/${result.name}`;
+    const ref = resultRef(result);
     const ips = result.ips.length > 0 ? result.ips.join(",") : "-";
     const pool = result.pool === null ? "" : ` [${result.pool}]`;
     const reason = result.reason === null ? "" : ` ${result.reason}:`;
@@ -107,11 +140,15 @@ export function formatText({ report, serviceWarnings }: CheckRun): string {
       ...(serviceWarnings[index] ?? []).map((warning) => `         warning: ${warning}`),
     ];
   });
-  const { services, allowed, assigned, denied } = report.summary;
-  lines.push(
-    `${services} ${services === 1 ? "service" : "services"}: ${allowed} allowed, ${assigned} assigned, ${denied} denied`,
-  );
+  lines.push(summaryLine(report.summary));
   return `${lines.join("\n")}\n`;
+}
+
+/** `6 services: 4 allowed, 1 assigned, 1 denied` (and the reservations, when there are any). */
+export function summaryLine(summary: CheckReport["summary"]): string {
+  const { services, allowed, assigned, denied, reservations } = summary;
+  const counted = `${services} ${services === 1 ? "service" : "services"}${reservations === undefined ? "" : `, ${reservations} ${reservations === 1 ? "reservation" : "reservations"}`}`;
+  return `${counted}: ${allowed} allowed, ${assigned} assigned, ${denied} denied`;
 }
 
 function escapeRegExp(text: string): string {
@@ -124,7 +161,7 @@ function escapeRegExp(text: string): string {
  */
 export function applyAssignments(
   manifests: readonly ManifestObject[],
-  decided: readonly DecidedService[],
+  decided: readonly Decided[],
 ): string {
   const edited = new Set<SourceDocument>();
   for (const { manifest, verdict } of decided) {

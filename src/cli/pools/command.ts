@@ -2,13 +2,13 @@
 // wrong, from the same inputs as `check`. Here: the arguments and the run; the map itself is
 // ipam/pool-map.ts (pure), the text and JSON ./report.ts, the page ./html.ts.
 
-import { isDnsLabel } from "../../base/k8s-names.ts";
-import { type ClaimRecord, mappedServiceOf, poolMap } from "../../ipam/pool-map.ts";
+import { mappedServiceOf, poolMap } from "../../ipam/pool-map.ts";
 import type { ManifestObject } from "../../manifests/loader.ts";
 import type { CheckIO } from "../check/command.ts";
 import { asService, auditOrder, refOf } from "../check/input.ts";
+import { lifecycleOf } from "../check/lifecycle.ts";
 import {
-  type ClusterTarget,
+  CLAIMS_NAMESPACE_FLAG,
   loadSources,
   parseSourceArgs,
   runWithSources,
@@ -30,18 +30,22 @@ export const POOLS_USAGE = `Usage: lb-ip-guard pools [PATH|-]... [--pools FILE].
 Shows every address pool: its ranges, size, addresses used and free, the share used and its
 serviceAllocation; every held address with its holders (the Services MetalLB serves it to, the
 Services that request it, and with --cluster the address claims still pending), their sharing
-key and ports; the free ranges; and the problems: a Service that requests an address another
-holds and may not share (MetalLB leaves it <pending>), an address held outside every pool, a
-claim whose Service does not exist.
+key and ports; the free ranges; the addresses kept for someone: retained for the Service that
+gave them up (for whom, until when), reserved by an AddressReservation (for whom, who holds it);
+each namespace's use against its lb-ip-guard.dev/address-quota; and the problems: a Service that
+requests an address another holds and may not share (MetalLB leaves it <pending>), an address
+held outside every pool, a claim whose Service does not exist, a reserved address held by a
+Service it is not reserved for.
 
 Inputs (as for check; see lb-ip-guard check --help):
   PATH                      manifests: their Services count as applied, each replacing the
                             Service of the same namespace/name (pools shows requests; check
                             decides them). With no PATH, the Services of --cluster/--existing
   --pools FILE              MetalLB pools (repeatable); pool sources among the PATHs count too
-  --existing FILE           Services (and Namespaces) already in the cluster (repeatable)
-  --cluster                 read pools, Services, Namespaces and the webhook's address claims
-                            from the live cluster, read-only
+  --existing FILE           Services, Namespaces, AddressReservations and the webhook's claim
+                            Leases already in the cluster (repeatable)
+  --cluster                 read pools, Services, Namespaces, AddressReservations and the
+                            webhook's claim Leases from the live cluster, read-only
   --kubeconfig FILE         the cluster for --cluster (default: $KUBECONFIG, ~/.kube/config,
                             in-cluster)
   --context NAME            the kubeconfig context for --cluster (default: its current one)
@@ -68,7 +72,6 @@ interface PoolsOptions {
   readonly sources: Sources;
   readonly format: Format;
   readonly output: string | undefined;
-  readonly claimsNamespace: string;
 }
 
 export function runPools(args: readonly string[], io: CheckIO): Promise<number> {
@@ -94,7 +97,7 @@ export function runPools(args: readonly string[], io: CheckIO): Promise<number> 
 
 function parsePoolsArgs(args: readonly string[]): PoolsOptions | "help" {
   const { values, positionals } = parseSourceArgs(args, {
-    "claims-namespace": { type: "string" },
+    ...CLAIMS_NAMESPACE_FLAG,
     format: { type: "string" },
     output: { type: "string", short: "o" },
   });
@@ -104,21 +107,7 @@ function parsePoolsArgs(args: readonly string[]): PoolsOptions | "help" {
     throw new Error(`--format must be text, json or html, not ${JSON.stringify(format)}`);
   }
   if (values.output === "") throw new Error("--output needs a file name");
-  const claimsNamespace = values["claims-namespace"];
-  if (claimsNamespace !== undefined && !values.cluster) {
-    throw new Error("--claims-namespace needs --cluster");
-  }
-  if (claimsNamespace !== undefined && !isDnsLabel(claimsNamespace)) {
-    throw new Error(
-      `--claims-namespace must be a namespace name, not ${JSON.stringify(claimsNamespace)}`,
-    );
-  }
-  return {
-    sources: sourcesOf(values, positionals),
-    format,
-    output: values.output,
-    claimsNamespace: claimsNamespace ?? "lb-ip-guard",
-  };
+  return { sources: sourcesOf(values, positionals), format, output: values.output };
 }
 
 async function mapPools(options: PoolsOptions, io: CheckIO) {
@@ -141,24 +130,12 @@ async function mapPools(options: PoolsOptions, io: CheckIO) {
   const services = auditOrder([...refs.keys()]).map((manifest) =>
     mappedServiceOf(asService(manifest) ?? {}, policy, refs.get(manifest) ?? ""),
   );
-  const claims =
-    options.sources.cluster === undefined
-      ? []
-      : await clusterClaims(options.sources.cluster, options.claimsNamespace, warnings);
-  return { report: reportOf(poolMap(poolSet, services, claims)), warnings };
-}
-
-/** The pending claims, or none with a warning: the map is worth having without them. */
-async function clusterClaims(
-  target: ClusterTarget,
-  namespace: string,
-  warnings: string[],
-): Promise<readonly ClaimRecord[]> {
-  const { readClaims } = await import("../../cluster/claim-reader.ts");
-  try {
-    return await readClaims(target, namespace);
-  } catch (error) {
-    warnings.push(`address claims in namespace ${namespace} not read: ${(error as Error).message}`);
-    return [];
-  }
+  // Everything given counts as applied: the manifests' reservations and Leases too.
+  const lifecycle = lifecycleOf(
+    audit ? existingObjects : [...existingObjects, ...manifests],
+    Date.now(),
+    warnings,
+  );
+  const claims = lifecycle.claims.map(({ address, holder }) => ({ address, holder }));
+  return { report: reportOf(poolMap(poolSet, services, claims, lifecycle)), warnings };
 }

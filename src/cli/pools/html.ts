@@ -1,7 +1,9 @@
 // The pool map: one self-contained page that opens from disk. The report (the JSON of
 // `pools --format json`) is embedded as data, and a script builds the page from it: each IPv4
 // pool a grid of its /24 blocks, 16 x 16 cells aligned on the last octet; IPv6 pools (and IPv4
-// pools too large for a grid) as their held addresses and free ranges.
+// pools too large for a grid) as their held addresses and free ranges. Addresses kept for someone
+// (retained, reserved) are cells of their own states, listed below each grid; the namespaces
+// with a quota are a table.
 //
 // Every string from a manifest reaches the page as data and leaves the script only through
 // textContent or an attribute set as a property, never as markup; the content security policy
@@ -38,6 +40,7 @@ h1 { font-size: 1.4rem; } h2 { font-size: 1.15rem; margin: 1.6rem 0 0.3rem; }
 .cells i { display: block; }
 .f { background: #cfe9cf; } .h { background: #1f5fa8; } .s { background: #7b4fc0; }
 .e { background: #ef9a1a; } .c { background: #d42a2a; } .o { background: #f3f3f3; }
+.r { background: #93c6e8; } .v { background: #2a9d8f; }
 .a { background: repeating-linear-gradient(45deg, #b5b5b5 0 2px, #eee 2px 4px); }
 .cells i:focus { outline: 2px solid #000; outline-offset: 1px; z-index: 1; }
 .hit { outline: 2px solid #ffd400 !important; box-shadow: 0 0 0 3px #000; z-index: 1; }
@@ -55,10 +58,10 @@ const SCRIPT = `"use strict";
   const report = JSON.parse(document.getElementById("pool-data").textContent);
   const GRID_LIMIT = ${GRID_LIMIT};
   const EAGER_BLOCKS = ${EAGER_BLOCKS};
-  const CLASS = { held: "h", shared: "s", "requested-elsewhere": "e", conflicting: "c" };
+  const CLASS = { held: "h", shared: "s", "requested-elsewhere": "e", conflicting: "c", retained: "r", reserved: "v" };
   const STATES = [
     ["f", "free"], ["h", "held"], ["s", "shared"], ["e", "requested elsewhere"],
-    ["c", "conflicting"], ["a", "avoided (.0/.255)"],
+    ["c", "conflicting"], ["r", "retained"], ["v", "reserved"], ["a", "avoided (.0/.255)"],
   ];
   const NAMES = Object.fromEntries([...STATES, ["o", "not in the pool"]]);
   const el = (tag, props, ...children) => {
@@ -78,6 +81,20 @@ const SCRIPT = `"use strict";
       .map((h) => h.ref + " (" + [h.via, h.sharingKey && "key " + h.sharingKey, h.ports.join(" ")]
         .filter(Boolean).join(", ") + ")")
       .join("; ");
+  const reservedText = (r) => "reserved by AddressReservation " + r.reservation + " for " + r.for;
+  const retainedText = (r) => "retained for " + r.for + " until " + r.until + " (since " + r.since + ")";
+  // What each pool keeps, by address: the retained and reserved addresses nobody holds (their own
+  // cell states), and the reservation of every reserved one (held ones too).
+  function keptOf(pool) {
+    const kept = new Map();
+    const reservations = new Map();
+    for (const r of pool.retained) kept.set(r.address, { state: "retained", for: [r.for], text: retainedText(r) });
+    for (const r of pool.reserved) {
+      reservations.set(r.address, r);
+      if (r.heldBy.length === 0) kept.set(r.address, { state: "reserved", for: [r.for, r.reservation], text: reservedText(r) });
+    }
+    return { kept, reservations };
+  }
   const grids = [];
   const rows = [];
   const counts = Object.fromEntries(STATES.map(([c]) => [c, 0]));
@@ -86,12 +103,18 @@ const SCRIPT = `"use strict";
     if (!grid.ranges.some(([a, b]) => a <= v && v <= b)) return "o";
     const entry = grid.held.get(v);
     if (entry) return CLASS[entry.state];
+    const kept = grid.kept.get(v);
+    if (kept) return CLASS[kept.state];
     const octet = v & 255;
     return grid.pool.avoidBuggyIPs && (octet === 0 || octet === 255) ? "a" : "f";
   }
   function describe(grid, v) {
     const entry = grid.held.get(v);
-    return text4(v) + ": " + NAMES[stateOf(grid, v)] + (entry ? " by " + holdersText(entry) : "");
+    const kept = grid.kept.get(v);
+    if (kept) return text4(v) + ": " + kept.text;
+    const reservation = entry && grid.reservations.get(entry.address);
+    return text4(v) + ": " + NAMES[stateOf(grid, v)] + (entry ? " by " + holdersText(entry) : "") +
+      (reservation ? "; " + reservedText(reservation) : "");
   }
   function cellOf(grid, v) {
     const cells = grid.blocks.get(v - (v & 255));
@@ -143,7 +166,13 @@ const SCRIPT = `"use strict";
       const v = ip4(entry.address);
       if (v !== undefined) held.set(v, entry);
     }
-    const grid = { pool, ranges, held, blocks: new Map(), focused: ranges[0][0] };
+    const { kept: keptByText, reservations } = keptOf(pool);
+    const kept = new Map();
+    for (const [text, entry] of keptByText) {
+      const v = ip4(text);
+      if (v !== undefined) kept.set(v, entry);
+    }
+    const grid = { pool, ranges, held, kept, reservations, blocks: new Map(), focused: ranges[0][0] };
     const bases = new Set();
     for (const [a, b] of ranges) for (let base = a - (a & 255); base <= b; base += 256) bases.add(base);
     let html = "";
@@ -201,27 +230,32 @@ const SCRIPT = `"use strict";
     grids.push(grid);
   }
 
-  function heldTable(entries) {
+  // One row per address: [address, state, what is said of it, the refs a search finds it by].
+  function addressTable(entries, heading) {
     const body = el("tbody");
-    for (const entry of entries) {
+    for (const [address, state, text, refs] of entries) {
       const row = el("tr", {},
-        el("td", { className: "mono", textContent: entry.address }),
-        el("td", {}, el("span", { className: "swatch " + CLASS[entry.state] }), " " + entry.state),
-        el("td", { textContent: holdersText(entry) }));
-      row.dataset.address = entry.address;
-      rows.push({ row, entry });
+        el("td", { className: "mono", textContent: address }),
+        el("td", {}, el("span", { className: "swatch " + CLASS[state] }), " " + state),
+        el("td", { textContent: text }));
+      row.dataset.address = address;
+      rows.push({ row, address, text, refs });
       body.append(row);
     }
     return el("table", {}, el("thead", {}, el("tr", {},
       el("th", { textContent: "address" }), el("th", { textContent: "state" }),
-      el("th", { textContent: "holders (how, sharing key, ports)" }))), body);
+      el("th", { textContent: heading }))), body);
   }
+  const heldTable = (entries) => addressTable(
+    entries.map((entry) => [entry.address, entry.state, holdersText(entry), entry.holders.map((h) => h.ref)]),
+    "holders (how, sharing key, ports)");
 
   const main = document.getElementById("map");
   const summary = report.summary;
   const count = (n, one, many) => n + " " + (n === 1 ? one : many);
   document.getElementById("summary").textContent = count(summary.pools, "pool", "pools") + ", " +
-    count(summary.held, "address", "addresses") + " held, " + count(summary.problems, "problem", "problems");
+    count(summary.held, "address", "addresses") + " held, " + summary.retained + " retained, " +
+    summary.reserved + " reserved, " + count(summary.problems, "problem", "problems");
   if (report.problems.length > 0) {
     main.append(el("h2", { textContent: "Problems" }),
       el("ul", { className: "problems" }, ...report.problems.map((p) => el("li", { textContent: p.message }))));
@@ -245,12 +279,26 @@ const SCRIPT = `"use strict";
     if (ranges.length > 0 && cells <= GRID_LIMIT) drawGrid(section, pool, ranges);
     else if (ranges.length > 0) section.append(el("p", { textContent: "more than " + GRID_LIMIT + " IPv4 addresses: listed, not drawn" }));
     if (pool.addresses.length > 0) section.append(heldTable(pool.addresses));
+    const { kept } = keptOf(pool);
+    if (kept.size > 0) {
+      section.append(addressTable([...kept].map(([address, entry]) => [address, entry.state, entry.text, entry.for]),
+        "kept for (retained until, reserved by)"));
+    }
     const free = pool.freeRanges.map((run) => run.size === "1" ? run.range : run.range + " (" + run.size + ")");
     section.append(el("p", { className: "free", textContent: "free: " + (free.length > 0 ? free.join(", ") : "none") }));
     main.append(section);
   }
   if (report.outside.length > 0) {
     main.append(el("h2", { textContent: "Held outside every pool" }), heldTable(report.outside));
+  }
+  if (report.namespaces.length > 0) {
+    const body = el("tbody", {}, ...report.namespaces.map((n) => el("tr", {},
+      el("td", { textContent: n.namespace }), el("td", { textContent: String(n.quota) }),
+      el("td", { textContent: n.used + (n.used > n.quota ? " (over)" : "") }),
+      el("td", { className: "mono", textContent: n.addresses.join(", ") }))));
+    main.append(el("h2", { textContent: "Namespaces with an address quota" }),
+      el("table", { className: "quotas" }, el("thead", {}, el("tr", {}, ...["namespace", "quota", "used", "addresses"]
+        .map((t) => el("th", { textContent: t })))), body));
   }
   const legend = document.getElementById("legend");
   for (const [c, name] of STATES) {
@@ -267,13 +315,13 @@ const SCRIPT = `"use strict";
     const q = query.trim().toLowerCase();
     if (q === "") { status.textContent = ""; return; }
     const v = ip4(q);
-    const matches = rows.filter(({ entry }) => v === undefined
-      ? entry.address === q || entry.holders.some((h) => h.ref.toLowerCase().includes(q))
-      : entry.address === q);
+    const matches = rows.filter(({ address, refs }) => v === undefined
+      ? address === q || refs.some((ref) => ref.toLowerCase().includes(q))
+      : address === q);
     for (const { row } of matches) hits.push(row);
     let target;
     for (const grid of grids) {
-      const values = v !== undefined ? [v] : matches.map(({ entry }) => ip4(entry.address)).filter((x) => x !== undefined);
+      const values = v !== undefined ? [v] : matches.map(({ address }) => ip4(address)).filter((x) => x !== undefined);
       for (const value of values) {
         if (!grid.ranges.some(([a, b]) => a <= value && value <= b)) continue;
         const cell = cellOf(grid, value);
@@ -286,8 +334,8 @@ const SCRIPT = `"use strict";
     if (target) focusCell(target.grid, target.value);
     else if (hits.length > 0) hits[0].scrollIntoView({ block: "center" });
     status.textContent = v !== undefined
-      ? (target ? describe(target.grid, target.value) : (matches.length > 0 ? q + ": " + holdersText(matches[0].entry) : q + " is in no pool drawn here"))
-      : matches.length + (matches.length === 1 ? " address" : " addresses") + " held by a Service matching \\u201c" + query.trim() + "\\u201d";
+      ? (target ? describe(target.grid, target.value) : (matches.length > 0 ? q + ": " + matches[0].text : q + " is in no pool drawn here"))
+      : matches.length + (matches.length === 1 ? " address" : " addresses") + " held or kept for a name matching \\u201c" + query.trim() + "\\u201d";
   }
   const input = document.getElementById("search");
   let timer;

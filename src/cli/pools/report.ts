@@ -2,6 +2,7 @@
 // decimal strings, since an IPv6 pool holds more than JSON numbers count exactly) and text that
 // reads like `kubectl get` and fits 100 columns.
 
+import { isoTime } from "../../base/text.ts";
 import { formatAddress } from "../../ipam/address.ts";
 import {
   describeAllocation,
@@ -10,8 +11,10 @@ import {
   type MapProblem,
   type MappedPool,
   type PoolMap,
+  reservedFor,
 } from "../../ipam/pool-map.ts";
 import { formatRange, rangeSize } from "../../ipam/range.ts";
+import { reservationRef } from "../../ipam/reservations.ts";
 
 export interface HolderJson {
   readonly ref: string;
@@ -40,6 +43,35 @@ export interface PoolJson {
   readonly shareUsed: number;
   readonly addresses: readonly AddressJson[];
   readonly freeRanges: readonly { readonly range: string; readonly size: string }[];
+  /** Addresses nobody holds, kept for the Service that gave them up. */
+  readonly retained: readonly RetainedJson[];
+  /** Every reserved address of the pool, held or not. */
+  readonly reserved: readonly ReservedJson[];
+}
+
+export interface RetainedJson {
+  readonly address: string;
+  /** `namespace/name` of the Service it is kept for. */
+  readonly for: string;
+  readonly since: string;
+  readonly until: string;
+}
+
+export interface ReservedJson {
+  readonly address: string;
+  /** `namespace/name` of the AddressReservation. */
+  readonly reservation: string;
+  /** `namespace/service`, or `namespace NS` for any Service of it. */
+  readonly for: string;
+  /** Who holds it now (none: nobody yet). */
+  readonly heldBy: readonly string[];
+}
+
+export interface NamespaceJson {
+  readonly namespace: string;
+  readonly quota: number;
+  readonly used: number;
+  readonly addresses: readonly string[];
 }
 
 export interface ProblemJson {
@@ -49,9 +81,17 @@ export interface ProblemJson {
 }
 
 export interface PoolsReport {
-  readonly summary: { readonly pools: number; readonly held: number; readonly problems: number };
+  readonly summary: {
+    readonly pools: number;
+    readonly held: number;
+    readonly retained: number;
+    readonly reserved: number;
+    readonly problems: number;
+  };
   readonly pools: readonly PoolJson[];
   readonly outside: readonly AddressJson[];
+  /** The namespaces with an address quota, by name. */
+  readonly namespaces: readonly NamespaceJson[];
   readonly problems: readonly ProblemJson[];
 }
 
@@ -87,19 +127,47 @@ function poolJson(mapped: MappedPool): PoolJson {
       range: formatRange(range),
       size: String(rangeSize(range)),
     })),
+    retained: mapped.kept.flatMap((entry) =>
+      entry.state === "retained"
+        ? [
+            {
+              address: formatAddress(entry.address),
+              for: entry.retention.ref,
+              since: isoTime(entry.retention.since),
+              until: isoTime(entry.retention.until),
+            },
+          ]
+        : [],
+    ),
+    reserved: mapped.reserved.map(({ address, reservation, heldBy }) => ({
+      address: formatAddress(address),
+      reservation: reservationRef(reservation),
+      for: reservedFor(reservation),
+      heldBy,
+    })),
   };
 }
 
 export function reportOf(map: PoolMap): PoolsReport {
   const pools = map.pools.map(poolJson);
+  const total = (count: (pool: PoolJson) => number) =>
+    pools.reduce((sum, pool) => sum + count(pool), 0);
   return {
     summary: {
       pools: pools.length,
-      held: pools.reduce((sum, pool) => sum + pool.used, 0) + map.outside.length,
+      held: total((pool) => pool.used) + map.outside.length,
+      retained: total((pool) => pool.retained.length),
+      reserved: total((pool) => pool.reserved.length),
       problems: map.problems.length,
     },
     pools,
     outside: map.outside.map(addressJson),
+    namespaces: map.namespaces.map(({ namespace, quota, addresses }) => ({
+      namespace,
+      quota,
+      used: addresses.length,
+      addresses: addresses.map(formatAddress),
+    })),
     problems: map.problems.map((problem) => ({
       kind: problem.kind,
       address: formatAddress(problem.address),
@@ -213,6 +281,23 @@ export function formatText(report: PoolsReport): string {
     if (pool.addresses.length > 0)
       lines.push(...table(ADDRESS_HEADER, addressRows(pool.addresses), ADDRESS_FLEXIBLE, "  "));
     else lines.push("  no address held");
+    for (const entry of pool.retained) {
+      lines.push(
+        ...wrap(
+          `retained: ${entry.address} for ${entry.for} since ${entry.since}, until ${entry.until}`,
+          "  ",
+        ),
+      );
+    }
+    for (const entry of pool.reserved) {
+      const held = entry.heldBy.length === 0 ? "not held" : `held by ${entry.heldBy.join(", ")}`;
+      lines.push(
+        ...wrap(
+          `reserved: ${entry.address} by AddressReservation ${entry.reservation} for ${entry.for}, ${held}`,
+          "  ",
+        ),
+      );
+    }
     const free = pool.freeRanges.map((run) =>
       run.size === "1" ? run.range : `${run.range} (${run.size})`,
     );
@@ -221,6 +306,21 @@ export function formatText(report: PoolsReport): string {
   if (report.outside.length > 0) {
     lines.push("", "outside every pool");
     lines.push(...table(ADDRESS_HEADER, addressRows(report.outside), ADDRESS_FLEXIBLE, "  "));
+  }
+  if (report.namespaces.length > 0) {
+    lines.push(
+      "",
+      ...table(
+        ["NAMESPACE", "QUOTA", "USED", "ADDRESSES"],
+        report.namespaces.map((entry) => [
+          entry.namespace,
+          String(entry.quota),
+          `${entry.used}${entry.used > entry.quota ? " (over)" : ""}`,
+          entry.addresses.length > 0 ? entry.addresses.join(", ") : "-",
+        ]),
+        [3, 0],
+      ),
+    );
   }
   lines.push("");
   if (report.problems.length === 0) lines.push("no problems");

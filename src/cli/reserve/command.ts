@@ -12,11 +12,13 @@ import { usageEntriesOf } from "../../ipam/decide.ts";
 import {
   RESERVATION_API_VERSION,
   RESERVATION_KIND,
+  ReservationIndex,
   reservationRef,
 } from "../../ipam/reservations.ts";
 import { UsageIndex } from "../../ipam/usage.ts";
 import type { CheckIO } from "../check/command.ts";
 import { asService, InputError, refOf } from "../check/input.ts";
+import { lifecycleOf } from "../check/lifecycle.ts";
 import { type ClusterTarget, loadSources, runWithSources } from "../sources.ts";
 
 export const RESERVE_SUMMARY =
@@ -71,7 +73,6 @@ interface ReserveOptions {
   readonly name: string | undefined;
   readonly dryRun: boolean;
   readonly target: ClusterTarget;
-  readonly claimsNamespace: string;
 }
 
 export function runReserve(args: readonly string[], io: CheckIO): Promise<number> {
@@ -135,8 +136,8 @@ function parseReserveArgs(args: readonly string[]): ReserveOptions | "help" {
     target: {
       ...(values.kubeconfig !== undefined && { kubeconfig: values.kubeconfig }),
       ...(values.context !== undefined && { context: values.context }),
+      claimsNamespace: values["claims-namespace"] ?? "lb-ip-guard",
     },
-    claimsNamespace: values["claims-namespace"] ?? "lb-ip-guard",
   };
 }
 
@@ -158,7 +159,7 @@ async function reserve(options: ReserveOptions, io: CheckIO): Promise<number> {
     options.namespace ??
     (await inCluster(() => cluster.contextNamespace(options.target))) ??
     "default";
-  const next = options.addresses === undefined ? await nextFree(options, io, cluster) : undefined;
+  const next = options.addresses === undefined ? await nextFree(options, io) : undefined;
   if (typeof next === "object") {
     io.stderr(`lb-ip-guard reserve: ${next.refused}\n`);
     return EXIT.refused;
@@ -202,7 +203,6 @@ async function reserve(options: ReserveOptions, io: CheckIO): Promise<number> {
 async function nextFree(
   options: ReserveOptions,
   io: CheckIO,
-  cluster: ReservationClient,
 ): Promise<string | { readonly refused: string }> {
   const loaded = await loadSources(
     {
@@ -230,11 +230,11 @@ async function nextFree(
       `--pool: the cluster has no pool ${JSON.stringify(options.pool)} (its pools: ${names})`,
     ]);
   }
-  const setAside = await inCluster(() =>
-    cluster.readSetAside(options.target, options.claimsNamespace),
-  );
-  if (setAside.warning !== undefined)
-    io.stderr(`lb-ip-guard reserve: warning: ${setAside.warning}\n`);
+  // What check --cluster reads of the lifecycle: reservations, retentions, pending claims.
+  const lifecycleWarnings: string[] = [];
+  const lifecycle = lifecycleOf(loaded.existingObjects, Date.now(), lifecycleWarnings);
+  for (const warning of lifecycleWarnings) io.stderr(`lb-ip-guard reserve: warning: ${warning}\n`);
+  const reservations = ReservationIndex.from(lifecycle.reservations);
   const usage = UsageIndex.from(
     loaded.existingObjects.flatMap((manifest) => {
       const service = asService(manifest);
@@ -243,11 +243,11 @@ async function nextFree(
         : usageEntriesOf(service, loaded.policy, refOf(service, manifest));
     }),
   );
-  for (const claim of setAside.claimed)
+  for (const claim of lifecycle.claims)
     usage.set(`claim ${claim.name}`, claim.holder, [claim.address]);
   const family = pool.ranges[0]?.family ?? "IPv4";
   const free = firstFreeInPool(pool, family, usage, undefined, {
-    sets: (each) => [setAside.retained.values(each), setAside.reservations.values(each)],
+    sets: (each) => [lifecycle.retained.values(each), reservations.values(each)],
   });
   return free === undefined
     ? {

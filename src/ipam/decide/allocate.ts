@@ -83,10 +83,10 @@ export function allocate(context: DecisionContext, named: Pool | undefined): Dec
       named,
     );
   }
-  return (
-    quotaDenial(view, ref, granted.addresses, view.usage.addressesOf(ref), { service: ref }) ??
-    granted
-  );
+  const overQuota = quotaDenial(view, ref, granted.addresses, view.usage.addressesOf(ref), {
+    service: ref,
+  });
+  return overQuota === undefined ? granted : { ...overQuota, pool: granted.pool };
 }
 
 /** Each pool in turn: its lowest free address of every family, else the one retained longest. */

@@ -200,12 +200,7 @@ function findConflict(
         other.sharingKey === ""
           ? `${other.ref} does not allow sharing`
           : `to share it, set ${context.policy.reads.allowSharedIP[0]}: ${quoted(other.sharingKey)} (the key ${other.ref} uses)`;
-      return deny(
-        "AddressInUse",
-        `${held}; ${sharing}; ${freeHint(pool, view)}`,
-        [address],
-        pool,
-      );
+      return deny("AddressInUse", `${held}; ${sharing}; ${freeHint(pool, view)}`, [address], pool);
     }
     const port = holder.ports.find((candidate) => other.ports.includes(candidate));
     if (port !== undefined) {

@@ -216,3 +216,23 @@ describe("the README's In CI run", () => {
     }
   });
 });
+
+describe("the README's Addresses that stay", () => {
+  test("its check and pools transcripts are what they print on examples/address-lifecycle", async () => {
+    const readme = await readFile(new URL("../../../README.md", import.meta.url), "utf8");
+    const blocks = [
+      ...readme.matchAll(
+        /```console\n\$ lb-ip-guard ((?:check|pools) [^\n]*address-lifecycle[^\n]*)\n([\s\S]*?)```/g,
+      ),
+    ];
+    assert.deepEqual(
+      blocks.map(([, command]) => command?.split(" ")[0]),
+      ["check", "pools"],
+    );
+    for (const [, command = "", output = ""] of blocks) {
+      const run = await cli(command.split(" "));
+      assert.equal(run.code, command.startsWith("check") ? 1 : 0, run.stderr);
+      assert.equal(run.stdout, output, command);
+    }
+  });
+});

@@ -7,6 +7,10 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type ChildOutput, outputOf } from "../../../scripts/child-output.ts";
+import { claimLease, retentionAnnotations } from "../../../src/cluster/claims/lease.ts";
+import { parseAddress } from "../../../src/ipam/address.ts";
+import { QUOTA_ANNOTATION } from "../../../src/ipam/decide/quota.ts";
+import { RESERVATION_API_VERSION } from "../../../src/ipam/reservations.ts";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 const main = join(root, "src/cli/main.ts");
@@ -134,4 +138,48 @@ export function service(
     metadata: { name, namespace, annotations, labels },
     spec: { type: "LoadBalancer", ports: [{ port: 80, protocol: "TCP" }], ...spec },
   });
+}
+
+/** An AddressReservation: for `serviceName` of its namespace, or any Service of it. */
+export function reservation(ref: string, addresses: string[], serviceName?: string): string {
+  const [namespace, name] = ref.split("/");
+  return JSON.stringify({
+    apiVersion: RESERVATION_API_VERSION,
+    kind: "AddressReservation",
+    metadata: { name, namespace },
+    spec: { addresses, ...(serviceName !== undefined && { serviceName }) },
+  });
+}
+
+/** A Namespace, with an address quota when given one. */
+export function namespace(name: string, quota?: string, labels: Record<string, string> = {}) {
+  return JSON.stringify({
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: {
+      name,
+      labels,
+      ...(quota !== undefined && { annotations: { [QUOTA_ANNOTATION]: quota } }),
+    },
+  });
+}
+
+/**
+ * The claim Lease the webhook writes for `holderRef` (claims/lease.ts itself), retaining the
+ * address from `retained.since` to `retained.until` when given.
+ */
+export function claim(
+  ip: string,
+  holderRef: string,
+  retained?: { since: number; until: number },
+): string {
+  const parsed = parseAddress(ip);
+  assert.ok(parsed.ok);
+  const holder = { ref: holderRef, sharingKey: "", ports: ["TCP/80"], backendKey: "Cluster" };
+  const lease = claimLease("lb-ip-guard", parsed.value, holder, "lan", Date.now(), "replica-0");
+  const metadata = lease.metadata as { annotations: Record<string, string> };
+  if (retained !== undefined) {
+    Object.assign(metadata.annotations, retentionAnnotations(retained.since, retained.until));
+  }
+  return JSON.stringify(lease);
 }

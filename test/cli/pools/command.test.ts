@@ -10,7 +10,16 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { outputOf } from "../../../scripts/child-output.ts";
 import type { PoolsReport } from "../../../src/cli/pools/report.ts";
-import { cli, IPADDRESSPOOL, KUBEFLOW, LAN, yaml } from "../check/helpers.ts";
+import {
+  claim,
+  cli,
+  IPADDRESSPOOL,
+  KUBEFLOW,
+  LAN,
+  namespace,
+  reservation,
+  yaml,
+} from "../check/helpers.ts";
 
 const PLUGIN = fileURLToPath(new URL("../../../src/cli/kubectl-plugin.ts", import.meta.url));
 
@@ -59,7 +68,7 @@ describe("lb-ip-guard pools", () => {
   it("JSON: pools with sizes as strings, held addresses with holders, free ranges, problems", async () => {
     const { code, report } = await poolsJson([KUBEFLOW, "--metallb-version", "v0.11.0"]);
     assert.equal(code, 1);
-    assert.deepEqual(report.summary, { pools: 1, held: 4, problems: 1 });
+    assert.deepEqual(report.summary, { pools: 1, held: 4, retained: 0, reserved: 0, problems: 1 });
     const [pool] = report.pools;
     assert.equal(pool?.name, "default");
     assert.deepEqual(pool?.ranges, ["192.168.35.100-192.168.35.110"]);
@@ -139,6 +148,81 @@ describe("lb-ip-guard pools", () => {
     assert.deepEqual(
       lan?.addresses.map((entry) => entry.address),
       ["10.0.0.15"],
+    );
+  });
+
+  it("the lifecycle: retained (for whom, until when), reserved (for whom, who holds it), quotas, a reservation held by another", async () => {
+    const now = Date.now();
+    const day = 86_400_000;
+    const existing = join(dir, "lifecycle.yaml");
+    await writeFile(
+      existing,
+      yaml(
+        LAN,
+        namespace("team-q", "2"),
+        namespace("team-z", "many"),
+        lb("team-q", "web", "10.0.0.10"),
+        lb("team-b", "intruder", "10.0.0.12"),
+        reservation("team-a/db", ["10.0.0.12"], "db"),
+        reservation("team-q/spare", ["10.0.0.13"]),
+        claim("10.0.0.11", "team-a/gone", { since: now - day, until: now + day }),
+        claim("10.0.0.14", "team-a/long-gone", { since: now - 2 * day, until: now - 1000 }),
+      ),
+    );
+    const { code, report, stderr } = await poolsJson(["--existing", existing]);
+    assert.equal(code, 1, "the reserved address held by another is a problem");
+    assert.match(
+      stderr,
+      /Namespace team-z: lb-ip-guard\.dev\/address-quota "many" is not a number/,
+    );
+    const lan = report.pools.find((pool) => pool.name === "lan");
+    assert.deepEqual(
+      lan?.retained.map((entry) => [entry.address, entry.for, Date.parse(entry.until)]),
+      // The expired retention of .14 is gone: .14 is free again.
+      [["10.0.0.11", "team-a/gone", Math.floor((now + day) / 1000) * 1000]],
+    );
+    assert.deepEqual(
+      lan?.reserved.map((entry) => [entry.address, entry.reservation, entry.for, entry.heldBy]),
+      [
+        ["10.0.0.12", "team-a/db", "team-a/db", ["team-b/intruder"]],
+        ["10.0.0.13", "team-q/spare", "namespace team-q", []],
+      ],
+    );
+    assert.deepEqual([lan?.used, lan?.free], [2, "6"]);
+    assert.deepEqual(lan?.freeRanges, [{ range: "10.0.0.14-10.0.0.19", size: "6" }]);
+    assert.deepEqual(
+      { ...report.summary },
+      { pools: 2, held: 2, retained: 1, reserved: 2, problems: 1 },
+    );
+    assert.deepEqual(report.namespaces, [
+      { namespace: "team-q", quota: 2, used: 2, addresses: ["10.0.0.10", "10.0.0.13"] },
+    ]);
+    assert.deepEqual(
+      report.problems.map((problem) => [problem.kind, problem.address]),
+      [["reserved-held-elsewhere", "10.0.0.12"]],
+    );
+
+    const text = await cli(["pools", "--existing", existing]);
+    for (const line of text.stdout.split("\n")) assert.ok(line.length <= 100, line);
+    assert.match(
+      text.stdout,
+      /\n {2}retained: 10\.0\.0\.11 for team-a\/gone since \S+Z, until \S+Z\n/,
+    );
+    assert.match(
+      text.stdout,
+      /\n {2}reserved: 10\.0\.0\.12 by AddressReservation team-a\/db for team-a\/db, held by team-b\/intruder\n/,
+    );
+    assert.match(
+      text.stdout,
+      /\n {2}reserved: 10\.0\.0\.13 by AddressReservation team-q\/spare for namespace team-q, not held\n/,
+    );
+    assert.match(
+      text.stdout,
+      /\nNAMESPACE +QUOTA +USED +ADDRESSES\nteam-q +2 +2 +10\.0\.0\.10, 10\.0\.0\.13\n/,
+    );
+    assert.match(
+      text.stdout,
+      /PROBLEMS\n {2}10\.0\.0\.12 is reserved by AddressReservation team-a\/db for team-a\/db,\s+but\s+team-b\/intruder\s+holds\s+it/,
     );
   });
 

@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import type { AdmissionReason } from "../../../admission/admit.ts";
 import type { Location } from "../locations.ts";
-import type { CheckResult, CheckRun } from "../report.ts";
+import { type CheckResult, type CheckRun, resultRef } from "../report.ts";
 
 /** The rule of an admission warning: the webhook admits the Service and kubectl prints it. */
 export const WARNING_RULE = "AdmissionWarning";
@@ -28,7 +28,7 @@ export interface Finding {
 
 export function findingsOf({ report, serviceWarnings, locations, ratchet }: CheckRun): Finding[] {
   return report.results.flatMap((result, index) => {
-    const ref = `${result.namespace}/${result.name}`;
+    const ref = resultRef(result);
     const location = locations[index];
     const finding = (level: Finding["level"], rule: Finding["rule"], message: string): Finding => ({
       level,

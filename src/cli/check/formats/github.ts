@@ -3,7 +3,7 @@
 // Escaping as GitHub documents it: in the message `%`, CR and LF; in a property also `:` and `,`,
 // which would otherwise end the property.
 
-import type { CheckRun } from "../report.ts";
+import { type CheckRun, summaryLine } from "../report.ts";
 import { findingsOf } from "./findings.ts";
 
 export function formatGitHub(run: CheckRun): string {
@@ -23,11 +23,8 @@ export function formatGitHub(run: CheckRun): string {
       .join(",");
     return `::${level} ${properties}::${escapeData(message)}`;
   });
-  const { services, allowed, assigned, denied } = run.report.summary;
   // A plain line: the step's log shows it, the runner leaves it alone.
-  lines.push(
-    `lb-ip-guard check: ${services} ${services === 1 ? "service" : "services"}: ${allowed} allowed, ${assigned} assigned, ${denied} denied`,
-  );
+  lines.push(`lb-ip-guard check: ${summaryLine(run.report.summary)}`);
   return `${lines.join("\n")}\n`;
 }
 

@@ -3,7 +3,7 @@
 // suite per file, a test case per Service (namespace/name), a failure per denial; admission
 // warnings in the case's system-out, where such reports show a passing test's notes.
 
-import type { CheckResult, CheckRun } from "../report.ts";
+import { type CheckResult, type CheckRun, resultRef } from "../report.ts";
 import { type XmlElement, xmlDocument } from "./xml.ts";
 
 /** The suite of the Services read from the cluster or --existing, which have no file. */
@@ -23,10 +23,14 @@ export function formatJUnit({ report, serviceWarnings }: CheckRun): string {
     if (result.decision === "denied") failures.set(suite, (failures.get(suite) ?? 0) + 1);
     cases.push(testCase(result, suite, serviceWarnings[index] ?? []));
   });
-  const { services, denied } = report.summary;
   return xmlDocument({
     name: "testsuites",
-    attributes: { name: "lb-ip-guard check", tests: services, failures: denied, errors: 0 },
+    attributes: {
+      name: "lb-ip-guard check",
+      tests: report.results.length,
+      failures: report.summary.denied,
+      errors: 0,
+    },
     children: [...suites].map(([name, cases]) => ({
       name: "testsuite",
       attributes: {
@@ -42,7 +46,7 @@ export function formatJUnit({ report, serviceWarnings }: CheckRun): string {
 }
 
 function testCase(result: CheckResult, suite: string, warnings: readonly string[]): XmlElement {
-  const ref = `${result.namespace}/${result.name}`;
+  const ref = resultRef(result);
   const where = result.file === null ? "" : ` (${result.file}:${result.line})`;
   const children: XmlElement[] = [];
   if (result.decision === "denied") {
