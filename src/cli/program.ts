@@ -3,6 +3,7 @@
 
 import type { CheckIO } from "./check/command.ts";
 import { packageVersion } from "./version.ts";
+import { keepYoungGenerationSmall } from "./young-generation.ts";
 
 /** This file's own exit statuses, the ones every command shares (check's and serve's EXIT). */
 const EXIT = { ok: 0, usage: 2 } as const;
@@ -108,6 +109,7 @@ async function main(argv: readonly string[], invocation: Invocation): Promise<nu
   }
   const load = Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
   if (load === undefined) return unknownCommand(first, io);
+  if (first !== "serve") keepYoungGenerationSmall();
   const implied =
     invocation.clusterByDefault.has(first) &&
     !rest.some((arg) => arg === "--cluster" || arg === "-h" || arg === "--help");
