@@ -25,14 +25,14 @@
  */
 
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { Agent, request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import { parse, stringify } from "yaml";
+import { stringify } from "yaml";
 import { metallbAssets } from "../scripts/metallb-assets.ts";
 import { type ControlPlane, e2eSkipReason, startControlPlane } from "../test/e2e/harness.ts";
+import { ApiClient, adminUser } from "./api-client.ts";
 import { exportBaseline, median, root, runCli, type Sample } from "./child-runs.ts";
 
 const { values } = parseArgs({
@@ -97,72 +97,13 @@ const poolObject = {
   spec: { addresses: [POOL] },
 };
 
-/** HTTPS to the API server as the harness's admin, over `sockets` kept-alive connections. */
-class ApiClient {
-  readonly #agent: Agent;
-  readonly #base: URL;
-
-  constructor(cp: ControlPlane, user: { cert: string; key: string }, sockets: number) {
-    this.#base = new URL(cp.apiserverUrl);
-    this.#agent = new Agent({ keepAlive: true, maxSockets: sockets, ca: cp.caPem, ...user });
-  }
-
-  post(path: string, body: unknown): Promise<{ status: number; text: string; ms: number }> {
-    const payload = JSON.stringify(body);
-    return new Promise((resolve, reject) => {
-      const started = performance.now();
-      const req = request(
-        {
-          host: this.#base.hostname,
-          port: this.#base.port,
-          method: "POST",
-          path,
-          agent: this.#agent,
-          headers: {
-            accept: "application/json",
-            "content-type": "application/json",
-            "content-length": Buffer.byteLength(payload),
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (chunk: Buffer) => chunks.push(chunk));
-          res.on("end", () =>
-            resolve({
-              status: res.statusCode ?? 0,
-              text: Buffer.concat(chunks).toString("utf8"),
-              ms: performance.now() - started,
-            }),
-          );
-          res.on("error", reject);
-        },
-      );
-      req.on("error", reject);
-      req.end(payload);
-    });
-  }
-
-  close(): void {
-    this.#agent.destroy();
-  }
-}
-
-async function adminUser(cp: ControlPlane): Promise<{ cert: string; key: string }> {
-  const config = parse(await readFile(cp.kubeconfigPath, "utf8")) as {
-    users: { user: Record<string, string> }[];
-  };
-  const user = config.users[0]?.user ?? {};
-  const decode = (field: string) => Buffer.from(user[field] ?? "", "base64").toString("utf8");
-  return { cert: decode("client-certificate-data"), key: decode("client-key-data") };
-}
-
 async function createServices(api: ApiClient, count: number): Promise<void> {
   let next = 0;
   const worker = async () => {
     for (let n = next++; n < count; n = next++) {
       const object = serviceObject(n);
       const namespace = (object.metadata as { namespace: string }).namespace;
-      const answer = await api.post(`/api/v1/namespaces/${namespace}/services`, object);
+      const answer = await api.send("POST", `/api/v1/namespaces/${namespace}/services`, object);
       if (answer.status !== 201)
         throw new Error(`create svc-${n}: ${answer.status} ${answer.text}`);
     }
@@ -199,7 +140,7 @@ async function measureServe(cp: ControlPlane, api: ApiClient, count: number) {
   for (let i = 0; i < REVIEWS; i += 1) {
     // A free address of the pool, above the N taken ones: granted, nothing written (dry run).
     const object = serviceObject(count + 1 + i);
-    const answer = await api.post("/api/v1/namespaces/team-0/services?dryRun=All", {
+    const answer = await api.send("POST", "/api/v1/namespaces/team-0/services?dryRun=All", {
       ...object,
       metadata: { ...(object.metadata as object), name: `dry-${i}`, namespace: "team-0" },
     });
@@ -289,21 +230,16 @@ async function measureSize(count: number, baseline: string, dir: string): Promis
   });
   const api = new ApiClient(cp, await adminUser(cp), 16);
   try {
-    const namespaces = Array.from({ length: NAMESPACES }, (_, i) => ({
-      apiVersion: "v1",
-      kind: "Namespace",
-      metadata: { name: `team-${i}` },
-    }));
+    const namespaces = [
+      "metallb-system",
+      ...Array.from({ length: NAMESPACES }, (_, i) => `team-${i}`),
+    ];
+    const items = [
+      ...namespaces.map((name) => ({ apiVersion: "v1", kind: "Namespace", metadata: { name } })),
+      poolObject,
+    ];
     await cp.kubectl(["apply", "-f", "-"], {
-      stdin: JSON.stringify({
-        apiVersion: "v1",
-        kind: "List",
-        items: [
-          { apiVersion: "v1", kind: "Namespace", metadata: { name: "metallb-system" } },
-          ...namespaces,
-          poolObject,
-        ],
-      }),
+      stdin: JSON.stringify({ apiVersion: "v1", kind: "List", items }),
     });
     const creating = performance.now();
     await createServices(api, count);
