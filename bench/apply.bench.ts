@@ -38,16 +38,13 @@
  */
 
 import { spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
-import { Agent, createServer as createHttpsServer, request } from "node:https";
+import { createServer as createHttpsServer } from "node:https";
 import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { parse } from "yaml";
 import {
-  type ControlPlane,
   e2eSkipReason,
   generateServingCertificate,
   startControlPlane,
@@ -55,6 +52,7 @@ import {
   type WebhookProcess,
   webhookManifests,
 } from "../test/e2e/harness.ts";
+import { ApiClient, adminUser } from "./api-client.ts";
 
 const CREATES = Number(process.env.LB_IP_GUARD_BENCH_CREATES ?? 150);
 const ALLOCATOR = process.env.LB_IP_GUARD_BENCH_ALLOCATOR ?? "elected";
@@ -169,76 +167,6 @@ const MODES: readonly Mode[] = [
   ...grantModes(NS.one, ""),
   ...grantModes(NS.two, " x2"),
 ];
-
-/** HTTPS to the apiserver over one kept-alive connection, as the harness's admin. */
-class ApiClient {
-  readonly #agent: Agent;
-  readonly #base: URL;
-  connections = 0;
-
-  constructor(cp: ControlPlane, user: { cert: string; key: string }) {
-    this.#base = new URL(cp.apiserverUrl);
-    this.#agent = new Agent({ keepAlive: true, maxSockets: 1, ca: cp.caPem, ...user });
-  }
-
-  send(
-    method: string,
-    path: string,
-    body?: unknown,
-  ): Promise<{ status: number; text: string; ms: number }> {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    return new Promise((resolve, reject) => {
-      const started = performance.now();
-      const req = request(
-        {
-          host: this.#base.hostname,
-          port: this.#base.port,
-          method,
-          path,
-          agent: this.#agent,
-          headers: {
-            accept: "application/json",
-            ...(payload !== undefined && {
-              "content-type": "application/json",
-              "content-length": Buffer.byteLength(payload),
-            }),
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (chunk: Buffer) => chunks.push(chunk));
-          res.on("end", () =>
-            resolve({
-              status: res.statusCode ?? 0,
-              text: Buffer.concat(chunks).toString("utf8"),
-              ms: performance.now() - started,
-            }),
-          );
-          res.on("error", reject);
-        },
-      );
-      req.on("socket", (socket) => {
-        if (!req.reusedSocket) this.connections += 1;
-        socket.setNoDelay(true);
-      });
-      req.on("error", reject);
-      req.end(payload);
-    });
-  }
-
-  close(): void {
-    this.#agent.destroy();
-  }
-}
-
-async function adminUser(cp: ControlPlane): Promise<{ cert: string; key: string }> {
-  const config = parse(await readFile(cp.kubeconfigPath, "utf8")) as {
-    users: { user: Record<string, string> }[];
-  };
-  const user = config.users[0]?.user ?? {};
-  const decode = (field: string) => Buffer.from(user[field] ?? "", "base64").toString("utf8");
-  return { cert: decode("client-certificate-data"), key: decode("client-key-data") };
-}
 
 /**
  * The shipped webhook configurations under `name`, calling `url`, for the namespaces the

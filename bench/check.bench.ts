@@ -16,24 +16,14 @@
  * also runs with `--format sarif` beside the JSON. Medians and ratios are printed.
  */
 
-import { execFileSync, spawn } from "node:child_process";
-import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
-import { fileURLToPath } from "node:url";
+import { exportBaseline, median, root, runCli, type Sample } from "./child-runs.ts";
 
 const SERVICES = 20_000;
 const FILES = 20;
 const ROUNDS = Number(process.env.LB_IP_GUARD_BENCH_ROUNDS ?? 3);
-const root = fileURLToPath(new URL("../", import.meta.url));
-
-/**
- * The child reports its own peak memory and CPU time on exit: portable, and no wrapper process to
- * count. CPU time is the steadier figure on a machine that other work shares (wall time includes
- * waiting for a core).
- */
-const REPORT_USAGE = `data:text/javascript,process.on("exit",()=>{const u=process.resourceUsage();process.stderr.write("usage="+u.maxRSS+","+(u.userCPUTime+u.systemCPUTime)+"\\n")})`;
 
 function services(file: number): string {
   const documents: string[] = [];
@@ -76,16 +66,8 @@ spec:
     - 10.100.0.0/15
 `;
 
-interface Sample {
-  readonly seconds: number;
-  readonly cpuSeconds: number;
-  readonly maxRssMB: number;
-}
-
-async function run(checkout: string, dir: string, extra: readonly string[]): Promise<Sample> {
+function run(checkout: string, dir: string, extra: readonly string[]): Promise<Sample> {
   const args = [
-    `--import=${REPORT_USAGE}`,
-    join(checkout, "src/cli/main.ts"),
     "check",
     join(dir, "manifests"),
     "--pools",
@@ -94,42 +76,15 @@ async function run(checkout: string, dir: string, extra: readonly string[]): Pro
     "json",
     ...extra,
   ];
-  const started = performance.now();
-  const child = spawn(process.execPath, args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk;
-  });
-  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
-  const seconds = (performance.now() - started) / 1000;
   // Exit 1: the duplicates are denied, as they should be.
-  if (code !== 1) throw new Error(`${checkout}: exit ${code}: ${stderr}`);
-  const [, rss, cpu] = /usage=(\d+),(\d+)/.exec(stderr) ?? [];
-  return { seconds, cpuSeconds: Number(cpu) / 1e6, maxRssMB: Number(rss) / 1024 };
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[middle] ?? 0)
-    : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+  return runCli(checkout, args, { cwd: dir, codes: [1] });
 }
 
 async function main(): Promise<void> {
-  const revision =
-    process.argv[2] ??
-    execFileSync("git", ["merge-base", "HEAD", "main"], { cwd: root, encoding: "utf8" }).trim();
   const dir = await mkdtemp(join(tmpdir(), "lb-ip-guard-bench-check-"));
   try {
     const baseline = join(dir, "baseline");
-    await mkdir(baseline);
-    const archive = execFileSync("git", ["archive", revision, "src", "package.json"], {
-      cwd: root,
-      maxBuffer: 1 << 28,
-    });
-    execFileSync("tar", ["-x", "-C", baseline], { input: archive });
-    await symlink(join(root, "node_modules"), join(baseline, "node_modules"));
+    const revision = await exportBaseline(baseline, process.argv[2]);
     await mkdir(join(dir, "manifests"));
     for (let file = 0; file < FILES; file += 1) {
       await writeFile(

@@ -1,12 +1,12 @@
 // The lb-ip-guard command line, for both of its entry points (main.ts, and kubectl-plugin.ts for
-// `kubectl lb-ip-guard`): a table of subcommands. To add one, import its runner and add a row.
+// `kubectl lb-ip-guard`): a table of subcommands. To add one, add a row that imports its module.
 
-import { CHECK_SUMMARY, CHECK_USAGE, type CheckIO, EXIT, runCheck } from "./check/command.ts";
-import { CONVERT_SUMMARY, CONVERT_USAGE, runConvert } from "./convert/command.ts";
-import { POOLS_SUMMARY, POOLS_USAGE, runPools } from "./pools/command.ts";
-import { RESERVE_SUMMARY, RESERVE_USAGE, runReserve } from "./reserve/command.ts";
-import { runServe, SERVE_SUMMARY, SERVE_USAGE } from "./serve.ts";
+import type { CheckIO } from "./check/command.ts";
 import { packageVersion } from "./version.ts";
+import { keepYoungGenerationSmall } from "./young-generation.ts";
+
+/** This file's own exit statuses, the ones every command shares (check's and serve's EXIT). */
+const EXIT = { ok: 0, usage: 2 } as const;
 
 interface Command {
   /** One line for the command list. */
@@ -17,12 +17,32 @@ interface Command {
   readonly run: (args: readonly string[], io: CheckIO) => Promise<number>;
 }
 
-const COMMANDS: Readonly<Record<string, Command>> = {
-  check: { summary: CHECK_SUMMARY, usage: CHECK_USAGE, run: runCheck },
-  convert: { summary: CONVERT_SUMMARY, usage: CONVERT_USAGE, run: runConvert },
-  pools: { summary: POOLS_SUMMARY, usage: POOLS_USAGE, run: runPools },
-  reserve: { summary: RESERVE_SUMMARY, usage: RESERVE_USAGE, run: runReserve },
-  serve: { summary: SERVE_SUMMARY, usage: SERVE_USAGE, run: runServe },
+/**
+ * Each command's module, imported only when that command is run (or for the help): a command
+ * loads what it uses, not the others' modules (check --cluster need not load the server's
+ * fastify, pino and prom-client, serve not the manifest parser).
+ */
+const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
+  check: async () => {
+    const { CHECK_SUMMARY, CHECK_USAGE, runCheck } = await import("./check/command.ts");
+    return { summary: CHECK_SUMMARY, usage: CHECK_USAGE, run: runCheck };
+  },
+  convert: async () => {
+    const { CONVERT_SUMMARY, CONVERT_USAGE, runConvert } = await import("./convert/command.ts");
+    return { summary: CONVERT_SUMMARY, usage: CONVERT_USAGE, run: runConvert };
+  },
+  pools: async () => {
+    const { POOLS_SUMMARY, POOLS_USAGE, runPools } = await import("./pools/command.ts");
+    return { summary: POOLS_SUMMARY, usage: POOLS_USAGE, run: runPools };
+  },
+  reserve: async () => {
+    const { RESERVE_SUMMARY, RESERVE_USAGE, runReserve } = await import("./reserve/command.ts");
+    return { summary: RESERVE_SUMMARY, usage: RESERVE_USAGE, run: runReserve };
+  },
+  serve: async () => {
+    const { SERVE_SUMMARY, SERVE_USAGE, runServe } = await import("./serve.ts");
+    return { summary: SERVE_SUMMARY, usage: SERVE_USAGE, run: runServe };
+  },
 };
 
 /** How the program was started: as itself, or as a kubectl plugin. */
@@ -35,10 +55,12 @@ export interface Invocation {
 
 export const STANDALONE: Invocation = { name: "lb-ip-guard", clusterByDefault: new Set() };
 
-function usage(invocation: Invocation): string {
+async function usage(invocation: Invocation): Promise<string> {
   const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
-  const rows = Object.entries(COMMANDS).map(
-    ([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`,
+  const rows = await Promise.all(
+    Object.entries(COMMANDS).map(
+      async ([name, load]) => `  ${name.padEnd(width)}  ${(await load()).summary}`,
+    ),
   );
   const plugin =
     invocation.clusterByDefault.size === 0
@@ -59,8 +81,8 @@ Options:
   --version      print the version
 
 Exit status: 0 ok, 2 usage or input error; 1 is the command's own: check, something
-denied; convert --check, a decision differs; pools, a problem found; reserve, refused; serve,
-serving failed (${invocation.name} help COMMAND).
+denied; convert --check, a decision differs; pools, a problem found; serve, serving failed
+(${invocation.name} help COMMAND).
 `;
 }
 
@@ -73,12 +95,12 @@ async function main(argv: readonly string[], invocation: Invocation): Promise<nu
   if (first === undefined || first === "-h" || first === "--help" || first === "help") {
     const topic = first === "help" ? rest[0] : undefined;
     if (topic !== undefined) {
-      const command = Object.hasOwn(COMMANDS, topic) ? COMMANDS[topic] : undefined;
-      if (command === undefined) return unknownCommand(topic, io);
-      io.stdout(command.usage);
+      const load = Object.hasOwn(COMMANDS, topic) ? COMMANDS[topic] : undefined;
+      if (load === undefined) return unknownCommand(topic, io);
+      io.stdout((await load()).usage);
       return EXIT.ok;
     }
-    io.stdout(usage(invocation));
+    io.stdout(await usage(invocation));
     return EXIT.ok;
   }
   if (first === "--version") {
@@ -89,12 +111,13 @@ async function main(argv: readonly string[], invocation: Invocation): Promise<nu
     io.stderr(`lb-ip-guard: unknown option '${first}'; a command comes first (try --help)\n`);
     return EXIT.usage;
   }
-  const command = Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
-  if (command === undefined) return unknownCommand(first, io);
+  const load = Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
+  if (load === undefined) return unknownCommand(first, io);
+  if (first !== "serve") keepYoungGenerationSmall();
   const implied =
     invocation.clusterByDefault.has(first) &&
     !rest.some((arg) => arg === "--cluster" || arg === "-h" || arg === "--help");
-  return command.run(implied ? ["--cluster", ...rest] : rest, io);
+  return (await load()).run(implied ? ["--cluster", ...rest] : rest, io);
 }
 
 function unknownCommand(name: string, io: CheckIO): number {

@@ -10,10 +10,10 @@ import type { Labels } from "../ipam/labels.ts";
 import { type MetalLBVersion, parseMetalLBVersion } from "../ipam/metallb-version.ts";
 import type { PoolSet } from "../ipam/pool.ts";
 import {
+  listManifests,
   ManifestError,
   ManifestLoader,
   type ManifestObject,
-  parseManifests,
 } from "../manifests/loader.ts";
 import {
   auditOrder,
@@ -298,7 +298,7 @@ async function clusterLifecycle(target: ClusterTarget, file: string) {
   const { readLifecycleObjects } = await import("../cluster/claim-reader.ts");
   const { objects, warnings } = await readLifecycleObjects(target, target.claimsNamespace);
   return {
-    objects: parseManifests(JSON.stringify({ kind: "List", items: objects }), file),
+    objects: listManifests(objects, file),
     warnings,
   };
 }

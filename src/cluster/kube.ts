@@ -148,8 +148,7 @@ export class KubeClient {
       const kind = typeof page.kind === "string" ? page.kind.replace(/List$/, "") : undefined;
       const apiVersion = typeof page.apiVersion === "string" ? page.apiVersion : undefined;
       for (const item of Array.isArray(page.items) ? page.items : []) {
-        const object = asRecord(item);
-        items.push({ apiVersion, kind, ...object });
+        items.push({ apiVersion, kind, ...withoutManagedFields(asRecord(item)) });
       }
       if (resourceVersion === "") resourceVersion = String(metadata.resourceVersion ?? "");
       continueToken = typeof metadata.continue === "string" ? metadata.continue : "";
@@ -191,7 +190,8 @@ export class KubeClient {
         .watch(
           path,
           query,
-          (type: string, object: unknown) => onEvent(type as WatchEventType, asRecord(object)),
+          (type: string, object: unknown) =>
+            onEvent(type as WatchEventType, withoutManagedFields(asRecord(object))),
           done,
         )
         .then(
@@ -274,6 +274,19 @@ export class KubeClient {
     if (body === undefined) throw new KubeApiError(`${what}: the answer is not JSON`, status);
     return asRecord(body);
   }
+}
+
+/**
+ * `object` without `metadata.managedFields`: server-side apply's record of who set which field is
+ * about half of a Service's JSON and nothing here reads it, so it is dropped as each object
+ * arrives, before a list of 10,000 Services (or serve's state) holds it. A PUT of such an object
+ * leaves the server's record as it is (only an empty list resets it).
+ */
+function withoutManagedFields(object: Record<string, unknown>): Record<string, unknown> {
+  const metadata = asRecord(object.metadata);
+  if (!Object.hasOwn(metadata, "managedFields")) return object;
+  const { managedFields: _dropped, ...kept } = metadata;
+  return { ...object, metadata: kept };
 }
 
 /** `error`'s message with its causes (`fetch failed: connect ECONNREFUSED 127.0.0.1:6443`). */

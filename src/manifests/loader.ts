@@ -10,6 +10,7 @@ import {
   isCollection,
   LineCounter,
   parseAllDocuments,
+  parseDocument,
   stringify,
   visit,
 } from "yaml";
@@ -197,6 +198,29 @@ export function parseManifests(text: string, file: string): ManifestObject[] {
     const source: SourceDocument = { file, document, yaml, text: written, lines };
     flatten(value, source, [], objects);
   });
+  return objects;
+}
+
+/**
+ * Objects already parsed (a cluster's collections, read as JSON) as the objects of one List
+ * document named `file`: what parseManifests gives for `{"kind": "List", "items": items}`, the
+ * same objects and locations, without printing them and parsing them again into a YAML node tree
+ * (at 10,000 Services that tree was most of `check --cluster`'s time and memory). Its document
+ * has no nodes: nothing points at a line of the cluster, and --assign writes only PATHs.
+ */
+export function listManifests(
+  items: readonly Record<string, unknown>[],
+  file: string,
+): ManifestObject[] {
+  const source: SourceDocument = {
+    file,
+    document: 1,
+    yaml: parseDocument(""),
+    text: "",
+    lines: new LineCounter(),
+  };
+  const objects: ManifestObject[] = [];
+  flatten({ kind: "List", items }, source, [], objects);
   return objects;
 }
 

@@ -12,10 +12,10 @@ import { formatMetalLBVersion, type ReleaseReads } from "../../ipam/metallb-vers
 import type { PoolSet } from "../../ipam/pool.ts";
 import { type ServiceObject, statusAddresses } from "../../ipam/service.ts";
 import {
+  listManifests,
   ManifestError,
   type ManifestLoader,
   type ManifestObject,
-  parseManifests,
   pathText,
   STDIN_NAME,
 } from "../../manifests/loader.ts";
@@ -64,11 +64,10 @@ export async function clusterObjects(options: {
   } catch (error) {
     throw new InputError([`--cluster: ${(error as Error).message}`]);
   }
-  const asList = (items: readonly unknown[]) => JSON.stringify({ kind: "List", items });
   const file = `cluster ${snapshot.server}`;
   return {
-    pools: parseManifests(asList(snapshot.pools), file),
-    existing: parseManifests(asList(snapshot.existing), file),
+    pools: listManifests(snapshot.pools, file),
+    existing: listManifests(snapshot.existing, file),
     release: snapshot.release,
     file,
   };
