@@ -5,8 +5,9 @@
 //   k8s.io/kubernetes module (and wrapper module) as kube-apiserver, in one `go build`;
 // - containerd, its runc shim and ctr (containerd v2: kubelet 1.36 and later no longer talk to
 //   containerd 1.x, and Debian bookworm ships 1.6), from the Go module proxy;
-// - from Debian's packages, where bookworm's are recent enough: runc, the CNI plugins (bridge,
-//   host-local, loopback), iptables and conntrack (kube-proxy's), installed with apt-get as root.
+// - from Debian's packages, where bookworm's are recent enough: runc 1.1.5, the CNI plugins
+//   (bridge, host-local), iptables and conntrack (kube-proxy's) and buildah (for the pause
+//   image), installed with apt-get as root.
 //
 // Built into a cache keyed by version like the control plane's binaries, so only the first run
 // on a machine pays for the build (minutes).
