@@ -1,6 +1,7 @@
 // A real, throwaway Kubernetes control plane for the end-to-end tests: etcd and kube-apiserver
 // on 127.0.0.1, random ports, everything in one mkdtemp folder, and the real kubectl.
-// No controller-manager, scheduler or kubelet: admission is all these tests exercise. MetalLB's
+// No controller-manager, scheduler or kubelet: admission is what most tests exercise (node.ts
+// adds a real node, on a control plane started with `nodeAddress`). MetalLB's
 // real controller can run beside it (startMetalLB): it needs no node to assign addresses.
 //
 // Teardown is guaranteed three ways, because a leftover etcd outlives any test run:
@@ -25,6 +26,7 @@ import { thirdPartyCrds } from "../../scripts/crd-assets.ts";
 import { helmBinary } from "../../scripts/helm-assets.ts";
 import { AssetsUnavailableError, k8sAssets } from "../../scripts/k8s-assets.ts";
 import { type MetalLBVersion, metallbAssets } from "../../scripts/metallb-assets.ts";
+import { nodeAssets } from "../../scripts/node-assets.ts";
 import {
   generateCa,
   issueServingCertificate,
@@ -237,6 +239,8 @@ export interface E2EAssets {
   helm?: boolean;
   /** The Prometheus Operator's and cert-manager's CRDs (scripts/crd-assets.ts). */
   thirdPartyCrds?: boolean;
+  /** A real node's binaries and packages (scripts/node-assets.ts), and root to run them. */
+  node?: boolean;
 }
 
 /**
@@ -251,6 +255,11 @@ export async function e2eSkipReason(assets: E2EAssets = {}): Promise<string | fa
     for (const version of assets.metallb ?? []) await metallbAssets(version);
     if (assets.helm) await helmBinary();
     if (assets.thirdPartyCrds) await thirdPartyCrds();
+    if (assets.node) {
+      // Bridges, cgroups, mounts and iptables: a node needs root.
+      if (process.getuid?.() !== 0) throw new AssetsUnavailableError("a node needs root");
+      await nodeAssets();
+    }
     return false;
   } catch (err) {
     const message = `e2e: ${(err as Error).message.split("\n")[0]}`;

@@ -28,11 +28,12 @@ import { type NodeAssets, nodeAssets, PAUSE_IMAGE } from "../../scripts/node-ass
 import {
   type ControlPlane,
   type ControlPlaneOptions,
+  describeE2E,
   freePort,
   kubernetesServiceIP,
   startControlPlane,
 } from "./harness.ts";
-import { KUBEADM_SERVICE_RANGE } from "./webhook-fixtures.ts";
+import { EXAMPLE_METALLB, KUBEADM_SERVICE_RANGE } from "./webhook-fixtures.ts";
 
 export const NODE_NAME = "lb-ip-guard-e2e-node";
 const BRIDGE = "lbg-e2e0";
@@ -122,7 +123,9 @@ async function takeLock(): Promise<() => Promise<void>> {
 }
 
 function teardownScript(dir: string, assets: NodeAssets, lock: string): string {
-  const cgroups = CGROUP_CONTROLLERS.map((c) => `/sys/fs/cgroup/${c}/${CGROUP}`).join(" ");
+  // Every hierarchy, not only the controllers kubelet is given: runc also makes the containers'
+  // cgroups in the hybrid layout's unified (v2) one.
+  const cgroups = `/sys/fs/cgroup/*/${CGROUP}`;
   return `#!/bin/sh
 # The node's teardown (test/e2e/node.ts), for stop() and for the watchdog. Every step goes on
 # when one fails: what is left must be as little as possible.
@@ -268,6 +271,50 @@ async function tail(file: string): Promise<string> {
 }
 
 /**
+ * What a node left on the machine, one line each: its bridge, route, cgroups, mounts, KUBE-*
+ * iptables chains, kernel settings not restored. Empty after stop() (the suite checks).
+ */
+export async function leftovers(saved: ReadonlyMap<string, string>): Promise<string[]> {
+  const found = (
+    await sh(
+      `ip link show ${BRIDGE} >/dev/null 2>&1 && echo "bridge ${BRIDGE}"
+ip route show ${SERVICE_RANGE} | grep -q . && echo "route ${SERVICE_RANGE}"
+for d in /sys/fs/cgroup/*/${CGROUP}; do [ -d "$d" ] && echo "cgroup $d"; done
+grep -o ' [^ ]*lb-ip-guard-node-[^ ]* ' /proc/self/mountinfo | sed 's/^/mount/'
+for cmd in iptables ip6tables; do for t in filter nat mangle; do
+  $cmd -t $t -S 2>/dev/null | grep -q KUBE- && echo "$cmd -t $t: KUBE- chains"
+done; done; true`,
+    )
+  )
+    .split("\n")
+    .filter((line) => line !== "");
+  for (const [key, value] of saved) {
+    const now = (await readFile(`/proc/sys/${key}`, "utf8")).trim();
+    if (now !== value) found.push(`${key} = ${now}, was ${value}`);
+  }
+  return found;
+}
+
+/** The kernel settings kubelet changes, as they are now. */
+export async function kernelTunables(): Promise<Map<string, string>> {
+  const values = new Map<string, string>();
+  for (const key of KERNEL_TUNABLES) {
+    values.set(key, (await readFile(`/proc/sys/${key}`, "utf8")).trim());
+  }
+  return values;
+}
+
+/**
+ * The suite for tests on a node: `await describeNode(name, () => { … })`, as describeE2E
+ * (harness.ts) with the node's binaries, the pinned Helm and MetalLB v0.11.0: outside CI, one
+ * skipped test with the reason when they cannot be had here (no Go, not root); under CI=true, or
+ * on a build error, one failing test.
+ */
+export async function describeNode(name: string, fn: () => void): Promise<void> {
+  await describeE2E(name, { helm: true, metallb: [EXAMPLE_METALLB], node: true }, fn);
+}
+
+/**
  * The control plane on the node's address (harness.ts, `nodeAddress`), then the node: resolves
  * once the Node is Ready and kube-proxy has written the `kubernetes` Service's rules.
  */
@@ -308,10 +355,7 @@ export async function startNodeCluster(
   let cp: ControlPlane | undefined;
   try {
     // What kubelet will change, to be put back.
-    const saved: string[] = [];
-    for (const key of KERNEL_TUNABLES) {
-      saved.push(`${key} ${(await readFile(`/proc/sys/${key}`, "utf8")).trim()}`);
-    }
+    const saved = [...(await kernelTunables())].map(([key, value]) => `${key} ${value}`);
     await writeFile(join(dir, "sysctl.saved"), `${saved.join("\n")}\n`);
 
     await sh(
@@ -514,23 +558,32 @@ export async function startNodeCluster(
       importImage,
       images,
       podMemory: async (namespace) => {
-        const { stdout } = await control.kubectl([
-          "get",
-          "--raw",
-          `/api/v1/nodes/${NODE_NAME}/proxy/stats/summary`,
-        ]);
-        const summary = JSON.parse(stdout) as {
-          pods?: {
-            podRef: { name: string; namespace: string };
-            memory?: { workingSetBytes?: number };
-          }[];
-        };
-        const memory = new Map<string, number>();
-        for (const pod of summary.pods ?? []) {
-          if (pod.podRef.namespace === namespace)
-            memory.set(pod.podRef.name, pod.memory?.workingSetBytes ?? 0);
+        // kubelet's stats lag a pod's start by its housekeeping interval: until every pod of
+        // the namespace has a working set.
+        const deadline = Date.now() + 60_000;
+        for (;;) {
+          const { stdout } = await control.kubectl([
+            "get",
+            "--raw",
+            `/api/v1/nodes/${NODE_NAME}/proxy/stats/summary`,
+          ]);
+          const summary = JSON.parse(stdout) as {
+            pods?: {
+              podRef: { name: string; namespace: string };
+              memory?: { workingSetBytes?: number };
+            }[];
+          };
+          const memory = new Map<string, number>();
+          for (const pod of summary.pods ?? []) {
+            if (pod.podRef.namespace === namespace) {
+              memory.set(pod.podRef.name, pod.memory?.workingSetBytes ?? 0);
+            }
+          }
+          if ([...memory.values()].every((bytes) => bytes > 0) || Date.now() > deadline) {
+            return memory;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 1000));
         }
-        return memory;
       },
       stop: stopNode,
     };
