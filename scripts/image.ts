@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { outputOf } from "./child-output.ts";
 import { debianProgram } from "./debian-package.ts";
-import { type Log, runAsScript } from "./go-assets.ts";
+import { AssetsUnavailableError, type Log, runAsScript } from "./go-assets.ts";
 
 const repoRoot = fileURLToPath(new URL("../", import.meta.url));
 
@@ -56,6 +56,10 @@ async function run(
 }
 
 async function tools(log: Log): Promise<{ buildah: string; mmdebstrap: string }> {
+  // mmdebstrap --mode=root and buildah's chroot builds in the system store: as root only.
+  if (process.getuid?.() !== 0) {
+    throw new AssetsUnavailableError("building the image here needs root (buildah, mmdebstrap)");
+  }
   const buildah = await debianProgram(
     { package: "buildah", binary: "/usr/bin/buildah", variable: "BUILDAH" },
     log,
