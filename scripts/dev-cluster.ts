@@ -3,22 +3,74 @@
 // of examples/kubeflow-v0.11/ and MetalLB v0.11.0's real controller reading it, so Services get
 // the EXTERNAL-IP MetalLB assigns; then it prints the KUBECONFIG line and waits. Ctrl-C (or
 // SIGTERM) removes everything: servers, webhook, MetalLB, temp folder.
+//
+// `npm run dev:cluster -- --node` starts a real node instead of the local `serve` (kubelet,
+// containerd, kube-proxy, kube-controller-manager, kube-scheduler: test/e2e/node.ts, as root),
+// with the image built from the Dockerfile loaded into it, so the README's `helm install` (or
+// `kubectl apply -k deploy/`) runs as on a cluster. MetalLB's controller starts after that.
 
 import { existsSync } from "node:fs";
-import { delimiter, relative } from "node:path";
-import { startControlPlane } from "../test/e2e/harness.ts";
+import { delimiter, join, relative } from "node:path";
+import { type ControlPlane, startControlPlane } from "../test/e2e/harness.ts";
+import { startNodeCluster } from "../test/e2e/node.ts";
 import {
   applyExamplePools,
   DASHBOARDS,
   EXAMPLE_NAMESPACES,
   KUBEADM_SERVICE_RANGE,
 } from "../test/e2e/webhook-fixtures.ts";
+import { helmBinary } from "./helm-assets.ts";
+import { buildImage, exportImage, IMAGE } from "./image.ts";
 import { K8S_VERSION, k8sAssets } from "./k8s-assets.ts";
 import { metallbAssets } from "./metallb-assets.ts";
 
 const say = (text: string) => process.stderr.write(`${text}\n`);
 /** The version whose configuration is the example's: the legacy ConfigMap. */
 const METALLB_VERSION = "v0.11.0";
+
+/** The node playground: everything the test suite installs with, nothing installed yet. */
+async function mainWithNode(): Promise<void> {
+  const started = Date.now();
+  await metallbAssets(METALLB_VERSION);
+  const helm = await helmBinary();
+  say("dev:cluster: building the image from the Dockerfile …");
+  await buildImage(say);
+  say("dev:cluster: starting the control plane and a node …");
+  const cluster = await startNodeCluster();
+  const cp: ControlPlane = cluster.cp;
+  const archive = join(cluster.node.dir, "image.oci.tar");
+  await exportImage(archive, say);
+  await cluster.node.importImage(archive);
+  await applyExamplePools(cp);
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.on(signal, () => {
+      void cluster.stop().finally(() => {
+        say(`\ndev:cluster: ${signal}: node and control plane stopped, folders removed`);
+        process.exit(0);
+      });
+    });
+  }
+  const bin = await k8sAssets();
+  const out = [
+    "",
+    `lb-ip-guard dev cluster with a node is up (${((Date.now() - started) / 1000).toFixed(1)} s): kube-apiserver ${cp.apiserverUrl}, ${IMAGE} in the node's containerd`,
+    "Pools: metallb-system/config of examples/kubeflow-v0.11. Nothing is installed yet. In another terminal:",
+    "",
+    `export KUBECONFIG=${cp.kubeconfigPath} PATH="${bin}:$PATH"`,
+    `${helm} install lb-ip-guard deploy/helm/lb-ip-guard --namespace lb-ip-guard --create-namespace --wait`,
+    "#   or: kubectl apply -k deploy/ && kubectl -n lb-ip-guard rollout status deployment/lb-ip-guard",
+    `kubectl apply -f ${relative(process.cwd(), DASHBOARDS) || DASHBOARDS}`,
+    "",
+    `MetalLB's controller ${METALLB_VERSION} starts here once you press Enter (after the install, so it sees only admitted Services).`,
+    "Ctrl-C here stops everything.",
+    "",
+  ];
+  process.stdout.write(`${out.join("\n")}\n`);
+  await new Promise<void>((resolve) => process.stdin.once("data", () => resolve()));
+  const metallb = await cp.startMetalLB({ version: METALLB_VERSION });
+  say(`dev:cluster: MetalLB's controller ${METALLB_VERSION} runs (log: ${metallb.logFile})`);
+  await new Promise(() => {}); // until a signal
+}
 
 async function main(): Promise<void> {
   const started = Date.now();
@@ -114,7 +166,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
+(process.argv.includes("--node") ? mainWithNode() : main()).catch((error: unknown) => {
   say(`dev:cluster: ${(error as Error).message}`);
   // The harness's exit handler stops whatever was started and removes the folder.
   process.exit(1);

@@ -61,7 +61,14 @@ export async function k8sAssets(log: Log = stderrLog): Promise<string> {
   return dir;
 }
 
-async function build(ctx: BuildContext, dir: string): Promise<void> {
+/**
+ * The wrapper module that builds commands of k8s.io/kubernetes (see the top of this file) in the
+ * build's scratch folder, and the ldflags with the version stamps `make` would set.
+ * scripts/node-assets.ts builds the node's binaries from the same module.
+ */
+export async function kubernetesModule(
+  ctx: BuildContext,
+): Promise<{ kubeDir: string; goLine: string; ldflags: string; describe: string }> {
   const { work, step } = ctx;
   const kube = `v${K8S_VERSION}`;
   const [, minor, patch] = K8S_VERSION.split(".");
@@ -102,15 +109,26 @@ async function build(ctx: BuildContext, dir: string): Promise<void> {
     `-X ${pkg}.gitTreeState=clean`,
   ]);
   const ldflags = `-s -w ${stamp.join(" ")}`;
+  return {
+    kubeDir,
+    goLine,
+    ldflags,
+    describe: `${kube} (${staging.length} staging modules at ${stagingVersion})`,
+  };
+}
+
+async function build(ctx: BuildContext, dir: string): Promise<void> {
+  const { step } = ctx;
+  const { kubeDir, goLine, ldflags, describe } = await kubernetesModule(ctx);
 
   for (const bin of ["kube-apiserver", "kubectl"]) {
     if (await isExecutable(join(dir, bin))) continue;
-    step(`building ${bin} ${kube} (${staging.length} staging modules at ${stagingVersion})`);
+    step(`building ${bin} ${describe}`);
     await ctx.goBuild(kubeDir, `k8s.io/kubernetes/cmd/${bin}`, bin, ldflags);
   }
 
   if (!(await isExecutable(join(dir, "etcd")))) {
-    const etcdDir = join(work, "etcd");
+    const etcdDir = join(ctx.work, "etcd");
     await mkdir(etcdDir);
     await writeFile(
       join(etcdDir, "go.mod"),

@@ -148,6 +148,15 @@ export function buildApp(options: AppOptions): WebhookApp {
   const budget = new ByteBudget(limits.bodyBytesInFlight);
   const deadlines = new BodyDeadlines(limits.bodyTimeoutMs, limits.checkIntervalMs);
   app.addHook("onClose", async () => deadlines.stop());
+  // Once shutdown began, every answer closes its connection. The API server keeps its
+  // connections to this pod in a pool that the endpoint's removal does not touch (kube-proxy
+  // routes new connections only): without this it goes on calling here through the whole
+  // --shutdown-delay and meets the closing server's 503 ("the server is currently unable to
+  // handle the request", a failed create under `kubectl drain` on the e2e node). Closed after
+  // each answer, its next call opens a new connection, to a pod still ready.
+  app.addHook("onSend", async (_request, response) => {
+    if (options.stopping?.() === true) response.header("connection", "close");
+  });
   app.addContentTypeParser("application/json", (request, payload, done) => {
     const declared = Number(request.headers["content-length"] ?? 0);
     if (declared > bodyLimit) {

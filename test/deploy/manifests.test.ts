@@ -102,6 +102,9 @@ function checkDeployment(objs: Obj[], render: string): void {
   const pod = deploy.spec.template.spec as Obj;
   assert.equal(deploy.spec.replicas, 2, `${render}: replicas`);
   assert.equal(pod.serviceAccountName, "lb-ip-guard", `${render}: serviceAccountName`);
+  // The Service lb-ip-guard's link variable LB_IP_GUARD_PORT=tcp://… is the server's --port:
+  // with service links on, every pod crashed at start (found on the e2e node, node.test.ts).
+  assert.equal(pod.enableServiceLinks, false, `${render}: enableServiceLinks`);
   assert.equal(pod.hostNetwork ?? false, false, `${render}: hostNetwork`);
   assert.equal(pod.securityContext?.runAsNonRoot, true, `${render}: pod runAsNonRoot`);
   assert.equal(pod.securityContext?.runAsUser, 65532, `${render}: pod runAsUser`);

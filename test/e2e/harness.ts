@@ -1,6 +1,7 @@
 // A real, throwaway Kubernetes control plane for the end-to-end tests: etcd and kube-apiserver
 // on 127.0.0.1, random ports, everything in one mkdtemp folder, and the real kubectl.
-// No controller-manager, scheduler or kubelet: admission is all these tests exercise. MetalLB's
+// No controller-manager, scheduler or kubelet: admission is what most tests exercise (node.ts
+// adds a real node, on a control plane started with `nodeAddress`). MetalLB's
 // real controller can run beside it (startMetalLB): it needs no node to assign addresses.
 //
 // Teardown is guaranteed three ways, because a leftover etcd outlives any test run:
@@ -25,6 +26,7 @@ import { thirdPartyCrds } from "../../scripts/crd-assets.ts";
 import { helmBinary } from "../../scripts/helm-assets.ts";
 import { AssetsUnavailableError, k8sAssets } from "../../scripts/k8s-assets.ts";
 import { type MetalLBVersion, metallbAssets } from "../../scripts/metallb-assets.ts";
+import { nodeAssets } from "../../scripts/node-assets.ts";
 import {
   generateCa,
   issueServingCertificate,
@@ -67,10 +69,12 @@ export interface ControlPlane {
   dir: string;
   /** Admin kubeconfig (user "admin" in group system:masters). */
   kubeconfigPath: string;
-  /** https://127.0.0.1:PORT */
+  /** https://127.0.0.1:PORT (or the `nodeAddress`) */
   apiserverUrl: string;
   /** The cluster CA (it signed the apiserver's serving cert and the admin client cert). */
   caPem: string;
+  /** Its file, for the components of a node (kube-controller-manager's --root-ca-file). */
+  caFile: string;
   /**
    * The client certificate the apiserver presents to every webhook (its AdmissionConfiguration),
    * for a test that calls a webhook started with `--client-ca` directly, as the apiserver would.
@@ -119,6 +123,13 @@ export interface ControlPlaneOptions {
   serviceClusterIPRange?: string;
   /** More kube-apiserver flags. */
   apiserverArgs?: readonly string[];
+  /**
+   * For a real node (test/e2e/node.ts): kube-apiserver binds and advertises this address of the
+   * node's bridge instead of 127.0.0.1 (in its serving certificate too), so pods reach it
+   * through the `kubernetes` Service, whose endpoints it then maintains; and the ServiceAccount
+   * admission plugin gives pods their tokens (kube-controller-manager creates the accounts).
+   */
+  nodeAddress?: string;
   /**
    * CRD files or folders to install instead of CRD_FILE (the minimal IPAddressPool CRD of
    * deploy/crds), e.g. MetalLB's own: `[(await metallbAssets("v0.16.2")).crdDir]`.
@@ -228,6 +239,8 @@ export interface E2EAssets {
   helm?: boolean;
   /** The Prometheus Operator's and cert-manager's CRDs (scripts/crd-assets.ts). */
   thirdPartyCrds?: boolean;
+  /** A real node's binaries and packages (scripts/node-assets.ts), and root to run them. */
+  node?: boolean;
 }
 
 /**
@@ -242,6 +255,11 @@ export async function e2eSkipReason(assets: E2EAssets = {}): Promise<string | fa
     for (const version of assets.metallb ?? []) await metallbAssets(version);
     if (assets.helm) await helmBinary();
     if (assets.thirdPartyCrds) await thirdPartyCrds();
+    if (assets.node) {
+      // Bridges, cgroups, mounts and iptables: a node needs root.
+      if (process.getuid?.() !== 0) throw new AssetsUnavailableError("a node needs root");
+      await nodeAssets();
+    }
     return false;
   } catch (err) {
     const message = `e2e: ${(err as Error).message.split("\n")[0]}`;
@@ -355,10 +373,12 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   };
 
   try {
-    const pki = await writeCertificates(dir);
+    const address = options.nodeAddress ?? "127.0.0.1";
+    const serviceRange = options.serviceClusterIPRange ?? "10.0.0.0/24";
+    const pki = await writeCertificates(dir, address, kubernetesServiceIP(serviceRange));
     const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
     const etcdUrl = `http://127.0.0.1:${etcdPort}`;
-    const apiserverUrl = `https://127.0.0.1:${apiPort}`;
+    const apiserverUrl = `https://${address}:${apiPort}`;
 
     const etcd = startServer(l, join(assets, "etcd"), "etcd", [
       "--name=default",
@@ -378,8 +398,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 
     const apiserver = startServer(l, join(assets, "kube-apiserver"), "kube-apiserver", [
       `--etcd-servers=${etcdUrl}`,
-      "--bind-address=127.0.0.1",
-      "--advertise-address=127.0.0.1",
+      `--bind-address=${address}`,
+      `--advertise-address=${address}`,
       `--secure-port=${apiPort}`,
       `--cert-dir=${join(dir, "apiserver-certs")}`,
       `--tls-cert-file=${pki.servingCert}`,
@@ -389,12 +409,17 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       `--service-account-key-file=${pki.saPublic}`,
       `--service-account-signing-key-file=${pki.saPrivate}`,
       "--authorization-mode=RBAC",
-      `--service-cluster-ip-range=${options.serviceClusterIPRange ?? "10.0.0.0/24"}`,
-      // The endpoint reconciler refuses a loopback advertise address, and without a kubelet
-      // nothing needs the `kubernetes` Service's endpoints.
-      "--endpoint-reconciler-type=none",
-      // No controller-manager runs, so nothing would create the ServiceAccount tokens it expects.
-      "--disable-admission-plugins=ServiceAccount",
+      `--service-cluster-ip-range=${serviceRange}`,
+      ...(options.nodeAddress === undefined
+        ? [
+            // The endpoint reconciler refuses a loopback advertise address, and without a
+            // kubelet nothing needs the `kubernetes` Service's endpoints.
+            "--endpoint-reconciler-type=none",
+            // No controller-manager runs, so nothing would create the ServiceAccounts it expects.
+            "--disable-admission-plugins=ServiceAccount",
+          ]
+        : // The node's name resolves nowhere: logs and stats go to its address.
+          ["--kubelet-preferred-address-types=InternalIP"]),
       `--admission-control-config-file=${pki.admissionConfig}`,
       "--profiling=false",
       ...(options.apiserverArgs ?? []),
@@ -440,6 +465,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       kubeconfigPath,
       apiserverUrl,
       caPem: pki.caPem,
+      caFile: pki.ca,
       webhookClient: { cert: pki.webhookClientCertPem, key: pki.webhookClientKeyPem },
       kubectl,
       registerWebhook,
@@ -994,12 +1020,24 @@ interface Pki {
   webhookClientKeyPem: string;
 }
 
-async function writeCertificates(dir: string): Promise<Pki> {
+/**
+ * The `kubernetes` Service's ClusterIP: the first address of the (first, IPv4) service range,
+ * which pods dial and the serving certificate must name.
+ */
+export function kubernetesServiceIP(serviceRange: string): string {
+  const [network = "", bits = "32"] = (serviceRange.split(",")[0] ?? "").split("/");
+  const octets = network.split(".").map(Number);
+  const mask = Number(bits) === 0 ? 0 : (~0 << (32 - Number(bits))) >>> 0;
+  const value = ((octets.reduce((n, o) => n * 256 + o, 0) & mask) >>> 0) + 1;
+  return [24, 16, 8, 0].map((shift) => (value >>> shift) & 255).join(".");
+}
+
+async function writeCertificates(dir: string, address: string, serviceIP: string): Promise<Pki> {
   const ca = await newCa("lb-ip-guard-e2e-ca");
   const serving = await serverCert(
     ca,
     ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
-    ["127.0.0.1", "10.0.0.1"], // 10.0.0.1: the `kubernetes` Service's ClusterIP
+    [...new Set(["127.0.0.1", address, serviceIP])],
   );
   const clientCertificate = (subject: { name: string; value: string }[]) =>
     generate(subject, {

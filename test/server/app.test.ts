@@ -556,6 +556,19 @@ describe("/healthz and /readyz", () => {
     assert.equal(answer.statusCode, 200);
   });
 
+  it("closes each connection after its answer once shutdown began, so callers' pools drain", async () => {
+    const state: AdmissionState = { context: () => context(), record: () => {} };
+    let stopping = false;
+    const app = buildApp({ state, logger: pino({ level: "silent" }), stopping: () => stopping });
+    const review = () =>
+      app.inject({ method: "POST", url: "/validate", headers: JSON_TYPE, payload: EXAMPLE });
+    assert.notEqual((await review()).headers.connection, "close");
+    stopping = true;
+    const answer = await review();
+    assert.equal(answer.statusCode, 200);
+    assert.equal(answer.headers.connection, "close");
+  });
+
   it("readyz answers 503 when TLS cannot serve", async () => {
     const h = harness({
       tlsProblem: () => "serving certificate expired at Jan 1 00:00:00 2020 GMT",
