@@ -322,6 +322,7 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
       claimer,
       usage,
       pools: () => pools.poolSet,
+      graceMs: config.graceMs,
       intervalMs,
       canCollect,
       logger,

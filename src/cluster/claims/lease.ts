@@ -43,7 +43,7 @@ const CLAIM_ANNOTATION = {
 /**
  * A holder seen giving an address up frees its claim at once, unless the claim was written less
  * than this before (then it may be a newer admission of the same name; clocks of two replicas
- * may differ a little).
+ * may differ a little): such a claim goes once its admission's tail is over.
  */
 export const RELEASE_MARGIN_MS = 2000;
 /**
@@ -268,8 +268,10 @@ export interface HolderView {
  * Why a claim may be deleted now, or undefined to keep it. A claim whose holder holds the address
  * is kept. Otherwise it goes once the grace period since its first grant is over (its admission
  * was refused later, its Service is gone, or it never existed) and its last renewal is
- * {@link ADMISSION_TAIL_MS} old, or at once when the holder was seen giving the address up after
- * the claim was written. A retention holds nothing: it goes when it ends.
+ * {@link ADMISSION_TAIL_MS} old, or when the holder was seen giving the address up: at once if
+ * that was after the claim was written, else once the last renewal is that tail old (not after
+ * the grace: a Service created and deleted within seconds must not keep its address a minute).
+ * A retention holds nothing: it goes when it ends.
  */
 export function collectReason(
   claim: Claim,
@@ -284,12 +286,15 @@ export function collectReason(
       : `the retention of ${formatAddress(claim.address)} for ${ref} ended`;
   }
   if (view.holds(ref, claim.address)) return undefined;
+  const tailOver = now - claim.writtenAt > Math.min(ADMISSION_TAIL_MS, graceMs);
   const released = view.releasedAt(ref, claim.name);
-  if (released !== undefined && released - claim.writtenAt > RELEASE_MARGIN_MS) {
+  // A release right around the write may be an older Service of the name seen after a newer
+  // admission wrote the claim; once that admission's tail is over, its Service would show.
+  if (released !== undefined && (released - claim.writtenAt > RELEASE_MARGIN_MS || tailOver)) {
     return `${ref} gave up ${formatAddress(claim.address)}`;
   }
   const age = now - claim.acquiredAt;
-  if (age > graceMs && now - claim.writtenAt > Math.min(ADMISSION_TAIL_MS, graceMs)) {
+  if (age > graceMs && tailOver) {
     return `${ref} does not hold ${formatAddress(claim.address)} and was granted it ${Math.round(age / 1000)} s ago (grace ${graceMs / 1000} s)`;
   }
   return undefined;

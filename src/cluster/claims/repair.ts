@@ -11,16 +11,21 @@ import { formatAddress, type IPAddress } from "../../ipam/address.ts";
 import type { Holder } from "../../ipam/usage.ts";
 import { describeError, KubeApiError } from "../kube.ts";
 import type { Claimer, ClaimerOptions } from "./claimer.ts";
-import { type Claim, leaseName } from "./lease.ts";
+import { ADMISSION_TAIL_MS, type Claim, leaseName } from "./lease.ts";
 
 /** Adoptions in flight at once during a collection pass. */
 const ADOPT_CONCURRENCY = 4;
+/** How long after a claim's admission tail a release it could not count yet is judged again. */
+const RECHECK_SLACK_MS = 250;
 /** Time for the take-over of a retention by a Service that holds its address. */
 const TAKE_OVER_TIMEOUT_MS = 4000;
 
 /** The claimer's settings the repair shares, the claimer itself, and how often it runs. */
 export interface ClaimRepairOptions
-  extends Pick<ClaimerOptions, "usage" | "pools" | "canCollect" | "logger" | "onCollected"> {
+  extends Pick<
+    ClaimerOptions,
+    "usage" | "pools" | "graceMs" | "canCollect" | "logger" | "onCollected"
+  > {
   /** Whose watch cache is judged, and who deletes and creates the Leases. */
   readonly claimer: Claimer;
   /** How often collection and adoption run. */
@@ -31,6 +36,7 @@ export interface ClaimRepairOptions
 export class ClaimRepair {
   readonly #options: ClaimRepairOptions;
   #timer: NodeJS.Timeout | undefined;
+  readonly #rechecks = new Set<NodeJS.Timeout>();
   #passing: Promise<void> | undefined;
   #stopped = false;
 
@@ -50,8 +56,33 @@ export class ClaimRepair {
       claimer.noteReleased(ref, name, now);
       const claim = claimer.claimNamed(name);
       if (claim === undefined || claim.holder.ref !== ref) continue;
-      void this.#collect(claim, now);
+      void this.#collect(claim, now).then((collected) => {
+        if (!collected) this.#recheckAfterTail(claim);
+      });
     }
+  }
+
+  /**
+   * A release the rule could not count yet (it came right after the claim's write): judged again
+   * once the admission's tail is over rather than at a pass up to an interval later, so a pool
+   * under create-and-delete churn gets its addresses back within seconds.
+   */
+  #recheckAfterTail(claim: Claim): void {
+    if (this.#stopped || claim.retention !== undefined) return;
+    const { claimer, canCollect, graceMs } = this.#options;
+    const due = claim.writtenAt + Math.min(ADMISSION_TAIL_MS, graceMs) + RECHECK_SLACK_MS;
+    const timer = setTimeout(
+      () => {
+        this.#rechecks.delete(timer);
+        const current = claimer.claimNamed(claim.name);
+        if (this.#stopped || !canCollect() || current?.resourceVersion !== claim.resourceVersion)
+          return;
+        void this.#collect(current, Date.now());
+      },
+      Math.max(0, due - Date.now()),
+    );
+    timer.unref();
+    this.#rechecks.add(timer);
   }
 
   async #collect(claim: Claim, now: number): Promise<boolean> {
@@ -163,6 +194,8 @@ export class ClaimRepair {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
+    for (const timer of this.#rechecks) clearTimeout(timer);
+    this.#rechecks.clear();
     await this.#passing;
   }
 }

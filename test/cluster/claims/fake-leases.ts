@@ -158,6 +158,7 @@ export function setup(
   const usage = new ServiceUsage(policy, 30_000);
   const events: string[] = [];
   const canCollect = () => options.canCollect ?? true;
+  const graceMs = options.graceMs ?? 60_000;
   const logger = pino({ level: "silent" });
   const onCollected = (count: number) => events.push(`collected ${count}`);
   const claimer = new Claimer({
@@ -165,7 +166,7 @@ export function setup(
     namespace: NAMESPACE,
     usage,
     pools: () => poolSet(),
-    graceMs: options.graceMs ?? 60_000,
+    graceMs,
     canCollect,
     logger,
     identity: options.identity ?? "replica-test",
@@ -178,6 +179,7 @@ export function setup(
     claimer,
     usage,
     pools: () => poolSet(),
+    graceMs,
     intervalMs: 60_000,
     canCollect,
     logger,

@@ -170,8 +170,17 @@ describe("collectReason", () => {
       collectReason(claim, view(false, released), released + 5, 60_000) ?? "",
       /team-a\/web gave up 10\.0\.0\.7/,
     );
-    // Released right around the claim's write: it may be a newer admission of the same name.
+    // Released right around the claim's write: it may be a newer admission of the same name,
+    // whose Service shows within the admission's tail; past it, the release counts.
     assert.equal(collectReason(claim, view(false, 1_000_500), 1_000_600, 60_000), undefined);
+    const tailOver = 1_000_000 + ADMISSION_TAIL_MS + 1;
+    assert.equal(collectReason(claim, view(false, 1_000_500), tailOver - 2, 60_000), undefined);
+    assert.match(
+      collectReason(claim, view(false, 1_000_500), tailOver, 60_000) ?? "",
+      /team-a\/web gave up 10\.0\.0\.7/,
+    );
+    // Without a release, the tail alone is not enough: the grace counts.
+    assert.equal(collectReason(claim, view(false), tailOver, 60_000), undefined);
   });
 
   it("keeps a retention, held by no one, past every grace, and collects it once it ends", () => {

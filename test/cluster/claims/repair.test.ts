@@ -1,6 +1,6 @@
 // The repair of the claims (src/cluster/claims/repair.ts), against an in-memory Lease API:
 // collection of stale claims guarded by their resourceVersion, a Service's release freeing its
-// claim at once, and adoption of Services that hold an address without a claim.
+// claim at once (or once the admission's tail is over), and adoption of Services that hold an address without a claim.
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -57,6 +57,24 @@ describe("collection and adoption", () => {
     repair.serviceReleased("default/web", released, Date.now());
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(api.leases.has("ip-10-20-0-16"), false);
+  });
+
+  it("a Service deleted a moment after its claim was written frees it once the admission's tail is over, not after the grace", async (t) => {
+    t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: Date.parse("2026-12-07T12:00:00Z") });
+    const { api, usage, repair } = setup({ graceMs: 60_000 });
+    const service = lb("brief", "10.20.0.18");
+    usage.upsert(service, 0);
+    api.put(oldLease("10.20.0.18", "default/brief", 1_000));
+    repair.serviceReleased("default/brief", usage.remove(service, Date.now()), Date.now());
+    await new Promise((resolve) => setImmediate(resolve));
+    // Within the tail the release may be an older Service of the name's: the claim stays.
+    assert.equal(api.leases.has("ip-10-20-0-18"), true);
+    t.mock.timers.tick(8_900);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(api.leases.has("ip-10-20-0-18"), true);
+    t.mock.timers.tick(500);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(api.leases.has("ip-10-20-0-18"), false);
   });
 
   it("adopts a Service without a claim with its sharing data", async () => {
