@@ -1,6 +1,7 @@
 // The lb-ip-guard command line, for both of its entry points (main.ts, and kubectl-plugin.ts for
 // `kubectl lb-ip-guard`): a table of subcommands. To add one, add a row that imports its module.
 
+import { importClientConfigurationAlone } from "../cluster/client-imports.ts";
 import type { CheckIO } from "./check/command.ts";
 import { packageVersion } from "./version.ts";
 import { keepYoungGenerationSmall } from "./young-generation.ts";
@@ -129,6 +130,8 @@ function unknownCommand(name: string, io: CheckIO): number {
 
 /** Runs the command line of `process.argv` and sets the exit status. */
 export function startProgram(invocation: Invocation): void {
+  // Before any command imports the Kubernetes client.
+  importClientConfigurationAlone();
   // A closed pipe (`lb-ip-guard check ... | head`) is not an error worth a stack trace.
   process.stdout.on("error", (error: NodeJS.ErrnoException) => {
     if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);

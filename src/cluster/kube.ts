@@ -5,13 +5,12 @@
 // (the generated API clients would turn list items into class instances).
 
 import { existsSync } from "node:fs";
-import {
-  HttpMethod,
-  IsomorphicFetchHttpLibrary,
-  KubeConfig,
-  RequestContext,
-  Watch,
-} from "@kubernetes/client-node";
+// The modules themselves, not the package's index, which loads every generated API client
+// (client-imports.ts trims what the configuration module loads of it).
+import { KubeConfig } from "@kubernetes/client-node/dist/config.js";
+import { HttpMethod, RequestContext } from "@kubernetes/client-node/dist/gen/http/http.js";
+import { IsomorphicFetchHttpLibrary } from "@kubernetes/client-node/dist/gen/http/isomorphic-fetch.js";
+import { Watch } from "@kubernetes/client-node/dist/watch.js";
 import { asRecord } from "../base/objects.ts";
 
 /** A kubeconfig that cannot be used: a missing file, no current context, nothing found at all. */

@@ -94,15 +94,37 @@ test("imports run one way: down the layers, or within a folder", () => {
   assert.deepEqual(upward, []);
 });
 
+/** The package a bare specifier imports from: `@scope/name` or `name`, without a subpath. */
+function packageOf(specifier: string): string {
+  const parts = specifier.split("/");
+  return parts.slice(0, specifier.startsWith("@") ? 2 : 1).join("/");
+}
+
 test("the core (base, ipam, admission) does no I/O and knows no Kubernetes client", () => {
   const io = files.flatMap((file) =>
     CORE.has(file.folder)
       ? file.packages
-          .filter((name) => IO_MODULES.includes(name))
-          .map((name) => `${file.path} -> ${name}`)
+          .filter((specifier) => IO_MODULES.includes(packageOf(specifier)))
+          .map((specifier) => `${file.path} -> ${specifier}`)
       : [],
   );
   assert.deepEqual(io, []);
+});
+
+test("only src/cluster/kube.ts imports the Kubernetes client, and never the package's index", () => {
+  // The index loads every generated API client (client-imports.ts).
+  const imports = files.flatMap((file) =>
+    file.packages
+      .filter((specifier) => packageOf(specifier) === "@kubernetes/client-node")
+      .map((specifier) => `${file.path} -> ${specifier}`),
+  );
+  assert.ok(imports.length > 0, "kube.ts imports the client");
+  assert.deepEqual(
+    imports.filter(
+      (entry) => !entry.startsWith("cluster/kube.ts -> @kubernetes/client-node/dist/"),
+    ),
+    [],
+  );
 });
 
 test("no file imports itself through others", () => {
