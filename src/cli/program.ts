@@ -114,7 +114,8 @@ async function main(argv: readonly string[], invocation: Invocation): Promise<nu
   }
   const load = Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
   if (load === undefined) return unknownCommand(first, io);
-  if (first !== "serve") keepYoungGenerationSmall();
+  // serve lets it grow again once its caches are filled (serve.ts).
+  keepYoungGenerationSmall();
   const implied =
     invocation.clusterByDefault.has(first) &&
     !rest.some((arg) => arg === "--cluster" || arg === "-h" || arg === "--help");

@@ -6,6 +6,7 @@ import { oneLine } from "../base/text.ts";
 import type { ServeOutcome } from "../server/run.ts";
 import { parseServeArgs } from "./serve-args.ts";
 import { type HelpSection, SERVE_FLAGS } from "./serve-flags.ts";
+import { letYoungGenerationGrow } from "./young-generation.ts";
 
 export const SERVE_SUMMARY = "run the admission webhook (HTTPS), on a cluster or --standalone";
 
@@ -92,6 +93,9 @@ export async function runServe(args: readonly string[], io: ServeIO): Promise<nu
   const outcome = await serve(parsed.value, {
     // A second signal during shutdown means "now": don't wait for the delay or slow clients.
     exitNow: (now) => process.exit(exitStatus(now)),
+    // The first lists are filled into caches that live on: kept small while they are, the young
+    // generation need not grow for what survives anyway; the reviews after get V8's own sizing.
+    ready: letYoungGenerationGrow,
   });
   if (outcome.kind === "stopped") {
     // Anything left holding the event loop (a watch that ignores its stop) must not keep a

@@ -3,8 +3,9 @@
 // written, and V8, seeing so much survive, grows the young generation to its maximum, which on
 // a big machine is about 100 MB of resident memory for objects that mostly die young anyway
 // (issue 24: 350 MB against 240 MB for check --cluster at 10,000 Services, for some 0.3 s more
-// CPU in scavenges). `serve` is left to V8's own sizing: its reviews' short-lived garbage must
-// die young (ADR 0008), which a small young generation would promote.
+// CPU in scavenges). `serve` keeps it small only while its first lists fill its caches, which
+// survive as check's objects do; then it gets V8's own sizing back: its reviews' short-lived
+// garbage must die young (ADR 0008), which a small young generation would promote.
 
 import { setFlagsFromString } from "node:v8";
 
@@ -15,4 +16,9 @@ import { setFlagsFromString } from "node:v8";
  */
 export function keepYoungGenerationSmall(): void {
   setFlagsFromString("--semi-space-growth-factor=1");
+}
+
+/** V8's own growth of the young generation again (its default factor, 2). */
+export function letYoungGenerationGrow(): void {
+  setFlagsFromString("--semi-space-growth-factor=2");
 }

@@ -44,7 +44,12 @@ export type ServeOutcome =
 export interface ServeHooks {
   /** Ends the process at once with the outcome's status: a second signal during shutdown. */
   readonly exitNow: (outcome: ServeOutcome) => void;
+  /** Called once, when the state first turns ready (its caches filled; at once standalone). */
+  readonly ready?: () => void;
 }
+
+/** How often a state not ready yet is asked again, for the `ready` hook. */
+const READY_POLL_MS = 200;
 
 /** What changes while serving, read by the metrics and /readyz. */
 interface Live {
@@ -141,6 +146,7 @@ export async function serve(config: ServeConfig, hooks: ServeHooks): Promise<Ser
   }
   const { state, release } = started.value;
   live.state = state;
+  if (hooks.ready !== undefined) callWhenReady(state, hooks.ready);
 
   const probeSources: ProbeSources = {
     state,
@@ -312,4 +318,18 @@ async function shutdown(
 
 function boundPort(address: ReturnType<Server["address"]>): number | undefined {
   return typeof address === "object" && address !== null ? address.port : undefined;
+}
+
+/** Calls `then` once `state` first reports ready. */
+function callWhenReady(state: ServeState, then: () => void): void {
+  if (state.context().ready) {
+    then();
+    return;
+  }
+  const timer = setInterval(() => {
+    if (!state.context().ready) return;
+    clearInterval(timer);
+    then();
+  }, READY_POLL_MS);
+  timer.unref();
 }
