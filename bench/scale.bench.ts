@@ -9,9 +9,10 @@
  *     and maximum RSS (the child's getrusage), for this checkout and for a baseline revision
  *     exported beside it (default: where this branch left main; up to 10,000 Services), median
  *     of the rounds, the order alternating by round, and the ratio to the baseline;
- *   - `serve` (this checkout): time from start to /readyz, RSS once ready and its peak after the
- *     reviews (/proc VmRSS, VmHWM), and the latency of dry-run Service creates through the API
- *     server with it registered, p50 (p99);
+ *   - `serve`, of this checkout and of the baseline (up to 10,000 Services), in turn on the same
+ *     cluster: time from start to /readyz, RSS once ready and its peak after the reviews (/proc
+ *     VmRSS, VmHWM), and the latency of dry-run Service creates through the API server with it
+ *     registered, p50 (p99), median of the rounds;
  *   - MetalLB v0.16.2's controller on the same cluster, its peak RSS once it reports its first
  *     reload plus 20 s, or after its 90 s of waiting: the anchor.
  *
@@ -130,9 +131,9 @@ interface ServeFigures {
   readonly p99: number;
 }
 
-async function measureServe(cp: ControlPlane, api: ApiClient, count: number) {
+async function measureServe(cp: ControlPlane, api: ApiClient, count: number, checkout: string) {
   const started = performance.now();
-  const webhook = await cp.startWebhook({ args: [`--metallb-version=${RELEASE}`] });
+  const webhook = await cp.startWebhook({ args: [`--metallb-version=${RELEASE}`], checkout });
   const readySeconds = (performance.now() - started) / 1000;
   const ready = await memoryOf(webhook.pid);
   await webhook.register();
@@ -217,7 +218,7 @@ function poolsArgs(kubeconfig: string, format: string): string[] {
 
 interface SizeFigures {
   readonly cli: Map<string, { current: Sample; baseline: Sample | undefined }>;
-  readonly serve: ServeFigures;
+  readonly serve: { current: ServeFigures; baseline: ServeFigures | undefined };
   readonly metallb: { peakMiB: number; ready: boolean } | undefined;
 }
 
@@ -298,7 +299,30 @@ async function measureSize(count: number, baseline: string, dir: string): Promis
         },
       ]),
     );
-    const serve = await measureServe(cp, api, count);
+    const served: Record<(typeof sides)[number][0], ServeFigures[]> = { current: [], baseline: [] };
+    for (let round = 0; round < ROUNDS; round += 1) {
+      for (const [side, checkout] of round % 2 === 0 ? sides : [...sides].reverse()) {
+        const figures = await measureServe(cp, api, count, checkout);
+        served[side].push(figures);
+        console.log(
+          `N=${count} round ${round + 1} ${side.padEnd(8)} serve: ready in ${figures.readySeconds.toFixed(2)} s, ${figures.readyMiB.toFixed(0)} / ${figures.peakMiB.toFixed(0)} MiB`,
+        );
+      }
+    }
+    const serveMedian = (list: readonly ServeFigures[]): ServeFigures | undefined =>
+      list.length === 0
+        ? undefined
+        : {
+            readySeconds: median(list.map((f) => f.readySeconds)),
+            readyMiB: median(list.map((f) => f.readyMiB)),
+            peakMiB: median(list.map((f) => f.peakMiB)),
+            p50: median(list.map((f) => f.p50)),
+            p99: median(list.map((f) => f.p99)),
+          };
+    const serve = {
+      current: serveMedian(served.current) as ServeFigures,
+      baseline: serveMedian(served.baseline),
+    };
     const metallb = values["no-metallb"] ? undefined : await measureMetalLB(cp);
     return { cli, serve, metallb };
   } finally {
@@ -327,17 +351,25 @@ function report(figures: Map<number, SizeFigures>, revision: string): void {
     }
   }
   console.log(
-    "\n| N | serve ready (s) | RSS ready / peak (MiB) | dry-run create p50 (p99) ms | MetalLB controller peak (MiB) |",
+    "\n| N | serve | ready (s) | RSS ready / peak (MiB) | peak ratio current/baseline | dry-run create p50 (p99) ms | MetalLB controller peak (MiB) |",
   );
-  console.log("| --- | ---: | ---: | ---: | ---: |");
+  console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
   for (const [count, { serve, metallb }] of figures) {
     const anchor =
       metallb === undefined
         ? "not run"
         : `${metallb.peakMiB.toFixed(0)}${metallb.ready ? "" : " (no first reload in 90 s)"}`;
-    console.log(
-      `| ${count} | ${serve.readySeconds.toFixed(2)} | ${serve.readyMiB.toFixed(0)} / ${serve.peakMiB.toFixed(0)} | ${serve.p50.toFixed(2)} (${serve.p99.toFixed(2)}) | ${anchor} |`,
-    );
+    const { current, baseline } = serve;
+    const ratio = baseline === undefined ? "-" : (current.peakMiB / baseline.peakMiB).toFixed(2);
+    for (const [side, each] of [
+      ["current", current],
+      ["baseline", baseline],
+    ] as const) {
+      if (each === undefined) continue;
+      console.log(
+        `| ${count} | ${side} | ${each.readySeconds.toFixed(2)} | ${each.readyMiB.toFixed(0)} / ${each.peakMiB.toFixed(0)} | ${side === "current" ? ratio : ""} | ${each.p50.toFixed(2)} (${each.p99.toFixed(2)}) | ${side === "current" ? anchor : ""} |`,
+      );
+    }
   }
 
   const sizes = [...figures.keys()];
@@ -374,7 +406,7 @@ function report(figures: Map<number, SizeFigures>, revision: string): void {
     }
     if (count === 10_000) {
       console.log(
-        `  N=10000 serve: ${size.serve.peakMiB.toFixed(0)} MiB < ${TARGETS.serveMiB} MiB ${verdict(size.serve.peakMiB < TARGETS.serveMiB)}`,
+        `  N=10000 serve: ${size.serve.current.peakMiB.toFixed(0)} MiB < ${TARGETS.serveMiB} MiB ${verdict(size.serve.current.peakMiB < TARGETS.serveMiB)}`,
       );
     }
   }

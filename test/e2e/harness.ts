@@ -182,6 +182,8 @@ export interface WebhookOptions {
    * elected allocator and its followers recognise each other by it (ADR 0012).
    */
   certificate?: ServingCertificate;
+  /** The checkout whose src/cli/main.ts serves; default this one (a benchmark's baseline). */
+  checkout?: string;
 }
 
 export interface WebhookProcess extends ServerProcess {
@@ -505,7 +507,7 @@ async function startWebhook(
   });
   const logFile = join(l.dir, `${name}.log`);
   const child = startServer(l, process.execPath, name, [
-    CLI_MAIN,
+    options.checkout === undefined ? CLI_MAIN : join(options.checkout, "src/cli/main.ts"),
     "serve",
     `--kubeconfig=${kubeconfigPath}`,
     `--namespace=${namespace}`,
