@@ -19,7 +19,7 @@ import {
   autoAssign,
   KUBEADM_SERVICE_RANGE,
   loadBalancer,
-  reviewRecords,
+  loggedReviews,
   stdin,
 } from "./webhook-fixtures.ts";
 
@@ -107,7 +107,7 @@ await describeE2E("callers of the webhook: client certificates and repeated revi
       stdin: stdin(loadBalancer("kubeflow", "dashboard", "192.168.35.103")),
     });
     assert.equal(created.code, 0);
-    const seen = (await reviewRecords(webhook)).filter((r) => r.name === "dashboard");
+    const seen = await loggedReviews(webhook, (r) => r.name === "dashboard");
     assert.ok(seen.length > 0, "the apiserver's review reached the webhook");
     const forged = createReview(autoAssign("team-a", "forged"), "forged-1");
     await assert.rejects(

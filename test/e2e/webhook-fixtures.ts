@@ -195,6 +195,24 @@ export async function reviewRecords(webhook: WebhookProcess): Promise<ReviewReco
     .map((line) => JSON.parse(line) as ReviewRecord);
 }
 
+/**
+ * The logged reviews that `match`, once there is one: the webhook writes its log asynchronously,
+ * so on a loaded machine a review's record can land after the kubectl it answered returned.
+ * Empty when none is logged within `timeoutMs`.
+ */
+export async function loggedReviews(
+  webhook: WebhookProcess,
+  match: (record: ReviewRecord) => boolean,
+  timeoutMs = 5000,
+): Promise<ReviewRecord[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const matching = (await reviewRecords(webhook)).filter(match);
+    if (matching.length > 0 || Date.now() > deadline) return matching;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 /** `kubectl get svc -A -o json`, as `namespace/name` → Service. */
 export async function services(cp: ControlPlane): Promise<Map<string, Manifest>> {
   const list = JSON.parse((await cp.kubectl(["get", "svc", "-A", "-o", "json"])).stdout) as {
