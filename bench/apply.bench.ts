@@ -181,7 +181,10 @@ async function webhookConfigurations(
 ): Promise<unknown> {
   type Hook = {
     name: string;
-    namespaceSelector: { matchExpressions: { key: string; operator: string; values: string[] }[] };
+    // validate-reservations has none: AddressReservations are checked in every namespace.
+    namespaceSelector?: {
+      matchExpressions?: { key: string; operator: string; values: string[] }[];
+    };
     matchConditions?: unknown;
   };
   const list = (await webhookManifests(url, caPem)) as {
@@ -192,7 +195,8 @@ async function webhookConfigurations(
     for (const hook of configuration.webhooks) {
       hook.name = `${name}.${hook.name}`;
       if (!withMatchConditions) delete hook.matchConditions;
-      hook.namespaceSelector.matchExpressions.push({
+      const selector = (hook.namespaceSelector ??= {});
+      (selector.matchExpressions ??= []).push({
         key: "kubernetes.io/metadata.name",
         ...namespaces,
       });
