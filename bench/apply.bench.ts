@@ -195,11 +195,12 @@ async function webhookConfigurations(
     for (const hook of configuration.webhooks) {
       hook.name = `${name}.${hook.name}`;
       if (!withMatchConditions) delete hook.matchConditions;
-      const selector = (hook.namespaceSelector ??= {});
-      (selector.matchExpressions ??= []).push({
-        key: "kubernetes.io/metadata.name",
-        ...namespaces,
-      });
+      hook.namespaceSelector = {
+        matchExpressions: [
+          ...(hook.namespaceSelector?.matchExpressions ?? []),
+          { key: "kubernetes.io/metadata.name", ...namespaces },
+        ],
+      };
     }
   }
   return list;
