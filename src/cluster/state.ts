@@ -336,8 +336,16 @@ export async function startClusterState(options: ClusterStateOptions): Promise<C
       client,
       logger,
       ...(options.retry === undefined ? {} : { retry: options.retry }),
-      replace: (items) => claimer.replace(items),
-      apply: (type, object) => claimer.apply(type, object),
+      // A claim is a holding too: one collected or turned into a retention may free a
+      // reservation's address, which the status says without waiting for the next resync.
+      replace: (items) => {
+        claimer.replace(items);
+        reserved.changed();
+      },
+      apply: (type, object) => {
+        claimer.apply(type, object);
+        reserved.changed();
+      },
     });
     reflectors.push(leases);
     if (config.elected !== undefined) {
