@@ -212,6 +212,11 @@ export function claimLease(
  */
 export const ADMISSION_TAIL_MS = 10_000;
 
+/** When the admission that last wrote `claim` is over: its tail after the write, or one grace. */
+export function admissionTailEnd(claim: Claim, graceMs: number): number {
+  return claim.writtenAt + Math.min(ADMISSION_TAIL_MS, graceMs);
+}
+
 /**
  * `current` (a claim Lease as read) written again for its holder at the time of `fresh` (its
  * claimLease of now): annotations, holder and renewTime from `fresh`, and acquireTime too when
@@ -286,7 +291,7 @@ export function collectReason(
       : `the retention of ${formatAddress(claim.address)} for ${ref} ended`;
   }
   if (view.holds(ref, claim.address)) return undefined;
-  const tailOver = now - claim.writtenAt > Math.min(ADMISSION_TAIL_MS, graceMs);
+  const tailOver = now > admissionTailEnd(claim, graceMs);
   const released = view.releasedAt(ref, claim.name);
   // A release right around the write may be an older Service of the name seen after a newer
   // admission wrote the claim; once that admission's tail is over, its Service would show.

@@ -11,7 +11,7 @@ import { formatAddress, type IPAddress } from "../../ipam/address.ts";
 import type { Holder } from "../../ipam/usage.ts";
 import { describeError, KubeApiError } from "../kube.ts";
 import type { Claimer, ClaimerOptions } from "./claimer.ts";
-import { ADMISSION_TAIL_MS, type Claim, leaseName } from "./lease.ts";
+import { admissionTailEnd, type Claim, leaseName } from "./lease.ts";
 
 /** Adoptions in flight at once during a collection pass. */
 const ADOPT_CONCURRENCY = 4;
@@ -70,7 +70,7 @@ export class ClaimRepair {
   #recheckAfterTail(claim: Claim): void {
     if (this.#stopped || claim.retention !== undefined) return;
     const { claimer, canCollect, graceMs } = this.#options;
-    const due = claim.writtenAt + Math.min(ADMISSION_TAIL_MS, graceMs) + RECHECK_SLACK_MS;
+    const due = admissionTailEnd(claim, graceMs) + RECHECK_SLACK_MS;
     const timer = setTimeout(
       () => {
         this.#rechecks.delete(timer);

@@ -1,6 +1,7 @@
 // The repair of the claims (src/cluster/claims/repair.ts), against an in-memory Lease API:
 // collection of stale claims guarded by their resourceVersion, a Service's release freeing its
-// claim at once (or once the admission's tail is over), and adoption of Services that hold an address without a claim.
+// claim at once (or once the admission's tail is over), and adoption of Services that hold an
+// address without a claim.
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
